@@ -1,0 +1,81 @@
+"""One error type for services and one DRF handler that maps every error to
+``{"detail": ...}`` with the status the seeds show (HackSoft style)."""
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class ApplicationError(Exception):
+    """A business rule said no. ``status`` is the HTTP status the API answers."""
+
+    def __init__(self, message: str, *, status: int = 400, code: str | None = None, extra: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.extra = extra or {}
+
+
+class NotFound(ApplicationError):
+    def __init__(self, message: str = "Not found."):
+        super().__init__(message, status=404, code="not_found")
+
+
+class Conflict(ApplicationError):
+    def __init__(self, message: str, **kwargs):
+        super().__init__(message, status=409, code=kwargs.pop("code", "conflict"), **kwargs)
+
+
+def _flatten(detail) -> str:
+    """Turn DRF/Django error structures into one readable sentence that names
+    the field(s) at fault: ``schedule_expression: Invalid cron expression ...``."""
+    if isinstance(detail, dict):
+        parts = []
+        for field, value in detail.items():
+            text = _flatten(value)
+            parts.append(text if field in ("non_field_errors", "__all__", "detail") else f"{field}: {text}")
+        return "; ".join(parts)
+    if isinstance(detail, (list, tuple)):
+        return " ".join(_flatten(item) for item in detail)
+    return str(detail)
+
+
+def django_validation_error_detail(error: DjangoValidationError):
+    if hasattr(error, "error_dict"):
+        return {field: [m for e in errs for m in e.messages] for field, errs in error.error_dict.items()}
+    return error.messages
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(django_validation_error_detail(exc))
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound(str(exc) or "Not found.")
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+
+    if isinstance(exc, ApplicationError):
+        body = {"detail": exc.message}
+        if exc.code:
+            body["code"] = exc.code
+        body.update(exc.extra)
+        return Response(body, status=exc.status)
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        # Keep the field map for clients, and a readable detail naming fields.
+        errors = response.data
+        response.data = {"detail": _flatten(errors), "errors": errors}
+    elif isinstance(exc, exceptions.ParseError):
+        response.data = {"detail": f"Malformed request body: {exc.detail}"}
+        response.status_code = status.HTTP_400_BAD_REQUEST
+    elif isinstance(response.data, dict) and "detail" in response.data:
+        response.data = {"detail": str(response.data["detail"])}
+    return response

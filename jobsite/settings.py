@@ -1,0 +1,258 @@
+"""jobsite settings, read from the environment (12-factor).
+
+Every variable read here is documented in README.md ("Configuration").
+Embedded defaults (SQLite under var/, a project-started Redis) make `make run`
+and `make test` work on a fresh machine; production sets DATABASE_URL,
+REDIS_URL, SECRET_KEY and DEBUG=false.
+"""
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from kombu import Queue
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+# A local .env is convenient for development; the process environment wins.
+env.read_env(BASE_DIR / ".env", overwrite=False)
+
+# Runtime state of the embedded defaults (SQLite, Redis data, temp files).
+VAR_DIR = Path(env.str("JOBSITE_VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+# ---------------------------------------------------------------------------
+# Core
+# ---------------------------------------------------------------------------
+DEBUG = env.bool("DEBUG", default=True)
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is false.")
+    # Development only: a stable per-checkout key kept under var/.
+    _key_file = VAR_DIR / "secret_key"
+    if not _key_file.exists():
+        import secrets
+
+        _key_file.write_text(secrets.token_urlsafe(50))
+        _key_file.chmod(0o600)
+    SECRET_KEY = _key_file.read_text().strip()
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "django_celery_beat",
+    "jobsite",
+    "scheduling",
+    "vision_pipeline",
+    "predictions",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "jobsite.urls"
+WSGI_APPLICATION = "jobsite.wsgi.application"
+# Seed paths have no trailing slash (/cron-jobs/{id}); never redirect POSTs.
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+STATIC_URL = "static/"
+STATIC_ROOT = env.path("STATIC_ROOT", default=str(VAR_DIR / "static"))
+
+# ---------------------------------------------------------------------------
+# Database: PostgreSQL via DATABASE_URL, else SQLite under var/
+# ---------------------------------------------------------------------------
+SQLITE_PATH = VAR_DIR / "jobsite.sqlite3"
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{SQLITE_PATH}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # web + worker + beat write concurrently: WAL lets readers run beside the
+    # writer, the busy timeout waits instead of failing, and IMMEDIATE
+    # transactions take the write lock up front so two writers never deadlock
+    # on a lock upgrade ("database is locked").
+    # https://docs.djangoproject.com/en/5.2/ref/databases/#sqlite-notes
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
+    }
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_jobsite.sqlite3")}
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+# ---------------------------------------------------------------------------
+# Celery (broker + results); REDIS_URL unset → the embedded Redis under var/
+# ---------------------------------------------------------------------------
+EMBEDDED_REDIS_PORT = env.int("EMBEDDED_REDIS_PORT", default=6390)
+REDIS_URL = env.str("REDIS_URL", default=f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_TIMEZONE = "UTC"
+CELERY_ENABLE_UTC = True
+CELERY_RESULT_EXPIRES = timedelta(days=env.int("CELERY_RESULT_EXPIRES_DAYS", default=7))
+CELERY_RESULT_EXTENDED = True
+CELERY_TASK_TRACK_STARTED = True
+# Tasks are idempotent on their Execution row, so ack late: a worker that dies
+# mid-task leaves the message to be redelivered, and reject-on-lost requeues it.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=3600)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=3660)
+CELERY_TASK_DEFAULT_QUEUE = "default"
+# Named queues; a worker consumes all of them unless started with -Q.
+JOBS_QUEUES = env.list("CELERY_QUEUES", default=["default", "maintenance", "vision", "workflows", "predictions"])
+CELERY_TASK_QUEUES = [Queue(name) for name in JOBS_QUEUES]
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A redelivered unacked message comes back after this long; it must exceed the
+# longest task, or a slow task would run twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=4 * 3600),
+}
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SYNC_EVERY = 1
+# django-celery-beat re-reads the schedule when PeriodicTasks.last_update changes
+# (checked at most every beat_max_loop_interval seconds).
+CELERY_BEAT_MAX_LOOP_INTERVAL = env.int("CELERY_BEAT_MAX_LOOP_INTERVAL", default=5)
+DJANGO_CELERY_BEAT_TZ_AWARE = True
+
+# ---------------------------------------------------------------------------
+# REST framework, OpenAPI
+# ---------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "jobsite.authentication.JWTAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "jobsite.exceptions.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "jobsite API",
+    "DESCRIPTION": "Schedule, run, track and cancel background work.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# ---------------------------------------------------------------------------
+# Auth: JWT (PyJWT). Local tokens are HS256 signed with JWT_SIGNING_KEY;
+# external identity providers: HS256 shared secret or RS256/ES256 public key.
+# ---------------------------------------------------------------------------
+JWT_SIGNING_KEY = env.str("JWT_SIGNING_KEY", default=SECRET_KEY)
+JWT_ISSUER = env.str("JWT_ISSUER", default="jobsite")
+JWT_AUDIENCE = env.str("JWT_AUDIENCE", default="jobsite")
+JWT_ACCESS_TTL = timedelta(seconds=env.int("JWT_ACCESS_TTL_SECONDS", default=3600))
+JWT_LEEWAY_SECONDS = env.int("JWT_LEEWAY_SECONDS", default=30)
+# External provider (e.g. Supabase: HS256 secret, aud "authenticated").
+JWT_EXTERNAL_HS256_SECRET = env.str("JWT_EXTERNAL_HS256_SECRET", default="")
+JWT_EXTERNAL_PUBLIC_KEY = env.str("JWT_EXTERNAL_PUBLIC_KEY", default="").replace("\\n", "\n")
+JWT_EXTERNAL_ALGORITHMS = env.list("JWT_EXTERNAL_ALGORITHMS", default=["RS256", "ES256"])
+JWT_EXTERNAL_AUDIENCE = env.str("JWT_EXTERNAL_AUDIENCE", default="authenticated")
+JWT_EXTERNAL_ISSUER = env.str("JWT_EXTERNAL_ISSUER", default="")
+
+# ---------------------------------------------------------------------------
+# Uploads and outbound HTTP
+# ---------------------------------------------------------------------------
+MAX_UPLOAD_SIZE_MB = env.int("MAX_UPLOAD_SIZE_MB", default=50)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+OUTBOUND_HTTP_TIMEOUT = env.float("OUTBOUND_HTTP_TIMEOUT", default=30.0)
+OUTBOUND_HTTP_RETRIES = env.int("OUTBOUND_HTTP_RETRIES", default=3)
+OUTBOUND_HTTP_MAX_BYTES = env.int("OUTBOUND_HTTP_MAX_BYTES", default=50 * 1024 * 1024)
+# Private, loopback and link-local targets are refused unless allowed here.
+OUTBOUND_HTTP_ALLOW_PRIVATE = env.bool("OUTBOUND_HTTP_ALLOW_PRIVATE", default=False)
+OUTBOUND_HTTP_ALLOW_LOOPBACK = env.bool("OUTBOUND_HTTP_ALLOW_LOOPBACK", default=DEBUG)
+OUTBOUND_HTTP_DENY_HOSTS = env.list("OUTBOUND_HTTP_DENY_HOSTS", default=[])
+
+# ---------------------------------------------------------------------------
+# Scheduling
+# ---------------------------------------------------------------------------
+JOBS_OVERDUE_GRACE_SECONDS = env.int("JOBS_OVERDUE_GRACE_SECONDS", default=300)
+JOBS_EXECUTION_RETENTION_DAYS = env.int("JOBS_EXECUTION_RETENTION_DAYS", default=90)
+JOBS_TEMP_RETENTION_HOURS = env.int("JOBS_TEMP_RETENTION_HOURS", default=24)
+JOBS_TEMP_DIR = env.path("JOBS_TEMP_DIR", default=str(VAR_DIR / "tmp"))
+MCP_SERVER_URLS = env.list("MCP_SERVER_URLS", default=[])
+HEALTH_BEAT_MAX_AGE_SECONDS = env.int("HEALTH_BEAT_MAX_AGE_SECONDS", default=120)
+HEALTH_DISK_MIN_FREE_MB = env.int("HEALTH_DISK_MIN_FREE_MB", default=512)
+# Encrypts credentials at rest (Fernet); derived from SECRET_KEY when unset.
+FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="")
+
+# ---------------------------------------------------------------------------
+# Logging: one line per event, secrets never logged (jobsite.logging filter)
+# ---------------------------------------------------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+    },
+}
+
+if not DEBUG:
+    SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
+    CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

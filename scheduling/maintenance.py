@@ -1,0 +1,1 @@
+"""Built-in schedulable maintenance tasks (the seed-003 default jobs)."""

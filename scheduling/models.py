@@ -1,0 +1,222 @@
+"""The scheduling core: every kind of work is a Job whose runs are Executions.
+
+Job → (django-celery-beat PeriodicTask) → Execution → Celery task id → result.
+Writes go through scheduling.services; reads through scheduling.selectors.
+"""
+import uuid
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+
+class Job(models.Model):
+    class Kind(models.TextChoices):
+        TASK = "task", "Schedulable task"
+        WORKFLOW = "workflow", "Workflow"
+        VISION_ANALYSIS = "vision_analysis", "Vision analysis batch"
+
+    class JobType(models.TextChoices):
+        # seed 003's list, plus the facade kinds so the job_type filter covers them
+        DOCUMENT_CLEANUP = "document_cleanup", "Document cleanup"
+        ANALYTICS_AGGREGATION = "analytics_aggregation", "Analytics aggregation"
+        USER_ACTIVITY_DIGEST = "user_activity_digest", "User activity digest"
+        SYSTEM_HEALTH_CHECK = "system_health_check", "System health check"
+        DATABASE_MAINTENANCE = "database_maintenance", "Database maintenance"
+        MCP_SERVER_HEALTH_CHECK = "mcp_server_health_check", "MCP server health check"
+        VISION_ANALYSIS = "vision_analysis", "Vision analysis"
+        WORKFLOW = "workflow", "Workflow"
+        CUSTOM = "custom", "Custom"
+
+    class ScheduleType(models.TextChoices):
+        CRON = "cron", "Cron expression"
+        INTERVAL = "interval", "Interval"
+        DAILY = "daily", "Daily (HH:MM)"
+        WEEKLY = "weekly", "Weekly (D:HH:MM, 0=Monday)"
+        MONTHLY = "monthly", "Monthly (DD:HH:MM)"
+        ONCE = "once", "Once (ISO datetime)"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+
+    class OverlapPolicy(models.TextChoices):
+        SKIP = "skip", "Skip while a run is going"
+        ALLOW = "allow", "Allow concurrent runs"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, help_text="Public id used by the /cron-jobs facade.")
+    name = models.CharField(max_length=200, unique=True, help_text="Unique machine name; the CLI accepts it in place of the id.")
+    title = models.CharField(max_length=255, blank=True)
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices, default=Kind.TASK, help_text="Which executor runs the job.")
+    job_type = models.CharField(max_length=64, choices=JobType.choices, default=JobType.CUSTOM)
+
+    schedule_type = models.CharField(max_length=16, choices=ScheduleType.choices)
+    schedule_expression = models.CharField(max_length=255, help_text="Interpreted according to schedule_type.")
+    timezone = models.CharField(max_length=64, default="UTC", help_text="IANA time zone the schedule is read in.")
+
+    task_name = models.CharField(max_length=255, blank=True, help_text="Allow-listed schedulable task (kind=task).")
+    task_args = models.JSONField(default=list, blank=True)
+    task_kwargs = models.JSONField(default=dict, blank=True)
+    config = models.JSONField(default=dict, blank=True, help_text="Executor settings (non-secret).")
+    secrets = models.TextField(blank=True, default="", help_text="Encrypted credentials (never shown).")
+
+    queue = models.CharField(max_length=64, default="default")
+    priority = models.PositiveSmallIntegerField(default=5, validators=[MinValueValidator(0), MaxValueValidator(9)], help_text="0 (lowest) – 9 (highest).")
+    timeout_seconds = models.PositiveIntegerField(default=3600, validators=[MinValueValidator(1)], help_text="Soft time limit; the hard limit is a little later.")
+    max_retries = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(20)])
+    retry_backoff_seconds = models.PositiveIntegerField(default=60, help_text="Delay before retry n is backoff × 2^(n-1).")
+    overlap_policy = models.CharField(max_length=8, choices=OverlapPolicy.choices, default=OverlapPolicy.SKIP)
+
+    is_enabled = models.BooleanField(default=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
+    organization = models.ForeignKey("jobsite.Organization", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask", null=True, blank=True, on_delete=models.SET_NULL, related_name="job", editable=False
+    )
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    next_run_at = models.DateTimeField(null=True, blank=True, help_text="Next run computed from the schedule.")
+    last_status = models.CharField(max_length=16, blank=True)
+
+    total_runs = models.PositiveIntegerField(default=0)
+    successful_runs = models.PositiveIntegerField(default=0)
+    failed_runs = models.PositiveIntegerField(default=0)
+    total_duration_seconds = models.FloatField(default=0.0)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["is_enabled", "status"], name="job_enabled_status"),
+            models.Index(fields=["job_type"], name="job_type_idx"),
+            models.Index(fields=["kind"], name="job_kind_idx"),
+            models.Index(fields=["next_run_at"], name="job_next_run_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(priority__lte=9), name="job_priority_0_9"),
+            models.CheckConstraint(condition=Q(timeout_seconds__gte=1), name="job_timeout_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_schedulable(self) -> bool:
+        return self.is_enabled and self.status == self.Status.ACTIVE
+
+    @property
+    def success_rate(self) -> float:
+        return round(100.0 * self.successful_runs / self.total_runs, 2) if self.total_runs else 0.0
+
+    @property
+    def average_duration_seconds(self) -> float | None:
+        return round(self.total_duration_seconds / self.total_runs, 3) if self.total_runs else None
+
+
+class Execution(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCESS = "success", "Success"
+        FAILED = "failed", "Failed"
+        TIMEOUT = "timeout", "Timeout"
+        ERROR = "error", "Error"
+        CANCELLED = "cancelled", "Cancelled"
+        SKIPPED = "skipped", "Skipped (overlap)"
+
+    ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+    FINISHED_STATUSES = (Status.SUCCESS, Status.FAILED, Status.TIMEOUT, Status.ERROR, Status.CANCELLED, Status.SKIPPED)
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", "Schedule"
+        MANUAL = "manual", "Manual (admin)"
+        API = "api", "API"
+        CLI = "cli", "CLI"
+        RETRY = "retry", "Retry"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="executions")
+    celery_task_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.SCHEDULE)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries")
+    triggered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    override_kwargs = models.JSONField(default=dict, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True)
+    worker = models.CharField(max_length=255, blank=True, help_text="Worker hostname and pid that ran it.")
+
+    output = models.TextField(blank=True, help_text="One-line summary of the outcome.")
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    batch_id = models.CharField(max_length=64, null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["job", "-created_at"], name="exec_job_created"),
+            models.Index(fields=["status"], name="exec_status_idx"),
+            models.Index(fields=["job", "status"], name="exec_job_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}#{self.pk} {self.status}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES
+
+
+class AuditLog(models.Model):
+    """Who did what to which job or execution, and what changed."""
+
+    class Action(models.TextChoices):
+        CREATE = "create"
+        UPDATE = "update"
+        DELETE = "delete"
+        PAUSE = "pause"
+        RESUME = "resume"
+        EXECUTE = "execute"
+        CANCEL = "cancel"
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor_label = models.CharField(max_length=150, blank=True, help_text="Username, or 'system' / 'cli'.")
+    action = models.CharField(max_length=16, choices=Action.choices)
+    object_type = models.CharField(max_length=32)
+    object_id = models.CharField(max_length=64)
+    object_repr = models.CharField(max_length=255, blank=True)
+    changes = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["object_type", "object_id"], name="audit_object_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.object_type}:{self.object_id}"
+
+
+class DailyJobStatistics(models.Model):
+    """Per-day execution statistics, written by the analytics_aggregation job."""
+
+    day = models.DateField()
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.CASCADE, related_name="daily_stats")
+    runs = models.PositiveIntegerField(default=0)
+    successes = models.PositiveIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0)
+    average_duration_seconds = models.FloatField(null=True, blank=True)
+    p95_duration_seconds = models.FloatField(null=True, blank=True)
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-day"]
+        constraints = [models.UniqueConstraint(fields=["day", "job"], name="uniq_daily_job_stats")]

@@ -1,0 +1,66 @@
+"""Shared fixtures. Redis is real (tests/plugin.py); e2e tests use a real
+Celery worker subprocess (tests/worker.py)."""
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from jobsite.models import Membership, Organization
+
+
+@pytest.fixture
+def make_user(db):
+    def make(username="alice", *, organization=None, superuser=False, password="s3cret-pass!"):
+        User = get_user_model()
+        if superuser:
+            user = User.objects.create_superuser(username=username, password=password, email=f"{username}@example.com")
+        else:
+            user = User.objects.create_user(username=username, password=password, email=f"{username}@example.com")
+        if organization is not None:
+            Membership.objects.create(user=user, organization=organization)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def org(db):
+    return Organization.objects.create(name="Acme")
+
+
+@pytest.fixture
+def other_org(db):
+    return Organization.objects.create(name="Globex")
+
+
+@pytest.fixture
+def user(make_user, org):
+    return make_user("alice", organization=org)
+
+
+@pytest.fixture
+def superuser(make_user):
+    return make_user("root", superuser=True)
+
+
+@pytest.fixture
+def client_for():
+    """An APIClient that sends a real JWT for ``user`` (issued by jobsite.auth)."""
+    from jobsite.auth import access_token_for
+
+    def make(user):
+        client = APIClient()
+        if user is not None:
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {access_token_for(user)}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def api(client_for, user):
+    return client_for(user)
+
+
+@pytest.fixture
+def admin_api(client_for, superuser):
+    return client_for(superuser)

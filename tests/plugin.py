@@ -1,0 +1,26 @@
+"""Loaded with ``-p tests.plugin`` before Django settings are read.
+
+When REDIS_URL is unset (a fresh machine), start the project's embedded Redis
+on a free port for this test session and point the settings at it; it is
+stopped when the session ends. With REDIS_URL set, that Redis is used.
+"""
+import atexit
+import os
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jobsite.settings")
+os.environ.setdefault("DEBUG", "true")
+# Tests stand real local HTTP servers in for external APIs on 127.0.0.1.
+os.environ.setdefault("OUTBOUND_HTTP_ALLOW_LOOPBACK", "true")
+
+_embedded = None
+if not os.environ.get("REDIS_URL"):
+    from jobsite.runtime import EmbeddedRedis, free_port
+
+    _embedded = EmbeddedRedis(
+        port=free_port(), data_dir=Path(tempfile.mkdtemp(prefix="jobsite-test-redis-")), persistent=False
+    ).start()
+    os.environ["REDIS_URL"] = _embedded.url
+    atexit.register(_embedded.stop)
+    print(f"[tests] embedded Redis started at {_embedded.url}")
