@@ -256,3 +256,12 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
     CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Internal periodic tasks (DatabaseScheduler copies them into its tables).
+CELERY_BEAT_SCHEDULE = {
+    "jobsite: reap lost executions": {
+        "task": "scheduling.reap_lost_executions",
+        "schedule": 60.0,
+        "options": {"queue": "maintenance", "expires": 55},
+    },
+}

@@ -1,0 +1,44 @@
+"""The audit log: who changed which job or execution, when, and what changed."""
+from __future__ import annotations
+
+from typing import Any
+
+from scheduling.models import AuditLog
+
+# Fields that describe a job in the audit trail (secrets never recorded).
+_JOB_FIELDS = (
+    "name", "title", "kind", "job_type", "schedule_type", "schedule_expression", "timezone", "task_name",
+    "task_args", "task_kwargs", "queue", "priority", "timeout_seconds", "max_retries", "overlap_policy",
+    "is_enabled", "status",
+)
+
+
+def job_snapshot(job) -> dict[str, Any]:
+    return {field: getattr(job, field) for field in _JOB_FIELDS}
+
+
+def diff(before: dict, after: dict) -> dict[str, list]:
+    return {key: [before.get(key), value] for key, value in after.items() if before.get(key) != value}
+
+
+def record(*, actor=None, actor_label: str = "", action: str, obj, changes: dict | None = None) -> AuditLog:
+    label = actor_label or (getattr(actor, "username", "") if getattr(actor, "is_authenticated", False) else "") or "system"
+    return AuditLog.objects.create(
+        actor=actor if getattr(actor, "is_authenticated", False) else None,
+        actor_label=label[:150],
+        action=action,
+        object_type=obj._meta.model_name,
+        object_id=str(obj.pk),
+        object_repr=str(obj)[:255],
+        changes=_json_safe(changes or {}),
+    )
+
+
+def _json_safe(value):
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)

@@ -1,0 +1,174 @@
+"""Selectors: every read of jobs and executions, tenancy-scoped inside."""
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Avg, Count, Q, QuerySet
+from django.utils import timezone
+
+from jobsite.exceptions import NotFound
+from jobsite.tenancy import scope_to_user
+from scheduling.models import Execution, Job
+
+FINISHED_FOR_STATS = (
+    Execution.Status.SUCCESS, Execution.Status.FAILED, Execution.Status.TIMEOUT,
+    Execution.Status.ERROR, Execution.Status.CANCELLED,
+)
+FAILURE_STATUSES = (Execution.Status.FAILED, Execution.Status.TIMEOUT, Execution.Status.ERROR)
+
+
+def _base_jobs(user) -> QuerySet[Job]:
+    qs = Job.objects.select_related("owner", "organization")
+    return qs if user is None else scope_to_user(qs, user)
+
+
+def overdue_q(now=None) -> Q:
+    """Enabled, active, and its expected run passed by more than the grace period."""
+    now = now or timezone.now()
+    grace = timedelta(seconds=settings.JOBS_OVERDUE_GRACE_SECONDS)
+    return Q(is_enabled=True, status=Job.Status.ACTIVE, next_run_at__lt=now - grace)
+
+
+def job_list(*, user=None, filters: dict[str, Any] | None = None) -> QuerySet[Job]:
+    """Jobs ``user`` may see (None: all, for the CLI), filtered by status,
+    is_enabled, job_type, kind, overdue, search."""
+    filters = filters or {}
+    qs = _base_jobs(user)
+    if filters.get("status"):
+        qs = qs.filter(status=filters["status"])
+    if filters.get("is_enabled") is not None:
+        qs = qs.filter(is_enabled=filters["is_enabled"])
+    if filters.get("job_type"):
+        qs = qs.filter(job_type=filters["job_type"])
+    if filters.get("kind"):
+        qs = qs.filter(kind=filters["kind"])
+    if filters.get("overdue"):
+        qs = qs.filter(overdue_q())
+    if filters.get("search"):
+        term = filters["search"]
+        qs = qs.filter(Q(name__icontains=term) | Q(title__icontains=term) | Q(description__icontains=term))
+    return qs.order_by("id")
+
+
+def job_get(*, user=None, job_id) -> Job:
+    """One job by id (or name, for the CLI); someone else's job is a 404."""
+    qs = _base_jobs(user)
+    lookup = {"pk": int(job_id)} if str(job_id).isdigit() else {"name": str(job_id)}
+    job = qs.filter(**lookup).first()
+    if job is None:
+        raise NotFound(f"Job {job_id} not found.")
+    return job
+
+
+def job_overdue_list(*, user=None) -> QuerySet[Job]:
+    return _base_jobs(user).filter(overdue_q()).order_by("next_run_at")
+
+
+def job_is_overdue(job: Job, now=None) -> bool:
+    now = now or timezone.now()
+    return bool(
+        job.is_enabled and job.status == Job.Status.ACTIVE and job.next_run_at
+        and job.next_run_at < now - timedelta(seconds=settings.JOBS_OVERDUE_GRACE_SECONDS)
+    )
+
+
+def execution_list(*, user=None, job: Job | None = None, status: str | None = None) -> QuerySet[Execution]:
+    qs = Execution.objects.select_related("job")
+    if user is not None:
+        qs = scope_to_user(qs, user, owner_field="job__owner", org_field="job__organization")
+    if job is not None:
+        qs = qs.filter(job=job)
+    if status:
+        qs = qs.filter(status=status)
+    return qs.order_by("-created_at", "-id")
+
+
+def execution_get(*, user=None, execution_id) -> Execution:
+    execution = execution_list(user=user).filter(pk=execution_id).first() if str(execution_id).isdigit() else None
+    if execution is None:
+        raise NotFound(f"Execution {execution_id} not found.")
+    return execution
+
+
+def _percentile(durations_qs: QuerySet, fraction: float) -> float | None:
+    """Nearest-rank percentile computed in the database (one COUNT, one OFFSET)."""
+    values = durations_qs.exclude(duration_seconds=None)
+    count = values.count()
+    if not count:
+        return None
+    index = max(0, min(count - 1, int(round(fraction * count + 0.5)) - 1))
+    value = values.order_by("duration_seconds").values_list("duration_seconds", flat=True)[index]
+    return round(value, 3)
+
+
+def _duration_stats(executions: QuerySet) -> dict[str, Any]:
+    finished = executions.filter(status__in=FINISHED_FOR_STATS)
+    agg = finished.aggregate(
+        runs=Count("id"),
+        successes=Count("id", filter=Q(status=Execution.Status.SUCCESS)),
+        failures=Count("id", filter=Q(status__in=FAILURE_STATUSES)),
+        cancelled=Count("id", filter=Q(status=Execution.Status.CANCELLED)),
+        average=Avg("duration_seconds"),
+    )
+    runs = agg["runs"]
+    return {
+        "total_runs": runs,
+        "successful_runs": agg["successes"],
+        "failed_runs": agg["failures"],
+        "cancelled_runs": agg["cancelled"],
+        "success_rate": round(100.0 * agg["successes"] / runs, 2) if runs else 0.0,
+        "average_duration_seconds": round(agg["average"], 3) if agg["average"] is not None else None,
+        "p95_duration_seconds": _percentile(finished, 0.95),
+    }
+
+
+def job_statistics(*, job: Job) -> dict[str, Any]:
+    """Runs, successes, failures, success rate, average/p95 duration, last/next run."""
+    stats = _duration_stats(Execution.objects.filter(job=job))
+    return {
+        **stats,
+        "last_status": job.last_status or None,
+        "last_run_at": job.last_run_at,
+        "next_run_at": job.next_run_at,
+    }
+
+
+def job_stats_overview(*, user=None) -> dict[str, Any]:
+    """Totals over every job ``user`` may see: counts, rates, durations, per type."""
+    jobs = _base_jobs(user)
+    now = timezone.now()
+    counts = jobs.aggregate(
+        total=Count("id"),
+        enabled=Count("id", filter=Q(is_enabled=True)),
+        disabled=Count("id", filter=Q(is_enabled=False)),
+        active=Count("id", filter=Q(status=Job.Status.ACTIVE)),
+        paused=Count("id", filter=Q(status=Job.Status.PAUSED)),
+        overdue=Count("id", filter=overdue_q(now)),
+    )
+    executions = Execution.objects.filter(job__in=jobs.values("pk"))
+    running = executions.filter(status__in=Execution.ACTIVE_STATUSES).aggregate(
+        queued=Count("id", filter=Q(status=Execution.Status.QUEUED)),
+        running=Count("id", filter=Q(status=Execution.Status.RUNNING)),
+    )
+    last_24h = _duration_stats(executions.filter(created_at__gte=now - timedelta(hours=24)))
+    by_type = []
+    type_rows = jobs.values("job_type").annotate(
+        jobs=Count("id", distinct=True),
+        enabled=Count("id", filter=Q(is_enabled=True), distinct=True),
+    ).order_by("job_type")
+    for row in type_rows:
+        by_type.append({
+            "job_type": row["job_type"],
+            "jobs": row["jobs"],
+            "enabled": row["enabled"],
+            **_duration_stats(executions.filter(job__job_type=row["job_type"])),
+        })
+    return {
+        "jobs": counts,
+        "executions": {**_duration_stats(executions), **running},
+        "last_24h": last_24h,
+        "by_job_type": by_type,
+        "generated_at": now,
+    }

@@ -1,0 +1,491 @@
+"""Services: the only code that writes Jobs and Executions and talks to Celery/beat.
+
+Every service is keyword-only and atomic; the Job row and its beat
+PeriodicTask change in the same transaction, and Celery messages are sent on
+commit so a worker never sees a row that is not there yet.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from jobsite.exceptions import ApplicationError, Conflict
+from scheduling import audit
+from scheduling.beat import celery_priority, job_schedule, periodic_task_delete, periodic_task_sync
+from scheduling.executors import registered_kinds, schedulable_task, schedulable_tasks
+from scheduling.models import Execution, Job
+from scheduling.schedules import parse_schedule
+
+logger = logging.getLogger(__name__)
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")
+# Editable through job_update; everything else is fixed at creation or derived.
+UPDATABLE_FIELDS = (
+    "name", "title", "description", "job_type", "schedule_type", "schedule_expression", "timezone",
+    "task_name", "task_args", "task_kwargs", "config", "queue", "priority", "timeout_seconds",
+    "max_retries", "retry_backoff_seconds", "overlap_policy", "is_enabled", "organization",
+)
+# The hard limit gives a task that ignores the soft limit this long to clean up.
+HARD_LIMIT_GRACE_SECONDS = 30
+
+
+# ---------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------
+def _validate_job(job: Job) -> None:
+    errors: dict[str, list[str]] = {}
+
+    def add(field: str, message: str) -> None:
+        errors.setdefault(field, []).append(message)
+
+    if not job.name or not NAME_RE.match(job.name) or len(job.name) > 200:
+        add("name", "Use 1-200 letters, digits and _ . : @ - (starting with a letter or digit).")
+    if job.kind not in registered_kinds():
+        add("kind", f"Unknown job kind '{job.kind}'. Use one of: {', '.join(registered_kinds())}.")
+    if job.job_type not in Job.JobType.values:
+        add("job_type", f"Unknown job type '{job.job_type}'. Use one of: {', '.join(Job.JobType.values)}.")
+    try:
+        parse_schedule(job.schedule_type, job.schedule_expression, job.timezone)
+    except ValidationError as exc:
+        for field, messages in exc.message_dict.items():
+            for message in messages:
+                add(field, message)
+    if job.kind == Job.Kind.TASK:
+        if not job.task_name:
+            add("task_name", "This field is required for jobs of kind 'task'.")
+        elif schedulable_task(job.task_name) is None:
+            add("task_name", f"'{job.task_name}' is not a schedulable task. Available: {', '.join(schedulable_tasks())}.")
+    if job.queue not in settings.JOBS_QUEUES:
+        add("queue", f"Unknown queue '{job.queue}'. Use one of: {', '.join(settings.JOBS_QUEUES)}.")
+    if not isinstance(job.priority, int) or not 0 <= job.priority <= 9:
+        add("priority", "Priority must be an integer from 0 (lowest) to 9 (highest).")
+    if not isinstance(job.timeout_seconds, int) or job.timeout_seconds < 1:
+        add("timeout_seconds", "Timeout must be a positive number of seconds.")
+    if not isinstance(job.max_retries, int) or not 0 <= job.max_retries <= 20:
+        add("max_retries", "Retries must be an integer from 0 to 20.")
+    if not isinstance(job.task_args, list):
+        add("task_args", "Must be a JSON list.")
+    if not isinstance(job.task_kwargs, dict):
+        add("task_kwargs", "Must be a JSON object.")
+    if job.overlap_policy not in Job.OverlapPolicy.values:
+        add("overlap_policy", f"Use one of: {', '.join(Job.OverlapPolicy.values)}.")
+    if errors:
+        raise ValidationError(errors)
+
+
+def _refresh_next_run(job: Job, *, after=None, anchor=None) -> None:
+    if not job.is_schedulable:
+        job.next_run_at = None
+        return
+    job.next_run_at = job_schedule(job).next_run(after=after, anchor=anchor)
+
+
+def _save_unique(job: Job, **kwargs) -> None:
+    try:
+        with transaction.atomic():
+            job.save(**kwargs)
+    except IntegrityError:
+        if Job.objects.exclude(pk=job.pk).filter(name=job.name).exists():
+            raise Conflict(f"A job named '{job.name}' already exists.", code="job_name_taken") from None
+        raise
+
+
+# ---------------------------------------------------------------------------
+# Jobs
+# ---------------------------------------------------------------------------
+@transaction.atomic
+def job_create(
+    *,
+    actor=None,
+    actor_label: str = "",
+    name: str,
+    schedule_type: str,
+    schedule_expression: str,
+    kind: str = Job.Kind.TASK,
+    job_type: str = Job.JobType.CUSTOM,
+    title: str = "",
+    description: str = "",
+    timezone: str = "UTC",
+    task_name: str = "",
+    task_args: list | None = None,
+    task_kwargs: dict | None = None,
+    config: dict | None = None,
+    secrets: str = "",
+    queue: str = "default",
+    priority: int = 5,
+    timeout_seconds: int = 3600,
+    max_retries: int = 0,
+    retry_backoff_seconds: int = 60,
+    overlap_policy: str = Job.OverlapPolicy.SKIP,
+    is_enabled: bool = True,
+    owner=None,
+    organization=None,
+) -> Job:
+    """Create a job and its beat PeriodicTask (disabled unless the job is enabled)."""
+    job = Job(
+        name=name, title=title or name, description=description, kind=kind, job_type=job_type,
+        schedule_type=schedule_type, schedule_expression=str(schedule_expression).strip(), timezone=timezone or "UTC",
+        task_name=task_name or "", task_args=task_args if task_args is not None else [],
+        task_kwargs=task_kwargs if task_kwargs is not None else {}, config=config or {}, secrets=secrets,
+        queue=queue, priority=priority, timeout_seconds=timeout_seconds, max_retries=max_retries,
+        retry_backoff_seconds=retry_backoff_seconds, overlap_policy=overlap_policy, is_enabled=is_enabled,
+        owner=owner if owner is not None else (actor if getattr(actor, "is_authenticated", False) else None),
+        organization=organization,
+    )
+    _validate_job(job)
+    _refresh_next_run(job)
+    _save_unique(job)
+    periodic_task_sync(job)
+    audit.record(actor=actor, actor_label=actor_label, action="create", obj=job, changes=audit.job_snapshot(job))
+    return job
+
+
+@transaction.atomic
+def job_update(*, job: Job, actor=None, actor_label: str = "", data: dict[str, Any]) -> Job:
+    """Apply ``data`` (a subset of UPDATABLE_FIELDS); schedule changes re-sync beat."""
+    unknown = sorted(set(data) - set(UPDATABLE_FIELDS))
+    if unknown:
+        raise ValidationError({field: ["This field cannot be changed."] for field in unknown})
+    job = Job.objects.select_for_update().get(pk=job.pk)
+    before = audit.job_snapshot(job)
+    for field, value in data.items():
+        setattr(job, field, value)
+    if "schedule_expression" in data:
+        job.schedule_expression = str(job.schedule_expression).strip()
+    _validate_job(job)
+    _refresh_next_run(job, anchor=job.last_run_at)
+    _save_unique(job)
+    periodic_task_sync(job)
+    changes = audit.diff(before, audit.job_snapshot(job))
+    if changes:
+        audit.record(actor=actor, actor_label=actor_label, action="update", obj=job, changes=changes)
+    return job
+
+
+@transaction.atomic
+def job_delete(*, job: Job, actor=None, actor_label: str = "") -> None:
+    """Delete the job, its PeriodicTask and its history; revoke runs still going."""
+    active = list(job.executions.filter(status__in=Execution.ACTIVE_STATUSES).exclude(celery_task_id=None))
+    for execution in active:
+        execution_cancel(execution=execution, actor=actor, actor_label=actor_label, reason="job deleted")
+    audit.record(actor=actor, actor_label=actor_label, action="delete", obj=job, changes=audit.job_snapshot(job))
+    periodic_task_delete(job)
+    job.delete()
+
+
+def _set_state(job: Job, *, actor, actor_label: str, action: str, **values) -> Job:
+    job = Job.objects.select_for_update().get(pk=job.pk)
+    before = audit.job_snapshot(job)
+    for field, value in values.items():
+        setattr(job, field, value)
+    _refresh_next_run(job, anchor=job.last_run_at)
+    job.save()
+    periodic_task_sync(job)
+    audit.record(actor=actor, actor_label=actor_label, action=action, obj=job, changes=audit.diff(before, audit.job_snapshot(job)))
+    return job
+
+
+@transaction.atomic
+def job_pause(*, job: Job, actor=None, actor_label: str = "") -> Job:
+    """Stop scheduled runs (the PeriodicTask stays, disabled). Manual runs still need ``force``."""
+    return _set_state(job, actor=actor, actor_label=actor_label, action="pause", status=Job.Status.PAUSED)
+
+
+@transaction.atomic
+def job_resume(*, job: Job, actor=None, actor_label: str = "") -> Job:
+    """Resume scheduled runs of a paused job (and enable it)."""
+    return _set_state(job, actor=actor, actor_label=actor_label, action="resume", status=Job.Status.ACTIVE, is_enabled=True)
+
+
+@transaction.atomic
+def job_set_enabled(*, job: Job, enabled: bool, actor=None, actor_label: str = "") -> Job:
+    """Enable or disable a job (seed 000 activate/deactivate)."""
+    action = "resume" if enabled else "pause"
+    values = {"is_enabled": enabled}
+    if enabled:
+        values["status"] = Job.Status.ACTIVE
+    return _set_state(job, actor=actor, actor_label=actor_label, action=action, **values)
+
+
+# ---------------------------------------------------------------------------
+# Executions
+# ---------------------------------------------------------------------------
+def _send_execution(execution: Execution, job: Job, *, countdown: float | None = None) -> None:
+    """Send the execution's Celery task (after commit) under its pre-assigned task id."""
+    from scheduling.tasks import run_execution
+
+    options = {
+        "args": [execution.pk],
+        "task_id": execution.celery_task_id,
+        "queue": job.queue,
+        "priority": celery_priority(job.priority),
+        "soft_time_limit": job.timeout_seconds,
+        "time_limit": job.timeout_seconds + HARD_LIMIT_GRACE_SECONDS,
+    }
+    if countdown:
+        options["countdown"] = countdown
+    transaction.on_commit(lambda: run_execution.apply_async(**options))
+
+
+def _new_execution(job: Job, *, trigger: str, actor=None, override_kwargs=None, attempt=1, retry_of=None,
+                   status=Execution.Status.QUEUED, **extra) -> Execution:
+    return Execution.objects.create(
+        job=job,
+        celery_task_id=str(uuid.uuid4()) if status == Execution.Status.QUEUED else None,
+        status=status,
+        trigger=trigger,
+        attempt=attempt,
+        retry_of=retry_of,
+        triggered_by=actor if getattr(actor, "is_authenticated", False) else None,
+        override_kwargs=override_kwargs or {},
+        **extra,
+    )
+
+
+@transaction.atomic
+def job_execute(
+    *, job: Job, actor=None, actor_label: str = "", trigger: str = Execution.Trigger.API,
+    force: bool = False, override_kwargs: dict | None = None,
+) -> Execution:
+    """Run ``job`` now. Without ``force`` a disabled/paused job or one already
+    running (overlap policy ``skip``) is refused with 409."""
+    if override_kwargs is not None and not isinstance(override_kwargs, dict):
+        raise ValidationError({"override_kwargs": ["Must be a JSON object."]})
+    job = Job.objects.select_for_update().get(pk=job.pk)
+    if not force:
+        if not job.is_schedulable:
+            state = "disabled" if not job.is_enabled else job.status
+            raise Conflict(f"Job '{job.name}' is {state}; use force to run it anyway.", code="job_not_active")
+        if job.overlap_policy == Job.OverlapPolicy.SKIP:
+            running = job.executions.filter(status__in=Execution.ACTIVE_STATUSES).first()
+            if running is not None:
+                raise Conflict(
+                    f"Job '{job.name}' is already running (execution {running.pk}); use force to start another run.",
+                    code="job_running",
+                )
+    execution = _new_execution(job, trigger=trigger, actor=actor, override_kwargs=override_kwargs)
+    _send_execution(execution, job)
+    audit.record(actor=actor, actor_label=actor_label, action="execute", obj=job,
+                 changes={"execution": execution.pk, "force": force, "override_kwargs": override_kwargs or {}})
+    return execution
+
+
+@transaction.atomic
+def job_dispatch_scheduled(*, job_id: int) -> Execution | None:
+    """Beat fired ``job_id``: queue an execution, or record a skip while one is going."""
+    job = Job.objects.select_for_update().filter(pk=job_id).first()
+    if job is None or not job.is_schedulable:
+        return None  # deleted or paused after beat read its schedule
+    now = timezone.now()
+    running = None
+    if job.overlap_policy == Job.OverlapPolicy.SKIP:
+        running = job.executions.filter(status__in=Execution.ACTIVE_STATUSES).only("pk").first()
+    job.last_run_at = now
+    _refresh_next_run(job, after=now, anchor=now)
+    Job.objects.filter(pk=job.pk).update(last_run_at=job.last_run_at, next_run_at=job.next_run_at)
+    if running is not None:
+        return _new_execution(
+            job, trigger=Execution.Trigger.SCHEDULE, status=Execution.Status.SKIPPED, completed_at=now,
+            output=f"Skipped: execution {running.pk} is still running (overlap policy 'skip').",
+        )
+    execution = _new_execution(job, trigger=Execution.Trigger.SCHEDULE)
+    _send_execution(execution, job)
+    if job.schedule_type == Job.ScheduleType.ONCE:
+        # A one-off has fired: keep the job for its history, but nothing is next.
+        Job.objects.filter(pk=job.pk).update(next_run_at=None)
+    return execution
+
+
+@transaction.atomic
+def execution_cancel(*, execution: Execution, actor=None, actor_label: str = "", reason: str = "") -> Execution:
+    """Cancel a queued or running execution: mark it cancelled and revoke its
+    Celery task with terminate. A cancelled queued execution never starts (the
+    worker finds it no longer queued)."""
+    execution = Execution.objects.select_for_update().select_related("job").get(pk=execution.pk)
+    if execution.status not in Execution.ACTIVE_STATUSES:
+        raise Conflict(
+            f"Execution {execution.pk} is already {execution.status}; only queued or running executions can be cancelled.",
+            code="execution_not_active",
+        )
+    now = timezone.now()
+    by = actor_label or getattr(actor, "username", "") or "system"
+    execution.status = Execution.Status.CANCELLED
+    execution.completed_at = now
+    if execution.started_at:
+        execution.duration_seconds = (now - execution.started_at).total_seconds()
+    execution.error = f"Cancelled by {by}" + (f": {reason}" if reason else "")
+    execution.output = execution.output or "Cancelled"
+    execution.save(update_fields=["status", "completed_at", "duration_seconds", "error", "output"])
+    _record_outcome(execution)
+    task_id = execution.celery_task_id
+    if task_id:
+        transaction.on_commit(lambda: revoke_task(task_id))
+    audit.record(actor=actor, actor_label=actor_label, action="cancel", obj=execution,
+                 changes={"job": execution.job.name, "reason": reason})
+    return execution
+
+
+def revoke_task(task_id: str) -> None:
+    """Revoke ``task_id`` on every worker and terminate it if it is running."""
+    from jobsite.celery import app
+
+    try:
+        app.control.revoke(task_id, terminate=True, signal="SIGTERM")
+    except Exception:  # the cancel is recorded; a broker outage must not undo it
+        logger.exception("revoke of task %s failed", task_id)
+
+
+# ---------------------------------------------------------------------------
+# Running an execution (called by the scheduling.run_execution task)
+# ---------------------------------------------------------------------------
+def execution_claim(*, execution_id: int, task_id: str, worker: str) -> Execution | None:
+    """Move a queued execution to running, atomically. Returns None when it must
+    not run (cancelled, finished, deleted). A redelivered message whose
+    execution is already running means the previous worker died: that attempt
+    is recorded as an error and retried per policy."""
+    now = timezone.now()
+    claimed = Execution.objects.filter(pk=execution_id, status=Execution.Status.QUEUED).update(
+        status=Execution.Status.RUNNING, started_at=now, worker=worker, celery_task_id=task_id,
+    )
+    if claimed:
+        execution = Execution.objects.select_related("job").get(pk=execution_id)
+        Job.objects.filter(pk=execution.job_id).update(last_run_at=now)
+        return execution
+    execution = Execution.objects.select_related("job").filter(pk=execution_id).first()
+    if execution is not None and execution.status == Execution.Status.RUNNING:
+        execution_mark_lost(execution=execution, reason=f"worker {execution.worker or '?'} was lost mid-run; message redelivered")
+    return None
+
+
+def execution_finish(
+    *, execution: Execution, status: str, output: str = "", result: dict | None = None,
+    error: str = "", batch_id: str | None = None,
+) -> Execution:
+    """Record the outcome of a running execution (a concurrent cancel wins) and
+    queue a retry if the job's policy allows one."""
+    now = timezone.now()
+    duration = (now - execution.started_at).total_seconds() if execution.started_at else None
+    with transaction.atomic():
+        updated = Execution.objects.filter(pk=execution.pk, status=Execution.Status.RUNNING).update(
+            status=status, completed_at=now, duration_seconds=duration, output=output[:10000],
+            result=result, error=error[:10000], batch_id=batch_id,
+        )
+        execution.refresh_from_db()
+        if updated:
+            _record_outcome(execution)
+            _maybe_retry(execution)
+    return execution
+
+
+@transaction.atomic
+def execution_mark_lost(*, execution: Execution, reason: str) -> Execution | None:
+    updated = Execution.objects.filter(pk=execution.pk, status=Execution.Status.RUNNING).update(
+        status=Execution.Status.ERROR, completed_at=timezone.now(), error=f"Lost: {reason}", output="Lost: worker died",
+    )
+    if not updated:
+        return None
+    execution.refresh_from_db()
+    _record_outcome(execution)
+    _maybe_retry(execution)
+    logger.warning("execution %s of job %s marked lost: %s", execution.pk, execution.job_id, reason)
+    return execution
+
+
+def executions_reap_lost(*, now=None, hostname: str | None = None) -> int:
+    """Mark executions whose worker is gone as errors (and retry per policy).
+
+    With ``hostname``: every running execution of that worker (it just
+    restarted, so nothing of its is still running). Without: those running
+    past their hard time limit plus a margin (the worker must have died)."""
+    now = now or timezone.now()
+    running = Execution.objects.filter(status=Execution.Status.RUNNING).select_related("job")
+    if hostname:
+        running = running.filter(worker__startswith=f"{hostname} ")
+        reason = f"worker {hostname} restarted while it was running"
+    else:
+        reason = "no result past the hard time limit; the worker is gone"
+    count = 0
+    for execution in running.iterator():
+        if not hostname:
+            limit = execution.job.timeout_seconds + HARD_LIMIT_GRACE_SECONDS + 60
+            if not execution.started_at or execution.started_at > now - timedelta(seconds=limit):
+                continue
+        if execution_mark_lost(execution=execution, reason=reason):
+            count += 1
+    return count
+
+
+def _record_outcome(execution: Execution) -> None:
+    """Fold one finished execution into its job's statistics."""
+    status = execution.status
+    if status == Execution.Status.SKIPPED:
+        return
+    failed = status in (Execution.Status.FAILED, Execution.Status.TIMEOUT, Execution.Status.ERROR)
+    Job.objects.filter(pk=execution.job_id).update(
+        total_runs=F("total_runs") + 1,
+        successful_runs=F("successful_runs") + (1 if status == Execution.Status.SUCCESS else 0),
+        failed_runs=F("failed_runs") + (1 if failed else 0),
+        total_duration_seconds=F("total_duration_seconds") + (execution.duration_seconds or 0.0),
+        last_status=status,
+    )
+
+
+def _maybe_retry(execution: Execution) -> Execution | None:
+    if execution.status not in (Execution.Status.FAILED, Execution.Status.TIMEOUT, Execution.Status.ERROR):
+        return None
+    job = execution.job
+    if execution.attempt > job.max_retries:
+        return None
+    retry = _new_execution(
+        job, trigger=Execution.Trigger.RETRY, attempt=execution.attempt + 1, retry_of=execution,
+        override_kwargs=execution.override_kwargs, actor=execution.triggered_by,
+    )
+    # capped below the broker visibility timeout, or Redis would redeliver the held message
+    delay = min(job.retry_backoff_seconds * (2 ** (execution.attempt - 1)), 3600)
+    _send_execution(retry, job, countdown=delay)
+    return retry
+
+
+def execution_run(*, execution_id: int, task_id: str, worker: str) -> Execution | None:
+    """Claim, run and record one execution with its job kind's executor."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from scheduling.executors import executor_for
+
+    execution = execution_claim(execution_id=execution_id, task_id=task_id, worker=worker)
+    if execution is None:
+        return None
+    job = execution.job
+    kwargs = {**(job.task_kwargs or {}), **(execution.override_kwargs or {})}
+    try:
+        executor = executor_for(job.kind)
+    except LookupError as exc:
+        return execution_finish(execution=execution, status=Execution.Status.ERROR, error=str(exc), output="No executor")
+    try:
+        outcome = executor(job, execution, kwargs)
+    except SoftTimeLimitExceeded:
+        return execution_finish(
+            execution=execution, status=Execution.Status.TIMEOUT, output=f"Timed out after {job.timeout_seconds}s",
+            error=f"Exceeded the job's timeout of {job.timeout_seconds} seconds.",
+        )
+    except Exception as exc:  # the run failed; record it (never lose the execution) and retry per policy
+        logger.exception("execution %s of job %s failed", execution.pk, job.name)
+        return execution_finish(
+            execution=execution, status=Execution.Status.FAILED, output=f"Error: {exc}"[:500],
+            error=f"{type(exc).__name__}: {exc}",
+        )
+    return execution_finish(
+        execution=execution,
+        status=Execution.Status.SUCCESS if outcome.ok else Execution.Status.FAILED,
+        output=outcome.output, result=outcome.result, batch_id=outcome.batch_id,
+        error="" if outcome.ok else (outcome.output or "failed"),
+    )
