@@ -92,18 +92,19 @@ def periodic_task_sync(job: Job) -> PeriodicTask:
     }
     task = job.periodic_task
     if task is None:
+        # Adopt a task left under the job's name (e.g. by a lost link) instead of colliding with it.
+        task = PeriodicTask.objects.filter(name=values["name"]).first()
+    if task is None:
         task = PeriodicTask(**values)
+        changed = True
     else:
         changed = False
         for key, value in values.items():
             if getattr(task, key) != value:
                 setattr(task, key, value)
                 changed = True
-        if not changed:
-            return task
-    if job.schedule_type == Job.ScheduleType.ONCE and not task.enabled:
-        task.last_run_at = None
-    task.save()  # pre_save signal → PeriodicTasks.changed: beat reloads
+    if changed:
+        task.save()  # pre_save signal → PeriodicTasks.changed: beat reloads
     if job.periodic_task_id != task.pk:
         job.periodic_task = task
         Job.objects.filter(pk=job.pk).update(periodic_task=task)
@@ -161,7 +162,9 @@ def beat_drift_check(*, repair: bool = False) -> DriftReport:
         with transaction.atomic():
             for job in Job.objects.filter(pk__in=report.missing + report.mismatched).select_related("periodic_task"):
                 periodic_task_sync(job)
-            orphans.delete()
+            # Re-evaluated: a missing job may just have adopted its old task.
+            linked = Job.objects.exclude(periodic_task=None).values_list("periodic_task_id", flat=True)
+            PeriodicTask.objects.filter(name__startswith=PERIODIC_TASK_PREFIX).exclude(pk__in=linked).delete()
             PeriodicTasks.update_changed()
         report.repaired = True
     return report

@@ -79,8 +79,7 @@ class Schedule:
         after = after or dj_timezone.now()
         local_after = after.astimezone(self.tz)
         if self.cron:
-            it = croniter(self.cron, local_after)
-            return [it.get_next(datetime).astimezone(self.tz) for _ in range(count)]
+            return self._cron_runs(count, local_after)
         if self.interval:
             start = (anchor or after).astimezone(self.tz)
             first = start + self.interval
@@ -93,6 +92,24 @@ class Schedule:
         if self.clocked:
             return [self.clocked.astimezone(self.tz)] if self.clocked > after else []
         return []
+
+    def _cron_runs(self, count: int, local_after: datetime) -> list[datetime]:
+        # When clocks fall back, croniter yields a fixed-hour time (01:30) in
+        # both the summer and the winter offset; wall-clock schedules run once
+        # a day, so the repeat is dropped. Hour-wildcard schedules (*/15 * ...)
+        # keep both: real time passes between them.
+        fixed_hour = self.cron.split()[1] != "*"
+        it = croniter(self.cron, local_after)
+        runs: list[datetime] = []
+        seen_wall_clock: set[datetime] = set()
+        while len(runs) < count:
+            run = it.get_next(datetime).astimezone(self.tz)
+            wall_clock = run.replace(tzinfo=None, fold=0)
+            if fixed_hour and wall_clock in seen_wall_clock:
+                continue
+            seen_wall_clock.add(wall_clock)
+            runs.append(run)
+        return runs
 
     def next_run(self, *, after: datetime | None = None, anchor: datetime | None = None) -> datetime | None:
         runs = self.next_runs(1, after=after, anchor=anchor)

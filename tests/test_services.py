@@ -1,0 +1,262 @@
+"""The scheduling services, tested directly (no worker: the executor runs inline)."""
+import json
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask, PeriodicTasks
+
+from jobsite.exceptions import Conflict
+from scheduling import services
+from scheduling.beat import beat_drift_check, celery_priority
+from scheduling.models import AuditLog, Execution, Job
+from tests.factories import JobFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def run_inline(execution):
+    """What the worker does for an execution, in this process."""
+    return services.execution_run(execution_id=execution.pk, task_id=execution.celery_task_id, worker="inline pid 1")
+
+
+# -- beat sync -------------------------------------------------------------
+def test_create_writes_one_enabled_periodic_task_per_job():
+    job = JobFactory(schedule_type="daily", schedule_expression="02:00", timezone="Europe/Paris", priority=8, queue="maintenance")
+    task = PeriodicTask.objects.get(pk=job.periodic_task_id)
+    assert task.task == "scheduling.run_job"
+    assert json.loads(task.args) == [job.pk]
+    assert task.enabled is True
+    assert task.queue == "maintenance"
+    assert task.priority == celery_priority(8)
+    assert (task.crontab.minute, task.crontab.hour, str(task.crontab.timezone)) == ("0", "2", "Europe/Paris")
+    assert job.next_run_at is not None and job.next_run_at > timezone.now()
+
+
+@pytest.mark.parametrize(
+    "schedule_type, expression, kind",
+    [("interval", "10s", "interval"), ("interval", "30", "interval"), ("cron", "*/5 * * * *", "crontab"),
+     ("weekly", "0:03:00", "crontab"), ("monthly", "1:08:00", "crontab"), ("once", "2039-01-01T00:00", "clocked")],
+)
+def test_every_schedule_type_maps_to_a_beat_schedule(schedule_type, expression, kind):
+    job = JobFactory(schedule_type=schedule_type, schedule_expression=expression)
+    task = job.periodic_task
+    assert getattr(task, kind) is not None
+    assert task.one_off is (kind == "clocked")
+
+
+def test_disabled_job_keeps_a_disabled_periodic_task():
+    job = JobFactory(is_enabled=False)
+    assert job.periodic_task.enabled is False
+    assert job.next_run_at is None
+
+
+def test_schedule_change_updates_beat_and_tells_the_scheduler():
+    job = JobFactory(schedule_type="daily", schedule_expression="02:00")
+    before = PeriodicTasks.last_change()
+    job = services.job_update(job=job, data={"schedule_type": "cron", "schedule_expression": "15 4 * * 1"})
+    task = PeriodicTask.objects.get(pk=job.periodic_task_id)
+    assert (task.crontab.minute, task.crontab.hour, task.crontab.day_of_week) == ("15", "4", "1")
+    assert PeriodicTasks.last_change() > before
+    assert beat_drift_check().clean
+
+
+def test_pause_resume_toggle_the_periodic_task():
+    job = JobFactory()
+    job = services.job_pause(job=job)
+    assert (job.status, job.periodic_task.enabled, job.next_run_at) == ("paused", False, None)
+    job = services.job_resume(job=job)
+    job.periodic_task.refresh_from_db()
+    assert (job.status, job.periodic_task.enabled) == ("active", True)
+    assert job.next_run_at is not None
+
+
+def test_delete_removes_the_periodic_task():
+    job = JobFactory()
+    task_id = job.periodic_task_id
+    services.job_delete(job=job)
+    assert not Job.objects.filter(pk=job.pk).exists()
+    assert not PeriodicTask.objects.filter(pk=task_id).exists()
+
+
+def test_drift_check_finds_and_repairs_missing_mismatched_and_orphans():
+    a, b, c = JobFactory(), JobFactory(), JobFactory()
+    PeriodicTask.objects.filter(pk=a.periodic_task_id).delete()  # missing
+    PeriodicTask.objects.filter(pk=b.periodic_task_id).update(enabled=False)  # mismatched (bulk update!)
+    Job.objects.filter(pk=c.pk).update(periodic_task=None)  # its task is now an orphan
+    report = beat_drift_check()
+    assert sorted(report.missing) == sorted([a.pk, c.pk])
+    assert report.mismatched == [b.pk]
+    assert report.orphans == [f"job:{c.pk}"]
+    repaired = beat_drift_check(repair=True)
+    assert repaired.repaired
+    assert beat_drift_check().clean
+    assert PeriodicTask.objects.filter(name__startswith="job:").count() == 3
+
+
+# -- validation ------------------------------------------------------------
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"task_name": "os.system"}, "task_name"),
+        ({"task_name": ""}, "task_name"),
+        ({"schedule_type": "cron", "schedule_expression": "0 9"}, "schedule_expression"),
+        ({"timezone": "Nowhere/Land"}, "timezone"),
+        ({"queue": "no-such-queue"}, "queue"),
+        ({"priority": 10}, "priority"),
+        ({"name": "has spaces"}, "name"),
+        ({"job_type": "mining"}, "job_type"),
+        ({"kind": "shell"}, "kind"),
+        ({"task_kwargs": ["not", "a", "dict"]}, "task_kwargs"),
+    ],
+)
+def test_create_rejects_bad_input_naming_the_field(overrides, field):
+    with pytest.raises(ValidationError) as excinfo:
+        JobFactory(**overrides)
+    assert field in excinfo.value.message_dict
+    assert not Job.objects.exists() and not PeriodicTask.objects.filter(name__startswith="job:").exists()
+
+
+def test_unknown_task_error_lists_the_schedulable_ones():
+    with pytest.raises(ValidationError) as excinfo:
+        JobFactory(task_name="app.tasks.backup.create_backup")
+    message = excinfo.value.message_dict["task_name"][0]
+    assert "'app.tasks.backup.create_backup' is not a schedulable task" in message
+    assert "tests.echo" in message
+
+
+def test_duplicate_name_is_a_conflict():
+    JobFactory(name="nightly")
+    with pytest.raises(Conflict):
+        JobFactory(name="nightly")
+
+
+# -- executing -------------------------------------------------------------
+def test_execute_queues_an_execution_and_sends_it_on_commit(django_capture_on_commit_callbacks):
+    job = JobFactory(task_kwargs={"a": 1})
+    with django_capture_on_commit_callbacks() as callbacks:
+        execution = services.job_execute(job=job, override_kwargs={"b": 2})
+    assert execution.status == "queued" and execution.celery_task_id
+    assert len(callbacks) == 1
+    run_inline(execution)
+    execution.refresh_from_db()
+    assert execution.status == "success"
+    assert execution.result == {"args": [], "kwargs": {"a": 1, "b": 2}}
+    assert execution.duration_seconds is not None and execution.worker == "inline pid 1"
+    job.refresh_from_db()
+    assert (job.total_runs, job.successful_runs, job.last_status) == (1, 1, "success")
+
+
+def test_execute_refuses_paused_and_disabled_jobs_without_force():
+    job = services.job_pause(job=JobFactory())
+    with pytest.raises(Conflict, match="is paused; use force"):
+        services.job_execute(job=job)
+    assert services.job_execute(job=job, force=True).status == "queued"
+
+
+def test_execute_refuses_overlap_unless_forced_or_allowed():
+    job = JobFactory()
+    first = services.job_execute(job=job)
+    with pytest.raises(Conflict, match=f"already running \\(execution {first.pk}\\)"):
+        services.job_execute(job=job)
+    assert services.job_execute(job=job, force=True).pk != first.pk
+    relaxed = JobFactory(overlap_policy="allow")
+    services.job_execute(job=relaxed)
+    services.job_execute(job=relaxed)
+
+
+def test_scheduled_dispatch_skips_while_a_run_is_going():
+    job = JobFactory()
+    first = services.job_dispatch_scheduled(job_id=job.pk)
+    assert first.status == "queued" and first.trigger == "schedule"
+    second = services.job_dispatch_scheduled(job_id=job.pk)
+    assert second.status == "skipped"
+    assert f"execution {first.pk} is still running" in second.output
+    job.refresh_from_db()
+    assert job.last_run_at is not None and job.next_run_at > job.last_run_at
+
+
+def test_scheduled_dispatch_ignores_paused_or_deleted_jobs():
+    job = services.job_pause(job=JobFactory())
+    assert services.job_dispatch_scheduled(job_id=job.pk) is None
+    assert services.job_dispatch_scheduled(job_id=999999) is None
+    assert not Execution.objects.exists()
+
+
+def test_failure_is_recorded_and_retried_with_backoff(django_capture_on_commit_callbacks):
+    job = JobFactory(task_name="tests.fail", task_kwargs={"message": "disk on fire"}, max_retries=2, retry_backoff_seconds=5)
+    execution = services.job_execute(job=job)
+    run_inline(execution)
+    execution.refresh_from_db()
+    assert execution.status == "failed"
+    assert "RuntimeError: disk on fire" in execution.error
+    retry = Execution.objects.get(retry_of=execution)
+    assert (retry.attempt, retry.trigger, retry.status) == (2, "retry", "queued")
+    run_inline(retry)
+    third = Execution.objects.get(retry_of=retry)
+    assert third.attempt == 3
+    run_inline(third)
+    assert not Execution.objects.filter(retry_of=third).exists()  # max_retries reached
+    job.refresh_from_db()
+    assert (job.total_runs, job.failed_runs, job.success_rate) == (3, 3, 0.0)
+
+
+def test_cancelled_queued_execution_never_starts():
+    execution = services.job_execute(job=JobFactory())
+    services.execution_cancel(execution=execution, reason="changed my mind")
+    assert run_inline(execution) is None
+    execution.refresh_from_db()
+    assert execution.status == "cancelled" and execution.started_at is None
+    assert "changed my mind" in execution.error
+    with pytest.raises(Conflict, match="already cancelled"):
+        services.execution_cancel(execution=execution)
+
+
+def test_cancel_wins_over_a_late_finish():
+    execution = services.job_execute(job=JobFactory())
+    claimed = services.execution_claim(execution_id=execution.pk, task_id=execution.celery_task_id, worker="w pid 1")
+    services.execution_cancel(execution=claimed)
+    services.execution_finish(execution=claimed, status="success", output="too late")
+    claimed.refresh_from_db()
+    assert claimed.status == "cancelled"
+
+
+def test_redelivered_running_execution_is_marked_lost_and_retried():
+    job = JobFactory(max_retries=1)
+    execution = services.job_execute(job=job)
+    services.execution_claim(execution_id=execution.pk, task_id=execution.celery_task_id, worker="w1@h pid 7")
+    # the worker died; the broker redelivers the same message
+    assert services.execution_claim(execution_id=execution.pk, task_id=execution.celery_task_id, worker="w2@h pid 8") is None
+    execution.refresh_from_db()
+    assert execution.status == "error" and "was lost mid-run" in execution.error
+    assert Execution.objects.get(retry_of=execution).status == "queued"
+
+
+def test_reaper_marks_executions_past_their_hard_limit_and_of_restarted_workers():
+    job = JobFactory(timeout_seconds=10)
+    stale = services.job_execute(job=job, force=True)
+    fresh = services.job_execute(job=job, force=True)
+    mine = services.job_execute(job=job, force=True)
+    for execution, worker in ((stale, "a@h pid 1"), (fresh, "a@h pid 1"), (mine, "b@h pid 2")):
+        services.execution_claim(execution_id=execution.pk, task_id=execution.celery_task_id, worker=worker)
+    Execution.objects.filter(pk=stale.pk).update(started_at=timezone.now() - timedelta(minutes=5))
+    assert services.executions_reap_lost() == 1
+    assert services.executions_reap_lost(hostname="b@h") == 1
+    statuses = dict(Execution.objects.filter(pk__in=[stale.pk, fresh.pk, mine.pk]).values_list("pk", "status"))
+    assert statuses == {stale.pk: "error", fresh.pk: "running", mine.pk: "error"}
+
+
+def test_every_change_is_audited():
+    job = JobFactory(name="audited")
+    services.job_update(job=job, data={"priority": 9})
+    services.job_pause(job=job)
+    services.job_resume(job=job)
+    execution = services.job_execute(job=job, actor_label="cli")
+    services.execution_cancel(execution=execution, actor_label="cli")
+    services.job_delete(job=job)
+    actions = list(AuditLog.objects.order_by("id").values_list("action", flat=True))
+    assert actions == ["create", "update", "pause", "resume", "execute", "cancel", "delete"]
+    update = AuditLog.objects.get(action="update")
+    assert update.changes == {"priority": [5, 9]}
+    assert AuditLog.objects.get(action="cancel").actor_label == "cli"
