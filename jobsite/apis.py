@@ -1,5 +1,47 @@
+"""Project-level APIs (auth)."""
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from jobsite.auth import token_obtain
 
-class TokenObtainApi(APIView):  # replaced by the auth work
-    pass
+
+# Module-level with distinct names: drf-spectacular names schema components
+# after the class, so nested "InputSerializer"s of several APIs would collide.
+class TokenObtainInputSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    password = serializers.CharField(trim_whitespace=False, style={"input_type": "password"})
+
+
+class TokenObtainOutputSerializer(serializers.Serializer):
+    access = serializers.CharField(help_text="The JWT to send as 'Authorization: Bearer <access>'.")
+    token_type = serializers.CharField(help_text='Always "Bearer".')
+    expires_in = serializers.IntegerField(help_text="Lifetime of the token in seconds.")
+
+
+_AuthError = inline_serializer(name="AuthError", fields={"detail": serializers.CharField()})
+
+
+class TokenObtainApi(APIView):
+    """Exchange a username and password for a bearer access token (JWT)."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="auth_token_obtain",
+        tags=["auth"],
+        auth=[],
+        request=TokenObtainInputSerializer,
+        responses={
+            200: TokenObtainOutputSerializer,
+            400: OpenApiResponse(_AuthError, description="A field is missing or the body is malformed."),
+            401: OpenApiResponse(_AuthError, description="Invalid username or password."),
+        },
+    )
+    def post(self, request):
+        serializer = TokenObtainInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(token_obtain(**serializer.validated_data))

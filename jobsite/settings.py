@@ -152,7 +152,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "scheduling.beat_scheduler:Scheduler"
 CELERY_BEAT_SYNC_EVERY = 1
 # django-celery-beat re-reads the schedule when PeriodicTasks.last_update changes
 # (checked at most every beat_max_loop_interval seconds).
