@@ -31,17 +31,17 @@ class Conflict(ApplicationError):
         super().__init__(message, status=409, code=kwargs.pop("code", "conflict"), **kwargs)
 
 
-def _flatten(detail) -> str:
+def flatten_errors(detail) -> str:
     """Turn DRF/Django error structures into one readable sentence that names
     the field(s) at fault: ``schedule_expression: Invalid cron expression ...``."""
     if isinstance(detail, dict):
         parts = []
         for field, value in detail.items():
-            text = _flatten(value)
+            text = flatten_errors(value)
             parts.append(text if field in ("non_field_errors", "__all__", "detail") else f"{field}: {text}")
         return "; ".join(parts)
     if isinstance(detail, (list, tuple)):
-        return " ".join(_flatten(item) for item in detail)
+        return " ".join(flatten_errors(item) for item in detail)
     return str(detail)
 
 
@@ -49,6 +49,11 @@ def django_validation_error_detail(error: DjangoValidationError):
     if hasattr(error, "error_dict"):
         return {field: [m for e in errs for m in e.messages] for field, errs in error.error_dict.items()}
     return error.messages
+
+
+def validation_error_message(error: DjangoValidationError) -> str:
+    """One line naming the fields at fault, as the API's ``detail`` shows it (CLI, admin)."""
+    return flatten_errors(django_validation_error_detail(error))
 
 
 def exception_handler(exc, context):
@@ -72,7 +77,7 @@ def exception_handler(exc, context):
     if isinstance(exc, exceptions.ValidationError):
         # Keep the field map for clients, and a readable detail naming fields.
         errors = response.data
-        response.data = {"detail": _flatten(errors), "errors": errors}
+        response.data = {"detail": flatten_errors(errors), "errors": errors}
     elif isinstance(exc, exceptions.ParseError):
         response.data = {"detail": f"Malformed request body: {exc.detail}"}
         response.status_code = status.HTTP_400_BAD_REQUEST

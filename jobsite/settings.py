@@ -113,7 +113,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
     }
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_jobsite.sqlite3")}
+    # A file, not :memory:, so worker subprocesses in end-to-end tests share it.
+    DATABASES["default"]["TEST"] = {
+        "NAME": env.str("JOBSITE_TEST_SQLITE_PATH", default=str(VAR_DIR / "test_jobsite.sqlite3"))
+    }
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -223,6 +226,10 @@ OUTBOUND_HTTP_DENY_HOSTS = env.list("OUTBOUND_HTTP_DENY_HOSTS", default=[])
 # ---------------------------------------------------------------------------
 # Scheduling
 # ---------------------------------------------------------------------------
+# `migrate` installs the seed-003 default jobs (idempotent) unless this is false.
+JOBS_CREATE_DEFAULT_JOBS = env.bool("JOBS_CREATE_DEFAULT_JOBS", default=True)
+# Modules that register your own @schedulable tasks (imported on first use).
+JOBS_TASK_MODULES = env.list("JOBS_TASK_MODULES", default=[])
 JOBS_OVERDUE_GRACE_SECONDS = env.int("JOBS_OVERDUE_GRACE_SECONDS", default=300)
 JOBS_EXECUTION_RETENTION_DAYS = env.int("JOBS_EXECUTION_RETENTION_DAYS", default=90)
 JOBS_TEMP_RETENTION_HOURS = env.int("JOBS_TEMP_RETENTION_HOURS", default=24)

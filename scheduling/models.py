@@ -219,4 +219,8 @@ class DailyJobStatistics(models.Model):
 
     class Meta:
         ordering = ["-day"]
-        constraints = [models.UniqueConstraint(fields=["day", "job"], name="uniq_daily_job_stats")]
+        constraints = [
+            models.UniqueConstraint(fields=["day", "job"], name="uniq_daily_job_stats"),
+            # NULLs are distinct in unique constraints: the overall row needs its own.
+            models.UniqueConstraint(fields=["day"], condition=Q(job=None), name="uniq_daily_overall_stats"),
+        ]

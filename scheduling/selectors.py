@@ -1,6 +1,7 @@
 """Selectors: every read of jobs and executions, tenancy-scoped inside."""
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -98,7 +99,7 @@ def _percentile(durations_qs: QuerySet, fraction: float) -> float | None:
     count = values.count()
     if not count:
         return None
-    index = max(0, min(count - 1, int(round(fraction * count + 0.5)) - 1))
+    index = max(0, min(count - 1, math.ceil(fraction * count) - 1))
     value = values.order_by("duration_seconds").values_list("duration_seconds", flat=True)[index]
     return round(value, 3)
 

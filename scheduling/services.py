@@ -41,7 +41,8 @@ HARD_LIMIT_GRACE_SECONDS = 30
 # ---------------------------------------------------------------------------
 # Validation
 # ---------------------------------------------------------------------------
-def _validate_job(job: Job) -> None:
+def job_validate(job: Job) -> None:
+    """Raise ValidationError (a field → messages dict) if ``job`` may not be saved."""
     errors: dict[str, list[str]] = {}
 
     def add(field: str, message: str) -> None:
@@ -63,7 +64,8 @@ def _validate_job(job: Job) -> None:
         if not job.task_name:
             add("task_name", "This field is required for jobs of kind 'task'.")
         elif schedulable_task(job.task_name) is None:
-            add("task_name", f"'{job.task_name}' is not a schedulable task. Available: {', '.join(schedulable_tasks())}.")
+            available = ", ".join(schedulable_tasks()) or "none registered"
+            add("task_name", f"'{job.task_name}' is not a schedulable task. Available: {available}.")
     if job.queue not in settings.JOBS_QUEUES:
         add("queue", f"Unknown queue '{job.queue}'. Use one of: {', '.join(settings.JOBS_QUEUES)}.")
     if not isinstance(job.priority, int) or not 0 <= job.priority <= 9:
@@ -141,7 +143,7 @@ def job_create(
         owner=owner if owner is not None else (actor if getattr(actor, "is_authenticated", False) else None),
         organization=organization,
     )
-    _validate_job(job)
+    job_validate(job)
     _refresh_next_run(job)
     _save_unique(job)
     periodic_task_sync(job)
@@ -161,7 +163,7 @@ def job_update(*, job: Job, actor=None, actor_label: str = "", data: dict[str, A
         setattr(job, field, value)
     if "schedule_expression" in data:
         job.schedule_expression = str(job.schedule_expression).strip()
-    _validate_job(job)
+    job_validate(job)
     _refresh_next_run(job, anchor=job.last_run_at)
     _save_unique(job)
     periodic_task_sync(job)
@@ -233,7 +235,23 @@ def _send_execution(execution: Execution, job: Job, *, countdown: float | None =
     }
     if countdown:
         options["countdown"] = countdown
-    transaction.on_commit(lambda: run_execution.apply_async(**options))
+    execution_id = execution.pk
+
+    def enqueue() -> None:
+        try:
+            run_execution.apply_async(**options)
+        except Exception as exc:  # broker down: never leave a "queued" run that nothing will start
+            logger.exception("could not queue execution %s", execution_id)
+            Execution.objects.filter(pk=execution_id, status=Execution.Status.QUEUED).update(
+                status=Execution.Status.ERROR, completed_at=timezone.now(), output="Not queued: broker unreachable",
+                error=f"The task broker could not be reached: {type(exc).__name__}",
+            )
+            raise ApplicationError(
+                f"Execution {execution_id} could not be queued: the task broker is unreachable.",
+                status=503, code="broker_unavailable",
+            ) from None
+
+    transaction.on_commit(enqueue)
 
 
 def _new_execution(job: Job, *, trigger: str, actor=None, override_kwargs=None, attempt=1, retry_of=None,

@@ -5,6 +5,13 @@ from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from jobsite.models import Membership, Organization
+from tests.worker import celery_worker_process  # noqa: F401  (session fixture)
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # Real hashing costs ~0.3 s a user; tests don't need its strength.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

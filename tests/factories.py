@@ -2,30 +2,9 @@
 beat PeriodicTask exists exactly as in production."""
 import factory
 
+import tests.tasks  # noqa: F401  (registers the tests.* schedulable tasks)
 from scheduling import services
-from scheduling.executors import schedulable
-from scheduling.executors.base import RunResult
 from scheduling.models import Execution, Job
-
-
-@schedulable("tests.echo", description="Echo kwargs back (test task).")
-def echo(*args, execution, **kwargs):
-    return RunResult(output=f"echo {kwargs}", result={"args": list(args), "kwargs": kwargs})
-
-
-@schedulable("tests.fail", description="Always fails (test task).")
-def fail(*, execution, **kwargs):
-    raise RuntimeError(kwargs.get("message", "boom"))
-
-
-@schedulable("tests.sleep", description="Sleeps `seconds` (test task).")
-def sleep(*, execution, seconds=1.0, **kwargs):
-    import time
-
-    deadline = time.monotonic() + float(seconds)
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
-    return RunResult(output=f"slept {seconds}s")
 
 
 class JobFactory(factory.Factory):

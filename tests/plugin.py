@@ -13,6 +13,16 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jobsite.settings")
 os.environ.setdefault("DEBUG", "true")
 # Tests stand real local HTTP servers in for external APIs on 127.0.0.1.
 os.environ.setdefault("OUTBOUND_HTTP_ALLOW_LOOPBACK", "true")
+# Tests create the default jobs explicitly where they want them.
+os.environ.setdefault("JOBS_CREATE_DEFAULT_JOBS", "false")
+# The tests.* schedulable tasks, in this process and in worker subprocesses.
+os.environ.setdefault("JOBS_TASK_MODULES", "tests.tasks")
+
+# Each test session gets its own SQLite test database file, so two sessions
+# on one checkout (or a session beside `make run`) never share one.
+os.environ.setdefault(
+    "JOBSITE_TEST_SQLITE_PATH", str(Path(tempfile.mkdtemp(prefix="jobsite-test-db-")) / "test.sqlite3")
+)
 
 _embedded = None
 if not os.environ.get("REDIS_URL"):

@@ -37,8 +37,16 @@ def schedulable(name: str, *, description: str = "", queue: str = "default"):
 
 
 def _load() -> None:
-    # Built-in maintenance tasks live in scheduling.maintenance.
+    # Built-in maintenance tasks live in scheduling.maintenance; projects add
+    # their own modules with the JOBS_TASK_MODULES setting.
+    from importlib import import_module
+
+    from django.conf import settings
+
     import scheduling.maintenance  # noqa: F401
+
+    for module in settings.JOBS_TASK_MODULES:
+        import_module(module)
 
 
 def schedulable_tasks() -> dict[str, SchedulableTask]:

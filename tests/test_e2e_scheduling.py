@@ -1,0 +1,135 @@
+"""End-to-end through the real Redis broker and real Celery worker processes:
+what only they can show — execution, timeouts, revoke/terminate, kill -9, beat."""
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from scheduling import services
+from scheduling.models import Execution
+from tests.factories import JobFactory
+from tests.worker import pid_alive, start_worker_process, worker_env
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def wait_for(predicate, timeout=20.0, interval=0.05, message="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+def status_of(execution):
+    execution.refresh_from_db()
+    return execution.status
+
+
+def worker_pid(execution) -> int:
+    execution.refresh_from_db()
+    return int(execution.worker.rsplit("pid ", 1)[1])
+
+
+def test_manual_execution_runs_on_the_worker(celery_worker_process):
+    job = JobFactory(task_kwargs={"greeting": "hello"})
+    execution = services.job_execute(job=job, override_kwargs={"who": "world"})
+    wait_for(lambda: status_of(execution) == "success", message="success")
+    assert execution.result["kwargs"] == {"greeting": "hello", "who": "world"}
+    assert execution.worker.startswith(celery_worker_process.nodename)
+    assert execution.started_at <= execution.completed_at
+    job.refresh_from_db()
+    assert (job.total_runs, job.successful_runs, job.last_status) == (1, 1, "success")
+
+
+def test_soft_time_limit_records_timeout(celery_worker_process):
+    job = JobFactory(task_name="tests.sleep", task_kwargs={"seconds": 10}, timeout_seconds=1)
+    execution = services.job_execute(job=job)
+    wait_for(lambda: status_of(execution) == "timeout", timeout=15, message="timeout")
+    assert "timeout of 1 seconds" in execution.error
+    assert 0.9 <= execution.duration_seconds < 5
+
+
+def test_cancel_terminates_a_running_execution(celery_worker_process):
+    job = JobFactory(task_name="tests.sleep", task_kwargs={"seconds": 30})
+    execution = services.job_execute(job=job)
+    wait_for(lambda: status_of(execution) == "running", message="running")
+    pid = worker_pid(execution)
+    services.execution_cancel(execution=execution, actor_label="test")
+    # the pool process running it is terminated by the revoke (and replaced)
+    wait_for(lambda: not pid_alive(pid), timeout=10, message=f"pool process {pid} to be terminated")
+    assert status_of(execution) == "cancelled"
+    # and the worker goes on serving
+    follow_up = services.job_execute(job=JobFactory(), trigger="api")
+    wait_for(lambda: status_of(follow_up) == "success", message="follow-up success")
+    assert status_of(execution) == "cancelled"
+
+
+def test_cancelled_queued_execution_does_not_start_later(celery_worker_process):
+    job = JobFactory(max_retries=0)
+    # queued with a countdown, as a retry would be: it waits in the worker
+    execution = services.job_execute(job=job)
+    services.execution_cancel(execution=execution)
+    time.sleep(2)
+    execution.refresh_from_db()
+    assert execution.status == "cancelled" and execution.started_at is None
+
+
+def test_sigkill_of_the_pool_process_is_recovered_and_retried(celery_worker_process):
+    job = JobFactory(task_name="tests.sleep", task_kwargs={"seconds": 3}, max_retries=1, retry_backoff_seconds=1)
+    execution = services.job_execute(job=job)
+    wait_for(lambda: status_of(execution) == "running", message="running")
+    os.kill(worker_pid(execution), signal.SIGKILL)
+    wait_for(lambda: status_of(execution) == "error", timeout=20, message="lost execution marked error")
+    assert "Lost:" in execution.error
+    retry = wait_for(lambda: Execution.objects.filter(retry_of=execution).first(), message="retry")
+    wait_for(lambda: status_of(retry) == "success", timeout=30, message="retry success")
+    assert retry.attempt == 2
+
+
+def test_sigkill_of_the_whole_worker_is_reaped_when_it_restarts(transactional_db, settings):
+    # a queue only this worker consumes (the session worker serves the standard ones)
+    settings.JOBS_QUEUES = [*settings.JOBS_QUEUES, "crashtest"]
+    worker = start_worker_process(hostname="crashy@%h", queues=["crashtest"], concurrency=1)
+    try:
+        job = JobFactory(task_name="tests.sleep", task_kwargs={"seconds": 60}, queue="crashtest")
+        execution = services.job_execute(job=job)
+        wait_for(lambda: status_of(execution) == "running", message="running")
+        os.killpg(worker.pid, signal.SIGKILL)  # main process and pool, no chance to report
+        worker.process.wait(timeout=10)
+        assert status_of(execution) == "running"  # nothing could record it
+    finally:
+        worker.stop()
+    restarted = start_worker_process(hostname="crashy@%h", queues=["crashtest"], concurrency=1)
+    try:
+        wait_for(lambda: status_of(execution) == "error", timeout=15, message="reaped on restart")
+        assert "restarted" in execution.error
+    finally:
+        restarted.stop()
+
+
+def test_beat_fires_interval_job_and_pause_stops_it(celery_worker_process):
+    job = JobFactory(schedule_type="interval", schedule_expression="2s")
+    schedule_file = os.path.join(tempfile.mkdtemp(), "beat-schedule")
+    beat = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "jobsite", "beat", "--loglevel", "info",
+         "--max-interval", "1", "-s", schedule_file],
+        env=worker_env(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        scheduled = Execution.objects.filter(job=job, trigger="schedule", status="success")
+        wait_for(lambda: scheduled.count() >= 2, timeout=30, message="two scheduled runs")
+        services.job_pause(job=job)
+        time.sleep(1.5)  # a run already sent may still land
+        settled = Execution.objects.filter(job=job).count()
+        time.sleep(5)
+        assert Execution.objects.filter(job=job).count() == settled
+    finally:
+        beat.terminate()
+        beat.wait(timeout=15)
