@@ -173,7 +173,7 @@ def _local_user(token: str, alg: str):
 
 
 @lru_cache(maxsize=4)
-def _load_public_key(pem: str):
+def load_public_key(pem: str):
     """Parse JWT_EXTERNAL_PUBLIC_KEY once; return it and the algorithms its kind
     of key can verify. A bad key is the server's fault, never the client's."""
     try:
@@ -202,7 +202,7 @@ def _external_user(token: str, alg: str):
     if secret and alg in EXTERNAL_SECRET_ALGORITHMS:
         key, algorithms = secret, EXTERNAL_SECRET_ALGORITHMS
     elif public_key:
-        key, usable = _load_public_key(public_key)
+        key, usable = load_public_key(public_key)
         algorithms = [name for name in settings.JWT_EXTERNAL_ALGORITHMS if name in usable]
         if alg not in algorithms:
             raise _fail("Unsupported token algorithm.")

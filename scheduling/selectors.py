@@ -75,12 +75,16 @@ def job_is_overdue(job: Job, now=None) -> bool:
     )
 
 
-def execution_list(*, user=None, job: Job | None = None, status: str | None = None) -> QuerySet[Execution]:
-    qs = Execution.objects.select_related("job")
+def execution_list(
+    *, user=None, job: Job | None = None, job_id: int | None = None, status: str | None = None
+) -> QuerySet[Execution]:
+    qs = Execution.objects.select_related("job", "triggered_by")
     if user is not None:
         qs = scope_to_user(qs, user, owner_field="job__owner", org_field="job__organization")
     if job is not None:
         qs = qs.filter(job=job)
+    if job_id is not None:
+        qs = qs.filter(job_id=job_id)
     if status:
         qs = qs.filter(status=status)
     return qs.order_by("-created_at", "-id")

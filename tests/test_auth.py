@@ -644,3 +644,11 @@ def test_admin_external_identity_is_read_only(client, superuser, external_hs256)
     response = client.get(f"/admin/jobsite/externalidentity/{identity.pk}/change/")
     assert response.status_code == 200  # view-only
     assert b'name="subject"' not in response.content
+
+
+def test_a_bad_external_public_key_fails_the_system_check(settings):
+    from django.core.checks import run_checks
+
+    settings.JWT_EXTERNAL_PUBLIC_KEY = "not a pem"
+    errors = [e for e in run_checks() if e.id == "jobsite.E001"]
+    assert errors and "not a PEM-encoded public key" in errors[0].msg
