@@ -161,6 +161,8 @@ CELERY_BEAT_SYNC_EVERY = 1
 # (checked at most every beat_max_loop_interval seconds).
 CELERY_BEAT_MAX_LOOP_INTERVAL = env.int("CELERY_BEAT_MAX_LOOP_INTERVAL", default=5)
 DJANGO_CELERY_BEAT_TZ_AWARE = True
+# Beat answers `celery inspect ping` (and stops answering if its loop stalls): /health uses it.
+CELERY_BEAT_ENABLE_REMOTE_CONTROL = True
 
 # ---------------------------------------------------------------------------
 # REST framework, OpenAPI

@@ -108,7 +108,7 @@ def test_sigkill_of_the_whole_worker_is_reaped_when_it_restarts(transactional_db
         worker.stop()
     restarted = start_worker_process(hostname="crashy@%h", queues=["crashtest"], concurrency=1)
     try:
-        wait_for(lambda: status_of(execution) == "error", timeout=15, message="reaped on restart")
+        wait_for(lambda: status_of(execution) == "error", timeout=30, message="reaped on restart")
         assert "restarted" in execution.error
     finally:
         restarted.stop()

@@ -20,7 +20,6 @@ from scheduling.executors import schedulable_task, schedulable_tasks
 from scheduling.models import AuditLog, DailyJobStatistics, Execution, Job
 from tests.factories import JobFactory
 
-pytest_plugins = ["tests.worker"]  # the celery_worker_process fixture
 
 pytestmark = pytest.mark.django_db
 

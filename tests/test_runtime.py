@@ -1,0 +1,177 @@
+"""The embedded runtime: Redis under var/, a real worker, and `./manage runstack`."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import environ
+import pytest
+import redis
+from django.conf import settings
+
+from jobsite.runtime import EmbeddedRedis, free_port, port_open
+from tests.worker import database_url_for, pid_alive, start_worker_process
+
+BASE_DIR = Path(settings.BASE_DIR)
+
+
+# ---------------------------------------------------------------------------
+# EmbeddedRedis
+# ---------------------------------------------------------------------------
+def test_embedded_redis_persists_to_its_data_dir_and_stops_cleanly(tmp_path):
+    # given
+    data_dir = tmp_path / "redis"
+    port = free_port()
+    server = EmbeddedRedis(port=port, data_dir=data_dir, persistent=True).start()
+    pid = server.process.pid
+    try:
+        client = redis.Redis.from_url(server.url)
+        # when
+        assert client.ping()
+        client.set("jobsite:test:kept", "yes")
+        # then
+        assert any(path.name.startswith("appendonly") for path in data_dir.iterdir())
+    finally:
+        server.stop()
+    assert not pid_alive(pid)
+    assert not port_open(port)
+
+    # A second start on the same directory reuses the data (append-only file).
+    again = EmbeddedRedis(port=port, data_dir=data_dir, persistent=True).start()
+    try:
+        assert redis.Redis.from_url(again.url).get("jobsite:test:kept") == b"yes"
+    finally:
+        again.stop()
+    assert not port_open(port)
+
+
+# ---------------------------------------------------------------------------
+# The worker helper
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "settings_dict",
+    [
+        {"ENGINE": "django.db.backends.sqlite3", "NAME": "/srv/var/test_jobsite.sqlite3"},
+        {"ENGINE": "django.db.backends.postgresql", "NAME": "test_jobs", "USER": "app", "PASSWORD": "p@ss:/w",
+         "HOST": "db.internal", "PORT": "5433"},
+        {"ENGINE": "django.db.backends.postgresql", "NAME": "test_jobs", "USER": "postgres", "PASSWORD": "",
+         "HOST": "127.0.0.1", "PORT": ""},
+        {"ENGINE": "django.db.backends.postgresql", "NAME": "test_jobs", "USER": "", "PASSWORD": "",
+         "HOST": "/var/run/postgresql", "PORT": 5432},
+    ],
+)
+def test_database_url_for_round_trips_through_the_settings_parser(settings_dict):
+    parsed = environ.Env.db_url_config(database_url_for(settings_dict))
+
+    assert parsed["ENGINE"] == settings_dict["ENGINE"]
+    for key in ("NAME", "USER", "PASSWORD", "HOST"):
+        assert str(parsed.get(key) or "") == str(settings_dict.get(key) or ""), key
+
+
+@pytest.mark.e2e
+def test_celery_round_trip_through_the_real_broker_and_worker(celery_worker_process):
+    from jobsite.celery import ping
+
+    assert ping.delay().get(timeout=20) == "pong"
+    assert len(celery_worker_process.child_pids()) == 2  # prefork, concurrency 2
+
+
+@pytest.mark.e2e
+def test_worker_process_stop_leaves_no_process_behind(django_db_setup):
+    # given
+    worker = start_worker_process(concurrency=2, hostname="stopcheck@%h", queues=["maintenance"])
+    pids = [worker.pid, *worker.child_pids()]
+    assert len(pids) == 3
+    # when
+    worker.stop()
+    # then
+    assert [pid for pid in pids if pid_alive(pid)] == []
+    assert not worker.ping(timeout=0.5)
+
+
+# ---------------------------------------------------------------------------
+# ./manage runstack
+# ---------------------------------------------------------------------------
+def _processes_with_env(marker: str) -> list[str]:
+    """Command lines of live processes whose environment contains ``marker``."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        if int(proc.name) == os.getpid():
+            continue
+        try:
+            if marker.encode() in (proc / "environ").read_bytes() and pid_alive(int(proc.name)):
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue
+    return found
+
+
+def _get_json(url: str, token: str) -> tuple[int, dict]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+def test_runstack_serves_a_healthy_stack_and_ctrl_c_stops_everything(tmp_path):
+    # given: a fresh var dir, free ports, and no external Redis or database
+    var_dir = tmp_path / "var"
+    web_port, redis_port = free_port(), free_port()
+    env = {key: value for key, value in os.environ.items()
+           if key not in {"REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "DATABASE_URL", "SECRET_KEY"}}
+    env.update(JOBSITE_VAR_DIR=str(var_dir), EMBEDDED_REDIS_PORT=str(redis_port), PYTHONUNBUFFERED="1",
+               HEALTH_DISK_MIN_FREE_MB="1")
+    log_path = tmp_path / "runstack.log"
+    started = time.monotonic()
+    with open(log_path, "wb") as log:
+        # Its own process group, so that SIGINT below is exactly the terminal's Ctrl-C.
+        stack = subprocess.Popen(
+            [sys.executable, "manage.py", "runstack", "--port", str(web_port), "--concurrency", "1"],
+            cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        # when: the banner shows a token and /health says ok with a live worker
+        token, report, status = None, {}, None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert stack.poll() is None, log_path.read_text()
+            if token is None:
+                match = re.search(r"export TOKEN=(\S+)", log_path.read_text())
+                token = match.group(1) if match else None
+            elif port_open(web_port):
+                status, report = _get_json(f"http://127.0.0.1:{web_port}/health", token)
+                if status == 200 and report["checks"]["workers"]["ok"]:
+                    break
+            time.sleep(0.5)
+        healthy_after = time.monotonic() - started
+        # then
+        assert status == 200, (report, log_path.read_text()[-4000:])
+        assert report["status"] == "ok"
+        assert [name for name in report["checks"]["workers"]["workers"] if name.startswith("worker1@")]
+        assert report["checks"]["beat"]["ok"], report["checks"]["beat"]
+        assert (var_dir / "admin_password").stat().st_mode & 0o777 == 0o600
+        assert any(path.name.startswith("appendonly") for path in (var_dir / "redis").iterdir())
+        print(f"runstack healthy after {healthy_after:.1f}s")
+    finally:
+        os.killpg(stack.pid, signal.SIGINT)
+        try:
+            returncode = stack.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(stack.pid, signal.SIGKILL)
+            raise
+
+    assert returncode == 0, log_path.read_text()[-4000:]
+    assert "Stopped cleanly" in log_path.read_text()
+    assert _processes_with_env(f"JOBSITE_VAR_DIR={var_dir}") == []
+    assert not port_open(web_port) and not port_open(redis_port)
