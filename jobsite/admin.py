@@ -27,16 +27,8 @@ class OrganizationAdmin(admin.ModelAdmin):
         return obj._member_count
 
 
-@admin.register(ExternalIdentity)
-class ExternalIdentityAdmin(admin.ModelAdmin):
-    """Read-only: identities are created by the first valid external token;
-    editing one would move an external login onto another user."""
-
-    list_display = ["user", "issuer", "subject", "created_at"]
-    list_filter = ["issuer"]
-    search_fields = ["user__username", "user__email", "subject"]
-    list_select_related = ["user"]
-    readonly_fields = ["user", "issuer", "subject", "created_at"]
+class ReadOnlyAdminMixin:
+    """History and identities are written by services, never by hand."""
 
     def has_add_permission(self, request):
         return False
@@ -46,3 +38,15 @@ class ExternalIdentityAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(ExternalIdentity)
+class ExternalIdentityAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Read-only: identities are created by the first valid external token;
+    editing one would move an external login onto another user."""
+
+    list_display = ["user", "issuer", "subject", "created_at"]
+    list_filter = ["issuer"]
+    search_fields = ["user__username", "user__email", "subject"]
+    list_select_related = ["user"]
+    readonly_fields = ["user", "issuer", "subject", "created_at"]

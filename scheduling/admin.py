@@ -21,6 +21,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
+from jobsite.admin import ReadOnlyAdminMixin
 from jobsite.exceptions import ApplicationError, django_validation_error_detail, validation_error_message
 from jobsite.tenancy import scope_to_user
 from scheduling import selectors, services
@@ -338,15 +339,8 @@ class JobAdmin(admin.ModelAdmin):
 # ---------------------------------------------------------------------------
 # Executions and history (read-only)
 # ---------------------------------------------------------------------------
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    pass
 
 
 @admin.register(Execution)

@@ -71,3 +71,27 @@ def api(client_for, user):
 @pytest.fixture
 def admin_api(client_for, superuser):
     return client_for(superuser)
+
+
+@pytest.fixture
+def job(user, org):
+    """alice's job, in her organization."""
+    from tests.factories import JobFactory
+
+    return JobFactory(name="alice-job", task_name="tests.noop", owner=user, organization=org)
+
+
+@pytest.fixture
+def org_mate_job(make_user, org):
+    """Owned by another member of alice's organization: alice sees it."""
+    from tests.factories import JobFactory
+
+    return JobFactory(name="bob-job", owner=make_user("bob", organization=org), organization=org)
+
+
+@pytest.fixture
+def foreign_job(make_user, other_org):
+    """In another organization: alice must not even learn it exists."""
+    from tests.factories import JobFactory
+
+    return JobFactory(name="globex-job", owner=make_user("carol", organization=other_org), organization=other_org)

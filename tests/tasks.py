@@ -24,3 +24,8 @@ def sleep(*, execution, seconds=1.0, **kwargs):
     return RunResult(output=f"slept {seconds}s")
 
 
+
+
+@schedulable("tests.noop", description="Does nothing (jobs API tests).")
+def noop(*, execution, **kwargs):
+    return RunResult(output="ok")

@@ -6,18 +6,12 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from scheduling.executors import RunResult, schedulable
 from scheduling.models import AuditLog, Execution
-from tests.factories import ExecutionFactory, JobFactory
+from tests.factories import ExecutionFactory
 
 pytestmark = pytest.mark.django_db
 
 EXECUTIONS = "/api/v1/executions/"
-
-
-@schedulable("tests.noop", description="Does nothing (jobs API tests).")
-def noop(*, execution, **kwargs):
-    return RunResult(output="ok")
 
 
 def execution_url(execution, suffix=""):
@@ -26,21 +20,6 @@ def execution_url(execution, suffix=""):
 
 def queued(job, **kwargs):
     return ExecutionFactory(job=job, status=Execution.Status.QUEUED, celery_task_id=str(uuid.uuid4()), **kwargs)
-
-
-@pytest.fixture
-def job(user, org):
-    return JobFactory(name="alice-job", task_name="tests.noop", owner=user, organization=org)
-
-
-@pytest.fixture
-def org_mate_job(make_user, org):
-    return JobFactory(name="bob-job", owner=make_user("bob", organization=org), organization=org)
-
-
-@pytest.fixture
-def foreign_job(make_user, other_org):
-    return JobFactory(name="globex-job", owner=make_user("carol", organization=other_org), organization=other_org)
 
 
 # ---------------------------------------------------------------------------

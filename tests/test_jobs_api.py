@@ -8,18 +8,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from scheduling.executors import RunResult, schedulable
 from scheduling.models import Execution, Job
 from tests.factories import ExecutionFactory, JobFactory
 
 pytestmark = pytest.mark.django_db
 
 JOBS = "/api/v1/jobs/"
-
-
-@schedulable("tests.noop", description="Does nothing (jobs API tests).")
-def noop(*, execution, **kwargs):
-    return RunResult(output="ok")
 
 
 def job_url(job, suffix=""):
@@ -42,22 +36,6 @@ def seed_body(**overrides):
     }
     body.update(overrides)
     return body
-
-
-@pytest.fixture
-def job(user, org):
-    return JobFactory(name="alice-job", task_name="tests.noop", owner=user, organization=org)
-
-
-@pytest.fixture
-def org_mate_job(make_user, org):
-    """Owned by another member of alice's organization: alice sees it."""
-    return JobFactory(name="bob-job", owner=make_user("bob", organization=org), organization=org)
-
-
-@pytest.fixture
-def foreign_job(make_user, other_org):
-    return JobFactory(name="globex-job", owner=make_user("carol", organization=other_org), organization=other_org)
 
 
 # ---------------------------------------------------------------------------
