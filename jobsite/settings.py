@@ -238,6 +238,8 @@ OUTBOUND_HTTP_DENY_HOSTS = env.list("OUTBOUND_HTTP_DENY_HOSTS", default=[])
 JOBS_CREATE_DEFAULT_JOBS = env.bool("JOBS_CREATE_DEFAULT_JOBS", default=True)
 # Modules that register your own @schedulable tasks (imported on first use).
 JOBS_TASK_MODULES = env.list("JOBS_TASK_MODULES", default=[])
+# A run past its timeout gets SoftTimeLimitExceeded; one that ignores it is killed this much later.
+JOBS_HARD_TIMEOUT_GRACE_SECONDS = env.int("JOBS_HARD_TIMEOUT_GRACE_SECONDS", default=30)
 JOBS_OVERDUE_GRACE_SECONDS = env.int("JOBS_OVERDUE_GRACE_SECONDS", default=300)
 JOBS_EXECUTION_RETENTION_DAYS = env.int("JOBS_EXECUTION_RETENTION_DAYS", default=90)
 JOBS_TEMP_RETENTION_HOURS = env.int("JOBS_TEMP_RETENTION_HOURS", default=24)

@@ -34,8 +34,6 @@ UPDATABLE_FIELDS = (
     "task_name", "task_args", "task_kwargs", "config", "queue", "priority", "timeout_seconds",
     "max_retries", "retry_backoff_seconds", "overlap_policy", "is_enabled", "organization",
 )
-# The hard limit gives a task that ignores the soft limit this long to clean up.
-HARD_LIMIT_GRACE_SECONDS = 30
 
 
 # ---------------------------------------------------------------------------
@@ -231,7 +229,8 @@ def _send_execution(execution: Execution, job: Job, *, countdown: float | None =
         "queue": job.queue,
         "priority": celery_priority(job.priority),
         "soft_time_limit": job.timeout_seconds,
-        "time_limit": job.timeout_seconds + HARD_LIMIT_GRACE_SECONDS,
+        # The hard limit gives a run that ignores the soft limit time to clean up.
+        "time_limit": job.timeout_seconds + settings.JOBS_HARD_TIMEOUT_GRACE_SECONDS,
     }
     if countdown:
         options["countdown"] = countdown
@@ -404,6 +403,19 @@ def execution_finish(
     return execution
 
 
+def execution_hard_timeout(*, execution_id: int, limit_seconds: float) -> Execution | None:
+    """The worker killed a run that overran its hard time limit (it ignored the soft one)."""
+    execution = Execution.objects.select_related("job").filter(pk=execution_id).first()
+    if execution is None or execution.status != Execution.Status.RUNNING:
+        return None
+    limit = f"{limit_seconds:g}"
+    return execution_finish(
+        execution=execution, status=Execution.Status.TIMEOUT, output=f"Killed at the hard time limit ({limit}s)",
+        error=f"Exceeded the job's timeout of {execution.job.timeout_seconds} seconds and did not stop; "
+              f"the worker killed it at the hard limit of {limit} seconds.",
+    )
+
+
 @transaction.atomic
 def execution_mark_lost(*, execution: Execution, reason: str) -> Execution | None:
     updated = Execution.objects.filter(pk=execution.pk, status=Execution.Status.RUNNING).update(
@@ -434,7 +446,7 @@ def executions_reap_lost(*, now=None, hostname: str | None = None) -> int:
     count = 0
     for execution in running.iterator():
         if not hostname:
-            limit = execution.job.timeout_seconds + HARD_LIMIT_GRACE_SECONDS + 60
+            limit = execution.job.timeout_seconds + settings.JOBS_HARD_TIMEOUT_GRACE_SECONDS + 60
             if not execution.started_at or execution.started_at > now - timedelta(seconds=limit):
                 continue
         if execution_mark_lost(execution=execution, reason=reason):

@@ -1,7 +1,8 @@
 """Celery tasks of the scheduling core: thin, take ids, call one service."""
 import os
 
-from celery import shared_task
+from celery import Task, shared_task
+from celery.exceptions import TimeLimitExceeded
 from celery.signals import worker_ready
 
 from scheduling import services
@@ -13,7 +14,18 @@ def run_job(job_id: int) -> None:
     services.job_dispatch_scheduled(job_id=job_id)
 
 
-@shared_task(bind=True, name="scheduling.run_execution", acks_late=True, reject_on_worker_lost=True)
+class ExecutionTask(Task):
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        # Runs in the worker's main process when the pool killed the task at its
+        # hard time limit: the task itself never got to record anything.
+        if isinstance(exc, TimeLimitExceeded) and args:
+            limit = exc.args[0] if exc.args else 0
+            services.execution_hard_timeout(execution_id=args[0], limit_seconds=float(limit))
+
+
+@shared_task(
+    bind=True, base=ExecutionTask, name="scheduling.run_execution", acks_late=True, reject_on_worker_lost=True
+)
 def run_execution(self, execution_id: int) -> str | None:
     """Run one execution (its time limits were set when it was sent)."""
     execution = services.execution_run(

@@ -29,3 +29,16 @@ def sleep(*, execution, seconds=1.0, **kwargs):
 @schedulable("tests.noop", description="Does nothing (jobs API tests).")
 def noop(*, execution, **kwargs):
     return RunResult(output="ok")
+
+
+@schedulable("tests.stubborn", description="Ignores the soft time limit (test task).")
+def stubborn(*, execution, seconds=30.0, **kwargs):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    deadline = time.monotonic() + float(seconds)
+    while time.monotonic() < deadline:
+        try:
+            time.sleep(0.05)
+        except SoftTimeLimitExceeded:
+            continue  # a badly behaved task: only the hard limit stops it
+    return RunResult(output="finished anyway")

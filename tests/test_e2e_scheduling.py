@@ -56,6 +56,19 @@ def test_soft_time_limit_records_timeout(celery_worker_process):
     assert 0.9 <= execution.duration_seconds < 5
 
 
+def test_hard_time_limit_kills_a_run_that_ignores_the_soft_one(celery_worker_process, settings):
+    settings.JOBS_HARD_TIMEOUT_GRACE_SECONDS = 1
+    job = JobFactory(task_name="tests.stubborn", task_kwargs={"seconds": 30}, timeout_seconds=1)
+    execution = services.job_execute(job=job)
+    wait_for(lambda: status_of(execution) == "running", message="running")
+    pid = worker_pid(execution)
+    wait_for(lambda: status_of(execution) == "timeout", timeout=15, message="hard timeout")
+    assert "hard limit of 2 seconds" in execution.error
+    wait_for(lambda: not pid_alive(pid), timeout=10, message=f"pool process {pid} to be killed")
+    job.refresh_from_db()
+    assert (job.failed_runs, job.last_status) == (1, "timeout")
+
+
 def test_cancel_terminates_a_running_execution(celery_worker_process):
     job = JobFactory(task_name="tests.sleep", task_kwargs={"seconds": 30})
     execution = services.job_execute(job=job)
