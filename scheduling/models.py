@@ -60,7 +60,7 @@ class Job(models.Model):
     task_args = models.JSONField(default=list, blank=True)
     task_kwargs = models.JSONField(default=dict, blank=True)
     config = models.JSONField(default=dict, blank=True, help_text="Executor settings (non-secret).")
-    secrets = models.TextField(blank=True, default="", help_text="Encrypted credentials (never shown).")
+    secrets = models.TextField(blank=True, default="", help_text="Credentials, Fernet-encrypted (jobsite.crypto); never shown.")
 
     queue = models.CharField(max_length=64, default="default")
     priority = models.PositiveSmallIntegerField(default=5, validators=[MinValueValidator(0), MaxValueValidator(9)], help_text="0 (lowest) – 9 (highest).")

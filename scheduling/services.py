@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from jobsite.crypto import secrets_decrypt, secrets_encrypt
 from jobsite.exceptions import ApplicationError, Conflict
 from scheduling import audit
 from scheduling.beat import celery_priority, job_schedule, periodic_task_delete, periodic_task_sync
@@ -119,7 +120,7 @@ def job_create(
     task_args: list | None = None,
     task_kwargs: dict | None = None,
     config: dict | None = None,
-    secrets: str = "",
+    secrets: dict[str, str] | None = None,
     queue: str = "default",
     priority: int = 5,
     timeout_seconds: int = 3600,
@@ -135,7 +136,8 @@ def job_create(
         name=name, title=title or name, description=description, kind=kind, job_type=job_type,
         schedule_type=schedule_type, schedule_expression=str(schedule_expression).strip(), timezone=timezone or "UTC",
         task_name=task_name or "", task_args=task_args if task_args is not None else [],
-        task_kwargs=task_kwargs if task_kwargs is not None else {}, config=config or {}, secrets=secrets,
+        task_kwargs=task_kwargs if task_kwargs is not None else {}, config=config or {},
+        secrets=secrets_encrypt(secrets or {}),
         queue=queue, priority=priority, timeout_seconds=timeout_seconds, max_retries=max_retries,
         retry_backoff_seconds=retry_backoff_seconds, overlap_policy=overlap_policy, is_enabled=is_enabled,
         owner=owner if owner is not None else (actor if getattr(actor, "is_authenticated", False) else None),
@@ -168,6 +170,23 @@ def job_update(*, job: Job, actor=None, actor_label: str = "", data: dict[str, A
     changes = audit.diff(before, audit.job_snapshot(job))
     if changes:
         audit.record(actor=actor, actor_label=actor_label, action="update", obj=job, changes=changes)
+    return job
+
+
+def job_secrets(job: Job) -> dict[str, str]:
+    """The job's decrypted credentials, for its executor only — never for display."""
+    return secrets_decrypt(job.secrets)
+
+
+@transaction.atomic
+def job_set_secrets(*, job: Job, secrets: dict[str, str], actor=None, actor_label: str = "") -> Job:
+    """Replace the job's credentials (stored encrypted; the audit log names only the keys)."""
+    if not isinstance(secrets, dict) or not all(isinstance(v, str) for v in secrets.values()):
+        raise ValidationError({"secrets": ["Must be an object of string values."]})
+    job.secrets = secrets_encrypt(secrets)
+    job.save(update_fields=["secrets", "updated_at"])
+    audit.record(actor=actor, actor_label=actor_label, action="update", obj=job,
+                 changes={"secrets": sorted(secrets)})
     return job
 
 
