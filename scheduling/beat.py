@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from django_celery_beat.models import (
     ClockedSchedule,
     CrontabSchedule,
@@ -47,6 +48,19 @@ def job_schedule(job: Job) -> Schedule:
     """The job's parsed schedule. Stored schedules were validated on write, so a
     one-off whose time has passed is still readable here."""
     return parse_schedule(job.schedule_type, job.schedule_expression, job.timezone, now=_EPOCH)
+
+
+def job_next_runs(job: Job, count: int = 5, *, after: datetime | None = None) -> list[datetime]:
+    """The job's next ``count`` runs as beat will fire them (none while paused or
+    disabled). Interval runs count from beat's own last run of the job."""
+    if not job.is_schedulable:
+        return []
+    schedule = job_schedule(job)
+    anchor = None
+    if schedule.interval:
+        task = job.periodic_task
+        anchor = (task.last_run_at if task is not None else None) or after or timezone.now()
+    return schedule.next_runs(count, after=after, anchor=anchor)
 
 
 def _beat_schedule_fields(schedule: Schedule) -> dict:
@@ -103,6 +117,11 @@ def periodic_task_sync(job: Job) -> PeriodicTask:
             if getattr(task, key) != value:
                 setattr(task, key, value)
                 changed = True
+    if schedule.interval and task.enabled and task.last_run_at is None:
+        # Beat would count a fresh interval from whenever it next loads the
+        # entry; anchoring it now makes job.next_run_at exactly beat's due time.
+        task.last_run_at = timezone.now()
+        changed = True
     if changed:
         task.save()  # pre_save signal → PeriodicTasks.changed: beat reloads
     if job.periodic_task_id != task.pk:

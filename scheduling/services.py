@@ -21,7 +21,7 @@ from django.utils import timezone
 from jobsite.crypto import secrets_decrypt, secrets_encrypt
 from jobsite.exceptions import ApplicationError, Conflict
 from scheduling import audit
-from scheduling.beat import celery_priority, job_schedule, periodic_task_delete, periodic_task_sync
+from scheduling.beat import celery_priority, job_next_runs, job_schedule, periodic_task_delete, periodic_task_sync
 from scheduling.executors import registered_kinds, schedulable_task, schedulable_tasks
 from scheduling.models import Execution, Job
 from scheduling.schedules import parse_schedule
@@ -83,11 +83,12 @@ def job_validate(job: Job) -> None:
         raise ValidationError(errors)
 
 
-def _refresh_next_run(job: Job, *, after=None, anchor=None) -> None:
-    if not job.is_schedulable:
-        job.next_run_at = None
-        return
-    job.next_run_at = job_schedule(job).next_run(after=after, anchor=anchor)
+def _sync_schedule(job: Job) -> None:
+    """Write the job's PeriodicTask, then its next run as beat will fire it."""
+    periodic_task_sync(job)
+    runs = job_next_runs(job, 1)
+    job.next_run_at = runs[0] if runs else None
+    Job.objects.filter(pk=job.pk).update(next_run_at=job.next_run_at)
 
 
 def _save_unique(job: Job, **kwargs) -> None:
@@ -144,9 +145,8 @@ def job_create(
         organization=organization,
     )
     job_validate(job)
-    _refresh_next_run(job)
     _save_unique(job)
-    periodic_task_sync(job)
+    _sync_schedule(job)
     audit.record(actor=actor, actor_label=actor_label, action="create", obj=job, changes=audit.job_snapshot(job))
     return job
 
@@ -164,9 +164,8 @@ def job_update(*, job: Job, actor=None, actor_label: str = "", data: dict[str, A
     if "schedule_expression" in data:
         job.schedule_expression = str(job.schedule_expression).strip()
     job_validate(job)
-    _refresh_next_run(job, anchor=job.last_run_at)
     _save_unique(job)
-    periodic_task_sync(job)
+    _sync_schedule(job)
     changes = audit.diff(before, audit.job_snapshot(job))
     if changes:
         audit.record(actor=actor, actor_label=actor_label, action="update", obj=job, changes=changes)
@@ -206,9 +205,8 @@ def _set_state(job: Job, *, actor, actor_label: str, action: str, **values) -> J
     before = audit.job_snapshot(job)
     for field, value in values.items():
         setattr(job, field, value)
-    _refresh_next_run(job, anchor=job.last_run_at)
     job.save()
-    periodic_task_sync(job)
+    _sync_schedule(job)
     audit.record(actor=actor, actor_label=actor_label, action=action, obj=job, changes=audit.diff(before, audit.job_snapshot(job)))
     return job
 
@@ -326,7 +324,8 @@ def job_dispatch_scheduled(*, job_id: int) -> Execution | None:
     if job.overlap_policy == Job.OverlapPolicy.SKIP:
         running = job.executions.filter(status__in=Execution.ACTIVE_STATUSES).only("pk").first()
     job.last_run_at = now
-    _refresh_next_run(job, after=now, anchor=now)
+    # beat has just fired: the next interval counts from now
+    job.next_run_at = job_schedule(job).next_run(after=now, anchor=now)
     Job.objects.filter(pk=job.pk).update(last_run_at=job.last_run_at, next_run_at=job.next_run_at)
     if running is not None:
         return _new_execution(

@@ -36,7 +36,7 @@ def admin_client(superuser):
 @pytest.fixture
 def job():
     job = JobFactory(name="nightly", schedule_type="daily", schedule_expression="02:00", task_name="tests.admin_noop",
-                     secrets=SECRET)
+                     secrets={"external_api_key": SECRET})
     ExecutionFactory(job=job, status=Execution.Status.SUCCESS, duration_seconds=1.5, output="all good")
     return job
 
@@ -133,7 +133,8 @@ def test_change_updates_beat_through_the_service_and_keeps_secrets(admin_client,
     response = admin_client.post(url("job_change", job.pk), data)
     assert response.status_code == 302, response.content.decode()[:2000]
     job.refresh_from_db()
-    assert job.schedule_expression == "04:15" and job.secrets == SECRET
+    assert job.schedule_expression == "04:15"
+    assert services.job_secrets(job) == {"external_api_key": SECRET}
     task = PeriodicTask.objects.get(pk=job.periodic_task_id)
     assert (task.crontab.minute, task.crontab.hour) == ("15", "4")
     audit = AuditLog.objects.get(action="update", object_id=str(job.pk))

@@ -260,3 +260,19 @@ def test_every_change_is_audited():
     update = AuditLog.objects.get(action="update")
     assert update.changes == {"priority": [5, 9]}
     assert AuditLog.objects.get(action="cancel").actor_label == "cli"
+
+
+def test_interval_next_run_is_beats_due_time_and_restarts_on_resume():
+    # given an interval job: beat counts from the PeriodicTask's last_run_at
+    job = JobFactory(schedule_type="interval", schedule_expression="30")
+    task = PeriodicTask.objects.get(pk=job.periodic_task_id)
+    assert task.last_run_at is not None
+    assert job.next_run_at == task.last_run_at + timedelta(minutes=30)
+    # when it is paused for a while and resumed
+    services.job_pause(job=job)
+    assert PeriodicTask.objects.get(pk=job.periodic_task_id).last_run_at is None
+    job = services.job_resume(job=job)
+    task.refresh_from_db()
+    # then the interval starts again from the resume, for beat and for next_run_at alike
+    assert task.last_run_at > timezone.now() - timedelta(seconds=5)
+    assert job.next_run_at == task.last_run_at + timedelta(minutes=30)

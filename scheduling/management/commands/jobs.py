@@ -23,7 +23,7 @@ from tabulate import tabulate
 
 from jobsite.exceptions import ApplicationError, validation_error_message
 from scheduling import selectors, services
-from scheduling.beat import beat_drift_check, job_schedule, periodic_task_name
+from scheduling.beat import beat_drift_check, job_next_runs, job_schedule, periodic_task_name
 from scheduling.executors import schedulable_tasks
 from scheduling.models import Execution, Job
 from scheduling.schedules import SCHEDULE_TYPES, parse_schedule
@@ -432,7 +432,7 @@ class Command(BaseCommand):
             self.out(f"  none: the job is {'disabled' if not job.is_enabled else job.status}")
         else:
             schedule = job_schedule(job)
-            runs = schedule.next_runs(NEXT_RUNS, anchor=job.last_run_at)
+            runs = job_next_runs(job, NEXT_RUNS)
             for run in runs:
                 self.out(f"  {fmt_dt(run, schedule.tz)}")
             if not runs:
