@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Avg, Count, Q, QuerySet
+from django.db.models import Avg, Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from jobsite.exceptions import NotFound
@@ -20,16 +20,27 @@ FINISHED_FOR_STATS = (
 FAILURE_STATUSES = (Execution.Status.FAILED, Execution.Status.TIMEOUT, Execution.Status.ERROR)
 
 
+def _grace() -> timedelta:
+    return timedelta(seconds=settings.JOBS_OVERDUE_GRACE_SECONDS)
+
+
 def _base_jobs(user) -> QuerySet[Job]:
-    qs = Job.objects.select_related("owner", "organization")
+    # stale_queue: beat fired, but no worker has started that run within the
+    # grace period (workers down or saturated) — the job is overdue too.
+    stale = Execution.objects.filter(
+        job=OuterRef("pk"), status=Execution.Status.QUEUED, trigger=Execution.Trigger.SCHEDULE,
+        created_at__lt=timezone.now() - _grace(),
+    )
+    qs = Job.objects.select_related("owner", "organization").annotate(stale_queue=Exists(stale))
     return qs if user is None else scope_to_user(qs, user)
 
 
 def overdue_q(now=None) -> Q:
-    """Enabled, active, and its expected run passed by more than the grace period."""
+    """Enabled and active, and either its expected run passed by more than the
+    grace period, or a scheduled run has waited that long without starting.
+    Needs the ``stale_queue`` annotation of the job selectors."""
     now = now or timezone.now()
-    grace = timedelta(seconds=settings.JOBS_OVERDUE_GRACE_SECONDS)
-    return Q(is_enabled=True, status=Job.Status.ACTIVE, next_run_at__lt=now - grace)
+    return Q(is_enabled=True, status=Job.Status.ACTIVE) & (Q(next_run_at__lt=now - _grace()) | Q(stale_queue=True))
 
 
 def job_list(*, user=None, filters: dict[str, Any] | None = None) -> QuerySet[Job]:
@@ -68,11 +79,12 @@ def job_overdue_list(*, user=None) -> QuerySet[Job]:
 
 
 def job_is_overdue(job: Job, now=None) -> bool:
+    """overdue_q for one job loaded through these selectors."""
     now = now or timezone.now()
-    return bool(
-        job.is_enabled and job.status == Job.Status.ACTIVE and job.next_run_at
-        and job.next_run_at < now - timedelta(seconds=settings.JOBS_OVERDUE_GRACE_SECONDS)
-    )
+    if not (job.is_enabled and job.status == Job.Status.ACTIVE):
+        return False
+    late = job.next_run_at is not None and job.next_run_at < now - _grace()
+    return late or bool(getattr(job, "stale_queue", False))
 
 
 def execution_list(

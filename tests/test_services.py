@@ -276,3 +276,19 @@ def test_interval_next_run_is_beats_due_time_and_restarts_on_resume():
     # then the interval starts again from the resume, for beat and for next_run_at alike
     assert task.last_run_at > timezone.now() - timedelta(seconds=5)
     assert job.next_run_at == task.last_run_at + timedelta(minutes=30)
+
+
+def test_overdue_when_late_or_when_a_scheduled_run_never_started(settings):
+    from scheduling import selectors
+
+    settings.JOBS_OVERDUE_GRACE_SECONDS = 60
+    on_time, late, stuck, paused = (JobFactory(name=n) for n in ("on-time", "late", "stuck", "paused"))
+    Job.objects.filter(pk__in=[late.pk, paused.pk]).update(next_run_at=timezone.now() - timedelta(minutes=5))
+    services.job_pause(job=paused)
+    Job.objects.filter(pk=paused.pk).update(next_run_at=timezone.now() - timedelta(minutes=5))
+    queued = services.job_dispatch_scheduled(job_id=stuck.pk)  # beat fired; no worker took it
+    Execution.objects.filter(pk=queued.pk).update(created_at=timezone.now() - timedelta(minutes=2))
+    overdue = {job.name for job in selectors.job_overdue_list()}
+    assert overdue == {"late", "stuck"}
+    assert [selectors.job_is_overdue(j) for j in selectors.job_list(filters={})] == [False, True, True, False]
+    assert selectors.job_stats_overview()["jobs"]["overdue"] == 2
