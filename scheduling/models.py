@@ -164,6 +164,8 @@ class Execution(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["job", "-created_at"], name="exec_job_created"),
+            # the cross-job list's order (GET /api/v1/executions/): no full sort per page
+            models.Index(fields=["-created_at", "-id"], name="exec_created_id"),
             models.Index(fields=["status"], name="exec_status_idx"),
             models.Index(fields=["job", "status"], name="exec_job_status"),
         ]
