@@ -23,7 +23,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 
-from jobsite.exceptions import django_validation_error_detail
+from jobsite.exceptions import django_validation_error_detail, validation_error_message
 from jobsite.tenancy import user_default_organization
 from scheduling import selectors, services
 from scheduling.executors import schedulable_tasks
@@ -307,9 +307,7 @@ class JobViewSet(viewsets.GenericViewSet):
         try:
             schedule = parse_schedule(data["schedule_type"], data["schedule_expression"], data["timezone"])
         except DjangoValidationError as exc:
-            errors = django_validation_error_detail(exc)
-            message = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in errors.items())
-            answer.update(valid=False, error=message, errors=errors)
+            answer.update(valid=False, error=validation_error_message(exc), errors=django_validation_error_detail(exc))
         else:
             answer.update(
                 valid=True,
