@@ -53,7 +53,10 @@ class Scheduler(DatabaseScheduler):
             return self._full_read(initial=False)
         if self.schedule_changed():
             try:
-                self._incremental_read()
+                if not self._incremental_read():
+                    # A change announced with nothing newer to read: a bulk
+                    # update() + PeriodicTasks.update_changed(). Read it all.
+                    return self._full_read(initial=False)
             except (DatabaseError, InterfaceError):
                 logger.exception("beat: incremental schedule read failed; full read next time")
                 self._last_full_read = 0.0
@@ -62,6 +65,9 @@ class Scheduler(DatabaseScheduler):
     def _full_read(self, *, initial: bool):
         self._initial_read = False
         self.sync()
+        # Baseline for schedule_changed(), taken before the read: a change made
+        # during the read is seen as a change next time, not lost.
+        self._last_timestamp = self.Changes.last_change()
         self._last_read_at = timezone.now()
         self._last_full_read = time.monotonic()
         self._schedule = self.all_as_schedule()
@@ -81,7 +87,8 @@ class Scheduler(DatabaseScheduler):
         next_due_in = self._heap[0][0] - self._when(self._heap[0][2], 0)
         return next_due_in > FULL_SYNC_QUIET_SECONDS
 
-    def _incremental_read(self) -> None:
+    def _incremental_read(self) -> bool:
+        """Apply the tasks changed since the last read; False if none was found."""
         self.sync()  # write our own last_run_at first, so re-read entries keep it
         read_at = timezone.now()
         since = (self._last_read_at or read_at) - CHANGE_READ_MARGIN
@@ -104,6 +111,7 @@ class Scheduler(DatabaseScheduler):
         if touched and self._heap is not None:
             self._reheap(touched)
         logger.debug("beat: incremental schedule read, %d entries changed", len(touched))
+        return bool(touched)
 
     def _reheap(self, names: set[str]) -> None:
         heap = [event for event in self._heap if event[2].name not in names]

@@ -1,5 +1,8 @@
 """The beat scheduler applies job changes incrementally (no full re-read)."""
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from jobsite.celery import app
 from scheduling import services
@@ -53,3 +56,24 @@ def test_schedule_changes_update_the_heap_entry():
     (event,) = [e for e in scheduler._heap if e[2].name == f"job:{job.pk}"]
     assert event.entry.schedule.run_every.total_seconds() == 10
     assert scheduler.schedules_equal(None, None) is True  # no O(n) comparison per tick
+
+
+def test_a_bulk_change_without_date_changed_falls_back_to_a_full_read():
+    from django_celery_beat.models import PeriodicTask, PeriodicTasks
+
+    job = JobFactory(schedule_type="interval", schedule_expression="10s")
+    doomed = JobFactory(schedule_type="interval", schedule_expression="10s")
+    scheduler = Scheduler(app=app, lazy=True)
+    assert scheduler.schedule[f"job:{job.pk}"].options["queue"] == "default"
+    # a disable is seen by name, even when done in bulk
+    PeriodicTask.objects.filter(pk=doomed.periodic_task_id).update(enabled=False)
+    PeriodicTasks.update_changed()
+    assert f"job:{doomed.pk}" not in scheduler.schedule
+    assert scheduler.full_reads == 1
+    # a bulk update() touches no date_changed (the task's is an hour old):
+    # update_changed() is all beat hears
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    PeriodicTask.objects.filter(pk=job.periodic_task_id).update(queue="maintenance", date_changed=an_hour_ago)
+    PeriodicTasks.update_changed()
+    assert scheduler.schedule[f"job:{job.pk}"].options["queue"] == "maintenance"
+    assert scheduler.full_reads == 2
