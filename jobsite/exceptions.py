@@ -56,6 +56,15 @@ def validation_error_message(error: DjangoValidationError) -> str:
     return flatten_errors(django_validation_error_detail(error))
 
 
+def error_message(exc: Exception) -> str:
+    """One readable line for any service error (CLI, admin messages)."""
+    if isinstance(exc, DjangoValidationError):
+        return validation_error_message(exc)
+    if isinstance(exc, ApplicationError):
+        return exc.message
+    return str(exc)
+
+
 def exception_handler(exc, context):
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(django_validation_error_detail(exc))

@@ -22,7 +22,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 from jobsite.admin import ReadOnlyAdminMixin
-from jobsite.exceptions import ApplicationError, django_validation_error_detail, validation_error_message
+from jobsite.exceptions import ApplicationError, error_message, django_validation_error_detail
 from jobsite.tenancy import scope_to_user
 from scheduling import selectors, services
 from scheduling.models import AuditLog, DailyJobStatistics, Execution, Job
@@ -54,14 +54,6 @@ def badge(value: str, label: str | None = None):
         'font-size:11px;font-weight:600;white-space:nowrap">{}</span>',
         colour, label or value,
     )
-
-
-def error_text(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return validation_error_message(exc)
-    if isinstance(exc, ApplicationError):
-        return exc.message
-    return str(exc)
 
 
 def admin_change_url(obj) -> str | None:
@@ -214,7 +206,7 @@ class JobAdmin(admin.ModelAdmin):
         try:
             return job_schedule(obj).describe()
         except ValidationError as exc:
-            return error_text(exc)
+            return error_message(exc)
 
     @admin.display(description="Statistics")
     def statistics(self, obj):
@@ -265,7 +257,7 @@ class JobAdmin(admin.ModelAdmin):
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except (ValidationError, ApplicationError) as exc:
-            self.message_user(request, f"Not saved: {error_text(exc)}", messages.ERROR)
+            self.message_user(request, f"Not saved: {error_message(exc)}", messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
 
     def save_model(self, request, obj, form, change):
@@ -301,7 +293,7 @@ class JobAdmin(admin.ModelAdmin):
             try:
                 done.append(call(job))
             except (ValidationError, ApplicationError) as exc:
-                failed.append(f"{job.name}: {error_text(exc)}")
+                failed.append(f"{job.name}: {error_message(exc)}")
             except Exception as exc:  # Celery messages go out on commit: a broker outage surfaces here
                 logger.exception("admin action on job %s failed", job.pk)
                 failed.append(f"{job.name}: failed ({type(exc).__name__}: {' '.join(str(exc).split())}); is the broker up?")
@@ -375,7 +367,7 @@ class ExecutionAdmin(ReadOnlyAdmin):
                 services.execution_cancel(execution=execution, actor=request.user, reason="cancelled in the admin")
                 cancelled.append(str(execution.pk))
             except (ValidationError, ApplicationError) as exc:
-                refused.append(error_text(exc))
+                refused.append(error_message(exc))
         if cancelled:
             self.message_user(request, f"Cancelled execution(s) {', '.join(cancelled)}.", messages.SUCCESS)
         for reason in refused:

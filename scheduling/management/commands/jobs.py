@@ -21,7 +21,7 @@ from django.core.paginator import EmptyPage, Paginator
 from django.utils import timezone
 from tabulate import tabulate
 
-from jobsite.exceptions import ApplicationError, validation_error_message
+from jobsite.exceptions import ApplicationError, error_message
 from scheduling import selectors, services
 from scheduling.beat import beat_drift_check, job_next_runs, job_schedule, periodic_task_name
 from scheduling.executors import schedulable_tasks
@@ -135,15 +135,6 @@ def describe(job: Job) -> str:
         return job_schedule(job).describe()
     except (ValidationError, ValueError, KeyError) as exc:  # an unreadable stored schedule must not hide the job
         return f"(cannot describe: {exc})"
-
-
-def error_line(exc: Exception) -> str:
-    """One readable line: ``schedule_expression: Invalid cron expression ...``."""
-    if isinstance(exc, ValidationError):
-        return validation_error_message(exc)
-    if isinstance(exc, ApplicationError):
-        return exc.message
-    return str(exc)
 
 
 EXAMPLES = {
@@ -353,7 +344,7 @@ class Command(BaseCommand):
         try:
             handler(**options)
         except (ValidationError, ApplicationError) as exc:
-            raise CommandError(error_line(exc)) from exc
+            raise CommandError(error_message(exc)) from exc
 
     def out(self, text: str = "", style=None) -> None:
         self.stdout.write(style(text) if style else text)
@@ -646,7 +637,7 @@ class Command(BaseCommand):
             schedule = parse_schedule(schedule_type, schedule_expression, timezone)
         except ValidationError as exc:
             self.out("Valid: no", self.style.ERROR)
-            raise CommandError(error_line(exc)) from exc
+            raise CommandError(error_message(exc)) from exc
         self.out("Valid: yes", self.style.SUCCESS)
         self.out(f"Description: {schedule.describe()}")
         runs = schedule.next_runs(NEXT_RUNS)
