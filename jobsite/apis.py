@@ -3,6 +3,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_seriali
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from jobsite.auth import token_obtain
@@ -29,6 +30,9 @@ class TokenObtainApi(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    # Slows password guessing: AUTH_TOKEN_THROTTLE_RATE per client IP.
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth_token"
 
     @extend_schema(
         operation_id="auth_token_obtain",

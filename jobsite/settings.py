@@ -192,6 +192,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "jobsite.exceptions.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Counted in the process-local cache: the limit applies per web process.
+    "DEFAULT_THROTTLE_RATES": {"auth_token": env.str("AUTH_TOKEN_THROTTLE_RATE", default="20/min")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "jobsite API",

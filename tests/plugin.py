@@ -15,6 +15,8 @@ os.environ.setdefault("DEBUG", "true")
 os.environ.setdefault("OUTBOUND_HTTP_ALLOW_LOOPBACK", "true")
 # Tests create the default jobs explicitly where they want them.
 os.environ.setdefault("JOBS_CREATE_DEFAULT_JOBS", "false")
+# The suite logs in far more often than a person; test_auth checks the limit itself.
+os.environ.setdefault("AUTH_TOKEN_THROTTLE_RATE", "10000/min")
 # The tests.* schedulable tasks, in this process and in worker subprocesses.
 os.environ.setdefault("JOBS_TASK_MODULES", "tests.tasks")
 

@@ -652,3 +652,21 @@ def test_a_bad_external_public_key_fails_the_system_check(settings):
     settings.JWT_EXTERNAL_PUBLIC_KEY = "not a pem"
     errors = [e for e in run_checks() if e.id == "jobsite.E001"]
     assert errors and "not a PEM-encoded public key" in errors[0].msg
+
+
+def test_password_guessing_is_throttled(client_for, user, monkeypatch):
+    from django.core.cache import cache
+    from rest_framework.throttling import ScopedRateThrottle
+
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"auth_token": "3/min"})
+    cache.clear()
+    client = client_for(None)
+    codes = [
+        client.post("/api/auth/token", {"username": "alice", "password": f"guess-{n}"}, format="json").status_code
+        for n in range(4)
+    ]
+    assert codes == [401, 401, 401, 429]
+    response = client.post("/api/auth/token", {"username": "alice", "password": "s3cret-pass!"}, format="json")
+    assert response.status_code == 429
+    assert "throttled" in response.json()["detail"].lower()
+    cache.clear()
