@@ -85,13 +85,18 @@ def test_cancel_terminates_a_running_execution(celery_worker_process):
 
 
 def test_cancelled_queued_execution_does_not_start_later(celery_worker_process):
-    job = JobFactory(max_retries=0)
-    # queued with a countdown, as a retry would be: it waits in the worker
-    execution = services.job_execute(job=job)
-    services.execution_cancel(execution=execution)
-    time.sleep(2)
-    execution.refresh_from_db()
-    assert execution.status == "cancelled" and execution.started_at is None
+    # given a retry waiting out its backoff in the worker (an ETA message)
+    job = JobFactory(task_name="tests.fail", max_retries=1, retry_backoff_seconds=3)
+    first = services.job_execute(job=job)
+    wait_for(lambda: status_of(first) == "failed", message="first attempt failed")
+    retry = Execution.objects.get(retry_of=first)
+    assert retry.status == "queued"
+    # when it is cancelled before its time comes
+    services.execution_cancel(execution=retry, actor_label="test")
+    time.sleep(4.5)
+    # then it never starts
+    retry.refresh_from_db()
+    assert retry.status == "cancelled" and retry.started_at is None
 
 
 def test_sigkill_of_the_pool_process_is_recovered_and_retried(celery_worker_process):
