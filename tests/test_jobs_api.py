@@ -592,3 +592,10 @@ def test_validate_missing_field_is_400(api, body, field):
     response = api.post(VALIDATE, body, format="json")
     assert response.status_code == 400
     assert response.json()["detail"].startswith(f"{field}: ")
+
+
+def test_schema_and_docs_need_a_login(client_for, admin_api):
+    anonymous = client_for(None)
+    for path in ("/api/schema/", "/api/docs/", "/api/redoc/"):
+        assert anonymous.get(path).status_code == 401, path
+    assert admin_api.get("/api/docs/").status_code == 200
