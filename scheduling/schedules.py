@@ -197,20 +197,24 @@ def validate_cron_expression(expression: str) -> str:
 def parse_interval(expression: str) -> timedelta:
     """``"30"`` is minutes (seed 003); ``"1h 30m"``, ``"45s"`` also accepted (seed 002)."""
     text = str(expression).strip()
-    if re.fullmatch(r"\d+", text):
-        delta = timedelta(minutes=int(text))
-    else:
-        match = _INTERVAL_UNITS.fullmatch(text) if text else None
-        if not match or not any(match.groups()):
-            raise _invalid(
-                f"Invalid interval '{expression}': give whole minutes (e.g. '30') or units like '1h 30m' or '45s'."
-            )
-        hours, minutes, seconds = (int(g or 0) for g in match.groups())
-        delta = timedelta(hours=hours, minutes=minutes, seconds=seconds)
+    too_long = _invalid(f"Invalid interval '{expression[:40]}': it must be at most 366 days.")
+    try:
+        if re.fullmatch(r"\d+", text):
+            delta = timedelta(minutes=int(text))
+        else:
+            match = _INTERVAL_UNITS.fullmatch(text) if text else None
+            if not match or not any(match.groups()):
+                raise _invalid(
+                    f"Invalid interval '{expression}': give whole minutes (e.g. '30') or units like '1h 30m' or '45s'."
+                )
+            hours, minutes, seconds = (int(g or 0) for g in match.groups())
+            delta = timedelta(hours=hours, minutes=minutes, seconds=seconds)
+    except (OverflowError, ValueError):  # digits beyond what a timedelta holds
+        raise too_long from None
     if delta.total_seconds() < 1:
         raise _invalid(f"Invalid interval '{expression}': it must be at least 1 second.")
     if delta > timedelta(days=366):
-        raise _invalid(f"Invalid interval '{expression}': it must be at most 366 days.")
+        raise too_long
     return delta
 
 

@@ -37,6 +37,10 @@ UPDATABLE_FIELDS = (
 )
 
 
+MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
+MAX_BACKOFF_SECONDS = 3600  # retries are held by the worker: keep them under the visibility timeout
+
+
 # ---------------------------------------------------------------------------
 # Validation
 # ---------------------------------------------------------------------------
@@ -69,8 +73,10 @@ def job_validate(job: Job) -> None:
         add("queue", f"Unknown queue '{job.queue}'. Use one of: {', '.join(settings.JOBS_QUEUES)}.")
     if not isinstance(job.priority, int) or not 0 <= job.priority <= 9:
         add("priority", "Priority must be an integer from 0 (lowest) to 9 (highest).")
-    if not isinstance(job.timeout_seconds, int) or job.timeout_seconds < 1:
-        add("timeout_seconds", "Timeout must be a positive number of seconds.")
+    if not isinstance(job.timeout_seconds, int) or not 1 <= job.timeout_seconds <= MAX_TIMEOUT_SECONDS:
+        add("timeout_seconds", f"Timeout must be from 1 to {MAX_TIMEOUT_SECONDS} seconds (7 days).")
+    if not isinstance(job.retry_backoff_seconds, int) or not 0 <= job.retry_backoff_seconds <= MAX_BACKOFF_SECONDS:
+        add("retry_backoff_seconds", f"Backoff must be from 0 to {MAX_BACKOFF_SECONDS} seconds.")
     if not isinstance(job.max_retries, int) or not 0 <= job.max_retries <= 20:
         add("max_retries", "Retries must be an integer from 0 to 20.")
     if not isinstance(job.task_args, list):

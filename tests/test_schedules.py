@@ -44,6 +44,8 @@ def test_interval_schedules(expression, seconds):
         ("cron", "0 0 L * *", "Invalid cron expression"),
         ("interval", "0", "at least 1 second"),
         ("interval", "soon", "Invalid interval 'soon'"),
+        ("interval", "9" * 300, "it must be at most 366 days"),
+        ("interval", "99999999999h", "it must be at most 366 days"),
         ("daily", "25:00", "hour must be 0-23"),
         ("daily", "0930", "time must be HH:MM"),
         ("weekly", "7:10:00", "day must be 0-6"),

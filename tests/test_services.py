@@ -109,6 +109,9 @@ def test_drift_check_finds_and_repairs_missing_mismatched_and_orphans():
         ({"job_type": "mining"}, "job_type"),
         ({"kind": "shell"}, "kind"),
         ({"task_kwargs": ["not", "a", "dict"]}, "task_kwargs"),
+        ({"timeout_seconds": 10**20}, "timeout_seconds"),
+        ({"retry_backoff_seconds": 10**20}, "retry_backoff_seconds"),
+        ({"schedule_expression": "9" * 300}, "schedule_expression"),
     ],
 )
 def test_create_rejects_bad_input_naming_the_field(overrides, field):
