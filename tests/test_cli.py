@@ -31,11 +31,6 @@ def noop(*, execution, **kw):
     return RunResult(output="ok", result={"kwargs": kw})
 
 
-@schedulable("tests.cli_fail", description="Always fails (CLI test task).")
-def cli_fail(*, execution, **kw):
-    raise RuntimeError("disk full")
-
-
 def jobs(*args) -> str:
     out = StringIO()
     call_command("jobs", *[str(a) for a in args], stdout=out)
@@ -312,29 +307,21 @@ def test_execute_paused_job_needs_force():
     assert Execution.objects.filter(job=job, trigger="cli").count() == 1
 
 
-def _run_inline_on_sleep(monkeypatch):
-    """Stand in for the worker: the first poll's sleep runs the execution here."""
-
-    def sleep(seconds):
-        for execution in Execution.objects.filter(status=Execution.Status.QUEUED):
-            services.execution_run(execution_id=execution.pk, task_id=execution.celery_task_id, worker="inline pid 1")
-
-    monkeypatch.setattr(Command, "sleep", staticmethod(sleep))
-
-
-def test_execute_wait_prints_the_outcome(monkeypatch):
-    job = make_job("nightly")
-    _run_inline_on_sleep(monkeypatch)
-    output = jobs("execute", job.pk, "--wait", 10)
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_execute_wait_prints_the_outcome(celery_worker_process):
+    job = make_job("nightly", task_name="tests.echo")  # run by the real worker
+    output = jobs("execute", job.pk, "--wait", 20)
     execution = Execution.objects.get(job=job)
     assert f"Execution {execution.pk} finished: success" in output
-    assert re.search(r"Output\s+ok", output)
+    assert re.search(r"Output\s+echo", output)
 
 
-def test_execute_wait_exits_non_zero_when_the_run_fails(monkeypatch):
-    job = make_job("failing", task_name="tests.cli_fail")
-    _run_inline_on_sleep(monkeypatch)
-    message, output = jobs_error("execute", job.pk, "--wait")
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_execute_wait_exits_non_zero_when_the_run_fails(celery_worker_process):
+    job = make_job("failing", task_name="tests.fail", task_kwargs={"message": "disk full"})
+    message, output = jobs_error("execute", job.pk, "--wait", 20)
     assert "finished: failed" in output
     assert message.endswith("ended failed: RuntimeError: disk full")
 
