@@ -122,20 +122,21 @@ class ExecutionSerializer(serializers.ModelSerializer):
         return execution.triggered_by.username if execution.triggered_by_id else None
 
 
-class JobPageSerializer(serializers.Serializer):
+class PageSerializer(serializers.Serializer):
+    """The page envelope of every list (scheduling.pagination); subclasses add ``items``."""
+
+    total = serializers.IntegerField()
+    page = serializers.IntegerField()
+    size = serializers.IntegerField()
+    pages = serializers.IntegerField()
+
+
+class JobPageSerializer(PageSerializer):
     items = JobSerializer(many=True)
-    total = serializers.IntegerField()
-    page = serializers.IntegerField()
-    size = serializers.IntegerField()
-    pages = serializers.IntegerField()
 
 
-class ExecutionPageSerializer(serializers.Serializer):
+class ExecutionPageSerializer(PageSerializer):
     items = ExecutionSerializer(many=True)
-    total = serializers.IntegerField()
-    page = serializers.IntegerField()
-    size = serializers.IntegerField()
-    pages = serializers.IntegerField()
 
 
 class JobOverdueListSerializer(serializers.Serializer):
