@@ -47,11 +47,3 @@ def secrets_decrypt(token: str) -> dict[str, str]:
             "Stored credentials cannot be decrypted: FIELD_ENCRYPTION_KEY (or SECRET_KEY) changed. "
             "Set the credentials again.", status=409, code="credentials_unreadable",
         ) from None
-
-
-REDACTED = "***"
-
-
-def redact(values: dict) -> dict:
-    """The same keys, every value shown as ``***`` (responses, admin, logs)."""
-    return {key: REDACTED for key in values}

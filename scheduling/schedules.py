@@ -18,7 +18,6 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone as dj_timezone
 
 SCHEDULE_TYPES = ("cron", "interval", "daily", "weekly", "monthly", "once")
-WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _INTERVAL_UNITS = re.compile(r"^\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$", re.IGNORECASE)
 
 
@@ -263,7 +262,3 @@ def parse_schedule(schedule_type: str, expression: str, timezone: str = "UTC", *
     if moment <= (now or dj_timezone.now()):
         raise _invalid(f"Invalid once schedule '{expression}': the time must be in the future.")
     return Schedule("once", expression, tz, clocked=moment)
-
-
-def describe_weekday(day: int) -> str:
-    return WEEKDAYS[day]
