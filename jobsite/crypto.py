@@ -14,7 +14,7 @@ from functools import lru_cache
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
 
-from jobsite.exceptions import ApplicationError
+from jobsite.exceptions import ApplicationError, ErrorCode
 
 
 @lru_cache(maxsize=4)
@@ -45,5 +45,5 @@ def secrets_decrypt(token: str) -> dict[str, str]:
     except InvalidToken:
         raise ApplicationError(
             "Stored credentials cannot be decrypted: FIELD_ENCRYPTION_KEY (or SECRET_KEY) changed. "
-            "Set the credentials again.", status=409, code="credentials_unreadable",
+            "Set the credentials again.", status=409, code=ErrorCode.CREDENTIALS_UNREADABLE,
         ) from None

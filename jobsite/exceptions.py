@@ -2,6 +2,8 @@
 ``{"detail": ...}`` with the status the seeds show (HackSoft style)."""
 from __future__ import annotations
 
+from enum import StrEnum
+
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
@@ -10,25 +12,42 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 
+class ErrorCode(StrEnum):
+    """Stable codes of the project-wide errors (clients may branch on ``code``).
+    Each app adds its own enum in its ``errors`` module."""
+
+    NOT_FOUND = "not_found"
+    FORBIDDEN = "forbidden"
+    CONFLICT = "conflict"
+    CREDENTIALS_UNREADABLE = "credentials_unreadable"
+
+
 class ApplicationError(Exception):
     """A business rule said no. ``status`` is the HTTP status the API answers."""
 
-    def __init__(self, message: str, *, status: int = 400, code: str | None = None, extra: dict | None = None):
+    def __init__(self, message: str, *, status: int = 400, code: StrEnum | None = None, extra: dict | None = None):
         super().__init__(message)
         self.message = message
         self.status = status
-        self.code = code
+        self.code = str(code) if code is not None else None
         self.extra = extra or {}
 
 
 class NotFound(ApplicationError):
     def __init__(self, message: str = "Not found."):
-        super().__init__(message, status=404, code="not_found")
+        super().__init__(message, status=404, code=ErrorCode.NOT_FOUND)
+
+
+class Forbidden(ApplicationError):
+    """Someone else's object, where a facade's contract answers 403 rather than 404."""
+
+    def __init__(self, message: str = "You don't have permission to access this object."):
+        super().__init__(message, status=403, code=ErrorCode.FORBIDDEN)
 
 
 class Conflict(ApplicationError):
-    def __init__(self, message: str, **kwargs):
-        super().__init__(message, status=409, code=kwargs.pop("code", "conflict"), **kwargs)
+    def __init__(self, message: str, *, code: StrEnum = ErrorCode.CONFLICT, **kwargs):
+        super().__init__(message, status=409, code=code, **kwargs)
 
 
 def flatten_errors(detail) -> str:

@@ -10,7 +10,7 @@ from django.db.models import Avg, Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from jobsite.exceptions import NotFound
-from jobsite.tenancy import scope_to_user
+from jobsite.tenancy import get_visible, scope_to_user
 from scheduling.models import Execution, Job
 
 FINISHED_FOR_STATS = (
@@ -33,12 +33,15 @@ def _stale_queued(now=None) -> QuerySet[Execution]:
     )
 
 
-def _base_jobs(user) -> QuerySet[Job]:
+def _jobs() -> QuerySet[Job]:
     # One extra query per page (not per row, not in the COUNT) tells
     # job_is_overdue about stale queued runs.
     stale = Prefetch("executions", queryset=_stale_queued().only("pk", "job_id"), to_attr="stale_queued")
-    qs = Job.objects.select_related("owner", "organization").prefetch_related(stale)
-    return qs if user is None else scope_to_user(qs, user)
+    return Job.objects.select_related("owner", "organization").prefetch_related(stale)
+
+
+def _base_jobs(user) -> QuerySet[Job]:
+    return scope_to_user(_jobs(), user)
 
 
 def overdue_q(now=None) -> Q:
@@ -49,8 +52,8 @@ def overdue_q(now=None) -> Q:
     return Q(is_enabled=True, status=Job.Status.ACTIVE) & (Q(next_run_at__lt=now - _grace()) | Q(stale))
 
 
-def job_list(*, user=None, filters: dict[str, Any] | None = None) -> QuerySet[Job]:
-    """Jobs ``user`` may see (None: all, for the CLI), filtered by status,
+def job_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Job]:
+    """Jobs ``user`` may see (``SYSTEM``: all, for the CLI), filtered by status,
     is_enabled, job_type, kind, overdue, search."""
     filters = filters or {}
     qs = _base_jobs(user)
@@ -70,17 +73,14 @@ def job_list(*, user=None, filters: dict[str, Any] | None = None) -> QuerySet[Jo
     return qs.order_by("id")
 
 
-def job_get(*, user=None, job_id) -> Job:
-    """One job by id (or name, for the CLI); someone else's job is a 404."""
-    qs = _base_jobs(user)
+def job_get(*, user, job_id, forbidden: str | None = None) -> Job:
+    """One job by id (or name, for the CLI); someone else's job is a 404, or a
+    403 with the ``forbidden`` message where a facade's contract asks for it."""
     lookup = {"pk": int(job_id)} if str(job_id).isdigit() else {"name": str(job_id)}
-    job = qs.filter(**lookup).first()
-    if job is None:
-        raise NotFound(f"Job {job_id} not found.")
-    return job
+    return get_visible(_jobs(), user, lookup=lookup, not_found=f"Job {job_id} not found.", forbidden=forbidden)
 
 
-def job_overdue_list(*, user=None) -> QuerySet[Job]:
+def job_overdue_list(*, user) -> QuerySet[Job]:
     return _base_jobs(user).filter(overdue_q()).order_by("next_run_at")
 
 
@@ -99,11 +99,11 @@ def job_is_overdue(job: Job, now=None) -> bool:
 
 
 def execution_list(
-    *, user=None, job: Job | None = None, job_id: int | None = None, status: str | None = None
+    *, user, job: Job | None = None, job_id: int | None = None, status: str | None = None
 ) -> QuerySet[Execution]:
-    qs = Execution.objects.select_related("job", "triggered_by")
-    if user is not None:
-        qs = scope_to_user(qs, user, owner_field="job__owner", org_field="job__organization")
+    qs = scope_to_user(
+        Execution.objects.select_related("job", "triggered_by"), user, owner_field="job__owner", org_field="job__organization"
+    )
     if job is not None:
         qs = qs.filter(job=job)
     if job_id is not None:
@@ -113,7 +113,7 @@ def execution_list(
     return qs.order_by("-created_at", "-id")
 
 
-def execution_get(*, user=None, execution_id) -> Execution:
+def execution_get(*, user, execution_id) -> Execution:
     execution = execution_list(user=user).filter(pk=execution_id).first() if str(execution_id).isdigit() else None
     if execution is None:
         raise NotFound(f"Execution {execution_id} not found.")
@@ -163,7 +163,7 @@ def job_statistics(*, job: Job) -> dict[str, Any]:
     }
 
 
-def job_stats_overview(*, user=None) -> dict[str, Any]:
+def job_stats_overview(*, user) -> dict[str, Any]:
     """Totals over every job ``user`` may see: counts, rates, durations, per type."""
     jobs = _base_jobs(user)
     now = timezone.now()

@@ -21,6 +21,7 @@ from django.utils import timezone
 from jobsite.crypto import secrets_decrypt, secrets_encrypt
 from jobsite.exceptions import ApplicationError, Conflict
 from scheduling import audit
+from scheduling.errors import ErrorCode
 from scheduling.beat import celery_priority, job_next_runs, job_schedule, periodic_task_delete, periodic_task_sync
 from scheduling.executors import registered_kinds, schedulable_task, schedulable_tasks
 from scheduling.models import Execution, Job
@@ -103,7 +104,7 @@ def _save_unique(job: Job, **kwargs) -> None:
             job.save(**kwargs)
     except IntegrityError:
         if Job.objects.exclude(pk=job.pk).filter(name=job.name).exists():
-            raise Conflict(f"A job named '{job.name}' already exists.", code="job_name_taken") from None
+            raise Conflict(f"A job named '{job.name}' already exists.", code=ErrorCode.JOB_NAME_TAKEN) from None
         raise
 
 
@@ -270,7 +271,7 @@ def _send_execution(execution: Execution, job: Job, *, countdown: float | None =
             )
             raise ApplicationError(
                 f"Execution {execution_id} could not be queued: the task broker is unreachable.",
-                status=503, code="broker_unavailable",
+                status=503, code=ErrorCode.BROKER_UNAVAILABLE,
             ) from None
 
     transaction.on_commit(enqueue)
@@ -304,13 +305,13 @@ def job_execute(
     if not force:
         if not job.is_schedulable:
             state = "disabled" if not job.is_enabled else job.status
-            raise Conflict(f"Job '{job.name}' is {state}; use force to run it anyway.", code="job_not_active")
+            raise Conflict(f"Job '{job.name}' is {state}; use force to run it anyway.", code=ErrorCode.JOB_NOT_ACTIVE)
         if job.overlap_policy == Job.OverlapPolicy.SKIP:
             running = job.executions.filter(status__in=Execution.ACTIVE_STATUSES).first()
             if running is not None:
                 raise Conflict(
                     f"Job '{job.name}' is already running (execution {running.pk}); use force to start another run.",
-                    code="job_running",
+                    code=ErrorCode.JOB_RUNNING,
                 )
     execution = _new_execution(job, trigger=trigger, actor=actor, override_kwargs=override_kwargs)
     _send_execution(execution, job)
@@ -355,7 +356,7 @@ def execution_cancel(*, execution: Execution, actor=None, actor_label: str = "",
     if execution.status not in Execution.ACTIVE_STATUSES:
         raise Conflict(
             f"Execution {execution.pk} is already {execution.status}; only queued or running executions can be cancelled.",
-            code="execution_not_active",
+            code=ErrorCode.EXECUTION_NOT_ACTIVE,
         )
     now = timezone.now()
     by = actor_label or getattr(actor, "username", "") or "system"

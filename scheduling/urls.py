@@ -1,32 +1,9 @@
 """Routes of the scheduling app. jobsite/urls.py includes this module at the
 root, so every pattern carries its full path."""
 from django.urls import include, path
-from rest_framework.routers import Route, SimpleRouter
 
+from jobsite.routers import SeedPathRouter
 from scheduling import apis
-
-
-class SeedPathRouter(SimpleRouter):
-    """Seed 003 writes the collection as ``/api/v1/jobs/`` and everything else
-    without a slash (``/api/v1/jobs/{id}/execute``). Every route accepts both
-    forms (APPEND_SLASH is off, so nothing redirects a POST); the regexes are
-    spelt so that the OpenAPI schema shows the seed's form: ``/?`` reads as
-    ``/``, ``(?:/)?`` as nothing.
-
-    A SimpleRouter, not a DefaultRouter: its API root view and format
-    suffixes would claim ``/`` and ``.json`` paths other facades share.
-    """
-
-    routes = [
-        route._replace(url=route.url.replace("{trailing_slash}", "/?"))
-        if isinstance(route, Route) and route.name == "{basename}-list" else route
-        for route in SimpleRouter.routes
-    ]
-
-    def __init__(self):
-        super().__init__()
-        self.trailing_slash = "(?:/)?"
-
 
 v1 = SeedPathRouter()
 v1.register("jobs", apis.JobViewSet, basename="job")

@@ -8,6 +8,7 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
 from jobsite.exceptions import Conflict
+from jobsite.tenancy import SYSTEM
 from scheduling import services
 from scheduling.beat import beat_drift_check, celery_priority
 from scheduling.models import AuditLog, Execution, Job
@@ -291,7 +292,7 @@ def test_overdue_when_late_or_when_a_scheduled_run_never_started(settings):
     Job.objects.filter(pk=paused.pk).update(next_run_at=timezone.now() - timedelta(minutes=5))
     queued = services.job_dispatch_scheduled(job_id=stuck.pk)  # beat fired; no worker took it
     Execution.objects.filter(pk=queued.pk).update(created_at=timezone.now() - timedelta(minutes=2))
-    overdue = {job.name for job in selectors.job_overdue_list()}
+    overdue = {job.name for job in selectors.job_overdue_list(user=SYSTEM)}
     assert overdue == {"late", "stuck"}
-    assert [selectors.job_is_overdue(j) for j in selectors.job_list(filters={})] == [False, True, True, False]
-    assert selectors.job_stats_overview()["jobs"]["overdue"] == 2
+    assert [selectors.job_is_overdue(j) for j in selectors.job_list(user=SYSTEM, filters={})] == [False, True, True, False]
+    assert selectors.job_stats_overview(user=SYSTEM)["jobs"]["overdue"] == 2

@@ -3,8 +3,10 @@ another organization's; superusers see everything; anonymous sees nothing."""
 import pytest
 from django.contrib.auth.models import AnonymousUser
 
+from jobsite.exceptions import Forbidden, NotFound
 from jobsite.models import Membership, Organization
-from jobsite.tenancy import scope_to_user, user_can_access, user_default_organization, user_organization_ids
+from jobsite.tenancy import SYSTEM, scope_to_user, user_can_access, user_default_organization, user_organization_ids
+from scheduling import selectors
 from scheduling.models import Job
 
 pytestmark = pytest.mark.django_db
@@ -70,12 +72,38 @@ def test_superuser_sees_everything(superuser, jobs):
     assert all(user_can_access(job, superuser) for job in jobs.values())
 
 
-@pytest.mark.parametrize("anonymous", [None, AnonymousUser()], ids=["none", "anonymous"])
-def test_anonymous_sees_nothing(jobs, anonymous):
+def test_anonymous_sees_nothing(jobs):
+    anonymous = AnonymousUser()
     assert visible_names(anonymous) == set()
     assert not any(user_can_access(job, anonymous) for job in jobs.values())
     assert user_organization_ids(anonymous) == []
     assert user_default_organization(anonymous) is None
+
+
+def test_a_read_without_a_reader_is_refused_not_widened(jobs):
+    # A view that forgets user= must fail loudly, never see every tenant.
+    with pytest.raises(TypeError, match="user=SYSTEM"):
+        scope_to_user(Job.objects.all(), None)
+    with pytest.raises(TypeError):
+        selectors.job_list(filters={})
+
+
+def test_system_sees_every_tenant(jobs):
+    assert set(selectors.job_list(user=SYSTEM).values_list("name", flat=True)) == set(jobs)
+    assert user_default_organization(SYSTEM) is None
+
+
+def test_forbidden_instead_of_not_found_where_a_facade_asks(user, jobs):
+    # given a job alice cannot see
+    hidden = next(job for job in jobs.values() if not user_can_access(job, user))
+    # then the default is a 404 that does not reveal it, and a facade may ask for 403
+    with pytest.raises(NotFound):
+        selectors.job_get(user=user, job_id=hidden.pk)
+    with pytest.raises(Forbidden, match="permission"):
+        selectors.job_get(user=user, job_id=hidden.pk, forbidden="You don't have permission to access this job")
+    # and a job that does not exist is still a 404
+    with pytest.raises(NotFound):
+        selectors.job_get(user=user, job_id=999999, forbidden="You don't have permission to access this job")
 
 
 def test_custom_field_names(user, org, other_org):

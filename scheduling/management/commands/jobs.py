@@ -22,6 +22,7 @@ from django.utils import timezone
 from tabulate import tabulate
 
 from jobsite.exceptions import ApplicationError, error_message
+from jobsite.tenancy import SYSTEM
 from scheduling import selectors, services
 from scheduling.beat import beat_drift_check, job_next_runs, job_schedule, periodic_task_name
 from scheduling.executors import schedulable_tasks
@@ -357,7 +358,7 @@ class Command(BaseCommand):
 
     @staticmethod
     def job(ref: str) -> Job:
-        return selectors.job_get(job_id=ref)
+        return selectors.job_get(user=SYSTEM, job_id=ref)
 
     # -- list / show ---------------------------------------------------------
     def handle_list(self, *, status, job_type, kind, search, enabled_only, overdue_only, page, size, **_):
@@ -365,7 +366,7 @@ class Command(BaseCommand):
             "status": status, "job_type": job_type, "kind": kind, "search": search,
             "is_enabled": True if enabled_only else None, "overdue": overdue_only,
         }
-        paginator = Paginator(selectors.job_list(filters=filters), size)
+        paginator = Paginator(selectors.job_list(user=SYSTEM, filters=filters), size)
         try:
             jobs = paginator.page(page)
         except EmptyPage:
@@ -442,7 +443,7 @@ class Command(BaseCommand):
         ])
 
         self.out(f"\nLast {RECENT_EXECUTIONS} executions", self.style.MIGRATE_HEADING)
-        self._executions_table(selectors.execution_list(job=job)[:RECENT_EXECUTIONS])
+        self._executions_table(selectors.execution_list(user=SYSTEM, job=job)[:RECENT_EXECUTIONS])
 
     def _executions_table(self, executions) -> None:
         executions = list(executions)
@@ -501,7 +502,7 @@ class Command(BaseCommand):
     def handle_delete(self, *, job, force, **_):
         job = self.job(job)
         if not force:
-            count = selectors.execution_list(job=job).count()
+            count = selectors.execution_list(user=SYSTEM, job=job).count()
             question = f"Delete job '{job.name}' (id {job.pk}) and its {count} execution{'s' if count != 1 else ''}? [y/N] "
             if not self.confirm(question):
                 raise CommandError(f"Not deleted: job '{job.name}' was kept (answer 'y' to confirm, or pass --force).")
@@ -538,7 +539,7 @@ class Command(BaseCommand):
     def _wait_for(self, execution: Execution, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while True:
-            execution = selectors.execution_get(execution_id=execution.pk)
+            execution = selectors.execution_get(user=SYSTEM, execution_id=execution.pk)
             if not execution.is_active:
                 break
             if time.monotonic() >= deadline:
@@ -565,7 +566,7 @@ class Command(BaseCommand):
         time.sleep(seconds)
 
     def handle_cancel(self, *, execution, reason, **_):
-        execution = selectors.execution_get(execution_id=execution)
+        execution = selectors.execution_get(user=SYSTEM, execution_id=execution)
         execution = services.execution_cancel(execution=execution, actor_label=ACTOR, reason=reason)
         self.out(f"Cancelled execution {execution.pk} of job '{execution.job.name}'.", self.style.SUCCESS)
         if execution.celery_task_id:
@@ -573,7 +574,7 @@ class Command(BaseCommand):
 
     def handle_executions(self, *, job, limit, status, **_):
         job = self.job(job)
-        qs = selectors.execution_list(job=job, status=status)
+        qs = selectors.execution_list(user=SYSTEM, job=job, status=status)
         total = qs.count()
         self._executions_table(qs[:limit])
         self.out(f"\nShowing {min(limit, total)} of {total} execution{'s' if total != 1 else ''} of job '{job.name}' (id {job.pk}).")
@@ -589,7 +590,7 @@ class Command(BaseCommand):
 
     # -- reports ---------------------------------------------------------------
     def handle_overdue(self, **_):
-        jobs = list(selectors.job_overdue_list())
+        jobs = list(selectors.job_overdue_list(user=SYSTEM))
         if not jobs:
             self.out("No overdue jobs.")
             return
@@ -605,7 +606,7 @@ class Command(BaseCommand):
         self.out(f"\n{len(jobs)} overdue job{'s' if len(jobs) != 1 else ''}.")
 
     def handle_stats(self, **_):
-        overview = selectors.job_stats_overview()
+        overview = selectors.job_stats_overview(user=SYSTEM)
         jobs = overview["jobs"]
         self.out("Jobs", self.style.MIGRATE_HEADING)
         self.table([[jobs[k] for k in ("total", "enabled", "disabled", "active", "paused", "overdue")]],
@@ -682,7 +683,7 @@ class Command(BaseCommand):
 
     def handle_sync_beat(self, *, repair, **_):
         report = beat_drift_check(repair=repair)
-        names = dict(selectors.job_list().filter(pk__in=report.missing + report.mismatched).values_list("pk", "name"))
+        names = dict(selectors.job_list(user=SYSTEM).filter(pk__in=report.missing + report.mismatched).values_list("pk", "name"))
 
         def jobs_line(ids: list[int]) -> str:
             return ", ".join(f"{names.get(pk, '?')} (id {pk})" for pk in ids)
