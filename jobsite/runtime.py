@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+
+_PR_SET_PDEATHSIG = 1
 
 
 class RedisUnavailable(RuntimeError):
@@ -42,6 +47,30 @@ def redis_server_binary() -> str:
         "and no redis-server is on PATH. Install Redis (e.g. `apt-get install redis-server` "
         "or `brew install redis`) or point REDIS_URL at a running server."
     )
+
+
+def set_parent_death_signal(sig: int) -> None:
+    """Have Linux send ``sig`` to this process when its parent (the thread
+    that started it) exits. A no-op elsewhere than Linux."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, sig)
+
+
+def die_with_parent(sig: int) -> Callable[[], None]:
+    """A ``preexec_fn`` (or after-fork hook): the child gets ``sig`` when the
+    process running *now* (its parent-to-be) dies, even by kill -9, so
+    nothing a supervisor started outlives it. Call it in the thread that
+    starts the child, and keep that thread alive as long as the child."""
+    parent = os.getpid()
+
+    def arm() -> None:
+        set_parent_death_signal(sig)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), sig)
+
+    return arm
 
 
 def free_port() -> int:
@@ -85,16 +114,53 @@ class EmbeddedRedis:
             args += ["--appendonly", "no", "--save", ""]
         return args
 
-    def start(self, timeout: float = 10.0) -> "EmbeddedRedis":
+    def start(self, timeout: float = 10.0, *, supervised: bool = False) -> "EmbeddedRedis":
+        """Start the server (log in ``data_dir/redis.log``) and wait until it answers.
+
+        A Redis left running on this port by an earlier run on the same data
+        directory (its supervisor was killed) is shut down first, data saved;
+        any other program on the port is an error.
+
+        ``supervised``: a supervisor (runstack) stops the server itself, last,
+        after the processes that use it. The server gets its own session, so a
+        terminal's Ctrl-C reaches only the supervisor, and it dies with the
+        supervisor if that is killed without cleaning up (see die_with_parent).
+        """
+        command = self.command()  # raises RedisUnavailable when there is no binary
         if port_open(self.port):
-            raise RedisUnavailable(
-                f"Port {self.port} is already in use; set EMBEDDED_REDIS_PORT to another port "
-                "or REDIS_URL to the Redis that listens there."
+            self._shut_down_leftover()
+        options = {"start_new_session": True, "preexec_fn": die_with_parent(signal.SIGTERM)} if supervised else {}
+        with open(self.data_dir / "redis.log", "ab") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **options
             )
-        log = open(self.data_dir / "redis.log", "ab") if self.data_dir.exists() else subprocess.DEVNULL
-        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
-        self.wait_ready(timeout)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
         return self
+
+    def _shut_down_leftover(self) -> None:
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1, socket_timeout=2)
+        try:
+            directory = client.config_get("dir").get("dir")
+        except redis.RedisError:
+            directory = None
+        if directory is None or Path(directory).resolve() != self.data_dir.resolve():
+            raise RedisUnavailable(
+                f"Port {self.port} is already in use by another program; set EMBEDDED_REDIS_PORT to a free "
+                "port, or REDIS_URL to the Redis listening there."
+            )
+        try:
+            client.shutdown(save=True)
+        except redis.RedisError:
+            pass  # the connection drops when the server exits
+        deadline = time.monotonic() + 10
+        while port_open(self.port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if port_open(self.port):
+            raise RedisUnavailable(f"A Redis left over from a previous run still holds port {self.port}.")
 
     def wait_ready(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout

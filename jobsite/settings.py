@@ -26,10 +26,28 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 # Core
 # ---------------------------------------------------------------------------
 DEBUG = env.bool("DEBUG", default=True)
+
+
+def _is_placeholder(value: str) -> bool:
+    """True for the `change-me-...` placeholders that .env.example ships."""
+    return value.strip().lower().startswith("change-me")
+
+
+# With DEBUG=false a bad secret stops the process with one line that names the
+# variable and the fix, never the value (the message lands in logs).
+_GENERATE_SECRET = 'generate one with: python3 -c "import secrets; print(secrets.token_urlsafe(50))"'
+SECRET_KEY_MIN_LENGTH = 32
 SECRET_KEY = env.str("SECRET_KEY", default="")
+if not DEBUG:
+    if not SECRET_KEY:
+        raise ImproperlyConfigured(f"SECRET_KEY must be set when DEBUG is false; {_GENERATE_SECRET}")
+    if _is_placeholder(SECRET_KEY):
+        raise ImproperlyConfigured(f"SECRET_KEY is still the change-me placeholder of .env.example; {_GENERATE_SECRET}")
+    if len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH:
+        raise ImproperlyConfigured(
+            f"SECRET_KEY is shorter than {SECRET_KEY_MIN_LENGTH} characters; {_GENERATE_SECRET}"
+        )
 if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is false.")
     # Development only: a stable per-checkout key kept under var/.
     _key_file = VAR_DIR / "secret_key"
     if not _key_file.exists():
@@ -57,6 +75,8 @@ INSTALLED_APPS = [
     "scheduling",
     "vision_pipeline",
     "predictions",
+    # Your own apps, e.g. ones that add job kinds in an ``executors`` module.
+    *env.list("JOBS_EXTRA_APPS", default=[]),
 ]
 
 MIDDLEWARE = [
@@ -101,7 +121,22 @@ STATIC_ROOT = env.path("STATIC_ROOT", default=str(VAR_DIR / "static"))
 # Database: PostgreSQL via DATABASE_URL, else SQLite under var/
 # ---------------------------------------------------------------------------
 SQLITE_PATH = VAR_DIR / "jobsite.sqlite3"
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{SQLITE_PATH}")}
+# Empty counts as unset (`DATABASE_URL=` in a .env), like SECRET_KEY above.
+# Lower-case: not a setting, so the debug page and diffsettings never show
+# the password it embeds.
+_database_url = env.str("DATABASE_URL", default="")
+if not DEBUG and not _database_url:
+    # Production must never write to a SQLite file that a container restart loses.
+    raise ImproperlyConfigured(
+        "DATABASE_URL must be set when DEBUG is false (e.g. postgres://user:password@host:5432/jobsite); "
+        "there is no SQLite fallback in production."
+    )
+DATABASES = {"default": env.db_url_config(_database_url or f"sqlite:///{SQLITE_PATH}")}
+if not DEBUG and _is_placeholder(DATABASES["default"].get("PASSWORD") or ""):
+    raise ImproperlyConfigured(
+        "DATABASE_URL has the change-me placeholder password of .env.example; set a random "
+        "POSTGRES_PASSWORD (docker-compose) or password in DATABASE_URL."
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # web + worker + beat write concurrently: WAL lets readers run beside the
     # writer, the busy timeout waits instead of failing, and IMMEDIATE
@@ -210,7 +245,13 @@ SPECTACULAR_SETTINGS = {
 # Auth: JWT (PyJWT). Local tokens are HS256 signed with JWT_SIGNING_KEY;
 # external identity providers: HS256 shared secret or RS256/ES256 public key.
 # ---------------------------------------------------------------------------
-JWT_SIGNING_KEY = env.str("JWT_SIGNING_KEY", default=SECRET_KEY)
+JWT_SIGNING_KEY = env.str("JWT_SIGNING_KEY", default="") or SECRET_KEY
+if not DEBUG and (_is_placeholder(JWT_SIGNING_KEY) or len(JWT_SIGNING_KEY) < SECRET_KEY_MIN_LENGTH):
+    # A placeholder from .env.example would let anyone forge a token for any user.
+    raise ImproperlyConfigured(
+        f"JWT_SIGNING_KEY is a change-me placeholder or shorter than {SECRET_KEY_MIN_LENGTH} characters; "
+        f"{_GENERATE_SECRET} (or leave it unset to use SECRET_KEY)"
+    )
 JWT_ISSUER = env.str("JWT_ISSUER", default="jobsite")
 JWT_AUDIENCE = env.str("JWT_AUDIENCE", default="jobsite")
 JWT_ACCESS_TTL = timedelta(seconds=env.int("JWT_ACCESS_TTL_SECONDS", default=3600))
@@ -228,12 +269,17 @@ JWT_EXTERNAL_ISSUER = env.str("JWT_EXTERNAL_ISSUER", default="")
 MAX_UPLOAD_SIZE_MB = env.int("MAX_UPLOAD_SIZE_MB", default=50)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Read by jobsite/http.py, the one client every outbound call goes through.
 OUTBOUND_HTTP_TIMEOUT = env.float("OUTBOUND_HTTP_TIMEOUT", default=30.0)
 OUTBOUND_HTTP_RETRIES = env.int("OUTBOUND_HTTP_RETRIES", default=3)
 OUTBOUND_HTTP_MAX_BYTES = env.int("OUTBOUND_HTTP_MAX_BYTES", default=50 * 1024 * 1024)
-# Private, loopback and link-local targets are refused unless allowed here.
+# SSRF guard: loopback, private, link-local, multicast and reserved targets are
+# refused unless allowed here. ALLOW_PRIVATE covers RFC 1918/ULA/CGNAT only
+# (never link-local such as cloud metadata at 169.254.169.254).
 OUTBOUND_HTTP_ALLOW_PRIVATE = env.bool("OUTBOUND_HTTP_ALLOW_PRIVATE", default=False)
 OUTBOUND_HTTP_ALLOW_LOOPBACK = env.bool("OUTBOUND_HTTP_ALLOW_LOOPBACK", default=DEBUG)
+# Entries are `host`, `host:port`, `[v6]:port` or a CIDR; deny wins and also covers subdomains.
+OUTBOUND_HTTP_ALLOW_HOSTS = env.list("OUTBOUND_HTTP_ALLOW_HOSTS", default=[])
 OUTBOUND_HTTP_DENY_HOSTS = env.list("OUTBOUND_HTTP_DENY_HOSTS", default=[])
 
 # ---------------------------------------------------------------------------
@@ -253,7 +299,29 @@ MCP_SERVER_URLS = env.list("MCP_SERVER_URLS", default=[])
 HEALTH_BEAT_MAX_AGE_SECONDS = env.int("HEALTH_BEAT_MAX_AGE_SECONDS", default=120)
 HEALTH_DISK_MIN_FREE_MB = env.int("HEALTH_DISK_MIN_FREE_MB", default=512)
 # Encrypts credentials at rest (Fernet); derived from SECRET_KEY when unset.
+# Optional, so that deployments which never set it keep reading what they
+# stored; set it to rotate SECRET_KEY without losing stored credentials.
 FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="")
+if not DEBUG and FIELD_ENCRYPTION_KEY:
+    from cryptography.fernet import Fernet
+
+    _GENERATE_FERNET = (
+        'generate one with: python3 -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+    )
+    if _is_placeholder(FIELD_ENCRYPTION_KEY):
+        raise ImproperlyConfigured(
+            f"FIELD_ENCRYPTION_KEY is still a change-me placeholder; {_GENERATE_FERNET}, "
+            "or leave it empty to derive it from SECRET_KEY"
+        )
+    # jobsite.crypto also turns a passphrase into a key, but with one unsalted
+    # SHA-256 a weak passphrase is cheap to guess offline: production wants the
+    # real thing. https://cryptography.io/en/latest/fernet/
+    try:
+        Fernet(FIELD_ENCRYPTION_KEY)
+    except ValueError:  # binascii.Error is a ValueError
+        raise ImproperlyConfigured(
+            f"FIELD_ENCRYPTION_KEY is not a Fernet key (32 url-safe base64-encoded bytes); {_GENERATE_FERNET}"
+        ) from None
 
 # ---------------------------------------------------------------------------
 # Logging: one line per event, secrets never logged (jobsite.logging filter)
@@ -287,3 +355,34 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"queue": "maintenance", "expires": 55},
     },
 }
+
+# ---------------------------------------------------------------------------
+# Predictions (seed 004 bulk uploads; predictions/)
+# ---------------------------------------------------------------------------
+# Largest bulk-upload file (CSV or XLSX); bigger ones answer 413. A 1,000,000-row
+# annual CSV is about 125 MB. The upload streams to PREDICTIONS_STORAGE_DIR
+# (never held in memory), so the limit is about disk and processing time.
+PREDICTIONS_MAX_UPLOAD_MB = env.int("PREDICTIONS_MAX_UPLOAD_MB", default=256)
+# Where uploaded files are kept until their job is deleted.
+PREDICTIONS_STORAGE_DIR = env.path("PREDICTIONS_STORAGE_DIR", default=str(VAR_DIR / "predictions"))
+# An XLSX is a zip: refuse one whose parts unzip to more than this (zip bombs).
+PREDICTIONS_XLSX_MAX_UNCOMPRESSED_MB = env.int("PREDICTIONS_XLSX_MAX_UNCOMPRESSED_MB", default=1024)
+# Soft time limit of one upload's run (set on the predictions.bulk-upload job when
+# it is first created; change it there afterwards, like any job's timeout).
+PREDICTIONS_TIMEOUT_SECONDS = env.int("PREDICTIONS_TIMEOUT_SECONDS", default=3600)
+
+# ---------------------------------------------------------------------------
+# Workflows (seed 002; scheduling/workflows)
+# ---------------------------------------------------------------------------
+# Queue and soft time limit of new workflow schedules (operators can change
+# both per job afterwards, like on any job).
+WORKFLOWS_QUEUE = env.str("WORKFLOWS_QUEUE", default="workflows")
+WORKFLOWS_JOB_TIMEOUT_SECONDS = env.int("WORKFLOWS_JOB_TIMEOUT_SECONDS", default=3600)
+# Schedulable tasks that any user's workflow may call in a `task` step;
+# superusers' workflows may call every schedulable task.
+WORKFLOWS_TASK_NAMES = env.list("WORKFLOWS_TASK_NAMES", default=[])
+WORKFLOWS_MAX_STEPS = env.int("WORKFLOWS_MAX_STEPS", default=50)
+# Each step's recorded output is cut to this many bytes (the run's result row stays small).
+WORKFLOWS_STEP_OUTPUT_MAX_BYTES = env.int("WORKFLOWS_STEP_OUTPUT_MAX_BYTES", default=16 * 1024)
+# Response size cap of an `http` step (the outbound client refuses larger bodies).
+WORKFLOWS_HTTP_MAX_BYTES = env.int("WORKFLOWS_HTTP_MAX_BYTES", default=1024 * 1024)

@@ -25,6 +25,7 @@ from jobsite.admin import ReadOnlyAdminMixin
 from jobsite.exceptions import ApplicationError, error_message, django_validation_error_detail
 from jobsite.tenancy import scope_to_user
 from scheduling import selectors, services
+from scheduling.executors import DEFAULT_KIND
 from scheduling.models import AuditLog, DailyJobStatistics, Execution, Job
 
 logger = logging.getLogger(__name__)
@@ -174,7 +175,7 @@ class JobAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
         if obj is not None:
-            fields.append("kind")  # the executor is fixed at creation (not in UPDATABLE_FIELDS)
+            fields.append("kind")  # the executor is fixed at creation (not in Job.EDITABLE_FIELDS)
         return fields
 
     def get_inlines(self, request, obj):
@@ -201,12 +202,9 @@ class JobAdmin(admin.ModelAdmin):
     def schedule_description(self, obj):
         if obj is None or not obj.pk:
             return "-"
-        from scheduling.beat import job_schedule
+        from scheduling.beat import schedule_description
 
-        try:
-            return job_schedule(obj).describe()
-        except ValidationError as exc:
-            return error_message(exc)
+        return schedule_description(obj) or "(cannot describe this schedule)"
 
     @admin.display(description="Statistics")
     def statistics(self, obj):
@@ -261,13 +259,13 @@ class JobAdmin(admin.ModelAdmin):
             return HttpResponseRedirect(request.get_full_path())
 
     def save_model(self, request, obj, form, change):
-        data = {field: form.cleaned_data[field] for field in form.cleaned_data if field in services.UPDATABLE_FIELDS}
+        data = {field: form.cleaned_data[field] for field in form.cleaned_data if field in Job.EDITABLE_FIELDS}
         if change:
             changed = {field: value for field, value in data.items() if field in form.changed_data}
             if changed:
                 services.job_update(job=obj, actor=request.user, data=changed)
         else:
-            created = services.job_create(actor=request.user, kind=form.cleaned_data.get("kind", Job.Kind.TASK), **data)
+            created = services.job_create(actor=request.user, kind=form.cleaned_data.get("kind", DEFAULT_KIND), **data)
             obj.pk = created.pk
             obj._state.adding = False
         obj.refresh_from_db()

@@ -23,13 +23,13 @@ from rest_framework.parsers import JSONParser
 from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 
-from jobsite.exceptions import django_validation_error_detail, validation_error_message
+from jobsite.exceptions import django_validation_error_detail
 from jobsite.tenancy import user_default_organization
 from scheduling import selectors, services
+from scheduling.beat import schedule_preview
 from scheduling.executors import schedulable_tasks
 from scheduling.models import Execution, Job
 from scheduling.pagination import paginate
-from scheduling.schedules import parse_schedule
 from scheduling.serializers import (
     AllExecutionsQuerySerializer,
     DetailSerializer,
@@ -299,22 +299,10 @@ class JobViewSet(viewsets.GenericViewSet):
         body — is a 400.
         """
         data = _body(ScheduleValidateInputSerializer, request)
-        answer = {
-            "schedule_type": data["schedule_type"],
-            "schedule_expression": data["schedule_expression"],
-            "timezone": data["timezone"],
-        }
-        try:
-            schedule = parse_schedule(data["schedule_type"], data["schedule_expression"], data["timezone"])
-        except DjangoValidationError as exc:
-            answer.update(valid=False, error=validation_error_message(exc), errors=django_validation_error_detail(exc))
-        else:
-            answer.update(
-                valid=True,
-                description=schedule.describe(),
-                next_runs=[run.isoformat() for run in schedule.next_runs(5)],
-            )
-        return Response(ScheduleValidationSerializer(answer).data)
+        preview = schedule_preview(data["schedule_type"], data["schedule_expression"], data["timezone"])
+        if preview["valid"]:
+            preview["next_runs"] = [run.isoformat() for run in preview["next_runs"]]
+        return Response(ScheduleValidationSerializer(preview).data)
 
     @extend_schema(tags=["jobs"], summary="Schedulable task names", responses={200: SchedulableTaskListSerializer})
     @action(detail=False, methods=["get"])

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.module_loading import autodiscover_modules
 
 
 class SchedulingConfig(AppConfig):
@@ -6,6 +7,8 @@ class SchedulingConfig(AppConfig):
     verbose_name = "Scheduling"
 
     def ready(self):
-        # Connects the post_migrate hook that installs the seed-003 default jobs,
-        # and registers the built-in schedulable tasks.
+        # Every installed app's ``executors`` module registers its job kinds
+        # (this app's registers ``task``); the defaults module connects the
+        # post_migrate hook that installs the seed-003 default jobs.
+        autodiscover_modules("executors")
         from scheduling import defaults, maintenance  # noqa: F401

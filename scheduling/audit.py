@@ -3,18 +3,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from scheduling.models import AuditLog
-
-# Fields that describe a job in the audit trail (secrets never recorded).
-_JOB_FIELDS = (
-    "name", "title", "kind", "job_type", "schedule_type", "schedule_expression", "timezone", "task_name",
-    "task_args", "task_kwargs", "queue", "priority", "timeout_seconds", "max_retries", "overlap_policy",
-    "is_enabled", "status",
-)
+from scheduling.models import AuditLog, Job
 
 
 def job_snapshot(job) -> dict[str, Any]:
-    return {field: getattr(job, field) for field in _JOB_FIELDS}
+    """Every field a person can change, plus kind and status (secrets are
+    recorded by key only, by job_set_secrets)."""
+    fields = ("kind", *Job.EDITABLE_FIELDS, "status")
+    # attname: a related object is recorded by its primary key, without a query
+    return {field: getattr(job, Job._meta.get_field(field).attname) for field in fields}
 
 
 def diff(before: dict, after: dict) -> dict[str, list]:

@@ -11,7 +11,9 @@ from datetime import datetime
 from datetime import timezone as dt_timezone
 from dataclasses import dataclass, field
 
+from cron_descriptor import FormatException
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django_celery_beat.models import (
@@ -22,6 +24,7 @@ from django_celery_beat.models import (
     PeriodicTasks,
 )
 
+from jobsite.exceptions import django_validation_error_detail, validation_error_message
 from scheduling.models import Job
 from scheduling.schedules import Schedule, parse_schedule
 
@@ -63,6 +66,47 @@ def job_next_runs(job: Job, count: int = 5, *, after: datetime | None = None) ->
     return schedule.next_runs(count, after=after, anchor=anchor)
 
 
+# ---------------------------------------------------------------------------
+# Schedules in words, for every face (API, admin, CLI)
+# ---------------------------------------------------------------------------
+def _in_words(schedule: Schedule) -> str | None:
+    try:
+        return schedule.describe()
+    except FormatException:  # cron_descriptor cannot phrase some valid crons, e.g. "6 6 * 1-5 */7"
+        return None
+
+
+def schedule_description(job: Job) -> str | None:
+    """The job's schedule in words; None when it cannot be described: a stored
+    schedule the parser refuses (a row written around the services), or one
+    the describer cannot phrase. A job is never hidden because of either."""
+    try:
+        schedule = job_schedule(job)
+    except ValidationError:
+        return None
+    return _in_words(schedule)
+
+
+def schedule_preview(schedule_type: str, expression: str, timezone_name: str, count: int = 5) -> dict:
+    """Check a schedule (not yet a job's) and preview it.
+
+    Valid: ``valid``, ``description`` (None if it cannot be phrased) and
+    ``next_runs``: the next ``count`` runs, tz-aware in the schedule's zone.
+    Invalid: ``valid: False``, ``error`` (one line naming the field at fault)
+    and ``errors`` (field → messages). The input is echoed, with a blank time
+    zone read as UTC like everywhere else.
+    """
+    timezone_name = timezone_name or "UTC"
+    preview = {"schedule_type": schedule_type, "schedule_expression": expression, "timezone": timezone_name}
+    try:
+        schedule = parse_schedule(schedule_type, expression, timezone_name)
+    except ValidationError as exc:
+        preview.update(valid=False, error=validation_error_message(exc), errors=django_validation_error_detail(exc))
+    else:
+        preview.update(valid=True, description=_in_words(schedule), next_runs=schedule.next_runs(count))
+    return preview
+
+
 def _beat_schedule_fields(schedule: Schedule) -> dict:
     if schedule.cron:
         minute, hour, day_of_month, month_of_year, day_of_week = schedule.cron.split()
@@ -89,9 +133,14 @@ def _expires_seconds(schedule: Schedule) -> int:
     return DEFAULT_DISPATCH_EXPIRES_SECONDS
 
 
-def periodic_task_sync(job: Job) -> PeriodicTask:
-    """Create or update the job's PeriodicTask so it matches the job exactly."""
+def periodic_task_sync(job: Job) -> PeriodicTask | None:
+    """Create or update the job's PeriodicTask so it matches the job exactly
+    (a manual job has none: beat never fires it)."""
     schedule = job_schedule(job)
+    if schedule.is_manual:
+        periodic_task_delete(job)
+        job.periodic_task = None
+        return None
     values = {
         **_beat_schedule_fields(schedule),
         "name": periodic_task_name(job),
@@ -170,8 +219,12 @@ def beat_drift_check(*, repair: bool = False) -> DriftReport:
     report = DriftReport()
     jobs = Job.objects.select_related("periodic_task__crontab", "periodic_task__interval", "periodic_task__clocked")
     for job in jobs.iterator(chunk_size=500):
+        manual = job.schedule_type == Job.ScheduleType.MANUAL
         if job.periodic_task is None:
-            report.missing.append(job.pk)
+            if not manual:
+                report.missing.append(job.pk)
+        elif manual:
+            report.mismatched.append(job.pk)
         elif not _matches(job, job.periodic_task):
             report.mismatched.append(job.pk)
     linked = Job.objects.exclude(periodic_task=None).values_list("periodic_task_id", flat=True)

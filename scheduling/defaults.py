@@ -18,6 +18,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models.signals import post_migrate
 
 from jobsite.exceptions import Conflict
+from scheduling.executors import TaskExecutor
 from scheduling.models import Job
 from scheduling.services import job_create
 
@@ -114,7 +115,7 @@ def jobs_init_defaults(*, actor_label: str = "system") -> list[tuple[Job, bool]]
             results.append((job, False))
             continue
         try:
-            job = job_create(actor_label=actor_label, queue=queue, kind=Job.Kind.TASK, **spec)
+            job = job_create(actor_label=actor_label, queue=queue, kind=TaskExecutor.kind, **spec)
         except Conflict:
             # Created concurrently (two deploys migrating at once): theirs stands.
             results.append((Job.objects.get(name=spec["name"]), False))

@@ -10,13 +10,11 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from scheduling.executors import DEFAULT_KIND, kind_choices
+from scheduling.schedules import ScheduleType
+
 
 class Job(models.Model):
-    class Kind(models.TextChoices):
-        TASK = "task", "Schedulable task"
-        WORKFLOW = "workflow", "Workflow"
-        VISION_ANALYSIS = "vision_analysis", "Vision analysis batch"
-
     class JobType(models.TextChoices):
         # seed 003's list, plus the facade kinds so the job_type filter covers them
         DOCUMENT_CLEANUP = "document_cleanup", "Document cleanup"
@@ -29,13 +27,7 @@ class Job(models.Model):
         WORKFLOW = "workflow", "Workflow"
         CUSTOM = "custom", "Custom"
 
-    class ScheduleType(models.TextChoices):
-        CRON = "cron", "Cron expression"
-        INTERVAL = "interval", "Interval"
-        DAILY = "daily", "Daily (HH:MM)"
-        WEEKLY = "weekly", "Weekly (D:HH:MM, 0=Monday)"
-        MONTHLY = "monthly", "Monthly (DD:HH:MM)"
-        ONCE = "once", "Once (ISO datetime)"
+    ScheduleType = ScheduleType
 
     class Status(models.TextChoices):
         ACTIVE = "active", "Active"
@@ -45,49 +37,70 @@ class Job(models.Model):
         SKIP = "skip", "Skip while a run is going"
         ALLOW = "allow", "Allow concurrent runs"
 
+    #: What job_update may change (and the audit trail records, with kind and
+    #: status); everything else is fixed at creation or derived.
+    EDITABLE_FIELDS = (
+        "name", "title", "description", "job_type", "schedule_type", "schedule_expression", "timezone",
+        "task_name", "task_args", "task_kwargs", "config", "queue", "priority", "timeout_seconds",
+        "max_retries", "retry_backoff_seconds", "overlap_policy", "is_enabled", "organization",
+    )
+
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, help_text="Public id used by the /cron-jobs facade.")
     name = models.CharField(max_length=200, unique=True, help_text="Unique machine name; the CLI accepts it in place of the id.")
-    title = models.CharField(max_length=255, blank=True)
-    description = models.TextField(blank=True)
-    kind = models.CharField(max_length=32, choices=Kind.choices, default=Kind.TASK, help_text="Which executor runs the job.")
-    job_type = models.CharField(max_length=64, choices=JobType.choices, default=JobType.CUSTOM)
+    title = models.CharField(max_length=255, blank=True, help_text="Human-readable name shown in lists; defaults to the name.")
+    description = models.TextField(blank=True, help_text="What the job is for, for whoever is on call.")
+    kind = models.CharField(
+        max_length=32, choices=kind_choices, default=DEFAULT_KIND,
+        help_text="Which executor runs the job (the registered job kinds).",
+    )
+    job_type = models.CharField(max_length=64, choices=JobType.choices, default=JobType.CUSTOM, help_text="Category for filters and statistics.")
 
-    schedule_type = models.CharField(max_length=16, choices=ScheduleType.choices)
-    schedule_expression = models.CharField(max_length=255, help_text="Interpreted according to schedule_type.")
+    schedule_type = models.CharField(max_length=16, choices=ScheduleType.choices, help_text="How schedule_expression is read.")
+    schedule_expression = models.CharField(max_length=255, blank=True, help_text="Interpreted according to schedule_type (empty for manual).")
     timezone = models.CharField(max_length=64, default="UTC", help_text="IANA time zone the schedule is read in.")
 
     task_name = models.CharField(max_length=255, blank=True, help_text="Allow-listed schedulable task (kind=task).")
-    task_args = models.JSONField(default=list, blank=True)
-    task_kwargs = models.JSONField(default=dict, blank=True)
+    task_args = models.JSONField(default=list, blank=True, help_text="Positional arguments of the task (a JSON list).")
+    task_kwargs = models.JSONField(default=dict, blank=True, help_text="Keyword arguments of every run; checked against the task's signature.")
     config = models.JSONField(default=dict, blank=True, help_text="Executor settings (non-secret).")
     secrets = models.TextField(blank=True, default="", help_text="Credentials, Fernet-encrypted (jobsite.crypto); never shown.")
 
-    queue = models.CharField(max_length=64, default="default")
+    queue = models.CharField(max_length=64, default="default", help_text="Celery queue its runs are sent to (JOBS_QUEUES).")
     priority = models.PositiveSmallIntegerField(default=5, validators=[MinValueValidator(0), MaxValueValidator(9)], help_text="0 (lowest) – 9 (highest).")
     timeout_seconds = models.PositiveIntegerField(default=3600, validators=[MinValueValidator(1)], help_text="Soft time limit; the hard limit is a little later.")
-    max_retries = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(20)])
+    max_retries = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(20)], help_text="Failed runs are retried this many times (0-20).")
     retry_backoff_seconds = models.PositiveIntegerField(default=60, help_text="Delay before retry n is backoff × 2^(n-1).")
-    overlap_policy = models.CharField(max_length=8, choices=OverlapPolicy.choices, default=OverlapPolicy.SKIP)
+    overlap_policy = models.CharField(
+        max_length=8, choices=OverlapPolicy.choices, default=OverlapPolicy.SKIP,
+        help_text="What a scheduled fire does while an earlier run is still going.",
+    )
 
-    is_enabled = models.BooleanField(default=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    is_enabled = models.BooleanField(default=True, help_text="Disabled jobs never fire on schedule.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE, help_text="Paused jobs keep their schedule but do not fire.")
 
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
-    organization = models.ForeignKey("jobsite.Organization", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs",
+        help_text="Who the job belongs to; they and their organization see it.",
+    )
+    organization = models.ForeignKey(
+        "jobsite.Organization", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs",
+        help_text="Members of this organization see and manage the job.",
+    )
     periodic_task = models.OneToOneField(
-        "django_celery_beat.PeriodicTask", null=True, blank=True, on_delete=models.SET_NULL, related_name="job", editable=False
+        "django_celery_beat.PeriodicTask", null=True, blank=True, on_delete=models.SET_NULL, related_name="job", editable=False,
+        help_text="The beat entry kept in step with this job (none for manual jobs).",
     )
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True, help_text="When the last run started (or beat last fired it).")
     next_run_at = models.DateTimeField(null=True, blank=True, help_text="Next run computed from the schedule.")
-    last_status = models.CharField(max_length=16, blank=True)
+    last_status = models.CharField(max_length=16, blank=True, help_text="Status of the last finished run.")
 
-    total_runs = models.PositiveIntegerField(default=0)
-    successful_runs = models.PositiveIntegerField(default=0)
-    failed_runs = models.PositiveIntegerField(default=0)
-    total_duration_seconds = models.FloatField(default=0.0)
+    total_runs = models.PositiveIntegerField(default=0, help_text="Finished runs (skipped fires not counted).")
+    successful_runs = models.PositiveIntegerField(default=0, help_text="Runs that ended in success.")
+    failed_runs = models.PositiveIntegerField(default=0, help_text="Runs that ended failed, timeout or error.")
+    total_duration_seconds = models.FloatField(default=0.0, help_text="Sum of run durations, for the average.")
 
     class Meta:
         ordering = ["id"]
@@ -129,8 +142,12 @@ class Execution(models.Model):
         CANCELLED = "cancelled", "Cancelled"
         SKIPPED = "skipped", "Skipped (overlap)"
 
+    # The status sets, defined once.
     ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
-    FINISHED_STATUSES = (Status.SUCCESS, Status.FAILED, Status.TIMEOUT, Status.ERROR, Status.CANCELLED, Status.SKIPPED)
+    FAILURE_STATUSES = (Status.FAILED, Status.TIMEOUT, Status.ERROR)
+    #: Runs that really ran (or were stopped): what statistics count.
+    COUNTED_STATUSES = (Status.SUCCESS, *FAILURE_STATUSES, Status.CANCELLED)
+    FINISHED_STATUSES = (*COUNTED_STATUSES, Status.SKIPPED)
 
     class Trigger(models.TextChoices):
         SCHEDULE = "schedule", "Schedule"
@@ -139,26 +156,34 @@ class Execution(models.Model):
         CLI = "cli", "CLI"
         RETRY = "retry", "Retry"
 
-    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="executions")
-    celery_task_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.SCHEDULE)
-    attempt = models.PositiveSmallIntegerField(default=1)
-    retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries")
-    triggered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    override_kwargs = models.JSONField(default=dict, blank=True)
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, help_text="Public id of the run.")
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="executions", help_text="The job this is a run of.")
+    celery_task_id = models.CharField(
+        max_length=255, unique=True, null=True, blank=True,
+        help_text="Celery task id, assigned before sending; cancel revokes it.",
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, help_text="Where the run is in its lifecycle.")
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.SCHEDULE, help_text="What started the run.")
+    attempt = models.PositiveSmallIntegerField(default=1, help_text="1 for the first try, n for the (n-1)th retry.")
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries", help_text="The failed run this one retries.",
+    )
+    triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Who started it (empty: beat or a retry).",
+    )
+    override_kwargs = models.JSONField(default=dict, blank=True, help_text="Parameters given for this run, merged over the job's.")
 
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    completed_at = models.DateTimeField(null=True, blank=True)
-    duration_seconds = models.FloatField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True, help_text="When a worker claimed it.")
+    completed_at = models.DateTimeField(null=True, blank=True, help_text="When it reached a final status.")
+    duration_seconds = models.FloatField(null=True, blank=True, help_text="Seconds from start to completion.")
     worker = models.CharField(max_length=255, blank=True, help_text="Worker hostname and pid that ran it.")
 
     output = models.TextField(blank=True, help_text="One-line summary of the outcome.")
-    result = models.JSONField(null=True, blank=True)
-    error = models.TextField(blank=True)
-    batch_id = models.CharField(max_length=64, null=True, blank=True)
+    result = models.JSONField(null=True, blank=True, help_text="Structured result the executor returned.")
+    error = models.TextField(blank=True, help_text="Why it failed, timed out or was cancelled.")
+    batch_id = models.CharField(max_length=64, null=True, blank=True, help_text="Vision batch this run produced, if any.")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -191,13 +216,16 @@ class AuditLog(models.Model):
         CANCEL = "cancel"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The signed-in user who acted (empty for the CLI and the system).",
+    )
     actor_label = models.CharField(max_length=150, blank=True, help_text="Username, or 'system' / 'cli'.")
-    action = models.CharField(max_length=16, choices=Action.choices)
-    object_type = models.CharField(max_length=32)
-    object_id = models.CharField(max_length=64)
-    object_repr = models.CharField(max_length=255, blank=True)
-    changes = models.JSONField(default=dict, blank=True)
+    action = models.CharField(max_length=16, choices=Action.choices, help_text="What was done.")
+    object_type = models.CharField(max_length=32, help_text="Kind of object acted on (job, execution, ...).")
+    object_id = models.CharField(max_length=64, help_text="Its primary key.")
+    object_repr = models.CharField(max_length=255, blank=True, help_text="Its name at the time.")
+    changes = models.JSONField(default=dict, blank=True, help_text="Field → [before, after]; secrets are listed by name only.")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -210,17 +238,22 @@ class AuditLog(models.Model):
 class DailyJobStatistics(models.Model):
     """Per-day execution statistics, written by the analytics_aggregation job."""
 
-    day = models.DateField()
-    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.CASCADE, related_name="daily_stats")
-    runs = models.PositiveIntegerField(default=0)
-    successes = models.PositiveIntegerField(default=0)
-    failures = models.PositiveIntegerField(default=0)
-    average_duration_seconds = models.FloatField(null=True, blank=True)
-    p95_duration_seconds = models.FloatField(null=True, blank=True)
-    computed_at = models.DateTimeField(auto_now=True)
+    day = models.DateField(help_text="The day (UTC) the runs were created on.")
+    job = models.ForeignKey(
+        Job, null=True, blank=True, on_delete=models.CASCADE, related_name="daily_stats",
+        help_text="Empty: the overall row across every job.",
+    )
+    runs = models.PositiveIntegerField(default=0, help_text="Finished runs that day.")
+    successes = models.PositiveIntegerField(default=0, help_text="Runs that ended in success.")
+    failures = models.PositiveIntegerField(default=0, help_text="Runs that ended failed, timeout or error.")
+    average_duration_seconds = models.FloatField(null=True, blank=True, help_text="Mean run duration in seconds.")
+    p95_duration_seconds = models.FloatField(null=True, blank=True, help_text="95th percentile (nearest rank) of run durations.")
+    computed_at = models.DateTimeField(auto_now=True, help_text="When the analytics_aggregation job last wrote this row.")
 
     class Meta:
         ordering = ["-day"]
+        verbose_name = "daily job statistics"
+        verbose_name_plural = "daily job statistics"
         constraints = [
             models.UniqueConstraint(fields=["day", "job"], name="uniq_daily_job_stats"),
             # NULLs are distinct in unique constraints: the overall row needs its own.

@@ -3,13 +3,14 @@
 ``page`` is 1-based; ``size`` defaults to 20 and is at most 100. Parameters are
 validated by the query serializers in scheduling.serializers, so a bad page
 answers 400 naming it instead of silently falling back to page 1 (DRF's
-PageNumberPagination would answer 404 "Invalid page."). A page past the last
-one is an empty page, not an error, so a client can loop until ``items`` is
-empty or ``page == pages``.
+PageNumberPagination would answer 404 "Invalid page."). Whether a page is
+past the last one is decided once, by ``Page.is_past_end``: the API answers
+such a page as an empty page, not an error, so a client can loop until
+``items`` is empty or ``page == pages``; the CLI refuses it (exit 1).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import ceil
 from typing import Any
 
@@ -30,6 +31,12 @@ class Page:
     def pages(self) -> int:
         return ceil(self.total / self.size) if self.total else 0
 
+    @property
+    def is_past_end(self) -> bool:
+        """A page after the last one. Page 1 of an empty list is not: it is
+        the (empty) first page."""
+        return self.page > max(self.pages, 1)
+
     def envelope(self, items: list[Any]) -> dict[str, Any]:
         """The response body, with ``items`` already serialized."""
         return {"items": items, "total": self.total, "page": self.page, "size": self.size, "pages": self.pages}
@@ -37,7 +44,8 @@ class Page:
 
 def paginate(queryset: QuerySet, *, page: int, size: int) -> Page:
     """Two queries whatever the page size: one COUNT, one LIMIT/OFFSET."""
-    total = queryset.count()
+    result = Page(items=[], total=queryset.count(), page=page, size=size)
+    if not result.total or result.is_past_end:
+        return result
     offset = (page - 1) * size
-    items = list(queryset[offset:offset + size]) if offset < total else []
-    return Page(items=items, total=total, page=page, size=size)
+    return replace(result, items=list(queryset[offset:offset + size]))

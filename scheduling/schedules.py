@@ -2,7 +2,8 @@
 
 Every schedule type reduces to one of three beat primitives: a 5-field cron
 expression (cron, daily, weekly, monthly), a fixed interval, or a one-off
-instant (once). Next run times come from croniter evaluated in the job's IANA
+instant (once) — or to none at all: a ``manual`` job runs only when triggered
+(the facades' one-off work, such as bulk uploads, runs as such jobs). Next run times come from croniter evaluated in the job's IANA
 time zone, so DST transitions are handled by the cron engine, not by hand.
 """
 from __future__ import annotations
@@ -15,9 +16,23 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from celery.schedules import crontab as celery_crontab
 from croniter import croniter
 from django.core.exceptions import ValidationError
+from django.db.models import TextChoices
 from django.utils import timezone as dj_timezone
 
-SCHEDULE_TYPES = ("cron", "interval", "daily", "weekly", "monthly", "once")
+
+class ScheduleType(TextChoices):
+    """Every schedule type (``Job.schedule_type``'s choices)."""
+
+    CRON = "cron", "Cron expression"
+    INTERVAL = "interval", "Interval"
+    DAILY = "daily", "Daily (HH:MM)"
+    WEEKLY = "weekly", "Weekly (D:HH:MM, 0=Monday)"
+    MONTHLY = "monthly", "Monthly (DD:HH:MM)"
+    ONCE = "once", "Once (ISO datetime)"
+    MANUAL = "manual", "Manual (only when triggered)"
+
+
+SCHEDULE_TYPES = tuple(ScheduleType.values)
 _INTERVAL_UNITS = re.compile(r"^\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$", re.IGNORECASE)
 
 
@@ -56,7 +71,8 @@ def _hh_mm(text: str, what: str, expression: str) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class Schedule:
-    """A validated schedule. Exactly one of ``cron``, ``interval``, ``clocked`` is set."""
+    """A validated schedule. At most one of ``cron``, ``interval``, ``clocked``
+    is set; none for a manual schedule."""
 
     schedule_type: str
     expression: str
@@ -68,6 +84,10 @@ class Schedule:
     @property
     def timezone_name(self) -> str:
         return self.tz.key
+
+    @property
+    def is_manual(self) -> bool:
+        return not (self.cron or self.interval or self.clocked)
 
     # -- next runs ---------------------------------------------------------
     def next_runs(self, count: int = 5, *, after: datetime | None = None, anchor: datetime | None = None) -> list[datetime]:
@@ -116,6 +136,8 @@ class Schedule:
 
     # -- descriptions ------------------------------------------------------
     def describe(self) -> str:
+        if self.is_manual:
+            return "Only when triggered (no schedule)"
         if self.interval:
             return f"Every {format_interval_words(self.interval)}"
         if self.clocked:
@@ -133,6 +155,8 @@ class Schedule:
             return f"interval[{format_timedelta_clock(self.interval)}]"
         if self.clocked:
             return f"date[{self.clocked.astimezone(self.tz).isoformat()}]"
+        if self.is_manual:
+            return "manual"
         minute, hour, day, month, dow = self.cron.split()
         parts = [("month", month), ("day", day), ("day_of_week", dow), ("hour", hour), ("minute", minute)]
         shown = [f"{k}='{v}'" for k, v in parts if v != "*" or k in ("day", "hour", "minute")]
@@ -142,7 +166,7 @@ class Schedule:
         """Compact form for seed 002's ``schedule`` field (``0 9 * * *`` or ``1h 30m``)."""
         if self.interval:
             return format_interval_short(self.interval)
-        return self.cron or self.expression
+        return self.cron or self.expression or self.schedule_type
 
 
 def format_timedelta_clock(delta: timedelta) -> str:
@@ -222,9 +246,13 @@ def parse_schedule(schedule_type: str, expression: str, timezone: str = "UTC", *
     if schedule_type not in SCHEDULE_TYPES:
         raise _invalid(f"Unknown schedule type '{schedule_type}'. Use one of: {', '.join(SCHEDULE_TYPES)}.", "schedule_type")
     expression = str(expression if expression is not None else "").strip()
+    tz = parse_timezone(timezone or "UTC")
+    if schedule_type == "manual":
+        if expression:
+            raise _invalid("A manual schedule takes no expression: leave it empty.")
+        return Schedule("manual", "", tz)
     if not expression:
         raise _invalid("This field is required.")
-    tz = parse_timezone(timezone or "UTC")
 
     if schedule_type == "cron":
         return Schedule("cron", expression, tz, cron=validate_cron_expression(expression))

@@ -1,7 +1,6 @@
 """Selectors: every read of jobs and executions, tenancy-scoped inside."""
 from __future__ import annotations
 
-import math
 from datetime import timedelta
 from typing import Any
 
@@ -12,12 +11,8 @@ from django.utils import timezone
 from jobsite.exceptions import NotFound
 from jobsite.tenancy import get_visible, scope_to_user
 from scheduling.models import Execution, Job
+from scheduling.statistics import nearest_rank_index
 
-FINISHED_FOR_STATS = (
-    Execution.Status.SUCCESS, Execution.Status.FAILED, Execution.Status.TIMEOUT,
-    Execution.Status.ERROR, Execution.Status.CANCELLED,
-)
-FAILURE_STATUSES = (Execution.Status.FAILED, Execution.Status.TIMEOUT, Execution.Status.ERROR)
 
 
 def _grace() -> timedelta:
@@ -126,17 +121,17 @@ def _percentile(durations_qs: QuerySet, fraction: float) -> float | None:
     count = values.count()
     if not count:
         return None
-    index = max(0, min(count - 1, math.ceil(fraction * count) - 1))
+    index = nearest_rank_index(count, fraction)
     value = values.order_by("duration_seconds").values_list("duration_seconds", flat=True)[index]
     return round(value, 3)
 
 
 def _duration_stats(executions: QuerySet) -> dict[str, Any]:
-    finished = executions.filter(status__in=FINISHED_FOR_STATS)
+    finished = executions.filter(status__in=Execution.COUNTED_STATUSES)
     agg = finished.aggregate(
         runs=Count("id"),
         successes=Count("id", filter=Q(status=Execution.Status.SUCCESS)),
-        failures=Count("id", filter=Q(status__in=FAILURE_STATUSES)),
+        failures=Count("id", filter=Q(status__in=Execution.FAILURE_STATUSES)),
         cancelled=Count("id", filter=Q(status=Execution.Status.CANCELLED)),
         average=Avg("duration_seconds"),
     )

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from jobsite.models import Organization
-from scheduling.beat import job_schedule
+from scheduling.beat import schedule_description
 from scheduling.models import Execution, Job
 from scheduling.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from scheduling.selectors import job_is_overdue
@@ -75,10 +74,7 @@ class JobSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_schedule_description(self, job: Job) -> str | None:
-        try:
-            return job_schedule(job).describe()
-        except (DjangoValidationError, ValueError):  # a row written around the services
-            return None
+        return schedule_description(job)
 
     def get_is_overdue(self, job: Job) -> bool:
         return job_is_overdue(job)
@@ -242,10 +238,12 @@ class StrictInputSerializer(serializers.Serializer):
     def unknown_key_message(self, key: str) -> str:
         return "This field is read-only." if key in self.read_only_keys else "Unknown field."
 
+    def input_errors(self, data: Mapping) -> dict[str, list[str]]:
+        """Errors the fields cannot see on their own (reported with theirs)."""
+        return {key: [self.unknown_key_message(key)] for key in data if key not in self.fields}
+
     def to_internal_value(self, data):
-        unknown = {}
-        if isinstance(data, Mapping):
-            unknown = {key: [self.unknown_key_message(key)] for key in data if key not in self.fields}
+        unknown = self.input_errors(data) if isinstance(data, Mapping) else {}
         try:
             value = super().to_internal_value(data)
         except serializers.ValidationError as exc:
@@ -266,7 +264,10 @@ class JobCreateSerializer(StrictInputSerializer):
     kind = serializers.CharField(max_length=32, required=False, help_text='Executor kind; default "task".')
     job_type = _choice_field(Job.JobType.choices, required=False)
     schedule_type = _choice_field(Job.ScheduleType.choices)
-    schedule_expression = serializers.CharField(max_length=255, help_text="Read according to schedule_type.")
+    schedule_expression = serializers.CharField(
+        max_length=255, required=False, allow_blank=True,
+        help_text="Read according to schedule_type; required for every type but manual.",
+    )
     timezone = serializers.CharField(max_length=64, required=False, help_text='IANA name; default "UTC".')
     task_name = serializers.CharField(
         max_length=255, required=False, allow_blank=True,
@@ -286,6 +287,12 @@ class JobCreateSerializer(StrictInputSerializer):
         source="organization", queryset=Organization.objects.all(), pk_field=serializers.UUIDField(),
         allow_null=True, required=False, help_text="Default: the creator's first organization.",
     )
+
+    def input_errors(self, data: Mapping) -> dict[str, list[str]]:
+        errors = super().input_errors(data)
+        if not self.partial and "schedule_expression" not in data and data.get("schedule_type") != "manual":
+            errors["schedule_expression"] = [self.fields["schedule_expression"].error_messages["required"]]
+        return errors
 
 
 class JobUpdateSerializer(JobCreateSerializer):

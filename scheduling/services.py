@@ -23,19 +23,13 @@ from jobsite.exceptions import ApplicationError, Conflict
 from scheduling import audit
 from scheduling.errors import ErrorCode
 from scheduling.beat import celery_priority, job_next_runs, job_schedule, periodic_task_delete, periodic_task_sync
-from scheduling.executors import registered_kinds, schedulable_task, schedulable_tasks
+from scheduling.executors import DEFAULT_KIND, executor_for, registered_kinds
 from scheduling.models import Execution, Job
 from scheduling.schedules import parse_schedule
 
 logger = logging.getLogger(__name__)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")
-# Editable through job_update; everything else is fixed at creation or derived.
-UPDATABLE_FIELDS = (
-    "name", "title", "description", "job_type", "schedule_type", "schedule_expression", "timezone",
-    "task_name", "task_args", "task_kwargs", "config", "queue", "priority", "timeout_seconds",
-    "max_retries", "retry_backoff_seconds", "overlap_policy", "is_enabled", "organization",
-)
 
 
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
@@ -46,7 +40,10 @@ MAX_BACKOFF_SECONDS = 3600  # retries are held by the worker: keep them under th
 # Validation
 # ---------------------------------------------------------------------------
 def job_validate(job: Job) -> None:
-    """Raise ValidationError (a field → messages dict) if ``job`` may not be saved."""
+    """Raise ValidationError (a field → messages dict) if ``job`` may not be saved.
+
+    The core checks what every job has; the job's executor checks its kind's
+    own settings (task name and arguments, config, queue)."""
     errors: dict[str, list[str]] = {}
 
     def add(field: str, message: str) -> None:
@@ -56,6 +53,13 @@ def job_validate(job: Job) -> None:
         add("name", "Use 1-200 letters, digits and _ . : @ - (starting with a letter or digit).")
     if job.kind not in registered_kinds():
         add("kind", f"Unknown job kind '{job.kind}'. Use one of: {', '.join(registered_kinds())}.")
+    else:
+        try:
+            executor_for(job.kind).validate(job)
+        except ValidationError as exc:
+            for field, messages in exc.message_dict.items():
+                for message in messages:
+                    add(field, message)
     if job.job_type not in Job.JobType.values:
         add("job_type", f"Unknown job type '{job.job_type}'. Use one of: {', '.join(Job.JobType.values)}.")
     try:
@@ -64,14 +68,6 @@ def job_validate(job: Job) -> None:
         for field, messages in exc.message_dict.items():
             for message in messages:
                 add(field, message)
-    if job.kind == Job.Kind.TASK:
-        if not job.task_name:
-            add("task_name", "This field is required for jobs of kind 'task'.")
-        elif schedulable_task(job.task_name) is None:
-            available = ", ".join(schedulable_tasks()) or "none registered"
-            add("task_name", f"'{job.task_name}' is not a schedulable task. Available: {available}.")
-    if job.queue not in settings.JOBS_QUEUES:
-        add("queue", f"Unknown queue '{job.queue}'. Use one of: {', '.join(settings.JOBS_QUEUES)}.")
     if not isinstance(job.priority, int) or not 0 <= job.priority <= 9:
         add("priority", "Priority must be an integer from 0 (lowest) to 9 (highest).")
     if not isinstance(job.timeout_seconds, int) or not 1 <= job.timeout_seconds <= MAX_TIMEOUT_SECONDS:
@@ -84,6 +80,8 @@ def job_validate(job: Job) -> None:
         add("task_args", "Must be a JSON list.")
     if not isinstance(job.task_kwargs, dict):
         add("task_kwargs", "Must be a JSON object.")
+    if not isinstance(job.config, dict):
+        add("config", "Must be a JSON object.")
     if job.overlap_policy not in Job.OverlapPolicy.values:
         add("overlap_policy", f"Use one of: {', '.join(Job.OverlapPolicy.values)}.")
     if errors:
@@ -118,8 +116,8 @@ def job_create(
     actor_label: str = "",
     name: str,
     schedule_type: str,
-    schedule_expression: str,
-    kind: str = Job.Kind.TASK,
+    schedule_expression: str = "",
+    kind: str = DEFAULT_KIND,
     job_type: str = Job.JobType.CUSTOM,
     title: str = "",
     description: str = "",
@@ -160,8 +158,8 @@ def job_create(
 
 @transaction.atomic
 def job_update(*, job: Job, actor=None, actor_label: str = "", data: dict[str, Any]) -> Job:
-    """Apply ``data`` (a subset of UPDATABLE_FIELDS); schedule changes re-sync beat."""
-    unknown = sorted(set(data) - set(UPDATABLE_FIELDS))
+    """Apply ``data`` (a subset of Job.EDITABLE_FIELDS); schedule changes re-sync beat."""
+    unknown = sorted(set(data) - set(Job.EDITABLE_FIELDS))
     if unknown:
         raise ValidationError({field: ["This field cannot be changed."] for field in unknown})
     job = Job.objects.select_for_update().get(pk=job.pk)
@@ -177,6 +175,28 @@ def job_update(*, job: Job, actor=None, actor_label: str = "", data: dict[str, A
     if changes:
         audit.record(actor=actor, actor_label=actor_label, action="update", obj=job, changes=changes)
     return job
+
+
+def job_ensure_manual(
+    *, name: str, kind: str, title: str = "", description: str = "", queue: str = "default",
+    timeout_seconds: int = 3600, max_retries: int = 0, config: dict | None = None,
+) -> Job:
+    """The manual job (no schedule) that a facade's one-off work runs as,
+    created on first use. A bulk upload, say, is one Execution of such a job:
+    it gets the core's whole run lifecycle (claim, finish, cancel by revoking
+    its task id, reap-lost, timeouts, retries) and no copy of it. Operators
+    tune queue, timeout and retries on the job like on any other."""
+    job = Job.objects.filter(name=name).first()
+    if job is not None:
+        return job
+    try:
+        return job_create(
+            actor_label="system", name=name, kind=kind, title=title, description=description,
+            schedule_type=Job.ScheduleType.MANUAL, queue=queue, timeout_seconds=timeout_seconds,
+            max_retries=max_retries, config=config, overlap_policy=Job.OverlapPolicy.ALLOW,
+        )
+    except Conflict:  # created meanwhile by a concurrent first use
+        return Job.objects.get(name=name)
 
 
 def job_secrets(job: Job) -> dict[str, str]:
@@ -302,6 +322,7 @@ def job_execute(
     if override_kwargs is not None and not isinstance(override_kwargs, dict):
         raise ValidationError({"override_kwargs": ["Must be a JSON object."]})
     job = Job.objects.select_for_update().get(pk=job.pk)
+    executor_for(job.kind).validate_params(job, run_params(job, override_kwargs))
     if not force:
         if not job.is_schedulable:
             state = "disabled" if not job.is_enabled else job.status
@@ -484,7 +505,7 @@ def _record_outcome(execution: Execution) -> None:
     status = execution.status
     if status == Execution.Status.SKIPPED:
         return
-    failed = status in (Execution.Status.FAILED, Execution.Status.TIMEOUT, Execution.Status.ERROR)
+    failed = status in Execution.FAILURE_STATUSES
     Job.objects.filter(pk=execution.job_id).update(
         total_runs=F("total_runs") + 1,
         successful_runs=F("successful_runs") + (1 if status == Execution.Status.SUCCESS else 0),
@@ -495,7 +516,7 @@ def _record_outcome(execution: Execution) -> None:
 
 
 def _maybe_retry(execution: Execution) -> Execution | None:
-    if execution.status not in (Execution.Status.FAILED, Execution.Status.TIMEOUT, Execution.Status.ERROR):
+    if execution.status not in Execution.FAILURE_STATUSES:
         return None
     job = execution.job
     if execution.attempt > job.max_retries:
@@ -510,23 +531,25 @@ def _maybe_retry(execution: Execution) -> Execution | None:
     return retry
 
 
+def run_params(job: Job, override_kwargs: dict | None = None) -> dict[str, Any]:
+    """The parameters of one run: the job's kwargs with the run's overrides merged over them."""
+    return {**(job.task_kwargs or {}), **(override_kwargs or {})}
+
+
 def execution_run(*, execution_id: int, task_id: str, worker: str) -> Execution | None:
     """Claim, run and record one execution with its job kind's executor."""
     from celery.exceptions import SoftTimeLimitExceeded
-
-    from scheduling.executors import executor_for
 
     execution = execution_claim(execution_id=execution_id, task_id=task_id, worker=worker)
     if execution is None:
         return None
     job = execution.job
-    kwargs = {**(job.task_kwargs or {}), **(execution.override_kwargs or {})}
     try:
         executor = executor_for(job.kind)
     except LookupError as exc:
         return execution_finish(execution=execution, status=Execution.Status.ERROR, error=str(exc), output="No executor")
     try:
-        outcome = executor(job, execution, kwargs)
+        outcome = executor.run(job, execution, run_params(job, execution.override_kwargs))
     except SoftTimeLimitExceeded:
         return execution_finish(
             execution=execution, status=Execution.Status.TIMEOUT, output=f"Timed out after {job.timeout_seconds}s",

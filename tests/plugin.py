@@ -19,6 +19,8 @@ os.environ.setdefault("JOBS_CREATE_DEFAULT_JOBS", "false")
 os.environ.setdefault("AUTH_TOKEN_THROTTLE_RATE", "10000/min")
 # The tests.* schedulable tasks, in this process and in worker subprocesses.
 os.environ.setdefault("JOBS_TASK_MODULES", "tests.tasks")
+# A test-only app that adds a job kind of its own (tests/kinds), as a project would.
+os.environ.setdefault("JOBS_EXTRA_APPS", "tests.kinds")
 
 # Each test session gets its own SQLite test database file, so two sessions
 # on one checkout (or a session beside `make run`) never share one.

@@ -4,8 +4,6 @@ import builtins
 import os
 import re
 import subprocess
-import sys
-import types
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
@@ -18,7 +16,9 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from scheduling import services
 from scheduling.executors import schedulable
 from scheduling.executors.base import RunResult
-from scheduling.management.commands.jobs import EXAMPLES, Command
+from scheduling.cli import handlers
+from scheduling.cli.parser import EXAMPLES
+from scheduling.management.commands.jobs import Command
 from scheduling.models import AuditLog, Execution, Job
 from tests.factories import ExecutionFactory, JobFactory
 
@@ -169,6 +169,7 @@ def test_list_pagination():
 
 def test_list_without_jobs():
     assert jobs("list").splitlines()[-1] == "Page 1 of 1 (0 jobs)"
+    assert jobs_error("list", "--page", 2)[0] == "Page 2 does not exist: there are 1 page(s) of 20."
 
 
 # -- show ----------------------------------------------------------------------
@@ -188,6 +189,16 @@ def test_show_by_id_or_name(by):
     assert re.search(r"Success rate\s+50.0%", output)
     assert "run success" in output and "run failed" in output
     assert "secrets" not in output.lower()
+
+
+def test_a_schedule_that_cannot_be_put_in_words_still_shows():
+    # a valid cron that cron_descriptor cannot phrase
+    job = make_job("odd", schedule_type="cron", schedule_expression="6 6 * 1-5 */7")
+    output = jobs("show", "odd")
+    assert re.search(r"Schedule description\s+\(cannot describe this schedule\)", output)
+    assert len(re.findall(r"^  \d{4}-\d\d-\d\d 06:06:00 UTC$", output, re.M)) == 5
+    output = jobs("validate-schedule", "cron", job.schedule_expression)
+    assert "Valid: yes" in output and "Description: (cannot describe this schedule)" in output
 
 
 def test_show_unknown_job_fails():
@@ -328,7 +339,7 @@ def test_execute_wait_exits_non_zero_when_the_run_fails(celery_worker_process):
 
 def test_execute_wait_gives_up_after_the_timeout(monkeypatch):
     job = make_job("nightly")
-    monkeypatch.setattr(Command, "sleep", staticmethod(lambda seconds: None))
+    monkeypatch.setattr(handlers, "sleep", lambda seconds: None)
     message, _ = jobs_error("execute", job.pk, "--wait", "0.01")
     assert "is still queued after 0.01s" in message
 
@@ -431,23 +442,6 @@ def test_tasks_lists_schedulable_tasks():
     assert re.search(r"tests\.cli_noop\s+default\s+Does nothing \(CLI test task\)\.", output)
 
 
-def test_init_defaults_calls_the_defaults_module(monkeypatch):
-    calls = []
-    module = types.ModuleType("scheduling.defaults")
-
-    def jobs_init_defaults(*, actor_label=""):
-        calls.append(actor_label)
-        return {"created": [Job(name="system_health_check")], "existing": []}
-
-    module.jobs_init_defaults = jobs_init_defaults
-    monkeypatch.setitem(sys.modules, "scheduling.defaults", module)
-
-    output = jobs("init-defaults")
-
-    assert calls == ["cli"]
-    assert "Created: system_health_check" in output and "Existing: none" in output
-
-
 def test_init_defaults_installs_the_seed_jobs_once():
     Job.objects.all().delete()  # whatever migrate installed: start from none
     output = jobs("init-defaults")
@@ -456,6 +450,9 @@ def test_init_defaults_installs_the_seed_jobs_once():
         "system_health_check", "document_cleanup", "analytics_aggregation", "database_maintenance",
         "mcp_server_health_check",
     }
+    assert output.rstrip().endswith("Default jobs initialised.")
+    audit = AuditLog.objects.get(action="create", object_id=str(Job.objects.get(name="system_health_check").pk))
+    assert audit.actor_label == "cli"
     again = jobs("init-defaults")
     assert "created" not in again and re.search(r"exists\s+system_health_check", again)
 
@@ -483,7 +480,7 @@ def test_sync_beat_reports_and_repairs_drift():
 def test_every_subcommand_has_help_with_examples():
     parser = Command().create_parser("manage.py", "jobs")
     subparsers = next(a for a in parser._actions if a.dest == "subcommand").choices
-    assert set(subparsers) == set(EXAMPLES)
+    assert set(subparsers) == set(EXAMPLES) == set(handlers.HANDLERS)
     for name, subparser in subparsers.items():
         text = subparser.format_help()
         assert "examples:" in text and f"./manage jobs {name}" in text, name

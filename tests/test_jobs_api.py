@@ -214,7 +214,7 @@ def test_superuser_creates_the_seed_example(admin_api, superuser):
 
 
 def test_create_maps_timeout_and_retry_fields(admin_api, other_org):
-    body = seed_body(timeout=120, max_retries=3, retry_backoff_seconds=5, overlap_policy="allow",
+    body = seed_body(timeout=120, max_retries=3, retry_backoff_seconds=5, overlap_policy="allow", task_name="tests.echo",
                      task_args=[1, "two"], task_kwargs={"level": "deep"}, config={"note": "x"},
                      timezone="Europe/Paris", organization_id=str(other_org.pk), is_enabled=False)
     response = admin_api.post(JOBS, body, format="json")

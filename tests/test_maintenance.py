@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from jobsite.runtime import free_port
@@ -18,6 +19,7 @@ from jobsite.services_health import BEAT_HEARTBEAT_KEY, record_beat_heartbeat
 from scheduling import maintenance, services
 from scheduling.executors import schedulable_task, schedulable_tasks
 from scheduling.models import AuditLog, DailyJobStatistics, Execution, Job
+from scheduling.statistics import nearest_rank_index, nearest_rank_percentile
 from tests.factories import JobFactory
 
 
@@ -324,7 +326,6 @@ def test_cleanup_through_the_executor_with_seed_override_kwargs(temp_dir):
         ({"retention_days": 0}, "retention_days must be at least 1"),
         ({"retention_days": "soon"}, "retention_days must be a whole number"),
         ({"dry_run": "maybe"}, "dry_run must be true or false"),
-        ({"retention_dayz": 3}, "unexpected keyword argument 'retention_dayz'"),
     ],
 )
 def test_bad_cleanup_options_fail_the_run_with_a_clear_error(temp_dir, kwargs, message):
@@ -334,6 +335,15 @@ def test_bad_cleanup_options_fail_the_run_with_a_clear_error(temp_dir, kwargs, m
 
     assert execution.status == Execution.Status.FAILED
     assert message in execution.error
+
+
+def test_a_misspelt_cleanup_option_is_refused_before_the_run():
+    # signature checks happen at request time (scheduling/executors/tasks.py), so
+    # a typo is a 400 naming it instead of a failed run with a TypeError
+    job = JobFactory(task_name="scheduling.document_cleanup", queue="maintenance")
+    with pytest.raises(ValidationError, match="Unknown parameter 'retention_dayz'"):
+        services.job_execute(job=job, override_kwargs={"retention_dayz": 3})
+    assert not job.executions.exists()
 
 
 # ---------------------------------------------------------------------------
@@ -424,7 +434,14 @@ def test_aggregation_refuses_bad_or_pruned_days(day, message):
      (list(map(float, range(1, 21))), 19.0), (list(map(float, range(1, 22))), 20.0)],
 )
 def test_nearest_rank_percentile(values, expected):
-    assert maintenance.nearest_rank_percentile(values, 95) == expected
+    assert nearest_rank_percentile(values, 95) == expected
+
+
+@pytest.mark.parametrize("count, fraction, index", [(20, 0.95, 18), (100, 0.95, 94), (21, 0.95, 19), (1, 0.95, 0),
+                                                    (3, 0.5, 1), (10, 1.0, 9), (10, 0.0, 0), (7, 0.99, 6)])
+def test_nearest_rank_index_is_exact_at_multiples(count, fraction, index):
+    # the database-side p95 (selectors) and the Python-side one pick the same element
+    assert nearest_rank_index(count, fraction) == index
 
 
 # ---------------------------------------------------------------------------
@@ -581,25 +598,45 @@ def test_mcp_check_never_shows_credentials_in_urls(settings, mcp_server):
 
     assert outcome.ok is True
     assert "s3cret" not in str(outcome.result) and "s3cret" not in outcome.output
-    assert outcome.result["servers"][0]["url"] == f"{mcp_server}/mcp"
+    assert outcome.result["servers"][0]["url"] == mcp_server.replace("http://", "http://***@") + "/mcp?api_key=***"
 
 
 def test_mcp_urls_option_overrides_the_setting_within_the_outbound_policy(settings, mcp_server):
     settings.MCP_SERVER_URLS = []
-    settings.OUTBOUND_HTTP_ALLOW_LOOPBACK = True
+    settings.OUTBOUND_HTTP_ALLOW_LOOPBACK = False
+    settings.OUTBOUND_HTTP_ALLOW_PRIVATE = False
+    settings.OUTBOUND_HTTP_ALLOW_HOSTS = [mcp_server.removeprefix("http://")]
 
     outcome = maintenance.mcp_server_health_check(urls=[f"{mcp_server}/mcp"])
     assert outcome.ok is True and len(outcome.result["servers"]) == 1
 
     # URLs given as a run option may not probe internal hosts unless allowed
-    settings.OUTBOUND_HTTP_ALLOW_LOOPBACK = False
-    with pytest.raises(ValueError, match="loopback targets are not allowed"):
+    settings.OUTBOUND_HTTP_ALLOW_HOSTS = []
+    with pytest.raises(ValueError, match="127.0.0.1 is a loopback address"):
         maintenance.mcp_server_health_check(urls=[f"{mcp_server}/mcp"])
-    settings.OUTBOUND_HTTP_ALLOW_PRIVATE = False
-    with pytest.raises(ValueError, match="private targets are not allowed"):
+    with pytest.raises(ValueError, match="10.1.2.3 is a private address"):
         maintenance.mcp_server_health_check(urls=["http://10.1.2.3/mcp"])
-    with pytest.raises(ValueError, match="is not an http"):
+    with pytest.raises(ValueError, match="169.254.169.254 is a link-local address"):
+        maintenance.mcp_server_health_check(urls=["http://169.254.169.254/latest/meta-data/"])
+    with pytest.raises(ValueError, match="not an http"):
         maintenance.mcp_server_health_check(urls=["file:///etc/passwd"])
+
+
+def test_mcp_servers_in_settings_are_trusted_for_their_own_probe_only(settings, mcp_server):
+    # given: the strict policy; the operator lists an internal MCP server
+    settings.OUTBOUND_HTTP_ALLOW_LOOPBACK = False
+    settings.OUTBOUND_HTTP_ALLOW_HOSTS = []
+    settings.MCP_SERVER_URLS = [f"{mcp_server}/mcp"]
+
+    outcome = maintenance.mcp_server_health_check()
+
+    assert outcome.ok is True, outcome.output
+    # the same server is still refused as a run option, and a denied host even from settings
+    with pytest.raises(ValueError, match="loopback address"):
+        maintenance.mcp_server_health_check(urls=[f"{mcp_server}/mcp"])
+    settings.OUTBOUND_HTTP_DENY_HOSTS = ["127.0.0.1"]
+    with pytest.raises(ValueError, match="denied by OUTBOUND_HTTP_DENY_HOSTS"):
+        maintenance.mcp_server_health_check()
 
 
 def test_mcp_check_through_the_executor_fails_the_execution(settings, mcp_server):

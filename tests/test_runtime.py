@@ -15,7 +15,8 @@ import pytest
 import redis
 from django.conf import settings
 
-from jobsite.runtime import EmbeddedRedis, free_port, port_open
+from jobsite.management.commands.runstack import install_default_jobs
+from jobsite.runtime import EmbeddedRedis, RedisUnavailable, free_port, port_open
 from tests.worker import database_url_for, pid_alive, start_worker_process
 
 BASE_DIR = Path(settings.BASE_DIR)
@@ -48,6 +49,27 @@ def test_embedded_redis_persists_to_its_data_dir_and_stops_cleanly(tmp_path):
         assert redis.Redis.from_url(again.url).get("jobsite:test:kept") == b"yes"
     finally:
         again.stop()
+    assert not port_open(port)
+
+
+def test_embedded_redis_replaces_a_leftover_on_its_own_data_dir_only(tmp_path):
+    # given: a Redis left running on the port, serving this data directory
+    port = free_port()
+    leftover = EmbeddedRedis(port=port, data_dir=tmp_path / "redis").start()
+    redis.Redis.from_url(leftover.url).set("jobsite:test:kept", "yes")
+    try:
+        # when: another data directory wants the port, it is refused
+        with pytest.raises(RedisUnavailable, match="already in use by another program"):
+            EmbeddedRedis(port=port, data_dir=tmp_path / "other").start()
+        # when: the same data directory starts again, the leftover is shut down, data saved
+        server = EmbeddedRedis(port=port, data_dir=tmp_path / "redis").start()
+        try:
+            assert leftover.process.wait(timeout=10) == 0
+            assert redis.Redis.from_url(server.url).get("jobsite:test:kept") == b"yes"
+        finally:
+            server.stop()
+    finally:
+        leftover.stop()
     assert not port_open(port)
 
 
@@ -175,3 +197,65 @@ def test_runstack_serves_a_healthy_stack_and_ctrl_c_stops_everything(tmp_path):
     assert "Stopped cleanly" in log_path.read_text()
     assert _processes_with_env(f"JOBSITE_VAR_DIR={var_dir}") == []
     assert not port_open(web_port) and not port_open(redis_port)
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+def test_runstack_killed_with_sigkill_leaves_no_process_behind(tmp_path):
+    # given: a running stack (web, worker, beat, Redis)
+    var_dir = tmp_path / "var"
+    web_port, redis_port = free_port(), free_port()
+    env = {key: value for key, value in os.environ.items()
+           if key not in {"REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "DATABASE_URL", "SECRET_KEY"}}
+    env.update(JOBSITE_VAR_DIR=str(var_dir), EMBEDDED_REDIS_PORT=str(redis_port), PYTHONUNBUFFERED="1")
+    log_path = tmp_path / "runstack.log"
+    with open(log_path, "wb") as log:
+        stack = subprocess.Popen(
+            [sys.executable, "manage.py", "runstack", "--port", str(web_port), "--concurrency", "1"],
+            cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    marker = f"JOBSITE_VAR_DIR={var_dir}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (
+            "jobsite is up" in log_path.read_text() and len(_processes_with_env(marker)) >= 7
+        ):  # runstack, its three readers, web, worker (+ its pool process), beat
+            assert stack.poll() is None, log_path.read_text()
+            time.sleep(0.5)
+        assert "jobsite is up" in log_path.read_text(), log_path.read_text()[-4000:]
+        # when: runstack itself is killed, with no chance to clean up
+        os.kill(stack.pid, signal.SIGKILL)
+        stack.wait(timeout=10)
+        # then: every process it started stops on its own
+        deadline = time.monotonic() + 30
+        while _processes_with_env(marker) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _processes_with_env(marker) == []
+        assert not port_open(web_port) and not port_open(redis_port)
+    finally:
+        if stack.poll() is None:
+            os.killpg(stack.pid, signal.SIGKILL)
+
+
+# ---------------------------------------------------------------------------
+# runstack's steps
+# ---------------------------------------------------------------------------
+@pytest.mark.django_db
+@pytest.mark.parametrize("create_default_jobs", [False, True])
+def test_runstack_installs_default_jobs_only_when_the_setting_is_on(settings, create_default_jobs):
+    from io import StringIO
+
+    from scheduling.models import Job
+
+    settings.JOBS_CREATE_DEFAULT_JOBS = create_default_jobs
+    stdout = StringIO()
+
+    install_default_jobs(stdout=stdout, stderr=StringIO())
+
+    names = set(Job.objects.values_list("name", flat=True))
+    if create_default_jobs:
+        assert {"system_health_check", "document_cleanup", "database_maintenance"} <= names
+    else:
+        assert names == set()
+        assert "JOBS_CREATE_DEFAULT_JOBS is off" in stdout.getvalue()

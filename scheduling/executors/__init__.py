@@ -1,9 +1,18 @@
-"""Executors: one per job kind, looked up by ``Job.kind``.
+"""Executors: one per job kind, looked up by ``Job.kind`` (see base.py).
 
-Adding a kind is adding one module that calls ``register_executor``. Every
-executor has one entry point ``run(job, execution, kwargs) -> RunResult``;
-raising means the run failed (the dispatcher records the error, retries per
-policy), returning ``RunResult(ok=False, ...)`` means a handled failure.
+This package is the scheduling app's own ``executors`` module: autodiscovery
+imports it like any other app's, which registers the built-in ``task`` kind.
 """
-from .base import RunResult, executor_for, register_executor, registered_kinds  # noqa: F401
-from .tasks import schedulable, schedulable_task, schedulable_tasks  # noqa: F401
+from .base import (  # noqa: F401
+    Executor,
+    RunResult,
+    executor_for,
+    kind_choices,
+    register,
+    registered_kinds,
+    unregister,
+)
+from .tasks import TaskExecutor, schedulable, schedulable_task, schedulable_tasks  # noqa: F401
+
+#: The kind of a job created without one.
+DEFAULT_KIND = TaskExecutor.kind

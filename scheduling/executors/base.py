@@ -1,9 +1,21 @@
+"""The executor registry: the one place that knows the job kinds.
+
+A kind is an ``Executor`` subclass registered with ``@register``, living in
+its own app or package as an ``executors`` module; ``SchedulingConfig.ready``
+finds them with ``autodiscover_modules("executors")``. ``Job.kind``'s
+choices, the CLI's ``--kind`` and the API's validation all read this registry.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 
 if TYPE_CHECKING:
+    from rest_framework.serializers import Serializer
+
     from scheduling.models import Execution, Job
 
 
@@ -18,20 +30,68 @@ class RunResult:
     batch_id: str | None = None
 
 
-Executor = Callable[["Job", "Execution", dict], RunResult]
+class Executor:
+    """One job kind.
+
+    Subclasses set ``kind`` and ``label`` and implement ``run``. Raising in
+    ``run`` means the run failed (the dispatcher records the error and retries
+    per policy); returning ``RunResult(ok=False)`` is a handled failure.
+    ``validate`` and ``validate_params`` raise ``ValidationError`` with a
+    field → messages dict; the API answers those as 400 naming the field.
+    """
+
+    kind: ClassVar[str]
+    label: ClassVar[str]
+    #: Optional DRF serializer for ``Job.config``; ``validate`` runs it, so the
+    #: API, the admin form and the CLI all get its errors under ``config``.
+    config_serializer: ClassVar[type[Serializer] | None] = None
+
+    def validate(self, job: Job) -> None:
+        """Check the kind's settings of ``job`` when it is created or updated."""
+        errors: dict[str, list[str]] = {}
+        if job.queue not in settings.JOBS_QUEUES:
+            errors["queue"] = [f"Unknown queue '{job.queue}'. Use one of: {', '.join(settings.JOBS_QUEUES)}."]
+        if self.config_serializer is not None and isinstance(job.config, dict):
+            from jobsite.exceptions import flatten_errors
+
+            serializer = self.config_serializer(data=job.config)
+            if not serializer.is_valid():
+                errors["config"] = [flatten_errors(serializer.errors)]
+        if errors:
+            raise ValidationError(errors)
+
+    def validate_params(self, job: Job, params: dict[str, Any]) -> None:
+        """Check the parameters of one run (the job's kwargs with a request's
+        ``override_kwargs`` merged over them) before it is accepted."""
+
+    def run(self, job: Job, execution: Execution, params: dict[str, Any]) -> RunResult:
+        raise NotImplementedError
+
+
 _EXECUTORS: dict[str, Executor] = {}
 
 
-def register_executor(kind: str):
-    def decorator(func: Executor) -> Executor:
-        _EXECUTORS[kind] = func
-        return func
+def register(cls: type[Executor]) -> type[Executor]:
+    """Class decorator: make ``cls`` the executor of ``cls.kind``."""
+    kind = getattr(cls, "kind", "")
+    if not kind or len(kind) > 32 or not getattr(cls, "label", ""):
+        raise ImproperlyConfigured(f"{cls.__qualname__} needs a kind (at most 32 characters) and a label.")
+    existing = _EXECUTORS.get(kind)
+    if existing is not None and type(existing).__qualname__ != cls.__qualname__:
+        raise ImproperlyConfigured(
+            f"Job kind '{kind}' is registered twice: {type(existing).__module__}.{type(existing).__qualname__} "
+            f"and {cls.__module__}.{cls.__qualname__}."
+        )
+    _EXECUTORS[kind] = cls()
+    return cls
 
-    return decorator
+
+def unregister(kind: str) -> None:
+    """Remove a kind (tests that register one of their own)."""
+    _EXECUTORS.pop(kind, None)
 
 
 def executor_for(kind: str) -> Executor:
-    _load_builtin_executors()
     try:
         return _EXECUTORS[kind]
     except KeyError:
@@ -39,11 +99,9 @@ def executor_for(kind: str) -> Executor:
 
 
 def registered_kinds() -> list[str]:
-    _load_builtin_executors()
     return sorted(_EXECUTORS)
 
 
-def _load_builtin_executors() -> None:
-    # Executors of other apps register when their module is imported; the apps'
-    # ready() hooks import them, this covers scripts that skip app loading order.
-    from . import tasks  # noqa: F401
+def kind_choices() -> list[tuple[str, str]]:
+    """``Job.kind``'s choices (a callable, so migrations never list the kinds)."""
+    return [(kind, _EXECUTORS[kind].label) for kind in registered_kinds()]

@@ -4,14 +4,19 @@ Only functions registered with ``@schedulable`` can be named in
 ``Job.task_name``; anything else is refused at create time, so a job can never
 call an arbitrary Celery task or import path. The function runs inside the
 execution's own Celery task (so it has that task's id, time limits and cancel).
+Its arguments are checked against the function's signature when a job is
+saved and when a run is requested, so a misspelt parameter is a 400, not a
+``TypeError`` in the worker.
 """
 from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
-from .base import RunResult, register_executor
+from django.core.exceptions import ValidationError
+
+from .base import Executor, RunResult, register
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,31 @@ class SchedulableTask:
     func: Callable[..., RunResult]
     description: str
     default_queue: str = "default"
+
+    def argument_errors(self, args: list, kwargs: dict[str, Any]) -> dict[str, list[str]]:
+        """Why ``func(*args, execution=..., **kwargs)`` would not bind, under
+        ``task_args`` / ``task_kwargs`` (empty: it would)."""
+        parameters = [p for p in inspect.signature(self.func).parameters.values() if p.name != "execution"]
+        positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        named = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        takes_any_args = any(p.kind == p.VAR_POSITIONAL for p in parameters)
+        takes_any_kwargs = any(p.kind == p.VAR_KEYWORD for p in parameters)
+        accepts = ", ".join(named) or "no parameters"
+        errors: dict[str, list[str]] = {}
+        if len(args) > len(positional) and not takes_any_args:
+            errors["task_args"] = [f"Task '{self.name}' takes {len(positional)} positional argument(s); {len(args)} given."]
+        problems = errors.setdefault("task_kwargs", [])
+        bound_by_position = {p.name for p in positional[:len(args)]}
+        if not takes_any_kwargs:
+            for key in sorted(set(kwargs) - set(named)):
+                problems.append(f"Unknown parameter '{key}' for task '{self.name}'. It accepts: {accepts}.")
+        for key in sorted(bound_by_position & set(kwargs)):
+            problems.append(f"Parameter '{key}' of task '{self.name}' is given both by position and by name.")
+        for p in parameters:
+            required = p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            if required and p.name not in kwargs and p.name not in bound_by_position:
+                problems.append(f"Missing required parameter '{p.name}' for task '{self.name}'.")
+        return {field: messages for field, messages in errors.items() if messages}
 
 
 _TASKS: dict[str, SchedulableTask] = {}
@@ -59,12 +89,43 @@ def schedulable_task(name: str) -> SchedulableTask | None:
     return _TASKS.get(name)
 
 
-@register_executor("task")
-def run_task(job, execution, kwargs: dict) -> RunResult:
-    task = schedulable_task(job.task_name)
-    if task is None:
-        raise LookupError(f"Task '{job.task_name}' is not a registered schedulable task.")
-    outcome = task.func(*list(job.task_args or []), execution=execution, **kwargs)
-    if isinstance(outcome, RunResult):
-        return outcome
-    return RunResult(output=str(outcome or "done"), result={"value": outcome} if outcome is not None else {})
+@register
+class TaskExecutor(Executor):
+    kind = "task"
+    label = "Schedulable task"
+
+    def validate(self, job) -> None:
+        errors: dict[str, list[str]] = {}
+        try:
+            super().validate(job)
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
+        task = None
+        if not job.task_name:
+            errors["task_name"] = ["This field is required for jobs of kind 'task'."]
+        else:
+            task = schedulable_task(job.task_name)
+            if task is None:
+                available = ", ".join(schedulable_tasks()) or "none registered"
+                errors["task_name"] = [f"'{job.task_name}' is not a schedulable task. Available: {available}."]
+        if task is not None and isinstance(job.task_args, list) and isinstance(job.task_kwargs, dict):
+            errors.update(task.argument_errors(job.task_args, job.task_kwargs))
+        if errors:
+            raise ValidationError(errors)
+
+    def validate_params(self, job, params: dict[str, Any]) -> None:
+        task = schedulable_task(job.task_name)
+        if task is None:
+            return  # the job itself is invalid; run() reports it
+        problems = task.argument_errors(list(job.task_args or []), params)
+        if problems:
+            raise ValidationError({"override_kwargs": [m for messages in problems.values() for m in messages]})
+
+    def run(self, job, execution, params: dict[str, Any]) -> RunResult:
+        task = schedulable_task(job.task_name)
+        if task is None:
+            raise LookupError(f"Task '{job.task_name}' is not a registered schedulable task.")
+        outcome = task.func(*list(job.task_args or []), execution=execution, **params)
+        if isinstance(outcome, RunResult):
+            return outcome
+        return RunResult(output=str(outcome or "done"), result={"value": outcome} if outcome is not None else {})

@@ -1,22 +1,20 @@
 """``./manage runstack`` (what ``make run`` calls): the whole stack in one terminal.
 
-Migrates, installs the default jobs, ensures a local ``admin`` superuser (its
-random password is generated once into var/admin_password) and prints a
-ready JWT, starts the embedded Redis under var/redis unless REDIS_URL is set,
-then runs web, one Celery worker and Celery beat under honcho with prefixed,
-interleaved logs. Ctrl-C or SIGTERM stops everything, Redis last; a second
-run reuses the database, the Redis append-only file and the password.
+Migrates, installs the default jobs (unless JOBS_CREATE_DEFAULT_JOBS is off),
+ensures a local ``admin`` superuser (its random password is generated once
+into var/admin_password) and prints a ready JWT, starts the embedded Redis
+under var/redis unless REDIS_URL is set, then runs web, one Celery worker and
+Celery beat under honcho with prefixed, interleaved logs. Ctrl-C, SIGTERM or
+SIGHUP stops everything, Redis last; a second run reuses the database, the
+Redis append-only file and the password.
 """
 from __future__ import annotations
 
-import datetime
-import functools
+import multiprocessing
 import os
-import queue
 import secrets
 import shlex
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -24,21 +22,19 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management import call_command, get_commands
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections, transaction
-from honcho.manager import KILL_WAIT, Manager
+from honcho.manager import Manager
 from honcho.printer import Printer
-from honcho.process import Popen as HonchoPopen
-from honcho.process import Process as HonchoProcess
 from kombu.utils.url import maybe_sanitize_url
 
-from jobsite.runtime import EmbeddedRedis, RedisUnavailable, port_open
+from jobsite.runtime import EmbeddedRedis, RedisUnavailable, die_with_parent, port_open
 
 ADMIN_USERNAME = "admin"
-# Signals that stop the stack, and the exit code honcho reports for each.
-STOP_SIGNALS = {signal.SIGHUP: 129, signal.SIGINT: 130, signal.SIGTERM: 143}
-_PR_SET_PDEATHSIG = 1
+# honcho's Manager.returncode after it stopped everything on SIGINT / SIGTERM
+# (SIGHUP is turned into SIGTERM below).
+STOPPED_BY_SIGNAL = {130, 143}
 
 
 # ---------------------------------------------------------------------------
@@ -77,158 +73,61 @@ def ensure_local_admin(*, username: str, password: str):
     return user, created
 
 
-def start_embedded_redis(*, port: int, data_dir: Path, timeout: float = 15.0) -> EmbeddedRedis:
-    """Start the persistent embedded Redis in its own session.
+def install_default_jobs(*, stdout, stderr) -> None:
+    """The missing default jobs (``jobs init-defaults``), unless
+    settings.JOBS_CREATE_DEFAULT_JOBS is off.
 
-    Unlike ``EmbeddedRedis.start()`` the server gets its own session, so the
-    terminal's Ctrl-C reaches only this command, which then stops web, worker
-    and beat first and Redis last (they still need the broker while they shut
-    down). A Redis left running by a previous run that was killed (same data
-    directory) is shut down first, with its data saved.
+    Through the ``jobs`` command: jobsite imports none of the apps. Like
+    migrate's post_migrate handler, a default job that cannot be created is
+    reported and does not stop the stack; ``jobs init-defaults`` retries it.
     """
-    server = EmbeddedRedis(port=port, data_dir=data_dir, persistent=True)
-    if port_open(port):
-        _shutdown_leftover_redis(server)
-    command = server.command()  # raises RedisUnavailable when there is no binary
-    with open(data_dir / "redis.log", "ab") as log:
-        server.process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-            preexec_fn=die_with_parent(signal.SIGTERM),
-        )
+    if not settings.JOBS_CREATE_DEFAULT_JOBS:
+        stdout.write("runstack | Default jobs not installed: JOBS_CREATE_DEFAULT_JOBS is off")
+        return
     try:
-        server.wait_ready(timeout)
-    except BaseException:
-        server.stop()
-        raise
-    return server
+        call_command("jobs", "init-defaults", stdout=stdout, stderr=stderr)
+    except CommandError as exc:
+        stderr.write(f"runstack | default jobs not installed: {exc}; retry with `./manage jobs init-defaults`")
 
 
-def _shutdown_leftover_redis(server: EmbeddedRedis) -> None:
-    import redis
-
-    client = redis.Redis.from_url(server.url, socket_connect_timeout=1, socket_timeout=2)
-    try:
-        directory = client.config_get("dir").get("dir")
-    except redis.RedisError:
-        directory = None
-    if directory is None or Path(directory).resolve() != server.data_dir.resolve():
-        raise RedisUnavailable(
-            f"Port {server.port} is already in use by another program; set EMBEDDED_REDIS_PORT to a free "
-            "port, or REDIS_URL to the Redis listening there."
-        )
-    try:
-        client.shutdown(save=True)
-    except redis.RedisError:
-        pass  # the connection drops when the server exits
-    deadline = time.monotonic() + 10
-    while port_open(server.port) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if port_open(server.port):
-        raise RedisUnavailable(f"A Redis left over from a previous run still holds port {server.port}.")
+# ---------------------------------------------------------------------------
+# Supervision: what honcho's public API leaves to us
+# ---------------------------------------------------------------------------
+# Ctrl-C and SIGTERM need nothing here: honcho stops every process itself. But
+# honcho starts each process as `sh -c CMD` from a reader process it forks,
+# with no hook into how either starts, and nothing would stop them if runstack
+# were killed without a chance to clean up (kill -9, OOM). So each reader dies
+# with runstack (an after-fork hook, see handle()) and each process dies with
+# its reader (this launcher, which the command line honcho runs starts with).
+_LAUNCHER = (
+    "import ctypes, os, signal, sys\n"
+    "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG\n"
+    "if os.getppid() != int(sys.argv[1]):  # the reader died before prctl took effect\n"
+    "    sys.exit(143)\n"
+    "os.execvp(sys.argv[2], sys.argv[2:])\n"
+)
 
 
-def die_with_parent(sig: int):
-    """A ``preexec_fn``-style hook: have Linux send ``sig`` to the calling
-    process when the process that is running *now* (its parent-to-be) dies.
+def _stop_readers() -> None:
+    """Stop honcho's readers, and so their processes, after a stop signal
+    honcho could not handle: honcho 2.0 signals each process by the pid it
+    reports once started, and a Ctrl-C or SIGTERM before every pid is in
+    raises KeyError('pid') out of its signal handler and loop, leaving them
+    running. Each process gets SIGTERM as its reader dies (supervised_command).
+    Without this, Python's exit would wait for the readers, which wait for
+    their processes: forever."""
+    for reader in multiprocessing.active_children():
+        reader.kill()
+        reader.join()
 
-    Children run in their own sessions (so Ctrl-C reaches only this command,
-    which stops them in order); this covers the case where this command is
-    killed without a chance to clean up (kill -9, OOM), so no web, worker,
-    beat or Redis outlives it. A no-op elsewhere than Linux.
-    """
+
+def supervised_command(argv: list[str]) -> str:
+    """The shell command honcho runs for ``argv``: ``exec``, so that the shell
+    becomes the process and honcho's signals reach it directly; on Linux
+    through the launcher above ($PPID: the reader, the launcher's parent)."""
     if not sys.platform.startswith("linux"):
-        return _no_op
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    parent = os.getpid()
-
-    def arm() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, sig)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os.kill(os.getpid(), sig)
-
-    return arm
-
-
-def _no_op() -> None:
-    pass
-
-
-class SupervisedProcess(HonchoProcess):
-    """honcho's Process whose reader (forked from this command) and child both
-    die with their parent; see die_with_parent()."""
-
-    def __init__(self, *args, reader_hook=_no_op, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.reader_hook = reader_hook
-
-    def run(self, events=None, ignore_signals=False):
-        self.reader_hook()  # runs in honcho's reader process: SIGKILL when runstack dies
-        self._child_ctor = functools.partial(HonchoPopen, preexec_fn=die_with_parent(signal.SIGTERM))
-        super().run(events, ignore_signals)
-
-
-class StackManager(Manager):
-    """honcho's Manager, safe against a stop request that arrives while the
-    processes are still starting.
-
-    honcho 2.0 signals processes by the pid they report once started; a
-    SIGINT/SIGTERM in between raises KeyError('pid') in its handler and
-    leaves them running. Here a process that reports its start after the stop
-    request is stopped right away. SIGHUP (terminal closed) stops too. The
-    loop is honcho's own otherwise.
-    """
-
-    def loop(self):
-        def request_stop(signum, frame):
-            self._system_print(f"{signal.Signals(signum).name} received\n")
-            self.returncode = STOP_SIGNALS[signum]
-            self.terminate()
-
-        for signum in STOP_SIGNALS:
-            signal.signal(signum, request_stop)
-        self._start()
-
-        exiting, exit_started = False, None
-        while True:
-            try:
-                msg = self.events.get(timeout=0.1)
-            except queue.Empty:
-                if exiting:
-                    break
-            else:
-                if msg.type == "line":
-                    self._printer.write(msg)
-                elif msg.type == "start":
-                    self._processes[msg.name]["pid"] = msg.data["pid"]
-                    self._system_print(f"{msg.name} started (pid={msg.data['pid']})\n")
-                    if self._terminating:  # stop was requested while it was starting
-                        self._system_print(f"sending SIGTERM to {msg.name} (pid {msg.data['pid']})\n")
-                        self._procmgr.terminate(msg.data["pid"])
-                elif msg.type == "stop":
-                    self._processes[msg.name]["returncode"] = msg.data["returncode"]
-                    self._system_print(f"{msg.name} stopped (rc={msg.data['returncode']})\n")
-                    if self.returncode is None:
-                        self.returncode = msg.data["returncode"]
-
-            if self._all_started() and self._all_stopped():
-                exiting = True
-            if exit_started is None and (self._terminating or (self._all_started() and self._any_stopped())):
-                exit_started = self._clock.now()
-                self.terminate()
-            if exit_started is not None and self._clock.now() - exit_started > datetime.timedelta(seconds=KILL_WAIT):
-                self.kill()
-
-    def _killall(self, force=False):
-        for name, proc in self._processes.items():
-            if "returncode" in proc or proc.get("pid") is None:
-                continue  # stopped already, or stopped as soon as it reports its start
-            self._system_print(f"sending {'SIGKILL' if force else 'SIGTERM'} to {name} (pid {proc['pid']})\n")
-            if force:
-                self._procmgr.kill(proc["pid"])
-            else:
-                self._procmgr.terminate(proc["pid"])
+        return "exec " + shlex.join(argv)
+    return f'exec {shlex.join([sys.executable, "-c", _LAUNCHER])} "$PPID" {shlex.join(argv)}'
 
 
 def remove_stale_pidfile(path: Path) -> None:
@@ -323,9 +222,6 @@ def database_description() -> str:
     return f"{db['ENGINE'].rsplit('.', 1)[-1]} {db.get('HOST') or 'localhost'}:{db.get('PORT') or ''}/{db['NAME']}"
 
 
-# ---------------------------------------------------------------------------
-# The command
-# ---------------------------------------------------------------------------
 class Command(BaseCommand):
     help = "Run the whole local stack: migrate, admin + token, Redis, web, worker, beat (Ctrl-C stops all)."
 
@@ -343,8 +239,12 @@ class Command(BaseCommand):
         if hasattr(sys.stdout, "reconfigure"):
             sys.stdout.reconfigure(line_buffering=True)
         # Until honcho installs its handlers, SIGTERM unwinds like Ctrl-C, so
-        # the finally-block below stops whatever was already started.
+        # the finally-block below stops whatever was already started. A closed
+        # terminal (SIGHUP) stops the stack like SIGTERM, then and under honcho.
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        signal.signal(signal.SIGHUP, _raise_sigterm)
+        # Every process forked from here on (honcho's readers) dies with runstack.
+        os.register_at_fork(after_in_child=die_with_parent(signal.SIGKILL))
 
         var_dir = Path(settings.VAR_DIR).resolve()
         probe_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
@@ -376,8 +276,16 @@ class Command(BaseCommand):
 
             # honcho forks one reader per process: no open database handles across fork.
             connections.close_all()
-            manager.loop()
-            stop_banner.set()
+            try:
+                manager.loop()
+            except KeyError as exc:
+                if exc.args != ("pid",):
+                    raise
+                _stop_readers()
+                self.stdout.write("\nStopped while the processes were starting.")
+                return
+            finally:
+                stop_banner.set()
         except RedisUnavailable as exc:
             raise CommandError(f"Cannot start the embedded Redis: {exc}") from None
         except KeyboardInterrupt:
@@ -388,7 +296,7 @@ class Command(BaseCommand):
                 redis_server.stop()
                 self._step("Redis stopped (data kept)")
 
-        if manager.returncode not in STOP_SIGNALS.values():
+        if manager.returncode not in STOPPED_BY_SIGNAL:
             raise CommandError(
                 f"A process exited (code {manager.returncode}), so everything was stopped; see the log above."
             )
@@ -398,7 +306,7 @@ class Command(BaseCommand):
         """Migrations, default jobs, the local admin; returns (password, token, token note)."""
         self._step("Applying migrations")
         call_command("migrate", interactive=False, verbosity=max(0, verbosity - 1))
-        self._install_default_jobs()
+        install_default_jobs(stdout=self.stdout, stderr=self.stderr)
         password = local_admin_password(var_dir)
         user, created = ensure_local_admin(username=ADMIN_USERNAME, password=password)
         self._step(f"{'Created' if created else 'Using'} the local superuser '{ADMIN_USERNAME}'")
@@ -406,42 +314,27 @@ class Command(BaseCommand):
         return password, token, token_note
 
     def _manager(self, *, host: str, port: int, worker: bool, beat: bool, concurrency: int | None,
-                 var_dir: Path, redis_server: EmbeddedRedis | None) -> StackManager:
+                 var_dir: Path, redis_server: EmbeddedRedis | None) -> Manager:
         env = dict(os.environ, PYTHONUNBUFFERED="1", JOBSITE_VAR_DIR=str(var_dir),
                    DJANGO_SETTINGS_MODULE=os.environ.get("DJANGO_SETTINGS_MODULE", "jobsite.settings"))
         if redis_server is not None:
             env["REDIS_URL"] = redis_server.url
         if beat:
             remove_stale_pidfile(var_dir / "celerybeat.pid")
-        manager = StackManager(printer=Printer(sys.stdout))
-        # honcho has no public hook for how it spawns; its constructor attribute is the seam.
-        manager._process_ctor = functools.partial(SupervisedProcess, reader_hook=die_with_parent(signal.SIGKILL))
+        manager = Manager(printer=Printer(sys.stdout))
         commands = process_commands(host=host, port=port, worker=worker, beat=beat, concurrency=concurrency,
                                     var_dir=var_dir)
         for name, command in commands.items():
-            # exec: the shell becomes the process, so honcho's signals reach it directly.
-            manager.add_process(name, "exec " + shlex.join(command), env=env, cwd=str(settings.BASE_DIR))
+            manager.add_process(name, supervised_command(command), env=env, cwd=str(settings.BASE_DIR))
         return manager
 
     # -- steps -------------------------------------------------------------
     def _step(self, message: str) -> None:
         self.stdout.write(self.style.SUCCESS("runstack | ") + message)
 
-    def _install_default_jobs(self) -> None:
-        # The `jobs` command is written alongside this one; until it exists, skip.
-        if "jobs" not in get_commands():
-            self._step("No `jobs` command installed; skipping the default jobs")
-            return
-        try:
-            call_command("jobs", "init-defaults")
-        except (CommandError, KeyError, SystemExit) as exc:
-            self.stderr.write(f"runstack | default jobs not installed: {exc}")
-
     def _token_for(self, user) -> tuple[str | None, str]:
-        try:
-            from jobsite.auth import access_token_for
-        except ImportError as exc:
-            return None, f"jobsite.auth is not importable: {exc}"
+        from jobsite.auth import access_token_for
+
         minutes = int(settings.JWT_ACCESS_TTL.total_seconds() // 60)
         note = f"JWT valid {minutes} min; a new one: ./manage token {ADMIN_USERNAME} or POST /api/auth/token"
         return access_token_for(user), note
@@ -452,7 +345,7 @@ class Command(BaseCommand):
         if port_open(port):
             self._step(f"Port {port} is taken; if it is a Redis left over from a previous run on this "
                        "data directory, it is shut down first (data saved)")
-        server = start_embedded_redis(port=port, data_dir=var_dir / "redis")
+        server = EmbeddedRedis(port=port, data_dir=var_dir / "redis", persistent=True).start(15.0, supervised=True)
         self._step(f"Redis ready (pid {server.process.pid})")
         return server
 
@@ -472,3 +365,7 @@ class Command(BaseCommand):
 
 def _raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt
+
+
+def _raise_sigterm(signum, frame):
+    signal.raise_signal(signal.SIGTERM)
