@@ -253,3 +253,16 @@ def test_a_kind_from_a_test_app_runs_and_cancels_through_the_api_and_worker(cele
     wait_for(lambda: not pid_alive(pid), timeout=15, message="the pool process to be terminated")
     long_run.refresh_from_db()
     assert long_run.status == "cancelled"
+
+
+def test_the_execute_help_examples_kwargs_are_accepted_by_their_task():
+    # the example in `jobs execute --help` must be one the signature check accepts
+    import re
+
+    from scheduling.cli.parser import EXAMPLES
+    from scheduling.defaults import jobs_init_defaults
+
+    jobs_init_defaults()
+    name, kwargs = re.search(r"execute (\S+) --kwargs '(\{.*\})'", EXAMPLES["execute"]).groups()
+    out = _call("execute", name, "--kwargs", kwargs)
+    assert f"of job '{name}'" in out and out.startswith("Queued execution")

@@ -121,7 +121,7 @@ Without an answer (no terminal, end of input) nothing is deleted and the exit co
     "execute": """examples:
   ./manage jobs execute 1
   ./manage jobs execute 1 --force
-  ./manage jobs execute system_health_check --kwargs '{"cleanup_level": "deep"}'
+  ./manage jobs execute document_cleanup --kwargs '{"cleanup_level": "deep"}'
   ./manage jobs execute 1 --wait          # wait up to 300s for the outcome
   ./manage jobs execute 1 --wait 60""",
     "pause": """examples:
