@@ -49,3 +49,11 @@ class TokenObtainApi(APIView):
         serializer = TokenObtainInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return Response(token_obtain(**serializer.validated_data))
+
+
+def api_not_found(request, *args, **kwargs):
+    """Any /api/ path no route matches: the API's JSON 404, also with DEBUG on
+    (where Django would list every URL pattern)."""
+    from django.http import JsonResponse
+
+    return JsonResponse({"detail": f"No API endpoint at {request.path}."}, status=404)

@@ -22,3 +22,11 @@ class SeedPathRouter(SimpleRouter):
     def __init__(self):
         super().__init__()
         self.trailing_slash = "(?:/)?"
+
+    def get_lookup_regex(self, viewset, lookup_prefix=""):
+        # DRF's default ``[^/.]+`` leaves an id like "0.5" or a name with a dot
+        # to Django's HTML 404; any segment reaches the viewset, which answers
+        # a JSON 404 (or finds the job named "nightly.backup").
+        if not hasattr(viewset, "lookup_value_regex"):
+            viewset.lookup_value_regex = "[^/]+"
+        return super().get_lookup_regex(viewset, lookup_prefix)

@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "jobsite",
     "scheduling",
+    "scheduling.workflows",
     "vision_pipeline",
     "predictions",
     # Your own apps, e.g. ones that add job kinds in an ``executors`` module.
@@ -219,7 +220,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "jobsite.parsers.StrictJSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
@@ -228,8 +229,17 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "jobsite.exceptions.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # Counted in the process-local cache: the limit applies per web process.
-    "DEFAULT_THROTTLE_RATES": {"auth_token": env.str("AUTH_TOKEN_THROTTLE_RATE", default="20/min")},
+    "DEFAULT_THROTTLE_RATES": {
+        "auth_token": env.str("AUTH_TOKEN_THROTTLE_RATE", default="20/min"),
+        "auth_token_username": env.str("AUTH_TOKEN_USERNAME_THROTTLE_RATE", default="10/min"),
+    },
+    # How many proxies in front of the web process append to X-Forwarded-For.
+    # 0 (the default): the header is ignored and the client is REMOTE_ADDR, so
+    # a client cannot pick its own address to dodge the login throttle.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
 }
+# Request bodies: JSON nested deeper than this is refused (400) before decoding.
+API_MAX_JSON_DEPTH = env.int("API_MAX_JSON_DEPTH", default=32)
 SPECTACULAR_SETTINGS = {
     "TITLE": "jobsite API",
     "DESCRIPTION": "Schedule, run, track and cancel background work.",
@@ -386,3 +396,37 @@ WORKFLOWS_MAX_STEPS = env.int("WORKFLOWS_MAX_STEPS", default=50)
 WORKFLOWS_STEP_OUTPUT_MAX_BYTES = env.int("WORKFLOWS_STEP_OUTPUT_MAX_BYTES", default=16 * 1024)
 # Response size cap of an `http` step (the outbound client refuses larger bodies).
 WORKFLOWS_HTTP_MAX_BYTES = env.int("WORKFLOWS_HTTP_MAX_BYTES", default=1024 * 1024)
+
+# ---------------------------------------------------------------------------
+# Vision pipeline (seeds 000, 001; vision_pipeline/)
+# ---------------------------------------------------------------------------
+# Images: refused above this many bytes (downloads are cut while streaming) or
+# this many pixels (read from the header before anything is decoded, so a
+# decompression bomb costs nothing). 40 MP covers every phone and most DSLRs.
+VISION_MAX_IMAGE_BYTES = env.int("VISION_MAX_IMAGE_BYTES", default=30 * 1024 * 1024)
+VISION_MAX_IMAGE_PIXELS = env.int("VISION_MAX_IMAGE_PIXELS", default=40_000_000)
+VISION_MAX_IMAGES_PER_BATCH = env.int("VISION_MAX_IMAGES_PER_BATCH", default=500)
+# The descriptions JSON of an analysis (file name → description).
+VISION_MAX_DESCRIPTIONS_BYTES = env.int("VISION_MAX_DESCRIPTIONS_BYTES", default=1024 * 1024)
+# Parallel image downloads per analysis.
+VISION_DOWNLOAD_CONCURRENCY = env.int("VISION_DOWNLOAD_CONCURRENCY", default=8)
+# Where batch images (API uploads) and HTML reports are kept.
+VISION_STORAGE_DIR = env.path("VISION_STORAGE_DIR", default=str(VAR_DIR / "vision"))
+# Queue, run time limit and per-analysis limit of new /cron-jobs jobs (each job
+# can change them afterwards, like any job); the analysis limit is seed 000's "1 hour".
+VISION_QUEUE = env.str("VISION_QUEUE", default="vision")
+VISION_JOB_TIMEOUT_SECONDS = env.int("VISION_JOB_TIMEOUT_SECONDS", default=3 * 3600)
+VISION_ANALYSIS_TIMEOUT_SECONDS = env.int("VISION_ANALYSIS_TIMEOUT_SECONDS", default=3600)
+# Page size of the external GET API (seed 001 asks page=1&page_size=...).
+VISION_EXTERNAL_PAGE_SIZE = env.int("VISION_EXTERNAL_PAGE_SIZE", default=50)
+# backend_api_url values that mean "this installation": batches are then made
+# and analysed in-process instead of over HTTP.
+VISION_LOCAL_BACKEND_URLS = env.list("VISION_LOCAL_BACKEND_URLS",
+                                     default=["http://localhost:8000", "http://127.0.0.1:8000"])
+# The openai-compatible analyzer: any chat-completions endpoint that accepts images.
+VISION_OPENAI_BASE_URL = env.str("VISION_OPENAI_BASE_URL", default="")
+VISION_OPENAI_MODEL = env.str("VISION_OPENAI_MODEL", default="")
+VISION_OPENAI_API_KEY = env.str("VISION_OPENAI_API_KEY", default="")
+VISION_OPENAI_TIMEOUT_SECONDS = env.float("VISION_OPENAI_TIMEOUT_SECONDS", default=120.0)
+# A batch upload sends one form file per image: Django's default cap (100) would refuse big batches.
+DATA_UPLOAD_MAX_NUMBER_FILES = max(100, VISION_MAX_IMAGES_PER_BATCH + 10)

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from jobsite import apis, health
@@ -13,4 +13,7 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("api-auth/", include("rest_framework.urls")),
     path("", include("scheduling.urls")),
+    path("", include("scheduling.workflows.urls")),
+    # last: whatever /api/ path nothing above matched is a JSON 404
+    re_path(r"^api/", apis.api_not_found),
 ]

@@ -33,8 +33,9 @@ RECENT_EXECUTIONS = 20
 
 # Colours of the status badges (admin palette: green ok, red bad, amber waiting).
 BADGE_COLOURS = {
-    Job.Status.ACTIVE: "#2e7d32",
-    Job.Status.PAUSED: "#9e9e9e",
+    Job.State.ACTIVE: "#2e7d32",
+    Job.State.PAUSED: "#9e9e9e",
+    Job.State.DISABLED: "#616161",
     Execution.Status.QUEUED: "#f9a825",
     Execution.Status.RUNNING: "#1565c0",
     Execution.Status.SUCCESS: "#2e7d32",
@@ -188,7 +189,7 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj):
-        return badge(obj.status, obj.get_status_display())
+        return badge(obj.state, Job.State(obj.state).label)
 
     @admin.display(description="Last status", ordering="last_status")
     def last_status_badge(self, obj):

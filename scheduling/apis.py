@@ -19,7 +19,7 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import JSONParser
+from jobsite.parsers import StrictJSONParser
 from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 
@@ -134,7 +134,7 @@ class JobViewSet(viewsets.GenericViewSet):
     queryset = Job.objects.none()
     serializer_class = JobSerializer
     permission_classes = [IsAuthenticated, IsSuperuserToModify]
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
     filter_backends: list = []
     pagination_class = None
     schema = PageEnvelopeSchema()
@@ -321,7 +321,7 @@ class ExecutionViewSet(viewsets.GenericViewSet):
     queryset = Execution.objects.none()  # types the {id} path parameter only
     serializer_class = ExecutionSerializer
     permission_classes = [IsAuthenticated, CanCancelExecution]
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
     filter_backends: list = []
     pagination_class = None
     schema = PageEnvelopeSchema()

@@ -33,6 +33,13 @@ class Job(models.Model):
         ACTIVE = "active", "Active"
         PAUSED = "paused", "Paused"
 
+    class State(models.TextChoices):
+        """What a person is told: ``status`` and ``is_enabled`` read together."""
+
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+        DISABLED = "disabled", "Disabled"
+
     class OverlapPolicy(models.TextChoices):
         SKIP = "skip", "Skip while a run is going"
         ALLOW = "allow", "Allow concurrent runs"
@@ -121,6 +128,18 @@ class Job(models.Model):
     @property
     def is_schedulable(self) -> bool:
         return self.is_enabled and self.status == self.Status.ACTIVE
+
+    @property
+    def state(self) -> str:
+        """Disabled wins over paused and active: a disabled job never fires."""
+        return self.State.DISABLED if not self.is_enabled else self.status
+
+    @classmethod
+    def state_q(cls, state: str) -> Q:
+        """The filter matching ``state``."""
+        if state == cls.State.DISABLED:
+            return Q(is_enabled=False)
+        return Q(is_enabled=True, status=state)
 
     @property
     def success_rate(self) -> float:

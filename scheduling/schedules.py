@@ -33,6 +33,7 @@ class ScheduleType(TextChoices):
 
 
 SCHEDULE_TYPES = tuple(ScheduleType.values)
+MAX_ONCE_YEAR = 2200
 _INTERVAL_UNITS = re.compile(r"^\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$", re.IGNORECASE)
 
 
@@ -285,6 +286,8 @@ def parse_schedule(schedule_type: str, expression: str, timezone: str = "UTC", *
         moment = datetime.fromisoformat(expression.replace("Z", "+00:00"))
     except ValueError:
         raise _invalid(f"Invalid once schedule '{expression}': expected an ISO 8601 datetime such as 2030-01-31T09:00.") from None
+    if moment.year >= MAX_ONCE_YEAR:  # before any zone arithmetic: year 9999 ± 14 h overflows
+        raise _invalid(f"Invalid once schedule '{expression}': the time must be before the year {MAX_ONCE_YEAR}.")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=tz)
     if moment <= (now or dj_timezone.now()):

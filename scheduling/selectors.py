@@ -28,6 +28,19 @@ def _stale_queued(now=None) -> QuerySet[Execution]:
     )
 
 
+MAX_ID = 2**63 - 1  # the largest primary key any of our databases holds
+
+
+def as_id(value) -> int | None:
+    """``value`` as a primary key if it is one: ASCII digits within range
+    (``"²"`` is a digit to ``str.isdigit`` and a ValueError to ``int``)."""
+    text = str(value)
+    if not text.isascii() or not text.isdigit():
+        return None
+    number = int(text)
+    return number if number <= MAX_ID else None
+
+
 def _jobs() -> QuerySet[Job]:
     # One extra query per page (not per row, not in the COUNT) tells
     # job_is_overdue about stale queued runs.
@@ -53,7 +66,7 @@ def job_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Job]:
     filters = filters or {}
     qs = _base_jobs(user)
     if filters.get("status"):
-        qs = qs.filter(status=filters["status"])
+        qs = qs.filter(Job.state_q(filters["status"]))
     if filters.get("is_enabled") is not None:
         qs = qs.filter(is_enabled=filters["is_enabled"])
     if filters.get("job_type"):
@@ -71,7 +84,8 @@ def job_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Job]:
 def job_get(*, user, job_id, forbidden: str | None = None) -> Job:
     """One job by id (or name, for the CLI); someone else's job is a 404, or a
     403 with the ``forbidden`` message where a facade's contract asks for it."""
-    lookup = {"pk": int(job_id)} if str(job_id).isdigit() else {"name": str(job_id)}
+    pk = as_id(job_id)
+    lookup = {"pk": pk} if pk is not None else {"name": str(job_id)}
     return get_visible(_jobs(), user, lookup=lookup, not_found=f"Job {job_id} not found.", forbidden=forbidden)
 
 
@@ -109,7 +123,8 @@ def execution_list(
 
 
 def execution_get(*, user, execution_id) -> Execution:
-    execution = execution_list(user=user).filter(pk=execution_id).first() if str(execution_id).isdigit() else None
+    pk = as_id(execution_id)
+    execution = execution_list(user=user).filter(pk=pk).first() if pk is not None else None
     if execution is None:
         raise NotFound(f"Execution {execution_id} not found.")
     return execution
@@ -166,8 +181,8 @@ def job_stats_overview(*, user) -> dict[str, Any]:
         total=Count("id"),
         enabled=Count("id", filter=Q(is_enabled=True)),
         disabled=Count("id", filter=Q(is_enabled=False)),
-        active=Count("id", filter=Q(status=Job.Status.ACTIVE)),
-        paused=Count("id", filter=Q(status=Job.Status.PAUSED)),
+        active=Count("id", filter=Job.state_q(Job.State.ACTIVE)),
+        paused=Count("id", filter=Job.state_q(Job.State.PAUSED)),
         overdue=Count("id", filter=overdue_q(now)),
     )
     executions = Execution.objects.filter(job__in=jobs.values("pk"))

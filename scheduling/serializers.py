@@ -21,7 +21,7 @@ from jobsite.models import Organization
 from scheduling.beat import schedule_description
 from scheduling.models import Execution, Job
 from scheduling.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from scheduling.selectors import job_is_overdue
+from scheduling.selectors import MAX_ID, job_is_overdue
 
 
 def _choice_field(choices, **kwargs) -> serializers.ChoiceField:
@@ -53,6 +53,10 @@ class JobSerializer(serializers.ModelSerializer):
     task_queue = serializers.CharField(source="queue")
     task_priority = serializers.IntegerField(source="priority", help_text="0 (lowest) - 9 (highest).")
     timeout = serializers.IntegerField(source="timeout_seconds", help_text="Soft time limit in seconds.")
+    status = serializers.ChoiceField(
+        source="state", choices=Job.State.choices,
+        help_text="active, paused, or disabled (is_enabled false: never fires, whatever it was).",
+    )
     schedule_description = serializers.SerializerMethodField()
     is_overdue = serializers.SerializerMethodField()
     owner = serializers.SerializerMethodField(help_text="Username of the job's owner.")
@@ -331,7 +335,7 @@ class PageQuerySerializer(serializers.Serializer):
 
 
 class JobListQuerySerializer(PageQuerySerializer):
-    status = _choice_field(Job.Status.choices, required=False, allow_blank=True)
+    status = _choice_field(Job.State.choices, required=False, allow_blank=True)
     is_enabled = serializers.BooleanField(required=False, help_text="true or false.")
     job_type = _choice_field(Job.JobType.choices, required=False, allow_blank=True)
     kind = serializers.CharField(required=False, allow_blank=True, max_length=32)
@@ -352,4 +356,4 @@ class ExecutionListQuerySerializer(PageQuerySerializer):
 
 
 class AllExecutionsQuerySerializer(ExecutionListQuerySerializer):
-    job_id = serializers.IntegerField(min_value=1, required=False, help_text="Only this job's executions.")
+    job_id = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, help_text="Only this job's executions.")

@@ -6,6 +6,7 @@ commit so a worker never sees a row that is not there yet.
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
@@ -30,6 +31,10 @@ from scheduling.schedules import parse_schedule
 logger = logging.getLogger(__name__)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")
+# /api/v1/jobs/<these> are routes, so a job of that name could not be addressed by name.
+RESERVED_NAMES = frozenset({"tasks", "overdue", "stats", "validate-schedule"})
+MAX_DESCRIPTION_CHARS = 10_000
+MAX_JSON_FIELD_BYTES = 64 * 1024
 
 
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
@@ -51,6 +56,17 @@ def job_validate(job: Job) -> None:
 
     if not job.name or not NAME_RE.match(job.name) or len(job.name) > 200:
         add("name", "Use 1-200 letters, digits and _ . : @ - (starting with a letter or digit).")
+    elif job.name.isdigit():
+        add("name", "A name of digits only would read as a job id; add a letter.")
+    elif job.name in RESERVED_NAMES:
+        add("name", f"'{job.name}' is a route of the jobs API (/api/v1/jobs/{job.name}); choose another name.")
+    if len(job.title or "") > 255:
+        add("title", "At most 255 characters.")
+    if len(job.description or "") > MAX_DESCRIPTION_CHARS:
+        add("description", f"At most {MAX_DESCRIPTION_CHARS} characters.")
+    for field in ("task_args", "task_kwargs", "config"):
+        if len(json.dumps(getattr(job, field), default=str)) > MAX_JSON_FIELD_BYTES:
+            add(field, f"At most {MAX_JSON_FIELD_BYTES // 1024} KiB of JSON.")
     if job.kind not in registered_kinds():
         add("kind", f"Unknown job kind '{job.kind}'. Use one of: {', '.join(registered_kinds())}.")
     else:
@@ -437,16 +453,31 @@ def execution_finish(
     queue a retry if the job's policy allows one."""
     now = timezone.now()
     duration = (now - execution.started_at).total_seconds() if execution.started_at else None
+    values = {"status": status, "completed_at": now, "duration_seconds": duration, "output": output[:10000],
+              "error": error[:10000], "batch_id": batch_id}
+    if result is not None:  # else keep what the run recorded as it went (execution_record_progress)
+        values["result"] = result
     with transaction.atomic():
-        updated = Execution.objects.filter(pk=execution.pk, status=Execution.Status.RUNNING).update(
-            status=status, completed_at=now, duration_seconds=duration, output=output[:10000],
-            result=result, error=error[:10000], batch_id=batch_id,
-        )
+        updated = Execution.objects.filter(pk=execution.pk, status=Execution.Status.RUNNING).update(**values)
         execution.refresh_from_db()
         if updated:
             _record_outcome(execution)
             _maybe_retry(execution)
     return execution
+
+
+def execution_record_progress(*, execution: Execution, result: dict) -> bool:
+    """Record a running execution's progress in its ``result`` (steps done,
+    rows processed, ...), for the API and admin to show while it runs. Only
+    while it is running: a concurrent cancel or finish is never overwritten.
+    False when it is no longer running (the executor should stop)."""
+    return bool(Execution.objects.filter(pk=execution.pk, status=Execution.Status.RUNNING).update(result=result))
+
+
+def execution_is_running(*, execution: Execution) -> bool:
+    """Whether ``execution`` is still running (not cancelled or lost meanwhile):
+    long executors check it between units of work."""
+    return Execution.objects.filter(pk=execution.pk, status=Execution.Status.RUNNING).exists()
 
 
 def execution_hard_timeout(*, execution_id: int, limit_seconds: float) -> Execution | None:

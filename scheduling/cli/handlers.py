@@ -101,7 +101,7 @@ def show_job(console: Console, *, job, **_):
         ["Max retries", f"{job.max_retries} (backoff {job.retry_backoff_seconds}s)"],
         ["Overlap policy", job.overlap_policy],
         ["Enabled", fmt_bool(job.is_enabled)],
-        ["Status", job.status],
+        ["Status", job.state],
         ["Overdue", fmt_bool(selectors.job_is_overdue(job))],
         ["Owner", job.owner.get_username() if job.owner else "-"],
         ["Organization", job.organization or "-"],
@@ -117,7 +117,7 @@ def show_job(console: Console, *, job, **_):
     # an interval job), not a fresh preview of its schedule.
     console.heading(f"\nNext {NEXT_RUNS} runs ({job.timezone})")
     if not job.is_schedulable:
-        console.out(f"  none: the job is {'disabled' if not job.is_enabled else job.status}")
+        console.out(f"  none: the job is {job.state}")
     else:
         runs = job_next_runs(job, NEXT_RUNS)
         for run in runs:

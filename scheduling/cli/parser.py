@@ -175,7 +175,7 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     job_ref = {"metavar": "ID|NAME", "help": "Job id or unique name."}
 
     p = add("list", "List jobs as a table, one page at a time.")
-    p.add_argument("--status", choices=Job.Status.values, help="Only jobs in this status.")
+    p.add_argument("--status", choices=Job.State.values, help="Only jobs in this status.")
     p.add_argument("--type", dest="job_type", choices=Job.JobType.values, help="Only jobs of this job type.")
     p.add_argument("--kind", choices=registered_kinds(), help="Only jobs of this kind (executor).")
     p.add_argument("--search", help="Only jobs whose name, title or description contains this text.")

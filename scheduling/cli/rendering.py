@@ -79,7 +79,7 @@ RUN_HEADERS = ["Runs", "Successful", "Failed", "Cancelled", "Success rate", "Avg
 
 def job_row(job: Job) -> list:
     return [
-        job.pk, job.name, job.job_type, fmt_schedule(job), fmt_bool(job.is_enabled), job.status,
+        job.pk, job.name, job.job_type, fmt_schedule(job), fmt_bool(job.is_enabled), job.state,
         job.last_status or "-", fmt_dt(job.last_run_at), fmt_dt(job.next_run_at), fmt_runs(job),
     ]
 

@@ -39,6 +39,8 @@ class SchedulableTask:
         if len(args) > len(positional) and not takes_any_args:
             errors["task_args"] = [f"Task '{self.name}' takes {len(positional)} positional argument(s); {len(args)} given."]
         problems = errors.setdefault("task_kwargs", [])
+        if "execution" in kwargs:
+            problems.append(f"'execution' is passed by the scheduler to task '{self.name}'; it cannot be a parameter.")
         bound_by_position = {p.name for p in positional[:len(args)]}
         if not takes_any_kwargs:
             for key in sorted(set(kwargs) - set(named)):

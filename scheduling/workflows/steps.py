@@ -1,0 +1,434 @@
+"""Step types: a small registry, from the ``type`` of a step definition to the
+object that validates and runs it.
+
+A step definition is a JSON object. Every step has the common fields
+``name`` (unique in the workflow; default ``step<N>``), ``type``,
+``timeout_seconds``, ``retries``, ``retry_delay_seconds`` and
+``continue_on_failure``; the rest is the type's own (``config``).
+
+Built in: ``http``, ``task`` and ``delay``. Other apps add types without this
+package importing them, and without importing this package (DESIGN §1:
+facades never import each other): an installed app's ``workflow_steps``
+module lists them in ``WORKFLOW_STEP_TYPES``, and ``load_app_step_types``
+(``WorkflowsConfig.ready``) registers them. A step type is any object with::
+
+    type: str                       # the step's "type"
+    label: str
+    templated_fields: tuple[str]    # config fields rendered with ${...} before run
+    url_fields: tuple[str]          # (optional) of those, the ones percent-encoded as URLs
+    def validate(self, config: dict, *, owner) -> dict[str, list[str]]   # field → messages
+    def run(self, config: dict, context) -> Any                          # JSON-safe output
+
+``run`` gets the config with its templated fields already rendered; raising
+means the step failed (its message is the step's error); ``context`` is a
+``StepContext``. Optional: ``timeout_for(config) -> seconds``, the default
+``timeout_seconds`` of a step that sets none.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+from importlib import import_module
+from typing import Any, ClassVar
+
+from django.apps import apps
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.utils.module_loading import module_has_submodule
+from rest_framework import serializers
+
+from jobsite import http
+from jobsite.exceptions import flatten_errors
+from scheduling.executors import schedulable_task, schedulable_tasks
+from scheduling.workflows import templating
+
+logger = logging.getLogger(__name__)
+
+STEP_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+COMMON_FIELDS = ("name", "type", "timeout_seconds", "retries", "retry_delay_seconds", "continue_on_failure")
+MAX_STEP_TIMEOUT_SECONDS = 24 * 3600
+MAX_STEP_RETRIES = 10
+MAX_RETRY_DELAY_SECONDS = 300
+
+
+@dataclass
+class StepContext:
+    """What a running step may read. ``variables`` are the template roots."""
+
+    workflow_id: str
+    job_id: str
+    execution_id: int | None
+    owner: Any
+    input: str
+    timeout_seconds: float
+    variables: dict[str, Any] = field(default_factory=dict)
+
+    def render(self, value: Any, *, quote_url: bool = False) -> Any:
+        return templating.render(value, self.variables, quote_url=quote_url)
+
+
+# ---------------------------------------------------------------------------
+# The registry
+# ---------------------------------------------------------------------------
+_STEP_TYPES: dict[str, Any] = {}
+
+
+def register_step_type(step_type):
+    """Register a step type (a class, instantiated here, or an instance). Usable as a decorator."""
+    instance = step_type() if inspect.isclass(step_type) else step_type
+    name = getattr(instance, "type", "")
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", name):
+        raise ImproperlyConfigured(f"Step type {instance!r} needs a 'type' of 1-32 lowercase letters, digits and _.")
+    for method in ("validate", "run"):
+        if not callable(getattr(instance, method, None)):
+            raise ImproperlyConfigured(f"Step type '{name}' has no {method}() method.")
+    existing = _STEP_TYPES.get(name)
+    if existing is not None and type(existing).__qualname__ != type(instance).__qualname__:
+        raise ImproperlyConfigured(f"Step type '{name}' is registered twice.")
+    _STEP_TYPES[name] = instance
+    return step_type
+
+
+def unregister_step_type(name: str) -> None:
+    _STEP_TYPES.pop(name, None)
+
+
+def step_type_for(name: str):
+    return _STEP_TYPES.get(name)
+
+
+def step_types() -> dict[str, Any]:
+    return dict(sorted(_STEP_TYPES.items()))
+
+
+def load_app_step_types() -> None:
+    """Register the ``WORKFLOW_STEP_TYPES`` of every installed app's ``workflow_steps`` module."""
+    for app_config in apps.get_app_configs():
+        if not module_has_submodule(app_config.module, "workflow_steps"):
+            continue
+        module = import_module(f"{app_config.name}.workflow_steps")
+        for step_type in getattr(module, "WORKFLOW_STEP_TYPES", ()):
+            register_step_type(step_type)
+
+
+# ---------------------------------------------------------------------------
+# A convenience base for types whose config a DRF serializer checks
+# ---------------------------------------------------------------------------
+class StepType:
+    type: ClassVar[str]
+    label: ClassVar[str]
+    templated_fields: ClassVar[tuple[str, ...]] = ()
+    url_fields: ClassVar[tuple[str, ...]] = ()
+    config_serializer: ClassVar[type[serializers.Serializer]]
+    default_timeout_seconds: ClassVar[float] = 60
+
+    def validate(self, config: dict, *, owner) -> dict[str, list[str]]:
+        errors: dict[str, list[str]] = {}
+        allowed = set(self.config_serializer().fields)
+        for key in sorted(set(config) - allowed):
+            errors[key] = [f"Unknown field for a '{self.type}' step. Its fields: {', '.join(sorted(allowed))}."]
+        serializer = self.config_serializer(data=config)
+        if not serializer.is_valid():
+            for key, messages in serializer.errors.items():
+                errors.setdefault(key, []).append(flatten_errors(messages))
+        else:
+            for key, messages in self.check(serializer.validated_data, owner=owner).items():
+                errors.setdefault(key, []).extend(messages)
+        return errors
+
+    def check(self, config: dict, *, owner) -> dict[str, list[str]]:
+        """Rules beyond the serializer's types (a field → messages dict)."""
+        return {}
+
+    def timeout_for(self, config: dict) -> float:
+        return self.default_timeout_seconds
+
+    def run(self, config: dict, context: StepContext) -> Any:
+        raise NotImplementedError
+
+
+def _placeholder_free(text: str) -> str:
+    """``text`` with each placeholder replaced by a neutral word, to check its shape."""
+    return templating.PLACEHOLDER.sub(lambda m: "x" if m["path"] else "$", text)
+
+
+# ---------------------------------------------------------------------------
+# http
+# ---------------------------------------------------------------------------
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
+
+
+class HttpStepConfig(serializers.Serializer):
+    method = serializers.ChoiceField(choices=HTTP_METHODS, default="GET")
+    url = serializers.CharField(max_length=2000)
+    headers = serializers.DictField(child=serializers.CharField(allow_blank=True, max_length=4000), default=dict)
+    body = serializers.JSONField(required=False, allow_null=True)
+
+
+@register_step_type
+class HttpStep(StepType):
+    """One request through the project's outbound client (jobsite.http):
+    timeouts, size cap, SSRF guard and redaction included."""
+
+    type = "http"
+    label = "HTTP request"
+    templated_fields = ("url", "headers", "body")
+    url_fields = ("url",)
+    config_serializer = HttpStepConfig
+    default_timeout_seconds = 30
+
+    def check(self, config: dict, *, owner) -> dict[str, list[str]]:
+        errors: dict[str, list[str]] = {}
+        url = config["url"].strip()
+        if not re.match(r"^https?://", url, re.IGNORECASE):
+            errors["url"] = ["Must start with http:// or https:// (a placeholder may not supply the scheme)."]
+        else:
+            try:
+                http.check_url(_placeholder_free(url))
+            except ValueError as exc:  # BlockedURL: not http(s), denied, private/loopback...
+                errors["url"] = [str(exc)]
+        for name, value in config["headers"].items():
+            if http.redact_headers({name: "v"})[name] == "***":
+                refs = list(templating.references(value))
+                if not refs or any(not ref.startswith("secrets.") for ref in refs):
+                    errors.setdefault("headers", []).append(
+                        f"Header '{name}' carries a credential: store it in the workflow's secrets and write "
+                        f"${{secrets.NAME}} (credentials are never stored in plain text)."
+                    )
+        if config["method"] in ("GET", "HEAD") and config.get("body") is not None:
+            errors["body"] = [f"A {config['method']} request has no body."]
+        return errors
+
+    def run(self, config: dict, context: StepContext) -> Any:
+        headers = {name: str(value) for name, value in (config.get("headers") or {}).items()}
+        kwargs: dict[str, Any] = {"headers": headers}
+        if config.get("body") is not None:
+            kwargs["json"] = config["body"]
+        # The step's own retries replace the client's: one attempt per try.
+        response = http.request(
+            config.get("method", "GET"), config["url"], timeout=context.timeout_seconds, retries=0,
+            max_bytes=settings.WORKFLOWS_HTTP_MAX_BYTES, **kwargs,
+        )
+        try:
+            body = response.json() if response.content else None
+        except ValueError:
+            body = response.content.decode(response.encoding or "utf-8", errors="replace")
+        return {"status_code": response.status_code, "body": body}
+
+
+# ---------------------------------------------------------------------------
+# task
+# ---------------------------------------------------------------------------
+class TaskStepConfig(serializers.Serializer):
+    task_name = serializers.CharField(max_length=255)
+    kwargs = serializers.DictField(child=serializers.JSONField(), default=dict)
+
+
+def task_allowed(owner, task_name: str) -> bool:
+    """Superusers' workflows may call any schedulable task; everyone else's
+    only those in WORKFLOWS_TASK_NAMES (maintenance tasks are for operators)."""
+    if owner is not None and getattr(owner, "is_superuser", False):
+        return True
+    return task_name in settings.WORKFLOWS_TASK_NAMES
+
+
+@register_step_type
+class TaskStep(StepType):
+    """Call one allow-listed schedulable task (scheduling.executors) in the run's own worker process."""
+
+    type = "task"
+    label = "Schedulable task"
+    templated_fields = ("kwargs",)
+    config_serializer = TaskStepConfig
+    default_timeout_seconds = 300
+
+    def check(self, config: dict, *, owner) -> dict[str, list[str]]:
+        task = schedulable_task(config["task_name"])
+        if task is None or not task_allowed(owner, config["task_name"]):
+            names = [name for name in schedulable_tasks() if task_allowed(owner, name)]
+            return {"task_name": [
+                f"'{config['task_name']}' is not a task workflows may call. Allowed: {', '.join(names) or 'none'}."
+            ]}
+        problems = task.argument_errors([], config["kwargs"])
+        messages = [m for field_messages in problems.values() for m in field_messages]
+        return {"kwargs": messages} if messages else {}
+
+    def run(self, config: dict, context: StepContext) -> Any:
+        name = config["task_name"]
+        task = schedulable_task(name)
+        if task is None or not task_allowed(context.owner, name):
+            raise PermissionError(f"Task '{name}' is not (or no longer) allowed for this workflow's owner.")
+        kwargs = config.get("kwargs") or {}
+        problems = task.argument_errors([], kwargs)
+        if problems:
+            raise ValueError("; ".join(m for messages in problems.values() for m in messages))
+        from scheduling.models import Execution
+
+        execution = Execution.objects.filter(pk=context.execution_id).first()
+        outcome = task.func(execution=execution, **kwargs)
+        summary = getattr(outcome, "output", None)
+        if getattr(outcome, "ok", True) is False:
+            raise RuntimeError(summary or f"Task '{name}' reported a failure.")
+        result = getattr(outcome, "result", None) if summary is not None else outcome
+        return {"output": summary if summary is not None else "", "result": result}
+
+
+# ---------------------------------------------------------------------------
+# delay
+# ---------------------------------------------------------------------------
+class DelayStepConfig(serializers.Serializer):
+    seconds = serializers.FloatField(min_value=0, max_value=MAX_STEP_TIMEOUT_SECONDS)
+
+
+@register_step_type
+class DelayStep(StepType):
+    """Wait ``seconds`` (the run stays cancellable: cancel terminates the process)."""
+
+    type = "delay"
+    label = "Delay"
+    config_serializer = DelayStepConfig
+
+    def validate(self, config: dict, *, owner) -> dict[str, list[str]]:
+        if isinstance(config.get("seconds"), bool):  # DRF's FloatField would read true as 1.0
+            return {"seconds": ["A valid number is required."]}
+        return super().validate(config, owner=owner)
+
+    def timeout_for(self, config: dict) -> float:
+        return float(config.get("seconds", 0)) + 10
+
+    def run(self, config: dict, context: StepContext) -> Any:
+        import time
+
+        seconds = float(config["seconds"])
+        time.sleep(seconds)
+        return {"slept_seconds": seconds}
+
+
+# ---------------------------------------------------------------------------
+# Validating a whole workflow's steps
+# ---------------------------------------------------------------------------
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def validate_steps(steps: Any, *, owner, secret_names: set[str] | frozenset = frozenset()) -> list[dict]:
+    """Check every step definition and return them normalised (names and
+    common fields filled in). Raises ValidationError whose keys name the
+    step and field (``steps[1].url``) and whose messages name the step."""
+    if not isinstance(steps, list):
+        raise ValidationError({"steps": ["Must be a JSON list of step objects."]})
+    if not steps:
+        raise ValidationError({"steps": ["A workflow needs at least one step."]})
+    if len(steps) > settings.WORKFLOWS_MAX_STEPS:
+        raise ValidationError({"steps": [f"At most {settings.WORKFLOWS_MAX_STEPS} steps."]})
+    errors: dict[str, list[str]] = {}
+    normalised: list[dict] = []
+    seen: set[str] = set()
+    known = ", ".join(step_types())
+
+    for index, raw in enumerate(steps):
+        label = f"Step {index + 1}"
+
+        def add(field_name: str, message: str) -> None:
+            key = f"steps[{index}].{field_name}" if field_name else f"steps[{index}]"
+            errors.setdefault(key, []).append(f"{label}: {message}")
+
+        if not isinstance(raw, dict):
+            add("", "must be a JSON object with at least a 'type'.")
+            continue
+        step = dict(raw)
+        name = step.get("name", f"step{index + 1}")
+        if not isinstance(name, str) or not STEP_NAME_RE.match(name):
+            add("name", "use 1-64 letters, digits, _ and - (starting with a letter or _).")
+        elif name in seen:
+            add("name", f"the name '{name}' is used by an earlier step; names must be unique.")
+        else:
+            label = f"Step {index + 1} ('{name}')"
+        seen.add(name if isinstance(name, str) else "")
+        step["name"] = name
+
+        type_name = step.get("type")
+        step_type = step_type_for(type_name) if isinstance(type_name, str) else None
+        if type_name in (None, ""):
+            add("type", f"this field is required. Use one of: {known}.")
+        elif step_type is None:
+            add("type", f"unknown step type '{type_name}'. Use one of: {known}.")
+
+        timeout = step.get("timeout_seconds")
+        if timeout is not None and (not _is_number(timeout) or not 0 < timeout <= MAX_STEP_TIMEOUT_SECONDS):
+            add("timeout_seconds", f"must be a number of seconds above 0 and at most {MAX_STEP_TIMEOUT_SECONDS}.")
+        retries = step.setdefault("retries", 0)
+        if not _is_int(retries) or not 0 <= retries <= MAX_STEP_RETRIES:
+            add("retries", f"must be an integer from 0 to {MAX_STEP_RETRIES}.")
+        delay = step.setdefault("retry_delay_seconds", 1)
+        if not _is_number(delay) or not 0 <= delay <= MAX_RETRY_DELAY_SECONDS:
+            add("retry_delay_seconds", f"must be a number of seconds from 0 to {MAX_RETRY_DELAY_SECONDS}.")
+        if not isinstance(step.setdefault("continue_on_failure", False), bool):
+            add("continue_on_failure", "must be true or false.")
+
+        config = {key: value for key, value in step.items() if key not in COMMON_FIELDS}
+        if step_type is not None:
+            try:
+                problems = step_type.validate(config, owner=owner) or {}
+            except ValidationError as exc:
+                problems = exc.message_dict if hasattr(exc, "error_dict") else {"": exc.messages}
+            for field_name, messages in problems.items():
+                for message in messages:
+                    add(field_name, message)
+            templated = getattr(step_type, "templated_fields", ())
+            earlier = {s["name"] for s in normalised}
+            for field_name in templated:
+                value = config.get(field_name)
+                for bad in templating.malformed(value):
+                    add(field_name, f"'{bad}' is not a valid placeholder; write ${{input}}, ${{previous}}, "
+                                    f"${{steps.<name>.output...}} or ${{secrets.<NAME>}} ($$ for a literal $).")
+                for ref in templating.references(value):
+                    problem = _reference_problem(ref, earlier, secret_names)
+                    if problem:
+                        add(field_name, problem)
+            for field_name in set(config) - set(templated):
+                if any(True for _ in templating.references(config[field_name])):
+                    add(field_name, "placeholders are not expanded in this field.")
+        normalised.append(step)
+    if errors:
+        raise ValidationError(errors)
+    return normalised
+
+
+def step_timeout(step: dict, step_type) -> float:
+    """The step's own ``timeout_seconds``, else its type's default (not stored,
+    so a later edit of, say, a delay's seconds moves its default along)."""
+    if step.get("timeout_seconds") is not None:
+        return float(step["timeout_seconds"])
+    timeout_for = getattr(step_type, "timeout_for", None)
+    config = {key: value for key, value in step.items() if key not in COMMON_FIELDS}
+    return float(timeout_for(config)) if timeout_for else 60.0
+
+
+def _reference_problem(ref: str, earlier: set[str], secret_names) -> str | None:
+    parts = ref.split(".")
+    root = parts[0]
+    if root not in templating.ROOTS:
+        return f"${{{ref}}} names nothing: use one of {', '.join(templating.ROOTS)}."
+    if root == "steps":
+        if len(parts) < 3 or parts[2] not in ("output", "status"):
+            return f"${{{ref}}}: write ${{steps.<name>.output}} (or .output.<key>, or .status)."
+        if parts[1] not in earlier:
+            return f"${{{ref}}}: there is no earlier step named '{parts[1]}'."
+    if root == "secrets":
+        if len(parts) != 2:
+            return f"${{{ref}}}: write ${{secrets.<NAME>}}."
+        if parts[1] not in secret_names:
+            return f"${{{ref}}}: the workflow has no secret named '{parts[1]}'."
+    if root in ("input", "job_id", "execution_id", "workflow_id") and len(parts) > 1:
+        return f"${{{ref}}}: {root} is a plain value; write ${{{root}}}."
+    if root == "previous" and not earlier:
+        return f"${{{ref}}}: the first step has no previous step."
+    return None
