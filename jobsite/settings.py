@@ -276,7 +276,6 @@ JWT_EXTERNAL_ISSUER = env.str("JWT_EXTERNAL_ISSUER", default="")
 # ---------------------------------------------------------------------------
 # Uploads and outbound HTTP
 # ---------------------------------------------------------------------------
-MAX_UPLOAD_SIZE_MB = env.int("MAX_UPLOAD_SIZE_MB", default=50)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # Read by jobsite/http.py, the one client every outbound call goes through.

@@ -14,6 +14,7 @@ urlpatterns = [
     path("api-auth/", include("rest_framework.urls")),
     path("", include("scheduling.urls")),
     path("", include("scheduling.workflows.urls")),
+    path("", include("predictions.urls")),
     # last: whatever /api/ path nothing above matched is a JSON 404
     re_path(r"^api/", apis.api_not_found),
 ]
