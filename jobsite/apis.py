@@ -3,7 +3,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_seriali
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
 from rest_framework.views import APIView
 
 from jobsite.auth import token_obtain
@@ -25,13 +25,28 @@ class TokenObtainOutputSerializer(serializers.Serializer):
 _AuthError = inline_serializer(name="AuthError", fields={"detail": serializers.CharField()})
 
 
+class UsernameRateThrottle(SimpleRateThrottle):
+    """Login attempts per username, whatever address they come from: guessing
+    one account's password from many addresses is slowed too."""
+
+    scope = "auth_token_username"
+
+    def get_cache_key(self, request, view):
+        username = request.data.get("username") if isinstance(request.data, dict) else None
+        if not isinstance(username, str) or not username:
+            return None  # the serializer answers 400; nothing to count
+        return self.cache_format % {"scope": self.scope, "ident": username.strip().lower()[:150]}
+
+
 class TokenObtainApi(APIView):
     """Exchange a username and password for a bearer access token (JWT)."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    # Slows password guessing: AUTH_TOKEN_THROTTLE_RATE per client IP.
-    throttle_classes = [ScopedRateThrottle]
+    # Slows password guessing: AUTH_TOKEN_THROTTLE_RATE per client address
+    # (REMOTE_ADDR, or X-Forwarded-For only behind NUM_PROXIES trusted proxies)
+    # and AUTH_TOKEN_USERNAME_THROTTLE_RATE per username.
+    throttle_classes = [ScopedRateThrottle, UsernameRateThrottle]
     throttle_scope = "auth_token"
 
     @extend_schema(

@@ -8,3 +8,4 @@ class ErrorCode(StrEnum):
     JOB_RUNNING = "job_running"
     EXECUTION_NOT_ACTIVE = "execution_not_active"
     BROKER_UNAVAILABLE = "broker_unavailable"
+    ONCE_ALREADY_FIRED = "once_already_fired"

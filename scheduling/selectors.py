@@ -1,7 +1,7 @@
 """Selectors: every read of jobs and executions, tenancy-scoped inside."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -44,7 +44,7 @@ def as_id(value) -> int | None:
 def _jobs() -> QuerySet[Job]:
     # One extra query per page (not per row, not in the COUNT) tells
     # job_is_overdue about stale queued runs.
-    stale = Prefetch("executions", queryset=_stale_queued().only("pk", "job_id"), to_attr="stale_queued")
+    stale = Prefetch("executions", queryset=_stale_queued().only("pk", "job_id", "created_at"), to_attr="stale_queued")
     return Job.objects.select_related("owner", "organization").prefetch_related(stale)
 
 
@@ -91,6 +91,21 @@ def job_get(*, user, job_id, forbidden: str | None = None) -> Job:
 
 def job_overdue_list(*, user) -> QuerySet[Job]:
     return _base_jobs(user).filter(overdue_q()).order_by("next_run_at")
+
+
+def job_overdue_since(job: Job, now=None) -> datetime | None:
+    """When an overdue job's run should have started: its missed next run, or
+    the oldest scheduled run still waiting for a worker (None: not overdue)."""
+    now = now or timezone.now()
+    if not job_is_overdue(job, now):
+        return None
+    stale = getattr(job, "stale_queued", None)
+    if stale is None:
+        stale = list(_stale_queued(now).filter(job=job).only("created_at"))
+    candidates = [execution.created_at for execution in stale]
+    if job.next_run_at is not None and job.next_run_at < now - _grace():
+        candidates.append(job.next_run_at)
+    return min(candidates)
 
 
 def job_is_overdue(job: Job, now=None) -> bool:

@@ -248,6 +248,12 @@ def _set_state(job: Job, *, actor, actor_label: str, action: str, **values) -> J
     before = audit.job_snapshot(job)
     for field, value in values.items():
         setattr(job, field, value)
+    if job.is_schedulable and job.schedule_type == Job.ScheduleType.ONCE and not job_schedule(job).next_runs(1):
+        raise Conflict(
+            f"Job '{job.name}' ran once at {job.schedule_expression} and that time has passed; "
+            "give it a new time (update schedule_expression) to run it again.",
+            code=ErrorCode.ONCE_ALREADY_FIRED,
+        )
     job.save()
     _sync_schedule(job)
     audit.record(actor=actor, actor_label=actor_label, action=action, obj=job, changes=audit.diff(before, audit.job_snapshot(job)))
@@ -341,13 +347,12 @@ def job_execute(
     executor_for(job.kind).validate_params(job, run_params(job, override_kwargs))
     if not force:
         if not job.is_schedulable:
-            state = "disabled" if not job.is_enabled else job.status
-            raise Conflict(f"Job '{job.name}' is {state}; use force to run it anyway.", code=ErrorCode.JOB_NOT_ACTIVE)
+            raise Conflict(f"Job '{job.name}' is {job.state}; use force to run it anyway.", code=ErrorCode.JOB_NOT_ACTIVE)
         if job.overlap_policy == Job.OverlapPolicy.SKIP:
-            running = job.executions.filter(status__in=Execution.ACTIVE_STATUSES).first()
-            if running is not None:
+            active = _active_execution(job)
+            if active is not None:
                 raise Conflict(
-                    f"Job '{job.name}' is already running (execution {running.pk}); use force to start another run.",
+                    f"Job '{job.name}' is already running ({_active_state(active)}); use force to start another run.",
                     code=ErrorCode.JOB_RUNNING,
                 )
     execution = _new_execution(job, trigger=trigger, actor=actor, override_kwargs=override_kwargs)
@@ -357,6 +362,19 @@ def job_execute(
     return execution
 
 
+def _active_execution(job: Job) -> Execution | None:
+    return job.executions.filter(status__in=Execution.ACTIVE_STATUSES).only("pk", "status", "trigger").first()
+
+
+def _active_state(execution: Execution) -> str:
+    """What an active execution is doing, in words."""
+    if execution.status == Execution.Status.RUNNING:
+        return f"execution {execution.pk} is still running"
+    if execution.trigger == Execution.Trigger.RETRY:
+        return f"execution {execution.pk} is a retry waiting out its backoff"
+    return f"execution {execution.pk} is queued, waiting for a worker"
+
+
 @transaction.atomic
 def job_dispatch_scheduled(*, job_id: int) -> Execution | None:
     """Beat fired ``job_id``: queue an execution, or record a skip while one is going."""
@@ -364,23 +382,25 @@ def job_dispatch_scheduled(*, job_id: int) -> Execution | None:
     if job is None or not job.is_schedulable:
         return None  # deleted or paused after beat read its schedule
     now = timezone.now()
-    running = None
-    if job.overlap_policy == Job.OverlapPolicy.SKIP:
-        running = job.executions.filter(status__in=Execution.ACTIVE_STATUSES).only("pk").first()
+    active = _active_execution(job) if job.overlap_policy == Job.OverlapPolicy.SKIP else None
     job.last_run_at = now
     # beat has just fired: the next interval counts from now
     job.next_run_at = job_schedule(job).next_run(after=now, anchor=now)
     Job.objects.filter(pk=job.pk).update(last_run_at=job.last_run_at, next_run_at=job.next_run_at)
-    if running is not None:
+    if active is not None:
         return _new_execution(
             job, trigger=Execution.Trigger.SCHEDULE, status=Execution.Status.SKIPPED, completed_at=now,
-            output=f"Skipped: execution {running.pk} is still running (overlap policy 'skip').",
+            output=f"Skipped: {_active_state(active)} (overlap policy 'skip').",
         )
     execution = _new_execution(job, trigger=Execution.Trigger.SCHEDULE)
     _send_execution(execution, job)
     if job.schedule_type == Job.ScheduleType.ONCE:
-        # A one-off has fired: keep the job for its history, but nothing is next.
-        Job.objects.filter(pk=job.pk).update(next_run_at=None)
+        # A one-off has fired: keep the job for its history, disabled, so that
+        # nothing (a resume, `sync-beat --repair`) can fire it a second time.
+        job.is_enabled = False
+        job.next_run_at = None
+        Job.objects.filter(pk=job.pk).update(is_enabled=False, next_run_at=None)
+        periodic_task_sync(job)
     return execution
 
 
@@ -463,6 +483,10 @@ def execution_finish(
         if updated:
             _record_outcome(execution)
             _maybe_retry(execution)
+    if updated:
+        log = logger.info if status == Execution.Status.SUCCESS else logger.warning
+        log("execution %s of job %s finished %s in %.3fs: %s", execution.pk, execution.job_id, status,
+            duration or 0.0, (output or error)[:200])
     return execution
 
 

@@ -17,6 +17,7 @@ os.environ.setdefault("OUTBOUND_HTTP_ALLOW_LOOPBACK", "true")
 os.environ.setdefault("JOBS_CREATE_DEFAULT_JOBS", "false")
 # The suite logs in far more often than a person; test_auth checks the limit itself.
 os.environ.setdefault("AUTH_TOKEN_THROTTLE_RATE", "10000/min")
+os.environ.setdefault("AUTH_TOKEN_USERNAME_THROTTLE_RATE", "10000/min")
 # The tests.* schedulable tasks, in this process and in worker subprocesses.
 os.environ.setdefault("JOBS_TASK_MODULES", "tests.tasks")
 # A test-only app that adds a job kind of its own (tests/kinds), as a project would.

@@ -257,3 +257,26 @@ def test_run_now_with_the_broker_down_is_a_warning_not_500(superuser, monkeypatc
     assert "could not be queued: the task broker is unreachable." in response.content.decode()
     # and the run is recorded as an error, not left queued for ever
     assert list(job.executions.values_list("status", flat=True)) == ["error"]
+
+
+@pytest.mark.parametrize("model", ["periodictask", "crontabschedule", "intervalschedule", "clockedschedule", "solarschedule"])
+def test_beat_schedules_are_read_only_in_the_admin(admin_client, model):
+    # django-celery-beat's own admin would let a superuser schedule any Celery
+    # task past the allow-list, and edits would drift from their jobs
+    from django.contrib import admin as django_admin
+    from django.apps import apps
+
+    model_class = apps.get_model("django_celery_beat", model)
+    model_admin = django_admin.site._registry[model_class]
+    request = admin_client.get("/admin/").wsgi_request
+    assert not model_admin.has_add_permission(request)
+    assert not model_admin.has_change_permission(request)
+    assert not model_admin.has_delete_permission(request)
+    assert admin_client.get(f"/admin/django_celery_beat/{model}/").status_code == 200
+    assert admin_client.get(f"/admin/django_celery_beat/{model}/add/").status_code == 403
+
+
+def test_a_jobs_periodic_task_links_back_to_the_job(admin_client):
+    job = services.job_create(name="linked", schedule_type="interval", schedule_expression="30", task_name="tests.noop")
+    page = admin_client.get("/admin/django_celery_beat/periodictask/").content.decode()
+    assert f'/admin/scheduling/job/{job.pk}/change/' in page

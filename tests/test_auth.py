@@ -670,3 +670,43 @@ def test_password_guessing_is_throttled(client_for, user, monkeypatch):
     assert response.status_code == 429
     assert "throttled" in response.json()["detail"].lower()
     cache.clear()
+
+
+def test_a_forged_forwarded_for_does_not_dodge_the_throttle(client_for, user, monkeypatch):
+    # given a client rotating X-Forwarded-For (no trusted proxy: NUM_PROXIES=0)
+    from django.core.cache import cache
+    from rest_framework.throttling import SimpleRateThrottle
+
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"auth_token": "3/min", "auth_token_username": "1000/min"})
+    cache.clear()
+    client = client_for(None)
+    codes = [
+        client.post("/api/auth/token", {"username": f"nobody{n}", "password": "x"}, format="json",
+                    HTTP_X_FORWARDED_FOR=f"203.0.113.{n}").status_code
+        for n in range(5)
+    ]
+    # then it is still one client
+    assert codes == [401, 401, 401, 429, 429]
+    cache.clear()
+
+
+def test_one_username_is_throttled_across_addresses(client_for, user, monkeypatch, settings):
+    # given a trusted proxy that reports a different client address each time
+    from django.core.cache import cache
+    from rest_framework.throttling import SimpleRateThrottle
+
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"auth_token": "1000/min", "auth_token_username": "3/min"})
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    cache.clear()
+    client = client_for(None)
+    codes = [
+        client.post("/api/auth/token", {"username": "Alice", "password": f"guess-{n}"}, format="json",
+                    HTTP_X_FORWARDED_FOR=f"203.0.113.{n}").status_code
+        for n in range(4)
+    ]
+    assert codes == [401, 401, 401, 429]
+    # another account from the same addresses is not held up
+    response = client.post("/api/auth/token", {"username": "bob", "password": "x"}, format="json",
+                           HTTP_X_FORWARDED_FOR="203.0.113.9")
+    assert response.status_code == 401
+    cache.clear()

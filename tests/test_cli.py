@@ -507,3 +507,17 @@ def test_manage_wrapper_runs_jobs_list(tmp_path):
     missing = manage("jobs", "show", "42")
     assert missing.returncode == 1
     assert "Job 42 not found." in missing.stderr
+
+
+def test_overdue_lists_a_fired_one_off_whose_run_never_started(settings):
+    # given a one-off that beat fired, whose run no worker took within the grace period
+    settings.JOBS_OVERDUE_GRACE_SECONDS = 60
+    job = make_job("once-stuck", schedule_type="once",
+                   schedule_expression=(timezone.now() + timedelta(hours=1)).isoformat())
+    queued = services.job_dispatch_scheduled(job_id=job.pk)
+    Execution.objects.filter(pk=queued.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    Job.objects.filter(pk=job.pk).update(is_enabled=True)  # as before the fix: still enabled
+    # then `jobs overdue` shows it, late since the run was queued
+    output = jobs("overdue")
+    assert "once-stuck" in output and "1 overdue job." in output
+    assert re.search(r"once-stuck.*\b0:05:00\b", output)

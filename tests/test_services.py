@@ -162,7 +162,7 @@ def test_execute_refuses_paused_and_disabled_jobs_without_force():
 def test_execute_refuses_overlap_unless_forced_or_allowed():
     job = JobFactory()
     first = services.job_execute(job=job)
-    with pytest.raises(Conflict, match=f"already running \\(execution {first.pk}\\)"):
+    with pytest.raises(Conflict, match=f"already running \\(execution {first.pk} is queued, waiting for a worker\\)"):
         services.job_execute(job=job)
     assert services.job_execute(job=job, force=True).pk != first.pk
     relaxed = JobFactory(overlap_policy="allow")
@@ -176,7 +176,7 @@ def test_scheduled_dispatch_skips_while_a_run_is_going():
     assert first.status == "queued" and first.trigger == "schedule"
     second = services.job_dispatch_scheduled(job_id=job.pk)
     assert second.status == "skipped"
-    assert f"execution {first.pk} is still running" in second.output
+    assert second.output == f"Skipped: execution {first.pk} is queued, waiting for a worker (overlap policy 'skip')."
     job.refresh_from_db()
     assert job.last_run_at is not None and job.next_run_at > job.last_run_at
 
@@ -296,3 +296,34 @@ def test_overdue_when_late_or_when_a_scheduled_run_never_started(settings):
     assert overdue == {"late", "stuck"}
     assert [selectors.job_is_overdue(j) for j in selectors.job_list(user=SYSTEM, filters={})] == [False, True, True, False]
     assert selectors.job_stats_overview(user=SYSTEM)["jobs"]["overdue"] == 2
+
+
+def test_a_skip_behind_a_retry_says_it_is_a_retry_waiting():
+    # given a failed run whose retry waits out its backoff (queued, not running)
+    job = JobFactory(max_retries=1, retry_backoff_seconds=600)
+    first = services.job_dispatch_scheduled(job_id=job.pk)
+    Execution.objects.filter(pk=first.pk).update(status="running", started_at=timezone.now())
+    first.refresh_from_db()
+    services.execution_finish(execution=first, status="failed", error="boom")
+    retry = Execution.objects.get(retry_of=first)
+    # when beat fires again
+    skipped = services.job_dispatch_scheduled(job_id=job.pk)
+    # then the skip names what is really going on
+    assert skipped.output == f"Skipped: execution {retry.pk} is a retry waiting out its backoff (overlap policy 'skip')."
+
+
+def test_a_fired_one_off_is_disabled_and_cannot_be_resumed_into_a_second_run():
+    moment = (timezone.now() + timedelta(hours=1)).isoformat()
+    job = JobFactory(schedule_type="once", schedule_expression=moment)
+    services.job_dispatch_scheduled(job_id=job.pk)
+    job.refresh_from_db()
+    assert (job.is_enabled, job.next_run_at) == (False, None)
+    assert PeriodicTask.objects.get(pk=job.periodic_task_id).enabled is False
+    # the repair finds nothing to re-enable, and a resume is refused while the time is the old one
+    assert beat_drift_check(repair=True).clean
+    Job.objects.filter(pk=job.pk).update(schedule_expression=(timezone.now() - timedelta(minutes=1)).isoformat())
+    job.refresh_from_db()
+    with pytest.raises(Conflict, match="ran once"):
+        services.job_resume(job=job)
+    job.refresh_from_db()
+    assert job.is_enabled is False

@@ -272,10 +272,11 @@ def list_overdue_jobs(console: Console, **_):
         console.out("No overdue jobs.")
         return
     now = timezone.now()
+    since = {job.pk: selectors.job_overdue_since(job, now) or now for job in jobs}
     console.table(
         [
-            [job.pk, job.name, fmt_schedule(job), fmt_dt(job.next_run_at),
-             fmt_duration((now - job.next_run_at).total_seconds()), fmt_dt(job.last_run_at), job.last_status or "-"]
+            [job.pk, job.name, fmt_schedule(job), fmt_dt(since[job.pk]),
+             fmt_duration((now - since[job.pk]).total_seconds()), fmt_dt(job.last_run_at), job.last_status or "-"]
             for job in jobs
         ],
         ["ID", "Name", "Schedule", "Expected at", "Late by", "Last run", "Last status"],
