@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("scheduling.urls")),
     path("", include("scheduling.workflows.urls")),
     path("", include("predictions.urls")),
+    path("", include("vision_pipeline.urls")),
     # last: whatever /api/ path nothing above matched is a JSON 404
     re_path(r"^api/", apis.api_not_found),
 ]

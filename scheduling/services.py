@@ -618,7 +618,7 @@ def execution_run(*, execution_id: int, task_id: str, worker: str) -> Execution 
         )
     return execution_finish(
         execution=execution,
-        status=Execution.Status.SUCCESS if outcome.ok else Execution.Status.FAILED,
+        status=outcome.outcome,
         output=outcome.output, result=outcome.result, batch_id=outcome.batch_id,
         error="" if outcome.ok else (outcome.output or "failed"),
     )

@@ -22,12 +22,29 @@ if TYPE_CHECKING:
 @dataclass
 class RunResult:
     """What one run produced: a one-line ``output`` summary, a structured
-    ``result`` (JSON-safe), and ``ok`` False for a handled failure."""
+    ``result`` (JSON-safe), and ``ok`` False for a handled failure.
+
+    ``status`` names the outcome when ``ok`` alone cannot: an executor that
+    enforces its own deadlines (one analysis of a batch, say) reports
+    ``"timeout"``. Default: ``success`` if ok, else ``failed``."""
+
+    OUTCOMES = ("success", "failed", "timeout", "error")
 
     output: str = ""
     result: dict[str, Any] = field(default_factory=dict)
     ok: bool = True
     batch_id: str | None = None
+    status: str | None = None
+
+    def __post_init__(self):
+        if self.status is not None and self.status not in self.OUTCOMES:
+            raise ValueError(f"RunResult.status must be one of {', '.join(self.OUTCOMES)}, not {self.status!r}.")
+        if self.status is not None and (self.status == "success") != self.ok:
+            raise ValueError(f"RunResult(ok={self.ok}) cannot have status {self.status!r}.")
+
+    @property
+    def outcome(self) -> str:
+        return self.status or ("success" if self.ok else "failed")
 
 
 class Executor:

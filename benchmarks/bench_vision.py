@@ -1,0 +1,118 @@
+"""Vision pipeline (issue 9) in one process, against its targets:
+
+* the default analyzer (``inspector``, no OCR) on 100 images of 2 megapixels
+  (1633 x 1225 JPEG): decode + working copy + measurements + thumbnail,
+  images/s per process — target ≥ 10;
+* a whole batch of those 100 images through ``batch_analyze`` (rows written,
+  HTML report rendered and stored): images/s and the report's size — target
+  < 10 MB;
+* downloads: 16 images from a local stand-in API whose every file answer
+  takes 0.3 s; the most requests in flight at once — target ≥ 8;
+* refusal of an image over the pixel limit and of a decompression bomb (a
+  ~40 KB PNG declaring 50,000 x 50,000 pixels): time and growth of the
+  process's peak RSS — targets < 1 s, < 100 MB.
+
+Run: .venv/bin/python benchmarks/bench_vision.py
+Env: BENCH_IMAGES (100), BENCH_TIMEOUT.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import BenchEnv  # noqa: E402
+
+
+def peak_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> int:
+    count = int(os.environ.get("BENCH_IMAGES", 100))
+    with BenchEnv("vision", timeout=900) as bench:
+        from django.conf import settings
+
+        settings.VISION_STORAGE_DIR = str(bench.tmp / "vision")
+        settings.JOBS_TEMP_DIR = str(bench.tmp / "tmp")
+        from vision_pipeline import analyzers, external, samples, services
+        from vision_pipeline.analyzers import BatchContext
+        from vision_pipeline.demo import DemoExternalAPI
+        from vision_pipeline.images import ImageRefused, load_image
+        from vision_pipeline.models import Batch
+
+        print(f"[bench] machine: {os.cpu_count()} CPUs, {sys.version.split()[0]}", flush=True)
+        folder = bench.tmp / "images"
+        folder.mkdir()
+        files = []
+        for n in range(count):
+            kind = samples.VARIANTS[n % len(samples.VARIANTS)]
+            path = folder / f"{n:03d}_{kind}.jpg"
+            path.write_bytes(samples.encode(samples.variant(kind, 1633, 1225, seed=n)))
+            files.append((path.name, path))
+        megapixels = 1633 * 1225 / 1e6
+        print(f"[bench] {count} JPEGs of {megapixels:.1f} MP, {sum(p.stat().st_size for _, p in files) / 1e6:.1f} MB",
+              flush=True)
+
+        inspector = analyzers.get("inspector")
+        inspector.analyze_image(load_image(files[0][1]), description="", context=BatchContext())  # warm-up
+        started = time.perf_counter()
+        flagged = 0
+        for name, path in files:
+            result = inspector.analyze_image(load_image(path, filename=name), description="", context=BatchContext())
+            flagged += bool(result.flags)
+        elapsed = time.perf_counter() - started
+        analyzer_rate = count / elapsed
+        print(f"[inspector] {count} images in {elapsed:.2f} s = {analyzer_rate:.1f} images/s "
+              f"({1000 * elapsed / count:.0f} ms each), {flagged} flagged", flush=True)
+
+        batch = services.batch_create(source=Batch.Source.CLI, files=files, user_query="Defects?", store_images=False,
+                                      descriptions={name: f"Frame {name}" for name, _ in files})
+        started = time.perf_counter()
+        batch = services.batch_analyze(batch=batch, files=files)
+        elapsed = time.perf_counter() - started
+        report_mb = batch.report_size / 1e6
+        print(f"[batch] {count} images analysed, stored and reported in {elapsed:.2f} s = {count / elapsed:.1f} "
+              f"images/s; report {report_mb:.2f} MB; status {batch.status}", flush=True)
+
+        api = DemoExternalAPI(key="k").start()
+        try:
+            settings.OUTBOUND_HTTP_ALLOW_HOSTS = [f"127.0.0.1:{api.port}"]
+            small = samples.encode(samples.variant("clean", 320, 240))
+            api.add_analysis(images=[(f"d{n}.jpg", small) for n in range(16)])
+            api.file_delay = 0.3
+            analysis = external.parse_analysis(api.analyses[0])
+            started = time.perf_counter()
+            external.download_images(analysis, dest=bench.tmp / "downloads", key="k", api_url=api.get_url)
+            elapsed = time.perf_counter() - started
+            print(f"[downloads] 16 images at 0.3 s each in {elapsed:.2f} s; at most {api.max_in_flight} in flight "
+                  f"(VISION_DOWNLOAD_CONCURRENCY={settings.VISION_DOWNLOAD_CONCURRENCY})", flush=True)
+        finally:
+            api.stop()
+
+        bomb = bench.tmp / "bomb.png"
+        bomb.write_bytes(samples.decompression_bomb())
+        big = bench.tmp / "big.png"
+        big.write_bytes(samples.decompression_bomb(9000, 9000))  # 81 MP, over the 40 MP default
+        for label, path in (("decompression bomb", bomb), ("81 MP image", big)):
+            before = peak_rss_mb()
+            started = time.perf_counter()
+            try:
+                load_image(path)
+                outcome = "ACCEPTED (wrong)"
+            except ImageRefused as exc:
+                outcome = f"refused: {exc}"
+            elapsed = time.perf_counter() - started
+            print(f"[limits] {label} ({path.stat().st_size:,} bytes) {outcome} in {1000 * elapsed:.1f} ms; "
+                  f"peak RSS +{peak_rss_mb() - before:.1f} MB", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
