@@ -44,6 +44,13 @@ class Job(models.Model):
         SKIP = "skip", "Skip while a run is going"
         ALLOW = "allow", "Allow concurrent runs"
 
+    class CatchUpPolicy(models.TextChoices):
+        """What happens to runs that fell due while beat was down."""
+
+        SKIP = "skip", "Skip them (record one 'missed' row)"
+        ONCE = "once", "Run once now"
+        ALL = "all", "Run each one (up to JOBS_CATCH_UP_MAX)"
+
     #: What job_update may change (and the audit trail records, with kind and
     #: status); everything else is fixed at creation or derived.
     EDITABLE_FIELDS = (
@@ -80,6 +87,10 @@ class Job(models.Model):
     overlap_policy = models.CharField(
         max_length=8, choices=OverlapPolicy.choices, default=OverlapPolicy.SKIP,
         help_text="What a scheduled fire does while an earlier run is still going.",
+    )
+    catch_up_policy = models.CharField(
+        max_length=8, choices=CatchUpPolicy.choices, default=CatchUpPolicy.ONCE,
+        help_text="What happens to runs that fell due while beat was down.",
     )
 
     is_enabled = models.BooleanField(default=True, help_text="Disabled jobs never fire on schedule.")
@@ -160,13 +171,14 @@ class Execution(models.Model):
         ERROR = "error", "Error"
         CANCELLED = "cancelled", "Cancelled"
         SKIPPED = "skipped", "Skipped (overlap)"
+        MISSED = "missed", "Missed (beat was down)"
 
     # The status sets, defined once.
     ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
     FAILURE_STATUSES = (Status.FAILED, Status.TIMEOUT, Status.ERROR)
     #: Runs that really ran (or were stopped): what statistics count.
     COUNTED_STATUSES = (Status.SUCCESS, *FAILURE_STATUSES, Status.CANCELLED)
-    FINISHED_STATUSES = (*COUNTED_STATUSES, Status.SKIPPED)
+    FINISHED_STATUSES = (*COUNTED_STATUSES, Status.SKIPPED, Status.MISSED)
 
     class Trigger(models.TextChoices):
         SCHEDULE = "schedule", "Schedule"
@@ -192,6 +204,10 @@ class Execution(models.Model):
         help_text="Who started it (empty: beat or a retry).",
     )
     override_kwargs = models.JSONField(default=dict, blank=True, help_text="Parameters given for this run, merged over the job's.")
+    scheduled_for = models.DateTimeField(
+        null=True, blank=True,
+        help_text="The due time beat fired this run for (scheduled runs only); one run per job and due time.",
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True, help_text="When a worker claimed it.")
@@ -202,6 +218,8 @@ class Execution(models.Model):
     output = models.TextField(blank=True, help_text="One-line summary of the outcome.")
     result = models.JSONField(null=True, blank=True, help_text="Structured result the executor returned.")
     error = models.TextField(blank=True, help_text="Why it failed, timed out or was cancelled.")
+    traceback = models.TextField(blank=True, help_text="Traceback of an unhandled failure (size-capped, secrets redacted).")
+    log = models.TextField(blank=True, help_text="Output and log lines captured during the run (size-capped, secrets redacted).")
     batch_id = models.CharField(max_length=64, null=True, blank=True, help_text="Vision batch this run produced, if any.")
 
     class Meta:
@@ -212,6 +230,13 @@ class Execution(models.Model):
             models.Index(fields=["-created_at", "-id"], name="exec_created_id"),
             models.Index(fields=["status"], name="exec_status_idx"),
             models.Index(fields=["job", "status"], name="exec_job_status"),
+        ]
+        constraints = [
+            # A fire is (job, due time): a duplicated or redelivered fire, or a
+            # second beat, can never make a second run of it.
+            models.UniqueConstraint(
+                fields=["job", "scheduled_for"], condition=Q(scheduled_for__isnull=False), name="exec_one_run_per_fire",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -27,6 +27,7 @@ from scheduling.beat import celery_priority, job_next_runs, job_schedule, period
 from scheduling.executors import DEFAULT_KIND, executor_for, registered_kinds
 from scheduling.models import Execution, Job
 from scheduling.schedules import parse_schedule
+from scheduling.signals import execution_finished
 
 logger = logging.getLogger(__name__)
 
@@ -561,6 +562,11 @@ def _record_outcome(execution: Execution) -> None:
     if status == Execution.Status.SKIPPED:
         return
     failed = status in Execution.FAILURE_STATUSES
+    if execution_finished.has_listeners(Execution):
+        execution_id, job_id = execution.pk, execution.job_id
+        transaction.on_commit(lambda: execution_finished.send_robust(
+            sender=Execution, execution_id=execution_id, job_id=job_id, status=status,
+        ))
     Job.objects.filter(pk=execution.job_id).update(
         total_runs=F("total_runs") + 1,
         successful_runs=F("successful_runs") + (1 if status == Execution.Status.SUCCESS else 0),

@@ -327,3 +327,25 @@ def test_a_fired_one_off_is_disabled_and_cannot_be_resumed_into_a_second_run():
         services.job_resume(job=job)
     job.refresh_from_db()
     assert job.is_enabled is False
+
+
+def test_execution_finished_is_sent_after_commit(django_capture_on_commit_callbacks):
+    from scheduling.signals import execution_finished
+
+    received = []
+
+    def receiver(sender, **kwargs):
+        received.append((kwargs["execution_id"], kwargs["job_id"], kwargs["status"]))
+
+    execution_finished.connect(receiver)
+    try:
+        job = JobFactory()
+        execution = services.job_dispatch_scheduled(job_id=job.pk)
+        Execution.objects.filter(pk=execution.pk).update(status="running", started_at=timezone.now())
+        execution.refresh_from_db()
+        with django_capture_on_commit_callbacks(execute=True):
+            services.execution_finish(execution=execution, status="failed", error="boom")
+            assert received == []  # nothing before the commit
+        assert received == [(execution.pk, job.pk, "failed")]
+    finally:
+        execution_finished.disconnect(receiver)
