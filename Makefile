@@ -11,7 +11,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,ocr]'
 	@touch $(STAMP)
 
 ## make run: migrate, default jobs, local admin + JWT, Redis, web, worker, beat (Ctrl-C stops all)
@@ -19,7 +19,14 @@ run: venv
 	$(PY) manage.py runstack
 
 ## make test: the whole suite against a real Redis and a real Celery worker
+## (the browser tests want Debian's chromium + chromium-driver: installed here when
+## missing, as root with apt-get; elsewhere those tests skip and say why)
 test: venv
+	@if { ! command -v chromium || ! command -v chromedriver; } >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "Installing chromium and chromium-driver for the browser tests"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+			|| echo "chromium could not be installed: the browser tests will skip"; \
+	fi
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 migrate: venv

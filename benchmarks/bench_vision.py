@@ -10,10 +10,17 @@
   takes 0.3 s; the most requests in flight at once — target ≥ 8;
 * refusal of an image over the pixel limit and of a decompression bomb (a
   ~40 KB PNG declaring 50,000 x 50,000 pixels): time and growth of the
-  process's peak RSS — targets < 1 s, < 100 MB.
+  process's peak RSS — targets < 1 s, < 100 MB;
+* OCR (when the ``ocr`` extra is installed): the ``ocr`` analyzer on photos
+  of printed pages (1600 x 1200, four lines of text), images/s per process;
+* one batch of those 100 inspection images uploaded as through
+  ``POST /api/v1/vision/batches`` and analysed by a real Celery worker with 1
+  process, then 2 (the batch's run plus its chunk runs), OCR off: images/s
+  from upload to the completed report.
 
 Run: .venv/bin/python benchmarks/bench_vision.py
-Env: BENCH_IMAGES (100), BENCH_TIMEOUT.
+Env: BENCH_IMAGES (100), BENCH_OCR_IMAGES (20), BENCH_WORKERS ("1,2"), BENCH_PARTS ("all", or
+"workers" for the worker comparison alone), BENCH_TIMEOUT.
 """
 from __future__ import annotations
 
@@ -39,8 +46,8 @@ def main() -> int:
     with BenchEnv("vision", timeout=900) as bench:
         from django.conf import settings
 
-        settings.VISION_STORAGE_DIR = str(bench.tmp / "vision")
         settings.JOBS_TEMP_DIR = str(bench.tmp / "tmp")
+        settings.VISION_OCR = "off"  # the inspector's target is without OCR; OCR is measured on its own below
         from vision_pipeline import analyzers, external, samples, services
         from vision_pipeline.analyzers import BatchContext
         from vision_pipeline.demo import DemoExternalAPI
@@ -60,6 +67,10 @@ def main() -> int:
         print(f"[bench] {count} JPEGs of {megapixels:.1f} MP, {sum(p.stat().st_size for _, p in files) / 1e6:.1f} MB",
               flush=True)
 
+        if os.environ.get("BENCH_PARTS", "all") == "workers":  # only the worker comparison
+            for processes in [int(n) for n in os.environ.get("BENCH_WORKERS", "1,2").split(",") if n.strip()]:
+                bench_workers(bench, files, processes)
+            return 0
         inspector = analyzers.get("inspector")
         inspector.analyze_image(load_image(files[0][1]), description="", context=BatchContext())  # warm-up
         started = time.perf_counter()
@@ -111,7 +122,91 @@ def main() -> int:
             elapsed = time.perf_counter() - started
             print(f"[limits] {label} ({path.stat().st_size:,} bytes) {outcome} in {1000 * elapsed:.1f} ms; "
                   f"peak RSS +{peak_rss_mb() - before:.1f} MB", flush=True)
+
+        bench_ocr(bench, int(os.environ.get("BENCH_OCR_IMAGES", 20)))
+        for processes in [int(n) for n in os.environ.get("BENCH_WORKERS", "1,2").split(",") if n.strip()]:
+            bench_workers(bench, files, processes)
     return 0
+
+
+def bench_ocr(bench, count: int) -> None:
+    from vision_pipeline import analyzers, samples
+    from vision_pipeline.analyzers import BatchContext, ocr
+    from vision_pipeline.images import load_image
+
+    ok, why = ocr.status()
+    if not ok:
+        print(f"[ocr] skipped: {why}", flush=True)
+        return
+    folder = bench.tmp / "pages"
+    folder.mkdir()
+    pages = []
+    for n in range(count):
+        lines = (f"INSPECTION REPORT 2024-{n:03d}", "Vessel: MV Oceanix Hull No. 4471",
+                 f"Corrosion found on plate C{n % 9 + 1}", "Next survey due: 2025-03-01")
+        path = folder / f"page{n:02d}.jpg"
+        path.write_bytes(samples.encode(samples.document(lines, 1600, 1200, font_size=56, rotate=(n % 5) - 2,
+                                                         seed=n)))
+        pages.append(path)
+    analyzer = analyzers.get("ocr")
+    started = time.perf_counter()
+    analyzer.analyze_image(load_image(pages[0]), description="", context=BatchContext())
+    print(f"[ocr] engine loaded and first page read in {time.perf_counter() - started:.2f} s", flush=True)
+    started = time.perf_counter()
+    exact = confidence = 0.0
+    for n, path in enumerate(pages):
+        result = analyzer.analyze_image(load_image(path), description="", context=BatchContext())
+        reading = result.metrics["ocr"]
+        exact += reading["text"].splitlines()[0:1] == [f"INSPECTION REPORT 2024-{n:03d}"]
+        confidence += reading["confidence"] or 0
+    elapsed = time.perf_counter() - started
+    print(f"[ocr] {count} pages (1600 x 1200, 4 lines) in {elapsed:.2f} s = {count / elapsed:.2f} images/s "
+          f"({1000 * elapsed / count:.0f} ms each, inspector included); first line exact on {exact:.0f}/{count}, "
+          f"mean confidence {confidence / count:.3f}", flush=True)
+
+
+def bench_workers(bench, files, processes: int) -> None:
+    """One batch of ``files`` through the batch API's service and a real worker of ``processes`` processes."""
+    from scheduling.models import Execution
+    from vision_pipeline import services
+    from vision_pipeline.models import Batch, BatchImage
+
+    name = f"worker{processes}"
+    os.environ["VISION_OCR"] = "off"  # the worker's inspector without OCR (vision_pipeline/conf.py)
+    bench.start_worker(concurrency=processes, name=name, queues=["vision"])
+    try:
+        started = time.perf_counter()
+        batch = services.batch_submit(user=None, files=files, user_query="Defects?", descriptions={},
+                                      model="inspector")
+        submitted = time.perf_counter() - started
+        while True:
+            batch.refresh_from_db()
+            if batch.status not in Batch.ACTIVE_STATUSES:
+                break
+            if time.perf_counter() - started > 600:
+                raise RuntimeError(f"batch not finished after 600 s:\n{bench.log_tail(name)}")
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        by_run = {}
+        for run in BatchImage.objects.filter(batch=batch).values_list("claimed_by_id", flat=True):
+            by_run[run] = by_run.get(run, 0) + 1
+        share = ", ".join(f"{'batch run' if run == batch.execution_id else f'chunk {run}'}: {n}"
+                          for run, n in sorted(by_run.items(), key=lambda item: -item[1]))
+        analysed = (batch.completed_at - batch.started_at).total_seconds()
+        print(f"[workers] {processes} worker process(es): {len(files)} images uploaded, analysed and reported in "
+              f"{elapsed:.2f} s = {len(files) / elapsed:.1f} images/s (upload {submitted:.2f} s; analysis and "
+              f"report in the worker {analysed:.2f} s = {len(files) / analysed:.1f} images/s); status {batch.status}; "
+              f"{len(batch.chunk_execution_ids)} chunk runs queued; images per run: {share}", flush=True)
+        deadline = time.monotonic() + 60
+        while Execution.objects.filter(pk__in=batch.chunk_execution_ids, status__in=Execution.ACTIVE_STATUSES).exists():
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    finally:
+        for label, process in list(bench.processes):
+            if label == name:
+                bench.stop_process(label, process)
+                bench.processes.remove((label, process))
 
 
 if __name__ == "__main__":

@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "jobsite",
     "scheduling",
     "scheduling.workflows",
+    "scheduling.notifications",
     "vision_pipeline",
     "predictions",
     # Your own apps, e.g. ones that add job kinds in an ``executors`` module.
@@ -249,6 +250,12 @@ SPECTACULAR_SETTINGS = {
     # The schema and docs pages need a login like every endpoint (bearer token,
     # or the admin session in a browser).
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Swagger UI and ReDoc come from the project's own static files
+    # (drf-spectacular-sidecar, pinned in pyproject.toml), never from a CDN, so
+    # the docs work offline. https://drf-spectacular.readthedocs.io/en/latest/settings.html
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # ---------------------------------------------------------------------------
@@ -427,5 +434,49 @@ VISION_OPENAI_BASE_URL = env.str("VISION_OPENAI_BASE_URL", default="")
 VISION_OPENAI_MODEL = env.str("VISION_OPENAI_MODEL", default="")
 VISION_OPENAI_API_KEY = env.str("VISION_OPENAI_API_KEY", default="")
 VISION_OPENAI_TIMEOUT_SECONDS = env.float("VISION_OPENAI_TIMEOUT_SECONDS", default=120.0)
+# auto | on | off: whether the default analyzer also reads text (the [ocr] extra; on fails without it).
+VISION_OCR = env.str("VISION_OCR", default="auto")
+# A batch queues one chunk run per this many images beyond the first chunk, so
+# free worker processes share it; at most VISION_MAX_CHUNKS runs per batch.
+VISION_CHUNK_SIZE = env.int("VISION_CHUNK_SIZE", default=10)
+VISION_MAX_CHUNKS = env.int("VISION_MAX_CHUNKS", default=8)
 # A batch upload sends one form file per image: Django's default cap (100) would refuse big batches.
 DATA_UPLOAD_MAX_NUMBER_FILES = max(100, VISION_MAX_IMAGES_PER_BATCH + 10)
+
+# ---------------------------------------------------------------------------
+# Operator experience: notifications (scheduling/notifications) and /metrics
+# ---------------------------------------------------------------------------
+# Email: EMAIL_URL in django-environ's form, e.g. smtp+tls://user:password@smtp.example.com:587
+# (https://django-environ.readthedocs.io/en/latest/types.html#environ-env-email-url).
+# Default: printed to the worker's log in development, localhost:25 in production.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25"))
+NOTIFICATIONS_EMAIL_FROM = env.str("NOTIFICATIONS_EMAIL_FROM", default="jobsite@localhost")
+# The global default: destinations (names, see the admin's Notifications > Destinations) and
+# events for every job that has no notification settings of its own.
+NOTIFICATIONS_DEFAULT_DESTINATIONS = env.list("NOTIFICATIONS_DEFAULT_DESTINATIONS", default=[])
+NOTIFICATIONS_DEFAULT_EVENTS = env.list("NOTIFICATIONS_DEFAULT_EVENTS", default=["failure", "recovery", "overdue"])
+# Each delivery is tried this many times, waiting backoff x 2^(n-1) seconds (at most 1 h) between tries.
+NOTIFICATIONS_MAX_ATTEMPTS = env.int("NOTIFICATIONS_MAX_ATTEMPTS", default=5)
+NOTIFICATIONS_RETRY_BACKOFF_SECONDS = env.int("NOTIFICATIONS_RETRY_BACKOFF_SECONDS", default=30)
+NOTIFICATIONS_WEBHOOK_TIMEOUT_SECONDS = env.float("NOTIFICATIONS_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# The dead-man's switch: how often overdue jobs are looked for (each episode is notified once).
+NOTIFICATIONS_OVERDUE_CHECK_SECONDS = env.int("NOTIFICATIONS_OVERDUE_CHECK_SECONDS", default=60)
+CELERY_BEAT_SCHEDULE["notifications: overdue check"] = {
+    "task": "notifications.overdue_check",
+    "schedule": float(NOTIFICATIONS_OVERDUE_CHECK_SECONDS),
+    "options": {"queue": CELERY_TASK_DEFAULT_QUEUE, "expires": max(NOTIFICATIONS_OVERDUE_CHECK_SECONDS - 5, 1)},
+}
+# GET /metrics (Prometheus) needs "Authorization: Bearer <METRICS_TOKEN>"; unset: /metrics answers 404.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
+# ---------------------------------------------------------------------------
+# Operator experience: offline API docs, admin ops console
+# ---------------------------------------------------------------------------
+# Swagger UI and ReDoc's files (SPECTACULAR_SETTINGS "SIDECAR" above), as static files.
+INSTALLED_APPS += ["drf_spectacular_sidecar"]
+# Times with seconds and time zone everywhere (jobsite/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["jobsite.formats"]
+# Admin pages that list runs reload themselves this often while a run is queued or running.
+ADMIN_REFRESH_SECONDS = 5
+# The Workers and queues page: how long to wait for workers to answer `inspect`.
+ADMIN_INSPECT_TIMEOUT_SECONDS = 1.0

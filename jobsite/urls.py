@@ -1,16 +1,18 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
-from jobsite import apis, health
+from jobsite import apis, health, views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/auth/token", apis.TokenObtainApi.as_view(), name="auth-token"),
     path("health", health.HealthApi.as_view(), name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("api/docs/", views.DocsSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", views.DocsRedocView.as_view(url_name="schema"), name="redoc"),
+    path("api/v1/", views.ApiIndex.as_view(), name="api-index"),
+    path("", views.home, name="home"),
     path("api-auth/", include("rest_framework.urls")),
     path("", include("scheduling.urls")),
     path("", include("scheduling.workflows.urls")),

@@ -8,6 +8,7 @@ from django.utils.html import format_html, format_html_join
 
 from jobsite.exceptions import ApplicationError, error_message
 from jobsite.tenancy import scope_to_user
+from scheduling.admin import OpsMedia, refreshing
 from predictions import serializers, services
 from predictions.models import BulkUploadJob
 from predictions.selectors import STATUS_FILTERS, upload_row_errors
@@ -42,10 +43,20 @@ class BulkUploadJobAdmin(admin.ModelAdmin):
               "execution", "retry_of", "owner", "organization", "created_by", "created_at", "updated_at",
               "row_errors_table"]
     readonly_fields = fields
+    # reloads itself while an upload on the page is pending or processing
+    change_list_template = "admin/scheduling/refreshing_change_list.html"
+
+    class Media(OpsMedia):
+        pass
 
     def get_queryset(self, request):
         return scope_to_user(super().get_queryset(request).select_related("execution", "owner", "organization"),
                              request.user)
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        cl = response.context_data.get("cl") if getattr(response, "context_data", None) else None
+        return refreshing(response, cl is not None and any(upload.is_active for upload in cl.result_list))
 
     def has_add_permission(self, request):
         return False  # uploads come through the API or `./manage predictions upload`

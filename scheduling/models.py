@@ -240,7 +240,7 @@ class Execution(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.job_id}#{self.pk} {self.status}"
+        return f"Run {self.pk} of {self.job.name} ({self.status})"
 
     @property
     def is_active(self) -> bool:

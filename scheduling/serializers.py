@@ -113,7 +113,7 @@ class ExecutionSerializer(serializers.ModelSerializer):
         fields = [
             "id", "uuid", "job_id", "job_name", "celery_task_id", "status", "trigger", "attempt", "retry_of",
             "created_at", "started_at", "completed_at", "duration_seconds", "worker", "output", "result",
-            "error", "batch_id", "triggered_by", "override_kwargs",
+            "error", "traceback", "log", "batch_id", "triggered_by", "override_kwargs",
         ]
         read_only_fields = fields
 

@@ -601,6 +601,8 @@ def execution_run(*, execution_id: int, task_id: str, worker: str) -> Execution 
     """Claim, run and record one execution with its job kind's executor."""
     from celery.exceptions import SoftTimeLimitExceeded
 
+    from scheduling import runlog
+
     execution = execution_claim(execution_id=execution_id, task_id=task_id, worker=worker)
     if execution is None:
         return None
@@ -610,17 +612,20 @@ def execution_run(*, execution_id: int, task_id: str, worker: str) -> Execution 
     except LookupError as exc:
         return execution_finish(execution=execution, status=Execution.Status.ERROR, error=str(exc), output="No executor")
     try:
-        outcome = executor.run(job, execution, run_params(job, execution.override_kwargs))
+        # Stores the run's log lines, and its traceback if it raises (scheduling/runlog.py).
+        with runlog.capture(execution=execution) as run_log:
+            outcome = executor.run(job, execution, run_params(job, execution.override_kwargs))
     except SoftTimeLimitExceeded:
         return execution_finish(
             execution=execution, status=Execution.Status.TIMEOUT, output=f"Timed out after {job.timeout_seconds}s",
             error=f"Exceeded the job's timeout of {job.timeout_seconds} seconds.",
         )
     except Exception as exc:  # the run failed; record it (never lose the execution) and retry per policy
-        logger.exception("execution %s of job %s failed", execution.pk, job.name)
+        # the traceback as stored: with the job's secrets redacted
+        logger.error("execution %s of job %s failed\n%s", execution.pk, job.name, run_log.traceback)
         return execution_finish(
-            execution=execution, status=Execution.Status.FAILED, output=f"Error: {exc}"[:500],
-            error=f"{type(exc).__name__}: {exc}",
+            execution=execution, status=Execution.Status.FAILED, output=run_log.redact(f"Error: {exc}")[:500],
+            error=run_log.redact(f"{type(exc).__name__}: {exc}"),
         )
     return execution_finish(
         execution=execution,

@@ -1,14 +1,20 @@
 """Routes of the scheduling app. jobsite/urls.py includes this module at the
 root, so every pattern carries its full path."""
+from django.apps import apps as django_apps
 from django.urls import include, path
 
 from jobsite.routers import SeedPathRouter
-from scheduling import apis
+from scheduling import apis, metrics
 
 v1 = SeedPathRouter()
 v1.register("jobs", apis.JobViewSet, basename="job")
 v1.register("executions", apis.ExecutionViewSet, basename="execution")
 
 urlpatterns = [
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("api/v1/", include(v1.urls)),
 ]
+# The notifications app's per-job routes (/api/v1/jobs/{id}/notifications...),
+# when it is installed; included by name, so nothing here imports it.
+if django_apps.is_installed("scheduling.notifications"):
+    urlpatterns.insert(0, path("", include("scheduling.notifications.urls")))

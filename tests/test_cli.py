@@ -127,16 +127,24 @@ def test_list_shows_an_aligned_table_and_a_page_footer():
     Job.objects.filter(pk=job.pk).update(total_runs=4, successful_runs=3, last_status="success")
     make_job("every30", schedule_type="interval", schedule_expression="30")
 
+    Job.objects.filter(pk=job.pk).update(last_run_at=timezone.now() - timedelta(minutes=3))
+    make_job("off", is_enabled=False)
+
     output = jobs("list")
 
     header = output.splitlines()[0]
-    for column in ("ID", "Name", "Type", "Schedule", "Enabled", "Status", "Last status", "Last run", "Next run", "Runs"):
+    # Enabled and Status are one column (a disabled job reads "disabled"), and the
+    # last run shows its status: the table fits in 100 columns (issue 12).
+    for column in ("ID", "Name", "Schedule", "Status", "Last run", "Next run", "Runs"):
         assert column in header
-    assert "daily 02:00" in output and "interval 30" in output
+    assert max(len(line) for line in output.splitlines()) <= 100
+    assert "At 02:00 (UTC)" in output and "Every 30 minutes" in output  # schedules in words
+    assert re.search(r"^\d+\s+nightly\s+At 02:00 \(UTC\)\s+active\s+success 3m ago\s+in \d", output, re.M)
+    assert re.search(r"^\d+\s+off\s+.*\bdisabled\s+-\s+-\s+0$", output, re.M)
     assert "4 (75.0%)" in output
-    assert output.rstrip().endswith("Page 1 of 1 (2 jobs)")
+    assert output.rstrip().endswith("Page 1 of 1 (3 jobs)")
     rows = [line for line in output.splitlines() if "nightly" in line or "every30" in line]
-    assert rows[0].index("daily") == rows[1].index("interval")  # columns line up
+    assert rows[0].index("At 02:00") == rows[1].index("Every 30")  # columns line up
 
 
 def test_list_filters():
@@ -501,7 +509,7 @@ def test_manage_wrapper_runs_jobs_list(tmp_path):
     assert installed.returncode == 0, installed.stderr
     listed = manage("jobs", "list")
     assert listed.returncode == 0, listed.stderr
-    assert re.search(r"^\d+\s+system_health_check\s+system_health_check\s+interval 15\s+yes\s+active", listed.stdout, re.M)
+    assert re.search(r"^\d+\s+system_health_check\s+Every 15 minutes\s+active\s", listed.stdout, re.M)
     assert "Page 1 of 1 (5 jobs)" in listed.stdout
 
     missing = manage("jobs", "show", "42")

@@ -259,3 +259,54 @@ def test_runstack_installs_default_jobs_only_when_the_setting_is_on(settings, cr
     else:
         assert names == set()
         assert "JOBS_CREATE_DEFAULT_JOBS is off" in stdout.getvalue()
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+def test_runstack_flower_starts_flower_beside_the_stack(tmp_path):
+    # given: a fresh var dir and free ports
+    var_dir = tmp_path / "var"
+    web_port, redis_port, flower_port = free_port(), free_port(), free_port()
+    env = {key: value for key, value in os.environ.items()
+           if key not in {"REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "DATABASE_URL", "SECRET_KEY",
+                          "FLOWER_BASIC_AUTH"}}
+    env.update(JOBSITE_VAR_DIR=str(var_dir), EMBEDDED_REDIS_PORT=str(redis_port), PYTHONUNBUFFERED="1",
+               FLOWER_BASIC_AUTH="ops:flower-pass")  # Flower reads it itself
+    log_path = tmp_path / "runstack.log"
+    import base64
+
+    auth = "Basic " + base64.b64encode(b"ops:flower-pass").decode()
+    with open(log_path, "wb") as log:
+        stack = subprocess.Popen(
+            [sys.executable, "manage.py", "runstack", "--port", str(web_port), "--no-beat", "--concurrency", "1",
+             "--flower", "--flower-port", str(flower_port)],
+            cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        # when: Flower answers its dashboard and lists the stack's worker
+        workers, deadline = {}, time.monotonic() + 60
+        while time.monotonic() < deadline and not workers:
+            assert stack.poll() is None, log_path.read_text()[-4000:]
+            if port_open(flower_port):
+                request = urllib.request.Request(f"http://127.0.0.1:{flower_port}/api/workers?refresh=1",
+                                                 headers={"Authorization": auth})
+                try:
+                    with urllib.request.urlopen(request, timeout=10) as response:
+                        workers = json.load(response)
+                except (urllib.error.URLError, ValueError, TimeoutError):
+                    pass
+            time.sleep(0.5)
+        # then
+        assert any(name.startswith("worker1@") for name in workers), log_path.read_text()[-4000:]
+        assert f"Flower      http://127.0.0.1:{flower_port}/" in log_path.read_text()
+    finally:
+        os.killpg(stack.pid, signal.SIGINT)
+        try:
+            returncode = stack.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(stack.pid, signal.SIGKILL)
+            raise
+    assert returncode == 0, log_path.read_text()[-4000:]
+    assert not port_open(flower_port)
+    assert _processes_with_env(f"JOBSITE_VAR_DIR={var_dir}") == []

@@ -33,7 +33,9 @@ def storage(settings, tmp_path):
 def test_available_models(api):
     data = api.get("/available_models").json()
     assert data["default"] == "inspector"
-    assert {m["id"] for m in data["models"]} == {"inspector", "openai-compatible"}
+    assert {m["id"] for m in data["models"]} == {"inspector", "ocr", "openai-compatible"}
+    ocr = next(m for m in data["models"] if m["id"] == "ocr")
+    assert ocr["available"] or "pip install 'jobsite[ocr]'" in ocr["reason"]
 
 
 @pytest.mark.django_db

@@ -712,8 +712,8 @@ def test_workflows_follow_tenancy(client_for, make_user, org, other_org, server)
 
 
 BAD_STEPS = [
-    ({"name": "x"}, "steps[0].type", "Step 1 ('x'): this field is required. Use one of: bulk_prediction, delay, http, task."),
-    ({"type": "teleport"}, "steps[0].type", "Step 1 ('step1'): unknown step type 'teleport'. Use one of: bulk_prediction, delay, http, task."),
+    ({"name": "x"}, "steps[0].type", "Step 1 ('x'): this field is required. Use one of: bulk_prediction, delay, http, task, vision_analysis."),
+    ({"type": "teleport"}, "steps[0].type", "Step 1 ('step1'): unknown step type 'teleport'. Use one of: bulk_prediction, delay, http, task, vision_analysis."),
     ({"name": "get", "type": "http"}, "steps[0].url", "Step 1 ('get'): This field is required."),
     ({"name": "get", "type": "http", "url": "ftp://example.com/x"}, "steps[0].url",
      "Step 1 ('get'): Must start with http:// or https:// (a placeholder may not supply the scheme)."),

@@ -5,6 +5,9 @@
   (vision_pipeline.services.cron_run).
 - ``vision_batch``: one run analyses one batch uploaded through
   ``/api/v1/vision/batches`` (runs of the ``vision.batch`` manual job).
+- ``vision_batch_chunk``: a run that shares a large batch's images with the
+  batch's own run, on another worker process (runs of the
+  ``vision.batch-chunk`` manual job, queued by the batch's run).
 """
 import uuid
 
@@ -61,3 +64,27 @@ class VisionBatchExecutor(Executor):
         from vision_pipeline.services import batch_run
 
         return batch_run(execution=execution, batch_id=params["batch_id"])
+
+
+@register
+class VisionBatchChunkExecutor(Executor):
+    kind = "vision_batch_chunk"
+    label = "Vision batch chunk (shares a large batch's images with its run)"
+
+    def validate_params(self, job, params):
+        errors = []
+        try:
+            uuid.UUID(str(params.get("batch_id")))
+        except ValueError:
+            errors.append("batch_id must be the id (UUID) of a vision batch.")
+        parent = params.get("parent_execution_id")
+        if not isinstance(parent, int) or isinstance(parent, bool) or parent < 1:
+            errors.append("parent_execution_id must be the id of the batch's own run.")
+        if errors:
+            raise ValidationError({"override_kwargs": errors})
+
+    def run(self, job, execution, params):
+        from vision_pipeline.services import batch_chunk_run
+
+        return batch_chunk_run(execution=execution, batch_id=params["batch_id"],
+                               parent_execution_id=params["parent_execution_id"])

@@ -8,7 +8,13 @@ measurements. Batches are made two ways:
   external API, analysed inside that run (``execution`` is the cron run);
 - through ``POST /api/v1/vision/batches``: each is one Execution of the
   ``vision.batch`` manual job (docs/architecture.md, "One run lifecycle"),
-  so cancel is the core's ``execution_cancel``.
+  so cancel is the core's ``execution_cancel``. A batch of more than
+  ``VISION_CHUNK_SIZE`` images also queues *chunk runs* (Executions of the
+  ``vision.batch-chunk`` manual job, ids in ``chunk_execution_ids``) that
+  share its images with it on other worker processes: every run claims
+  pending images a few at a time (``BatchImage.claimed_by``) until none is
+  left; the batch's own run waits for the images others claimed and writes
+  the report.
 """
 from __future__ import annotations
 
@@ -60,6 +66,10 @@ class Batch(models.Model):
     error = models.TextField(blank=True, help_text="Why the batch failed.")
     report_path = models.CharField(max_length=500, blank=True, help_text="Report file under VISION_STORAGE_DIR.")
     report_size = models.PositiveIntegerField(default=0)
+    chunk_execution_ids = models.JSONField(
+        default=list, blank=True,
+        help_text="Executions of the vision.batch-chunk job sharing this batch's images (cancelled with it).",
+    )
 
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="vision_batches",
@@ -106,6 +116,7 @@ class Batch(models.Model):
 class BatchImage(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
+        WORKING = "working", "Being analysed"
         DONE = "done", "Analysed"
         FAILED = "failed", "Failed"
 
@@ -121,10 +132,16 @@ class BatchImage(models.Model):
     findings = models.JSONField(default=list, blank=True, help_text="Sentences for the report.")
     thumbnail = models.TextField(blank=True, help_text="A small JPEG as a data: URI, for the report.")
     error = models.TextField(blank=True)
+    claimed_by = models.ForeignKey(
+        Execution, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The run analysing it (the batch's own run or one of its chunk runs).",
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["batch", "position"]
         constraints = [models.UniqueConstraint(fields=["batch", "position"], name="vbatchimage_position_unique")]
+        indexes = [models.Index(fields=["batch", "status", "position"], name="vbatchimage_claim")]
 
     def __str__(self) -> str:
         return f"{self.filename} ({self.status})"

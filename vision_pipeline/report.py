@@ -19,7 +19,17 @@ METRIC_ROWS = (
     ("Rust-coloured area", lambda m: f"{100 * (m.get('rust_share') or 0):.2f}%"),
     ("Crack-like segments", lambda m: f"{m.get('crack_segments')} (length {m.get('crack_length_ratio')} diagonals)"),
     ("Edge density", lambda m: f"{100 * (m.get('edge_density') or 0):.2f}%"),
+    ("Text (OCR)", lambda m: _ocr_row(m.get("ocr"))),
 )
+
+
+def _ocr_row(reading: Any) -> str:
+    if not isinstance(reading, dict):
+        raise ValueError("not read")
+    lines = reading.get("lines") or []
+    if not lines:
+        return "none found"
+    return f"{len(lines)} line{'s' if len(lines) != 1 else ''}, confidence {100 * float(reading['confidence']):.0f}%"
 
 CSS = """
 *{box-sizing:border-box}body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;
@@ -37,6 +47,8 @@ padding:10px 16px;box-shadow:0 1px 2px rgba(0,0,0,.08)}.stat b{display:block;fon
 font-size:12px}.ok{background:#e6f4ea;color:#1e6b34}table{width:100%;border-collapse:collapse;font-size:12px;
 margin-top:8px}td{padding:3px 4px;border-top:1px solid #eee;vertical-align:top}td:first-child{color:#57606a;
 width:45%}.error{color:#b3261e}.finding{margin:8px 0 0}footer{color:#57606a;padding:0 28px 24px;font-size:12px}
+.ocr{margin:8px 0 0;padding:6px 10px;background:#f6f8fa;border-left:3px solid #8c959f;white-space:pre-wrap;
+font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,monospace;max-height:180px;overflow:auto}
 """
 
 
@@ -100,6 +112,9 @@ def render_report(*, batch_id: str, run_code: str, organization: str, user_query
         for finding in image.get("findings") or []:
             parts.append(f"<p class=\"finding\">{_e(finding)}</p>")
         metrics = image.get("metrics") or {}
+        reading = metrics.get("ocr")
+        if isinstance(reading, dict) and reading.get("text"):
+            parts.append(f"<blockquote class=\"ocr\" title=\"Text read by OCR\">{_e(reading['text'])}</blockquote>")
         rows = []
         for label, value in METRIC_ROWS:
             try:

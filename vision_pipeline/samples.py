@@ -109,3 +109,31 @@ def decompression_bomb(width: int = 50_000, height: int = 50_000) -> bytes:
     row = b"\x00" + b"\x00" * ((width + 7) // 8)
     data = b"".join(rows.compress(row) for _ in range(64)) + rows.flush()
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+
+
+DOCUMENT_LINES = ("INSPECTION REPORT 2024-117", "Vessel: MV Oceanix Hull No. 4471",
+                  "Corrosion found on port side plate C7", "Next survey due: 2025-03-01")
+
+
+def document(lines=DOCUMENT_LINES, width: int = 1200, height: int = 900, *, font_size: int = 44,
+             rotate: float = 0.0, seed: int = 0):
+    """A photo-like page of printed text (Pillow's default font, black on off-white
+    paper with mild shading and noise) as a uint8 RGB array: what the OCR reads."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+
+    page = Image.new("RGB", (width, height), (246, 244, 238))
+    draw = ImageDraw.Draw(page)
+    font = ImageFont.load_default(size=font_size)
+    top = height // 8
+    for line in lines:
+        draw.text((width // 12, top), line, fill=(20, 20, 24), font=font)
+        top += int(font_size * 1.9)
+    if rotate:
+        page = page.rotate(rotate, resample=Image.Resampling.BICUBIC, expand=False, fillcolor=(246, 244, 238))
+    rng = np.random.default_rng(seed)
+    array = np.asarray(page, dtype=np.float32)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    array *= (0.92 + 0.08 * np.cos(xx / width * 1.3) * np.cos(yy / height))[..., None]
+    array += rng.normal(0, 3, array.shape)
+    return np.clip(array, 0, 255).astype(np.uint8)

@@ -134,7 +134,15 @@ def batch_data(batch: Batch) -> dict:
         "report_url": f"/api/v1/vision/batches/{batch.pk}/report" if status == Batch.Status.COMPLETED else None,
         "execution_id": execution.pk if execution is not None else None,
         "task_id": execution.celery_task_id if execution is not None else None,
+        "chunks": _chunks(batch),
         "created_at": seed_time(batch.created_at),
         "started_at": seed_time(batch.started_at),
         "completed_at": seed_time(batch.completed_at),
     }
+
+
+def _chunks(batch: Batch) -> dict:
+    """The chunk runs sharing the batch's images (cancelled with it)."""
+    ids = [int(pk) for pk in batch.chunk_execution_ids or []]
+    runs = dict(Execution.objects.filter(pk__in=ids).values_list("pk", "celery_task_id")) if ids else {}
+    return {"total": len(ids), "execution_ids": ids, "task_ids": [runs[pk] for pk in ids if runs.get(pk)]}

@@ -18,6 +18,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable
 
@@ -44,6 +45,8 @@ logger = logging.getLogger(__name__)
 KIND = "vision_analysis"
 BATCH_KIND = "vision_batch"
 BATCH_JOB_NAME = "vision.batch"
+CHUNK_KIND = "vision_batch_chunk"
+CHUNK_JOB_NAME = "vision.batch-chunk"
 SECRET_KEY_NAME = "external_api_key"
 BACKEND_SECRET_NAME = "backend_api_key"
 DEFAULT_BACKEND_URL = "http://localhost:8000"
@@ -272,7 +275,7 @@ def process_one(analysis: external.Analysis, *, config: ProcessorConfig, workdir
             )
             result["batch_id"] = str(batch.pk)
             batch = batch_analyze(batch=batch, files=[(item.name, item.path) for item in files], deadline=deadline,
-                                  timeout_seconds=config.analysis_timeout_seconds)
+                                  timeout_seconds=config.analysis_timeout_seconds, execution=execution)
             if batch.status != Batch.Status.COMPLETED:
                 raise external.ExternalAPIError(f"Batch {batch.pk} failed: {batch.error}")
             html = Path(batch_report_path(batch)).read_bytes()
@@ -362,45 +365,148 @@ def batch_create(*, source: str, files: list[tuple[str, Path]], user_query: str 
     return batch
 
 
-def batch_analyze(*, batch: Batch, files: list[tuple[str, Path]], deadline: float | None = None,
-                  timeout_seconds: float = 0, should_stop: Callable[[], bool] | None = None) -> Batch:
-    """Analyse every image of ``batch`` and write its report. A damaged image is
-    recorded on its card; a timeout, a stop request or an analyzer failure
-    fails the batch (``status`` and ``error``)."""
-    analyzer = analyzers.get(batch.model)
-    now = timezone.now()
-    Batch.objects.filter(pk=batch.pk).update(status=Batch.Status.PROCESSING, started_at=now, updated_at=now)
-    context = analyzers.BatchContext(user_query=batch.user_query, descriptions=batch.descriptions or {},
-                                     deadline=deadline)
-    rows = {row.position: row for row in batch.images.all()}
-    results: list[tuple[str, analyzers.ImageAnalysis]] = []
-    try:
-        for position, (name, path) in enumerate(files):
+# -- analysis: every run sharing a batch claims its pending images ----------
+# A few at a time, so that the batch's own run and its chunk runs balance by
+# themselves whatever each image costs.
+CLAIM_SIZE = 2
+WAIT_POLL_SECONDS = 0.2
+# A claim this old is taken over even if its run still reads "running" (a hung worker).
+CLAIM_STALE_SECONDS = 600
+
+
+def chunk_runs_for(pending: int) -> int:
+    """How many chunk runs to queue beside a batch's own run for ``pending`` images:
+    one per ``VISION_CHUNK_SIZE`` images beyond the first chunk, at most
+    ``VISION_MAX_CHUNKS`` runs in all."""
+    size = max(1, settings.VISION_CHUNK_SIZE)
+    most = max(1, settings.VISION_MAX_CHUNKS)
+    return max(0, min(-(-pending // size), most) - 1)
+
+
+def _image_path(batch: Batch, row: BatchImage, paths: dict[int, Path]) -> Path:
+    return paths.get(row.position) or storage_dir(batch) / "images" / row.stored_name
+
+
+def _claim(batch_id, claimer_id: int | None, limit: int = CLAIM_SIZE) -> list[BatchImage]:
+    """Up to ``limit`` pending images of the batch, now claimed by ``claimer_id``
+    (a conditional update: two runs never get the same image). [] when none is pending."""
+    while True:
+        pending = list(BatchImage.objects.filter(batch_id=batch_id, status=BatchImage.Status.PENDING)
+                       .order_by("position").values_list("pk", flat=True)[:limit])
+        if not pending:
+            return []
+        now = timezone.now()
+        BatchImage.objects.filter(pk__in=pending, status=BatchImage.Status.PENDING).update(
+            status=BatchImage.Status.WORKING, claimed_by_id=claimer_id, claimed_at=now)
+        rows = list(BatchImage.objects.filter(pk__in=pending, status=BatchImage.Status.WORKING,
+                                              claimed_by_id=claimer_id, claimed_at=now).order_by("position"))
+        if rows:
+            return rows  # else another run won every one of them: look again
+
+
+def _record(batch: Batch, row: BatchImage, *, analysis: analyzers.ImageAnalysis | None = None,
+            thumbnail: str = "", error: str = "") -> bool:
+    """Store one image's outcome, only while this run's claim on it holds (a
+    claim taken over meanwhile means the other run's outcome counts)."""
+    if analysis is not None:
+        values = {"status": BatchImage.Status.DONE, "metrics": analysis.metrics, "flags": analysis.flags,
+                  "findings": analysis.findings, "thumbnail": thumbnail}
+    else:
+        values = {"status": BatchImage.Status.FAILED, "error": error}
+    updated = BatchImage.objects.filter(pk=row.pk, status=BatchImage.Status.WORKING, claimed_by_id=row.claimed_by_id,
+                                        claimed_at=row.claimed_at).update(**values)
+    if updated:
+        Batch.objects.filter(pk=batch.pk).update(
+            processed_images=F("processed_images") + 1,
+            failed_images=F("failed_images") + (0 if analysis is not None else 1),
+            flagged_images=F("flagged_images") + (1 if analysis is not None and analysis.flags else 0),
+            updated_at=timezone.now(),
+        )
+    return bool(updated)
+
+
+def _work(batch: Batch, analyzer: analyzers.Analyzer, context: analyzers.BatchContext, *, claimer_id: int | None,
+          paths: dict[int, Path], deadline: float | None, timeout_seconds: float,
+          should_stop: Callable[[], bool] | None) -> int:
+    """Claim and analyse the batch's pending images until none is left; how many this run analysed.
+    A damaged image is recorded on its card and the next one goes on."""
+    analysed = 0
+    while True:
+        rows = _claim(batch.pk, claimer_id)
+        if not rows:
+            return analysed
+        for row in rows:
             _check_deadline(deadline, timeout_seconds)
             if should_stop is not None and should_stop():
                 raise BatchStopped("The batch was cancelled")
-            row = rows[position]
-            description = (batch.descriptions or {}).get(name, "")
+            description = (batch.descriptions or {}).get(row.filename, "")
             try:
-                image = load_image(path, filename=name)
-                analysis = analyzer.analyze_image(image, description=description, context=context)
+                image = load_image(_image_path(batch, row, paths), filename=row.filename)
             except ImageRefused as exc:
-                row.status, row.error = BatchImage.Status.FAILED, str(exc)
-                row.save(update_fields=["status", "error"])
-                Batch.objects.filter(pk=batch.pk).update(processed_images=F("processed_images") + 1,
-                                                         failed_images=F("failed_images") + 1)
+                _record(batch, row, error=str(exc))
                 continue
-            context.image_paths.append((name, str(path)))
-            results.append((name, analysis))
-            row.status, row.metrics, row.flags, row.findings = (BatchImage.Status.DONE, analysis.metrics,
-                                                                analysis.flags, analysis.findings)
-            row.thumbnail = image.thumbnail
-            row.save(update_fields=["status", "metrics", "flags", "findings", "thumbnail"])
-            Batch.objects.filter(pk=batch.pk).update(
-                processed_images=F("processed_images") + 1,
-                flagged_images=F("flagged_images") + (1 if analysis.flags else 0), updated_at=timezone.now(),
-            )
+            analysis = analyzer.analyze_image(image, description=description, context=context)
+            if _record(batch, row, analysis=analysis, thumbnail=image.thumbnail):
+                analysed += 1
+
+
+def _wait_for_others(batch: Batch, *, claimer_id: int | None, deadline: float | None, timeout_seconds: float,
+                     should_stop: Callable[[], bool] | None) -> bool:
+    """Wait while other runs finish the images they claimed. An image whose run
+    is no longer running (cancelled, failed, lost) or whose claim is stale goes
+    back to pending: True then, and the caller analyses it."""
+    while True:
+        working = list(BatchImage.objects.filter(batch_id=batch.pk, status=BatchImage.Status.WORKING)
+                       .values_list("pk", "claimed_by_id", "claimed_at"))
+        if not working:
+            return False
+        others = {run for _pk, run, _at in working if run is not None and run != claimer_id}
+        alive = set(Execution.objects.filter(pk__in=others, status=Execution.Status.RUNNING)
+                    .values_list("pk", flat=True))
+        stale = timezone.now() - timedelta(seconds=CLAIM_STALE_SECONDS)
+        handed_back = 0
+        for pk, run, at in working:
+            if run not in alive or (at is not None and at < stale):
+                handed_back += BatchImage.objects.filter(pk=pk, status=BatchImage.Status.WORKING, claimed_by_id=run,
+                                                         claimed_at=at).update(
+                    status=BatchImage.Status.PENDING, claimed_by=None, claimed_at=None)
+        if handed_back:
+            logger.warning("batch %s: %d image(s) claimed by runs that are gone were handed back", batch.pk,
+                           handed_back)
+            return True
         _check_deadline(deadline, timeout_seconds)
+        if should_stop is not None and should_stop():
+            raise BatchStopped("The batch was cancelled")
+        time.sleep(WAIT_POLL_SECONDS)
+
+
+def batch_analyze(*, batch: Batch, files: list[tuple[str, Path]] | None = None, deadline: float | None = None,
+                  timeout_seconds: float = 0, should_stop: Callable[[], bool] | None = None,
+                  execution: Execution | None = None) -> Batch:
+    """Analyse every image of ``batch`` — with whichever chunk runs share it —
+    and write its report. ``files`` (name, path) in position order, else the
+    stored images. ``execution`` is the run doing it (its claims carry its
+    id). A damaged image is recorded on its card; a timeout, a stop request or
+    an analyzer failure fails the batch (``status`` and ``error``)."""
+    analyzer = analyzers.get(batch.model)
+    now = timezone.now()
+    Batch.objects.filter(pk=batch.pk, status__in=Batch.ACTIVE_STATUSES).update(
+        status=Batch.Status.PROCESSING, started_at=now, updated_at=now)
+    context = analyzers.BatchContext(user_query=batch.user_query, descriptions=batch.descriptions or {},
+                                     deadline=deadline)
+    paths = {position: Path(path) for position, (_name, path) in enumerate(files or [])}
+    claimer_id = execution.pk if execution is not None else None
+    options = {"deadline": deadline, "timeout_seconds": timeout_seconds, "should_stop": should_stop}
+    try:
+        while True:
+            _work(batch, analyzer, context, claimer_id=claimer_id, paths=paths, **options)
+            if not _wait_for_others(batch, claimer_id=claimer_id, **options):
+                break
+        _check_deadline(deadline, timeout_seconds)
+        done = [row for row in batch.images.all() if row.status == BatchImage.Status.DONE]
+        context.image_paths = [(row.filename, str(_image_path(batch, row, paths))) for row in done]
+        results = [(row.filename, analyzers.ImageAnalysis(metrics=row.metrics, flags=row.flags,
+                                                          findings=row.findings)) for row in done]
         answer = analyzer.summarize(context, results) if results else {}
     except (AnalysisTimeout, BatchStopped) as exc:
         _batch_fail(batch, str(exc), cancelled=isinstance(exc, BatchStopped))
@@ -425,7 +531,7 @@ def batch_analyze(*, batch: Batch, files: list[tuple[str, Path]], deadline: floa
     target = storage_dir(batch) / "report.html"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(html)
-    Batch.objects.filter(pk=batch.pk).update(
+    Batch.objects.filter(pk=batch.pk, status__in=Batch.ACTIVE_STATUSES).update(
         status=Batch.Status.COMPLETED, completed_at=timezone.now(), report_path=f"{batch.pk}/report.html",
         report_size=len(html), summary={"flags": flag_counts, **({"answer": answer} if answer else {})},
         updated_at=timezone.now(),
@@ -453,6 +559,15 @@ def batch_job() -> Job:
         timeout_seconds=settings.VISION_ANALYSIS_TIMEOUT_SECONDS, title="Vision batches",
         description="Analyses batches uploaded to /api/v1/vision/batches. Each batch is one run; tune the queue, "
                     "timeout and retries here.",
+    )
+
+
+def chunk_job() -> Job:
+    return core.job_ensure_manual(
+        name=CHUNK_JOB_NAME, kind=CHUNK_KIND, queue=settings.VISION_QUEUE,
+        timeout_seconds=settings.VISION_ANALYSIS_TIMEOUT_SECONDS, title="Vision batch chunks",
+        description="Share the images of a large vision batch with its own run, on other worker processes. "
+                    "Cancelled with their batch; pause this job to analyse each batch in its own run only.",
     )
 
 
@@ -487,40 +602,101 @@ def batch_submit(*, user, files: list[tuple[str, Path]], user_query: str, descri
     return batch
 
 
+def batch_fan_out(*, batch: Batch, execution: Execution) -> list[int]:
+    """Queue the chunk runs that share ``batch``'s pending images with its own
+    run ``execution``; their ids are recorded on the batch (cancel cancels
+    them). None when the batch is small, or the chunk job is paused or cannot
+    be queued: the batch's own run then analyses every image."""
+    count = chunk_runs_for(batch.images.filter(status=BatchImage.Status.PENDING).count())
+    if not count:
+        return []
+    ids: list[int] = []
+    try:
+        with transaction.atomic():
+            job = chunk_job()
+            for _ in range(count):
+                chunk = core.job_execute(job=job, actor_label=f"vision batch {batch.pk}",
+                                         override_kwargs={"batch_id": str(batch.pk),
+                                                          "parent_execution_id": execution.pk})
+                ids.append(chunk.pk)
+            Batch.objects.filter(pk=batch.pk).update(chunk_execution_ids=[*(batch.chunk_execution_ids or []), *ids])
+    except (Conflict, ApplicationError) as exc:  # paused, or the broker is down: this run does it all
+        logger.warning("batch %s: no chunk runs (%s); its own run analyses every image", batch.pk, exc)
+        batch.refresh_from_db()
+        return []
+    batch.chunk_execution_ids = [*(batch.chunk_execution_ids or []), *ids]
+    return ids
+
+
 def batch_run(*, execution: Execution, batch_id: str) -> RunResult:
-    """The vision.batch executor's run: analyse a stored batch."""
+    """The vision.batch executor's run: queue the chunk runs, analyse the stored
+    batch with them, write the report."""
     batch = Batch.objects.filter(pk=batch_id).first()
     if batch is None:
         return RunResult(ok=False, output=f"Batch {batch_id} was deleted before it ran.")
-    files = [(row.filename, storage_dir(batch) / "images" / row.stored_name) for row in batch.images.all()]
+    if batch.status not in Batch.ACTIVE_STATUSES:
+        return RunResult(ok=False, output=f"Batch {batch_id} is already {batch.status}.", batch_id=str(batch.pk))
+    chunks = batch_fan_out(batch=batch, execution=execution)
 
     def stopped() -> bool:
-        return not Execution.objects.filter(pk=execution.pk, status=Execution.Status.RUNNING).exists()
+        return not core.execution_is_running(execution=execution)
 
     try:
-        batch = batch_analyze(batch=batch, files=files, should_stop=stopped)
+        batch = batch_analyze(batch=batch, should_stop=stopped, execution=execution)
     except AnalysisTimeout as exc:
         return RunResult(ok=False, output=str(exc), batch_id=str(batch.pk))
     ok = batch.status == Batch.Status.COMPLETED
+    mine = BatchImage.objects.filter(batch=batch, claimed_by=execution).count()
     output = (f"Analysed {batch.processed_images - batch.failed_images} of {batch.total_images} images, "
               f"{batch.flagged_images} with findings" if ok else f"Batch failed: {batch.error}")
+    if ok and chunks:
+        output += f" ({mine} here, the rest in {len(chunks)} chunk runs)"
     return RunResult(ok=ok, output=output, batch_id=str(batch.pk),
                      result={"batch_id": str(batch.pk), "total_images": batch.total_images,
-                             "failed_images": batch.failed_images, "flagged_images": batch.flagged_images})
+                             "failed_images": batch.failed_images, "flagged_images": batch.flagged_images,
+                             "chunk_execution_ids": chunks, "analysed_here": mine})
+
+
+def batch_chunk_run(*, execution: Execution, batch_id: str, parent_execution_id: int) -> RunResult:
+    """A vision.batch-chunk run: analyse pending images of the batch while its own run goes on."""
+    batch = Batch.objects.filter(pk=batch_id).first()
+    if batch is None:
+        return RunResult(output=f"Nothing to do: batch {batch_id} was deleted.")
+    runs = [execution.pk, int(parent_execution_id)]
+
+    def stopped() -> bool:  # this run cancelled, or the batch's own run gone (cancelled, failed, finished)
+        return Execution.objects.filter(pk__in=runs, status=Execution.Status.RUNNING).count() < len(runs)
+
+    if batch.status not in Batch.ACTIVE_STATUSES or stopped():
+        return RunResult(output=f"Nothing to do: batch {batch.pk} is {batch.effective_status}.", batch_id=str(batch.pk))
+    context = analyzers.BatchContext(user_query=batch.user_query, descriptions=batch.descriptions or {})
+    analysed = 0
+    try:
+        analysed = _work(batch, analyzers.get(batch.model), context, claimer_id=execution.pk, paths={},
+                         deadline=None, timeout_seconds=0, should_stop=stopped)
+    except BatchStopped:
+        return RunResult(output=f"Stopped: batch {batch.pk} is no longer being analysed.", batch_id=str(batch.pk),
+                         result={"batch_id": str(batch.pk), "analysed": analysed})
+    return RunResult(output=f"Analysed {analysed} images of batch {batch.pk}", batch_id=str(batch.pk),
+                     result={"batch_id": str(batch.pk), "analysed": analysed})
 
 
 def batch_cancel(*, batch: Batch, actor) -> Batch:
-    """Cancel a pending or processing batch: its run is cancelled (revoked) by the core."""
+    """Cancel a pending or processing batch: its run and its chunk runs are
+    cancelled (revoked) by the core."""
     if batch.effective_status not in Batch.ACTIVE_STATUSES or batch.execution is None \
             or batch.source != Batch.Source.API:
         raise ApplicationError(f"Batch {batch.pk} is {batch.effective_status}; only pending or processing batches "
                                f"uploaded through the API can be cancelled.", status=409,
                                code=ErrorCode.BATCH_NOT_ACTIVE)
-    try:
-        core.execution_cancel(execution=batch.execution, actor=actor if getattr(actor, "pk", None) else None,
-                              actor_label=getattr(actor, "username", ""), reason="batch cancelled through the API")
-    except Conflict:
-        pass  # finished meanwhile
+    by = {"actor": actor if getattr(actor, "pk", None) else None, "actor_label": getattr(actor, "username", "")}
+    runs = [batch.execution, *Execution.objects.filter(pk__in=batch.chunk_execution_ids or [],
+                                                       status__in=Execution.ACTIVE_STATUSES)]
+    for run in runs:
+        try:
+            core.execution_cancel(execution=run, reason="batch cancelled through the API", **by)
+        except Conflict:
+            pass  # finished meanwhile
     _batch_fail(batch, "Cancelled", cancelled=True)
     batch.refresh_from_db()
     return batch

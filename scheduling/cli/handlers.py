@@ -8,7 +8,7 @@ exit code 1.
 """
 from __future__ import annotations
 
-import json
+import json as json_module
 import time
 from datetime import timezone as dt_timezone
 from typing import Callable
@@ -25,25 +25,37 @@ from scheduling.beat import (
     schedule_description,
     schedule_preview,
 )
+from scheduling.cli.completion import completion_script
 from scheduling.cli.rendering import (
-    JOB_HEADERS,
+    JOB_COLUMNS,
     RUN_HEADERS,
     Console,
+    column,
+    fmt_ago,
     fmt_bool,
     fmt_description,
     fmt_dt,
     fmt_duration,
     fmt_rate,
     fmt_schedule,
+    fmt_schedule_words,
     job_row,
     plural,
     run_row,
+    styled,
     truncate,
 )
 from scheduling.defaults import jobs_init_defaults
 from scheduling.executors import schedulable_tasks
 from scheduling.models import Execution, Job
 from scheduling.pagination import paginate
+from scheduling.serializers import (
+    ExecutionSerializer,
+    JobSerializer,
+    JobStatsOverviewSerializer,
+    SchedulableTaskListSerializer,
+    ScheduleValidationSerializer,
+)
 
 ACTOR = "cli"
 NEXT_RUNS = 5
@@ -64,7 +76,8 @@ def sleep(seconds: float) -> None:
 # ---------------------------------------------------------------------------
 # list / show
 # ---------------------------------------------------------------------------
-def list_jobs(console: Console, *, status, job_type, kind, search, enabled_only, overdue_only, page, size, **_):
+def list_jobs(console: Console, *, status, job_type, kind, search, enabled_only, overdue_only, page, size, json=False,
+              **_):
     filters = {
         "status": status, "job_type": job_type, "kind": kind, "search": search,
         "is_enabled": True if enabled_only else None, "overdue": overdue_only,
@@ -73,15 +86,22 @@ def list_jobs(console: Console, *, status, job_type, kind, search, enabled_only,
     pages = max(result.pages, 1)  # an empty list still has its (empty) page 1
     if result.is_past_end:
         raise CommandError(f"Page {page} does not exist: there are {pages} page(s) of {size}.")
+    if json:  # GET /api/v1/jobs/'s page envelope
+        console.json(result.envelope(JobSerializer(result.items, many=True).data))
+        return
     if result.total:
-        console.table([job_row(job) for job in result.items], JOB_HEADERS)
+        now = timezone.now()
+        console.table([job_row(job, now) for job in result.items], JOB_COLUMNS)
     else:
         console.out("No jobs found.")
     console.out(f"\nPage {result.page} of {pages} ({plural(result.total, 'job')})")
 
 
-def show_job(console: Console, *, job, **_):
+def show_job(console: Console, *, job, json=False, **_):
     job = job_by_ref(job)
+    if json:  # GET /api/v1/jobs/{id}
+        console.json(JobSerializer(job).data)
+        return
     console.heading(f"Job {job.pk}: {job.name}")
     console.pairs([
         ["Title", job.title or "-"],
@@ -92,16 +112,16 @@ def show_job(console: Console, *, job, **_):
         ["Schedule", f"{fmt_schedule(job)} ({job.timezone})"],
         ["Schedule description", fmt_description(schedule_description(job))],
         ["Task", job.task_name or "-"],
-        ["Task args", json.dumps(job.task_args)],
-        ["Task kwargs", json.dumps(job.task_kwargs)],
-        ["Config", json.dumps(job.config)],
+        ["Task args", json_module.dumps(job.task_args)],
+        ["Task kwargs", json_module.dumps(job.task_kwargs)],
+        ["Config", json_module.dumps(job.config)],
         ["Queue", job.queue],
         ["Priority", job.priority],
         ["Timeout", f"{job.timeout_seconds}s"],
         ["Max retries", f"{job.max_retries} (backoff {job.retry_backoff_seconds}s)"],
         ["Overlap policy", job.overlap_policy],
-        ["Enabled", fmt_bool(job.is_enabled)],
-        ["Status", job.state],
+        ["Enabled", styled(fmt_bool(job.is_enabled))],
+        ["Status", styled(job.state)],
         ["Overdue", fmt_bool(selectors.job_is_overdue(job))],
         ["Owner", job.owner.get_username() if job.owner else "-"],
         ["Organization", job.organization or "-"],
@@ -109,7 +129,7 @@ def show_job(console: Console, *, job, **_):
         ["Created", fmt_dt(job.created_at)],
         ["Updated", fmt_dt(job.updated_at)],
         ["Last run", fmt_dt(job.last_run_at)],
-        ["Last status", job.last_status or "-"],
+        ["Last status", styled(job.last_status or "-")],
         ["Next run", fmt_dt(job.next_run_at)],
     ])
 
@@ -203,23 +223,38 @@ def execute_job(console: Console, *, job, force, override_kwargs, wait, **_):
     console.success(f"Queued execution {execution.pk} of job '{job.name}' (id {job.pk}).")
     console.out(f"  Celery task id: {execution.celery_task_id}")
     if wait is None:
-        console.out(f"  Follow it with: ./manage jobs executions {job.pk} --limit 1")
+        console.out(f"  Follow it with: ./manage jobs execution {execution.pk}")
         return
     _wait_for(console, execution, wait)
 
 
 def _wait_for(console: Console, execution: Execution, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        execution = selectors.execution_get(user=SYSTEM, execution_id=execution.pk)
-        if not execution.is_active:
-            break
-        if time.monotonic() >= deadline:
-            raise CommandError(
-                f"Execution {execution.pk} is still {execution.status} after {seconds:g}s; "
-                f"cancel it with `./manage jobs cancel {execution.pk}` or keep waiting with `./manage jobs executions`."
-            )
-        sleep(WAIT_POLL_SECONDS)
+    """Poll until the run ends (a spinner with the elapsed time on a
+    terminal). Ctrl-C stops the waiting, not the run: exit 130."""
+    started = time.monotonic()
+    deadline = started + seconds
+    pk = execution.pk
+    try:
+        with console.spinner(f"Execution {pk}: {execution.status}") as update:
+            while True:
+                execution = selectors.execution_get(user=SYSTEM, execution_id=pk)
+                if not execution.is_active:
+                    break
+                if time.monotonic() >= deadline:
+                    raise CommandError(
+                        f"Execution {pk} is still {execution.status} after {seconds:g}s; "
+                        f"cancel it with `./manage jobs cancel {pk}` or follow it with `./manage jobs execution {pk}`."
+                    )
+                update(f"Execution {pk}: {execution.status} · {time.monotonic() - started:.0f}s elapsed "
+                       f"(Ctrl-C stops waiting; the run goes on)")
+                sleep(WAIT_POLL_SECONDS)
+    except KeyboardInterrupt:
+        status = Execution.objects.filter(pk=pk).values_list("status", flat=True).first() or execution.status
+        raise CommandError(
+            f"Stopped waiting after {time.monotonic() - started:.0f}s; execution {pk} goes on ({status}). "
+            f"Cancel it with `./manage jobs cancel {pk}`, follow it with `./manage jobs execution {pk}`.",
+            returncode=130,
+        ) from None
     succeeded = execution.status == Execution.Status.SUCCESS
     (console.success if succeeded else console.error)(f"Execution {execution.pk} finished: {execution.status}")
     console.pairs([
@@ -242,12 +277,54 @@ def cancel_execution(console: Console, *, execution, reason, **_):
         console.out(f"  Revoked Celery task {execution.celery_task_id}")
 
 
-def list_executions(console: Console, *, job, limit, status, **_):
-    job = job_by_ref(job)
+def list_executions(console: Console, *, job, limit, status, json=False, **_):
+    job = job_by_ref(job) if job is not None else None
     executions = selectors.execution_list(user=SYSTEM, job=job, status=status)
     total = executions.count()
-    console.executions(executions[:limit])
-    console.out(f"\nShowing {min(limit, total)} of {plural(total, 'execution')} of job '{job.name}' (id {job.pk}).")
+    shown = list(executions[:limit])
+    if json:
+        console.json({"items": ExecutionSerializer(shown, many=True).data, "total": total})
+        return
+    console.executions(shown, with_job=job is None)
+    where = f"of job '{job.name}' (id {job.pk})" if job is not None else "across all jobs"
+    status_text = f" {status}" if status else ""
+    console.out(f"\nShowing {min(limit, total)} of {total}{status_text} {'execution' if total == 1 else 'executions'} "
+                f"{where}.")
+
+
+def show_execution(console: Console, *, execution, json=False, **_):
+    execution = selectors.execution_get(user=SYSTEM, execution_id=execution)
+    if json:  # GET /api/v1/executions/{id}
+        console.json(ExecutionSerializer(execution).data)
+        return
+    e = execution
+    console.heading(f"Execution {e.pk} of job '{e.job.name}' (id {e.job_id})")
+    console.pairs([
+        ["Status", styled(e.status)],
+        ["Trigger", e.trigger + (f" by {e.triggered_by.get_username()}" if e.triggered_by_id else "")],
+        ["Attempt", e.attempt],
+        ["Retry of", e.retry_of_id or "-"],
+        ["Retried by", ", ".join(str(pk) for pk in e.retries.values_list("pk", flat=True)) or "-"],
+        ["Celery task id", e.celery_task_id or "-"],
+        ["Worker", e.worker or "-"],
+        ["Scheduled for", fmt_dt(e.scheduled_for)],
+        ["Created", fmt_dt(e.created_at)],
+        ["Started", fmt_dt(e.started_at)],
+        ["Finished", fmt_dt(e.completed_at)],
+        ["Duration", fmt_duration(e.duration_seconds)],
+        ["Parameters", json_module.dumps(e.override_kwargs) if e.override_kwargs else "-"],
+        ["Output", e.output or "-"],
+        ["Error", e.error or "-"],
+        ["Batch", e.batch_id or "-"],
+    ])
+    if e.result is not None:
+        console.block("\nResult", json_module.dumps(e.result, indent=2, default=str))
+    if e.traceback:
+        console.block("\nTraceback", e.traceback)
+    if e.log:
+        console.block("\nLog", e.log)
+    if e.is_active:
+        console.out(f"\nStill {e.status}: cancel it with `./manage jobs cancel {e.pk}`.")
 
 
 # ---------------------------------------------------------------------------
@@ -266,8 +343,11 @@ def resume_job(console: Console, *, job, **_):
 # ---------------------------------------------------------------------------
 # reports
 # ---------------------------------------------------------------------------
-def list_overdue_jobs(console: Console, **_):
+def list_overdue_jobs(console: Console, json=False, **_):
     jobs = list(selectors.job_overdue_list(user=SYSTEM))
+    if json:  # GET /api/v1/jobs/overdue/list
+        console.json({"items": JobSerializer(jobs, many=True).data, "total": len(jobs)})
+        return
     if not jobs:
         console.out("No overdue jobs.")
         return
@@ -275,17 +355,22 @@ def list_overdue_jobs(console: Console, **_):
     since = {job.pk: selectors.job_overdue_since(job, now) or now for job in jobs}
     console.table(
         [
-            [job.pk, job.name, fmt_schedule(job), fmt_dt(since[job.pk]),
-             fmt_duration((now - since[job.pk]).total_seconds()), fmt_dt(job.last_run_at), job.last_status or "-"]
+            [job.pk, job.name, fmt_schedule_words(job), fmt_dt(since[job.pk]),
+             fmt_duration((now - since[job.pk]).total_seconds()), fmt_ago(job.last_run_at, now),
+             styled(job.last_status or "-")]
             for job in jobs
         ],
-        ["ID", "Name", "Schedule", "Expected at", "Late by", "Last run", "Last status"],
+        ["ID", column("Name", wrap=True, ratio=1), column("Schedule", wrap=True, ratio=1), "Expected at", "Late by",
+         "Last run", "Last status"],
     )
     console.out(f"\n{plural(len(jobs), 'overdue job')}.")
 
 
-def show_stats(console: Console, **_):
+def show_stats(console: Console, json=False, **_):
     overview = selectors.job_stats_overview(user=SYSTEM)
+    if json:  # GET /api/v1/jobs/stats/overview
+        console.json(JobStatsOverviewSerializer(overview).data)
+        return
     jobs = overview["jobs"]
     console.heading("Jobs")
     console.table([[jobs[k] for k in ("total", "enabled", "disabled", "active", "paused", "overdue")]],
@@ -307,9 +392,17 @@ def show_stats(console: Console, **_):
     console.out(f"\nGenerated at {fmt_dt(overview['generated_at'])}")
 
 
-def validate_schedule(console: Console, *, schedule_type, schedule_expression, timezone, **_):
-    console.out(f"Schedule: {schedule_type} {schedule_expression!r} ({timezone})")
+def validate_schedule(console: Console, *, schedule_type, schedule_expression, timezone, json=False, **_):
     preview = schedule_preview(schedule_type, schedule_expression, timezone, count=NEXT_RUNS)
+    if json:  # POST /api/v1/jobs/validate-schedule; an invalid schedule still exits 1
+        shown = dict(preview)
+        if shown["valid"]:
+            shown["next_runs"] = [run.isoformat() for run in shown["next_runs"]]
+        console.json(ScheduleValidationSerializer(shown).data)
+        if not preview["valid"]:
+            raise CommandError(preview["error"])
+        return
+    console.out(f"Schedule: {schedule_type} {schedule_expression!r} ({timezone})")
     if not preview["valid"]:
         console.error("Valid: no")
         raise CommandError(preview["error"])
@@ -323,12 +416,17 @@ def validate_schedule(console: Console, *, schedule_type, schedule_expression, t
         console.out("  none: runs only when triggered")
 
 
-def list_tasks(console: Console, **_):
+def list_tasks(console: Console, json=False, **_):
     tasks = schedulable_tasks()
+    if json:  # GET /api/v1/jobs/tasks
+        items = [{"name": t.name, "description": t.description, "default_queue": t.default_queue} for t in tasks.values()]
+        console.json(SchedulableTaskListSerializer({"items": items, "total": len(items)}).data)
+        return
     if not tasks:
         console.out("No schedulable tasks are registered.")
         return
-    console.table([[t.name, t.default_queue, t.description or "-"] for t in tasks.values()], ["Task", "Queue", "Description"])
+    console.table([[t.name, t.default_queue, t.description or "-"] for t in tasks.values()],
+                  ["Task", "Queue", column("Description", wrap=True, ratio=1)])
 
 
 # ---------------------------------------------------------------------------
@@ -365,6 +463,10 @@ def sync_beat(console: Console, *, repair, **_):
     )
 
 
+def shell_completion(console: Console, *, shell, **_):
+    console.rich.file.write(completion_script(shell))
+
+
 # Subcommand name (as the parser spells it) → handler.
 HANDLERS: dict[str, Callable[..., None]] = {
     "list": list_jobs,
@@ -380,7 +482,9 @@ HANDLERS: dict[str, Callable[..., None]] = {
     "validate-schedule": validate_schedule,
     "cancel": cancel_execution,
     "executions": list_executions,
+    "execution": show_execution,
     "init-defaults": init_defaults,
     "sync-beat": sync_beat,
     "tasks": list_tasks,
+    "completion": shell_completion,
 }

@@ -18,10 +18,16 @@ DEFAULT_WAIT_SECONDS = 300.0
 
 HELP = (
     "Manage scheduled jobs: list, show, create, update, delete, execute, pause, resume, "
-    "overdue, stats, validate-schedule, cancel, executions, init-defaults, sync-beat, tasks. "
-    "Jobs are addressed by id or name. Run `./manage jobs SUBCOMMAND --help` for its options and examples."
+    "overdue, stats, validate-schedule, cancel, executions, execution, init-defaults, sync-beat, tasks, "
+    "completion. Jobs are addressed by id or name; read commands take --json. "
+    "Run `./manage jobs SUBCOMMAND --help` for its options and examples."
 )
-EPILOG = "examples:\n  ./manage jobs list\n  ./manage jobs show 1\n  ./manage jobs create --help"
+EPILOG = (
+    "examples:\n  ./manage jobs list\n  ./manage jobs show 1\n  ./manage jobs list --json | jq '.items[].name'\n"
+    "  ./manage jobs create --help\n\n"
+    "exit codes: 0 done; 1 refused or failed (one line on stderr); 2 bad arguments;\n"
+    "130 interrupted (Ctrl-C); 141 output closed early (e.g. `| head`)."
+)
 
 
 class HelpFormatter(DjangoHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -82,6 +88,7 @@ def _positive_float(text: str) -> float:
 EXAMPLES = {
     "list": """examples:
   ./manage jobs list
+  ./manage jobs list --json
   ./manage jobs list --status active
   ./manage jobs list --type system_health_check
   ./manage jobs list --enabled-only
@@ -123,7 +130,9 @@ Without an answer (no terminal, end of input) nothing is deleted and the exit co
   ./manage jobs execute 1 --force
   ./manage jobs execute document_cleanup --kwargs '{"cleanup_level": "deep"}'
   ./manage jobs execute 1 --wait          # wait up to 300s for the outcome
-  ./manage jobs execute 1 --wait 60""",
+  ./manage jobs execute 1 --wait 60
+
+With --wait, Ctrl-C stops waiting (exit 130); the run goes on.""",
     "pause": """examples:
   ./manage jobs pause 1
   ./manage jobs pause system_health_check""",
@@ -145,8 +154,19 @@ An invalid schedule exits with code 1.""",
   ./manage jobs cancel 42
   ./manage jobs cancel 42 --reason "wrong input\"""",
     "executions": """examples:
+  ./manage jobs executions                     # every job's runs, newest first
+  ./manage jobs executions --status running    # what is running right now
   ./manage jobs executions 1
-  ./manage jobs executions system_health_check --limit 50 --status failed""",
+  ./manage jobs executions system_health_check --limit 50 --status failed
+  ./manage jobs executions --status failed --json""",
+    "execution": """examples:
+  ./manage jobs execution 42            # one run in full: times, worker, result, error, traceback, log
+  ./manage jobs execution 42 --json""",
+    "completion": """examples:
+  eval "$(./manage jobs completion bash)"     # in ~/.bashrc, from the project directory
+  eval "$(./manage jobs completion zsh)"      # in ~/.zshrc
+
+Completes subcommands, options, job names and ids, statuses and execution ids.""",
     "init-defaults": """examples:
   ./manage jobs init-defaults""",
     "sync-beat": """examples:
@@ -155,6 +175,51 @@ An invalid schedule exits with code 1.""",
     "tasks": """examples:
   ./manage jobs tasks""",
 }
+
+
+# ---------------------------------------------------------------------------
+# Tab completion (argcomplete): values read from the database when asked
+# ---------------------------------------------------------------------------
+def _complete(query):
+    def completer(prefix: str, **_):
+        try:
+            return [str(value) for value in query() if str(value).startswith(prefix)]
+        except Exception:  # no database yet, unmigrated...: complete nothing rather than print a traceback
+            return []
+
+    return completer
+
+
+def _job_refs():
+    rows = Job.objects.order_by("id").values_list("pk", "name")[:1000]
+    return [name for _, name in rows] + [pk for pk, _ in rows]
+
+
+complete_job = _complete(_job_refs)
+complete_execution = _complete(lambda: Execution.objects.order_by("-id").values_list("pk", flat=True)[:50])
+complete_active_execution = _complete(
+    lambda: Execution.objects.filter(status__in=Execution.ACTIVE_STATUSES).order_by("-id").values_list("pk", flat=True)[:50]
+)
+
+READ_COMMANDS = ("list", "show", "executions", "execution", "overdue", "stats", "tasks", "validate-schedule")
+
+
+def one_line_errors(parser: argparse.ArgumentParser) -> None:
+    """A bad argument on the command line is one line on stderr (exit 2),
+    naming the subcommand's --help, instead of the usage block first."""
+    parsers = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            parsers += list(action.choices.values())
+    for each in parsers:
+        prog = each.prog
+        each.print_usage = lambda file=None: None
+        original_error = each.error
+
+        def error(message, _prog=prog, _error=original_error):
+            _error(f"{message} (see `{_prog.replace('manage.py', './manage')} --help`)")
+
+        each.error = error
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -174,6 +239,9 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
 
     job_ref = {"metavar": "ID|NAME", "help": "Job id or unique name."}
 
+    def job_arg(p, **kwargs):
+        p.add_argument("job", **{**job_ref, **kwargs}).completer = complete_job
+
     p = add("list", "List jobs as a table, one page at a time.")
     p.add_argument("--status", choices=Job.State.values, help="Only jobs in this status.")
     p.add_argument("--type", dest="job_type", choices=Job.JobType.values, help="Only jobs of this job type.")
@@ -185,7 +253,7 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=_positive_int, default=20, help="Jobs per page (default 20).")
 
     p = add("show", "Show one job: every field, its schedule, next runs, statistics and recent executions.")
-    p.add_argument("job", **job_ref)
+    job_arg(p)
 
     p = add("create", "Create a job (and its beat schedule).")
     p.add_argument("name", metavar="NAME", help="Unique machine name (letters, digits, _ . : @ -).")
@@ -211,7 +279,7 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     enabled.add_argument("--disabled", dest="is_enabled", action="store_false", help="Create it disabled.")
 
     p = add("update", "Change a job; a schedule change re-syncs beat at once.")
-    p.add_argument("job", **job_ref)
+    job_arg(p)
     p.add_argument("--schedule", dest="schedule_expression", metavar="EXPR", help="New schedule expression.")
     p.add_argument("--schedule-type", choices=SCHEDULE_TYPES, help="New schedule type (give --schedule too when the format changes).")
     p.add_argument("--timezone", metavar="TZ", help="New IANA time zone.")
@@ -233,21 +301,21 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     enabled.add_argument("--disabled", dest="is_enabled", action="store_const", const=False, help="Disable the job.")
 
     p = add("delete", "Delete a job, its beat schedule and its execution history.")
-    p.add_argument("job", **job_ref)
+    job_arg(p)
     p.add_argument("--force", action="store_true", help="Do not ask for confirmation.")
 
     p = add("execute", "Run a job now (queues one execution).")
-    p.add_argument("job", **job_ref)
+    job_arg(p)
     p.add_argument("--force", action="store_true", help="Run even if the job is disabled, paused or already running.")
     p.add_argument("--kwargs", dest="override_kwargs", type=json_object, metavar="JSON", help="Keyword arguments for this run only (JSON object).")
     p.add_argument("--wait", nargs="?", type=_positive_float, const=DEFAULT_WAIT_SECONDS, metavar="SECONDS",
                    help=f"Wait for the outcome (default up to {DEFAULT_WAIT_SECONDS:.0f}s); exit 1 unless it succeeds.")
 
     p = add("pause", "Pause a job: no scheduled runs until it is resumed.")
-    p.add_argument("job", **job_ref)
+    job_arg(p)
 
     p = add("resume", "Resume (and enable) a paused job.")
-    p.add_argument("job", **job_ref)
+    job_arg(p)
 
     add("overdue", "List enabled jobs whose expected run passed without starting.")
     add("stats", "Show statistics over all jobs and executions.")
@@ -258,13 +326,16 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--timezone", default="UTC", metavar="TZ", help="IANA time zone (default UTC).")
 
     p = add("cancel", "Cancel a queued or running execution (revokes its Celery task).")
-    p.add_argument("execution", metavar="EXECUTION_ID", help="Execution id.")
+    p.add_argument("execution", metavar="EXECUTION_ID", help="Execution id.").completer = complete_active_execution
     p.add_argument("--reason", default="", help="Why (recorded on the execution).")
 
-    p = add("executions", "List a job's executions, newest first.")
-    p.add_argument("job", **job_ref)
+    p = add("executions", "List executions, newest first: one job's, or every job's when none is named.")
+    job_arg(p, nargs="?", default=None, help="Job id or unique name (default: every job).")
     p.add_argument("--limit", type=_positive_int, default=20, help="How many (default 20).")
     p.add_argument("--status", choices=Execution.Status.values, help="Only executions in this status.")
+
+    p = add("execution", "Show one execution in full: times, worker, parameters, result, error, traceback and log.")
+    p.add_argument("execution", metavar="EXECUTION_ID", help="Execution id.").completer = complete_execution
 
     add("init-defaults", "Create the default system jobs (existing ones are left alone).")
 
@@ -272,3 +343,10 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--repair", action="store_true", help="Fix what differs.")
 
     add("tasks", "List the schedulable tasks a job of kind 'task' may name.")
+
+    p = add("completion", "Print the shell code that enables tab completion of `./manage jobs`.")
+    p.add_argument("shell", choices=["bash", "zsh"], help="Your shell.")
+
+    for name in READ_COMMANDS:
+        sub.choices[name].add_argument("--json", action="store_true",
+                                       help="Print machine-readable JSON (the API's shapes) instead of tables.")

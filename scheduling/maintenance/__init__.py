@@ -16,10 +16,11 @@ from scheduling.maintenance.activity import user_activity_digest
 from scheduling.maintenance.analytics import analytics_aggregation
 from scheduling.maintenance.cleanup import document_cleanup
 from scheduling.maintenance.database import database_maintenance
+from scheduling.maintenance.demo import demo_sleep
 from scheduling.maintenance.health import system_health_check
 from scheduling.maintenance.mcp import mcp_server_health_check
 
 __all__ = [
-    "analytics_aggregation", "database_maintenance", "document_cleanup", "mcp_server_health_check",
+    "analytics_aggregation", "database_maintenance", "demo_sleep", "document_cleanup", "mcp_server_health_check",
     "system_health_check", "user_activity_digest",
 ]

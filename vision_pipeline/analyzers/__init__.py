@@ -4,7 +4,8 @@ An analyzer turns each image into measurements, flags and finding sentences
 (``analyze_image``) and may add one answer for the whole batch
 (``summarize``, e.g. a vision-language model's reply to the user query).
 Register one with ``@register``; ``inspector`` is the default and needs no
-model download.
+model download (it reads text too when the ``ocr`` extra is installed:
+vision_pipeline.analyzers.ocr).
 """
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def register(cls: type[Analyzer]) -> type[Analyzer]:
 
 
 def _load_builtins() -> None:
-    from vision_pipeline.analyzers import inspector, openai_compatible  # noqa: F401
+    from vision_pipeline.analyzers import inspector, ocr, openai_compatible  # noqa: F401
 
 
 def get(name: str) -> Analyzer:

@@ -216,10 +216,19 @@ class InspectorAnalyzer(Analyzer):
     description = ("Measures sharpness, noise, exposure, colour cast, rust-coloured areas, crack-like lines and "
                    "dominant colours with OpenCV; no model download.")
 
+    # Read the text too: True always (the ``ocr`` analyzer), None when the OCR
+    # package is installed and VISION_OCR is not "off" (vision_pipeline.analyzers.ocr).
+    reads_text: bool | None = None
+
     def analyze_image(self, image: LoadedImage, *, description: str, context: BatchContext) -> ImageAnalysis:
+        from vision_pipeline.analyzers import ocr
+
         metrics = measure(image.rgb)
         metrics.update(width=image.width, height=image.height, format=image.format, megapixels=image.megapixels,
                        size_bytes=image.size_bytes, exif=image.exif)
         flags = flags_for(metrics)
-        return ImageAnalysis(metrics=metrics, flags=flags,
-                             findings=[finding_sentence(image.filename, description, metrics, flags)])
+        analysis = ImageAnalysis(metrics=metrics, flags=flags,
+                                 findings=[finding_sentence(image.filename, description, metrics, flags)])
+        if self.reads_text or (self.reads_text is None and ocr.in_default_analyzer()):
+            ocr.add_text(analysis, image, description)
+        return analysis

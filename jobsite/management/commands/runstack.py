@@ -147,8 +147,8 @@ def remove_stale_pidfile(path: Path) -> None:
 
 
 def process_commands(*, host: str, port: int, worker: bool, beat: bool, concurrency: int | None,
-                     var_dir: Path) -> dict[str, list[str]]:
-    """The processes honcho runs, by name."""
+                     var_dir: Path, flower_port: int | None = None) -> dict[str, list[str]]:
+    """The processes honcho runs, by name (Flower only when ``flower_port`` is given)."""
     python = sys.executable
     commands = {
         "web": [python, str(Path(settings.BASE_DIR) / "manage.py"), "runserver", f"{host}:{port}",
@@ -167,11 +167,16 @@ def process_commands(*, host: str, port: int, worker: bool, beat: bool, concurre
                             "--pidfile", str(var_dir / "celerybeat.pid"),
                             "--schedule", str(var_dir / "celerybeat-schedule"),
                             "--enable-remote-control"]
+    if flower_port:
+        # Flower (Celery's monitoring UI) on the same broker, bound to the web host;
+        # FLOWER_BASIC_AUTH=user:password (read by Flower itself) protects it.
+        commands["flower"] = [python, "-m", "celery", "-A", "jobsite", "flower", f"--address={host}",
+                              f"--port={flower_port}"]
     return commands
 
 
 def banner(*, base_url: str, password: str, token: str | None, redis_line: str, database_line: str,
-           ready_seconds: float, disabled: list[str], token_note: str) -> str:
+           ready_seconds: float, disabled: list[str], token_note: str, flower_url: str | None = None) -> str:
     rule = "=" * 78
     lines = [
         "",
@@ -182,6 +187,7 @@ def banner(*, base_url: str, password: str, token: str | None, redis_line: str, 
         f"  API schema  {base_url}/api/schema/",
         f"  Admin       {base_url}/admin/",
         f"  Health      {base_url}/health",
+        *([f"  Flower      {flower_url}"] if flower_url else []),
         "",
         f"  Username    {ADMIN_USERNAME}",
         f"  Password    {password}    (kept in {Path(settings.VAR_DIR) / 'admin_password'})",
@@ -232,8 +238,11 @@ class Command(BaseCommand):
         parser.add_argument("--no-beat", action="store_true", help="Do not start Celery beat.")
         parser.add_argument("--concurrency", type=int, default=None,
                             help="Worker processes (default: Celery's, one per CPU).")
+        parser.add_argument("--flower", action="store_true",
+                            help="Also start Flower, Celery's monitoring UI (on --flower-port).")
+        parser.add_argument("--flower-port", type=int, default=5555, help="Flower's port (default 5555).")
 
-    def handle(self, *args, host, port, no_worker, no_beat, concurrency, **options):
+    def handle(self, *args, host, port, no_worker, no_beat, concurrency, flower=False, flower_port=5555, **options):
         started = time.monotonic()
         # Line-buffered, so `make run | tee run.log` shows logs as they happen.
         if hasattr(sys.stdout, "reconfigure"):
@@ -250,6 +259,8 @@ class Command(BaseCommand):
         probe_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         if port_open(port, probe_host):
             raise CommandError(f"Port {port} is already in use on {probe_host}; choose another one with --port.")
+        if flower and port_open(flower_port, probe_host):
+            raise CommandError(f"Port {flower_port} is already in use on {probe_host}; choose another one with --flower-port.")
 
         redis_server = None
         try:
@@ -262,12 +273,14 @@ class Command(BaseCommand):
                 redis_line = f"{redis_server.url} (embedded, data in {redis_server.data_dir})"
 
             manager = self._manager(host=host, port=port, worker=not no_worker, beat=not no_beat,
-                                    concurrency=concurrency, var_dir=var_dir, redis_server=redis_server)
+                                    concurrency=concurrency, var_dir=var_dir, redis_server=redis_server,
+                                    flower_port=flower_port if flower else None)
             stop_banner = threading.Event()
             text = dict(
                 base_url=f"http://{probe_host}:{port}", password=password, token=token, token_note=token_note,
                 redis_line=redis_line, database_line=database_description(),
                 disabled=[name for name, off in (("worker", no_worker), ("beat", no_beat)) if off],
+                flower_url=f"http://{probe_host}:{flower_port}/" if flower else None,
             )
             threading.Thread(
                 target=self._print_banner_when_up, args=(probe_host, port, started, text, stop_banner),
@@ -314,7 +327,7 @@ class Command(BaseCommand):
         return password, token, token_note
 
     def _manager(self, *, host: str, port: int, worker: bool, beat: bool, concurrency: int | None,
-                 var_dir: Path, redis_server: EmbeddedRedis | None) -> Manager:
+                 var_dir: Path, redis_server: EmbeddedRedis | None, flower_port: int | None = None) -> Manager:
         env = dict(os.environ, PYTHONUNBUFFERED="1", JOBSITE_VAR_DIR=str(var_dir),
                    DJANGO_SETTINGS_MODULE=os.environ.get("DJANGO_SETTINGS_MODULE", "jobsite.settings"))
         if redis_server is not None:
@@ -323,7 +336,7 @@ class Command(BaseCommand):
             remove_stale_pidfile(var_dir / "celerybeat.pid")
         manager = Manager(printer=Printer(sys.stdout))
         commands = process_commands(host=host, port=port, worker=worker, beat=beat, concurrency=concurrency,
-                                    var_dir=var_dir)
+                                    var_dir=var_dir, flower_port=flower_port)
         for name, command in commands.items():
             manager.add_process(name, supervised_command(command), env=env, cwd=str(settings.BASE_DIR))
         return manager

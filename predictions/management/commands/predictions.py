@@ -45,6 +45,7 @@ class Command(BaseCommand):
         listing = sub.add_parser("list", help="List jobs, newest first.")
         listing.add_argument("--status", choices=BulkUploadJob.Status.values)
         listing.add_argument("--limit", type=int, default=20)
+        listing.add_argument("--json", action="store_true", help="Print the API's JSON (GET /api/v1/predictions/jobs).")
         show = sub.add_parser("show", help="Show a job in full (JSON).")
         show.add_argument("job_id")
         show.add_argument("--errors", action="store_true", help="Include the first row errors.")
@@ -123,8 +124,15 @@ class Command(BaseCommand):
         return (f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {pct:5.1f}%  {upload.processed_rows:,}/"
                 f"{upload.total_rows:,} rows  {upload.failed_rows:,} errors  {rate}  ETA {eta}  {upload.status}")
 
-    def do_list(self, *, status: str | None, limit: int, **_):
+    def do_list(self, *, status: str | None, limit: int, json: bool = False, **_):
         uploads = selectors.upload_list(user=SYSTEM, status=status, limit=limit)
+        if json:
+            import json as json_module
+
+            jobs = [serializers.job_summary(u) for u in uploads]  # the API's list body
+            self.stdout.write(json_module.dumps({"success": True, "jobs": jobs, "count": len(jobs), "limit": limit},
+                                                indent=2, default=str))
+            return
         self.stdout.write(f"{'ID':36}  {'TYPE':9}  {'STATUS':10}  {'ROWS':>9}  {'OK':>9}  {'ERRORS':>7}  FILE")
         for u in uploads:
             self.stdout.write(f"{str(u.pk):36}  {u.job_type:9}  {u.status:10}  {u.total_rows:>9,}  "
