@@ -12,19 +12,9 @@ import pytest
 from scheduling import services
 from scheduling.models import Execution
 from tests.factories import JobFactory
-from tests.worker import pid_alive, start_worker_process, worker_env
+from tests.worker import pid_alive, start_worker_process, wait_for, worker_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def wait_for(predicate, timeout=20.0, interval=0.05, message="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
 
 
 def status_of(execution):

@@ -1,7 +1,6 @@
 """Executor plug-ins: the registry is the one list of job kinds; each kind
 validates its own settings and a run's parameters at request time; a kind from
 another app (tests/kinds) runs through the API, the worker and cancel."""
-import time
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured, ValidationError
@@ -14,19 +13,10 @@ from scheduling.beat import beat_drift_check
 from scheduling.executors import Executor, kind_choices, register, registered_kinds, unregister
 from scheduling.models import AuditLog, Execution, Job
 from tests.factories import JobFactory
-from tests.worker import pid_alive
+from tests.worker import pid_alive, wait_for
 
 pytestmark = pytest.mark.django_db
 JOBS = "/api/v1/jobs/"
-
-
-def wait_for(predicate, timeout=20.0, message="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
 
 
 def countdown_body(**overrides):

@@ -10,22 +10,12 @@ from predictions.models import BulkUploadJob, Prediction, RowError
 from predictions.schema import column_names
 from predictions.uploads import stored_file
 from tests.predictions_files import annual_row, csv_bytes
-from tests.worker import pid_alive
+from tests.worker import pid_alive, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 ANNUAL = "/api/v1/predictions/annual/bulk-upload-async"
 JOBS = "/api/v1/predictions/jobs"
-
-
-def wait_for(predicate, timeout=30.0, interval=0.05, message="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
 
 
 def large_csv(rows: int) -> bytes:
@@ -41,7 +31,7 @@ def test_a_1000_row_file_with_15_bad_rows_completes_on_the_worker(celery_worker_
     assert response.status_code == 202, response.json()
     job_id = response.json()["job_id"]
     status = wait_for(lambda: (s := api.get(f"{JOBS}/{job_id}/status").json())["status"] in ("completed", "failed") and s,
-                      message="the job to finish")
+                      timeout=30, message="the job to finish")
     assert status["status"] == "completed", status
     job = api.get(f"{JOBS}/{job_id}?include_errors=true").json()["job"]
     assert (job["progress"]["successful_rows"], job["progress"]["failed_rows"]) == (985, 15)

@@ -9,7 +9,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from scheduling.models import Execution
-from tests.test_e2e_scheduling import wait_for
+from tests.worker import wait_for
 from vision_pipeline import samples, services
 from vision_pipeline.models import Batch, BatchImage
 

@@ -5,7 +5,7 @@ import pytest
 
 from scheduling import services as core
 from scheduling.models import Execution, Job
-from tests.test_e2e_scheduling import wait_for
+from tests.worker import wait_for
 from vision_pipeline import samples
 from vision_pipeline.demo import DEMO_ORGANIZATION_ID, DemoExternalAPI
 from vision_pipeline.models import Batch

@@ -12,7 +12,7 @@ from jobsite import http
 from jobsite.auth import access_token_for
 from scheduling import services as core
 from scheduling.models import Execution, Job
-from tests.test_e2e_scheduling import wait_for
+from tests.worker import wait_for
 from vision_pipeline import samples, services
 from vision_pipeline.demo import DEMO_ORGANIZATION_ID, DemoExternalAPI
 from vision_pipeline.models import Batch

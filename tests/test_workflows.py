@@ -20,6 +20,7 @@ from scheduling.models import Execution, Job
 from scheduling.workflows import templating
 from scheduling.workflows.models import Workflow
 from scheduling.workflows.steps import register_step_type, unregister_step_type
+from tests.worker import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -149,16 +150,6 @@ def http_then_task_steps(server: HookServer) -> list[dict]:
          "kwargs": {"status": "${steps.notify.output.status_code}", "reply": "${previous.body.received}",
                     "line": "got ${steps.notify.output.body.received}!"}},
     ]
-
-
-def wait_for(predicate, timeout=20.0, interval=0.1, message="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
 
 
 # ---------------------------------------------------------------------------

@@ -24,9 +24,8 @@ from tests.test_workflows import (
     bearer,
     configure,
     supabase_token,
-    wait_for,
 )
-from tests.worker import start_worker_process, worker_env
+from tests.worker import start_worker_process, wait_for, worker_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

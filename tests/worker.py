@@ -217,3 +217,15 @@ def celery_worker_process(django_db_setup, django_db_blocker):
         yield worker
     finally:
         worker.stop()
+
+
+def wait_for(predicate, timeout=20.0, interval=0.05, message="condition"):
+    """Poll ``predicate`` until it returns something truthy (returned), or fail
+    after ``timeout`` seconds naming ``message``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")

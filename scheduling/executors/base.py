@@ -64,7 +64,8 @@ class Executor:
     config_serializer: ClassVar[type[Serializer] | None] = None
 
     def validate(self, job: Job) -> None:
-        """Check the kind's settings of ``job`` when it is created or updated."""
+        """Check the kind's settings of ``job`` when it is created or updated:
+        a known queue, ``config_serializer`` on the config, then ``check``."""
         errors: dict[str, list[str]] = {}
         if job.queue not in settings.JOBS_QUEUES:
             errors["queue"] = [f"Unknown queue '{job.queue}'. Use one of: {', '.join(settings.JOBS_QUEUES)}."]
@@ -74,8 +75,15 @@ class Executor:
             serializer = self.config_serializer(data=job.config)
             if not serializer.is_valid():
                 errors["config"] = [flatten_errors(serializer.errors)]
+        for field_name, messages in self.check(job, errors=errors).items():
+            errors.setdefault(field_name, []).extend(messages)
         if errors:
             raise ValidationError(errors)
+
+    def check(self, job: Job, *, errors: dict[str, list[str]]) -> dict[str, list[str]]:
+        """The kind's own rules, as field → messages (``errors``: what the
+        checks above already found, so a rule can skip a field at fault)."""
+        return {}
 
     def validate_params(self, job: Job, params: dict[str, Any]) -> None:
         """Check the parameters of one run (the job's kwargs with a request's

@@ -96,24 +96,19 @@ class TaskExecutor(Executor):
     kind = "task"
     label = "Schedulable task"
 
-    def validate(self, job) -> None:
-        errors: dict[str, list[str]] = {}
-        try:
-            super().validate(job)
-        except ValidationError as exc:
-            errors.update(exc.message_dict)
+    def check(self, job, *, errors) -> dict[str, list[str]]:
+        problems: dict[str, list[str]] = {}
         task = None
         if not job.task_name:
-            errors["task_name"] = ["This field is required for jobs of kind 'task'."]
+            problems["task_name"] = ["This field is required for jobs of kind 'task'."]
         else:
             task = schedulable_task(job.task_name)
             if task is None:
                 available = ", ".join(schedulable_tasks()) or "none registered"
-                errors["task_name"] = [f"'{job.task_name}' is not a schedulable task. Available: {available}."]
+                problems["task_name"] = [f"'{job.task_name}' is not a schedulable task. Available: {available}."]
         if task is not None and isinstance(job.task_args, list) and isinstance(job.task_kwargs, dict):
-            errors.update(task.argument_errors(job.task_args, job.task_kwargs))
-        if errors:
-            raise ValidationError(errors)
+            problems.update(task.argument_errors(job.task_args, job.task_kwargs))
+        return problems
 
     def validate_params(self, job, params: dict[str, Any]) -> None:
         task = schedulable_task(job.task_name)

@@ -31,23 +31,18 @@ class WorkflowExecutor(Executor):
     label = "Workflow"
     config_serializer = WorkflowJobConfig
 
-    def validate(self, job) -> None:
-        errors: dict[str, list[str]] = {}
-        try:
-            super().validate(job)
-        except ValidationError as exc:
-            errors.update(exc.message_dict)
+    def check(self, job, *, errors) -> dict[str, list[str]]:
+        problems: dict[str, list[str]] = {}
         workflow_id = (job.config or {}).get("workflow_id") if isinstance(job.config, dict) else None
         if "config" not in errors and not Workflow.objects.filter(pk=workflow_id).exists():
-            errors["config"] = [f"Workflow '{workflow_id}' does not exist."]
+            problems["config"] = [f"Workflow '{workflow_id}' does not exist."]
         if isinstance(job.task_kwargs, dict):
             unknown = sorted(set(job.task_kwargs) - {"input"})
             if unknown:
-                errors["task_kwargs"] = [f"A workflow job takes only 'input'; unknown: {', '.join(unknown)}."]
+                problems["task_kwargs"] = [f"A workflow job takes only 'input'; unknown: {', '.join(unknown)}."]
             elif not isinstance(job.task_kwargs.get("input", ""), str):
-                errors["task_kwargs"] = ["'input' must be a string."]
-        if errors:
-            raise ValidationError(errors)
+                problems["task_kwargs"] = ["'input' must be a string."]
+        return problems
 
     def validate_params(self, job, params: dict[str, Any]) -> None:
         problems = []
