@@ -480,3 +480,36 @@ FORMAT_MODULE_PATH = ["jobsite.formats"]
 ADMIN_REFRESH_SECONDS = 5
 # The Workers and queues page: how long to wait for workers to answer `inspect`.
 ADMIN_INSPECT_TIMEOUT_SECONDS = 1.0
+
+# ---------------------------------------------------------------------------
+# Core under faults (issue 11): sweeps for lost messages and lost workers,
+# worker heartbeats, one active beat. README "Run semantics" says what each does.
+# ---------------------------------------------------------------------------
+# A queued execution whose message is in no queue and was not delivered to a worker
+# lately is sent again (same task id) once it has been queued this long.
+JOBS_QUEUED_STALE_SECONDS = env.int("JOBS_QUEUED_STALE_SECONDS", default=60)
+# How often beat runs the stale-queued sweep.
+JOBS_STALE_QUEUED_SWEEP_SECONDS = env.int("JOBS_STALE_QUEUED_SWEEP_SECONDS", default=30)
+CELERY_BEAT_SCHEDULE["jobsite: resend stale queued executions"] = {
+    "task": "scheduling.resend_stale_queued_executions",
+    "schedule": float(JOBS_STALE_QUEUED_SWEEP_SECONDS),
+    "options": {"queue": "maintenance", "expires": max(JOBS_STALE_QUEUED_SWEEP_SECONDS - 5, 1)},
+}
+# Each worker writes a heartbeat (scheduling/heartbeat.py) this often; a running execution whose
+# worker has not written one for JOBS_WORKER_HEARTBEAT_TIMEOUT_SECONDS is marked lost and retried
+# by the lost-run sweep, which runs every JOBS_LOST_SWEEP_SECONDS: found 45-60 s after the worker died.
+JOBS_WORKER_HEARTBEAT_SECONDS = env.int("JOBS_WORKER_HEARTBEAT_SECONDS", default=10)
+JOBS_WORKER_HEARTBEAT_TIMEOUT_SECONDS = env.int("JOBS_WORKER_HEARTBEAT_TIMEOUT_SECONDS", default=45)
+JOBS_LOST_SWEEP_SECONDS = env.int("JOBS_LOST_SWEEP_SECONDS", default=15)
+CELERY_BEAT_SCHEDULE["jobsite: reap lost executions"].update(
+    schedule=float(JOBS_LOST_SWEEP_SECONDS), options={"queue": "maintenance", "expires": max(JOBS_LOST_SWEEP_SECONDS - 2, 1)},
+)
+# One active beat (scheduling/beat_lock.py): the active beat renews a Redis lock with this TTL;
+# a standby polls every JOBS_BEAT_STANDBY_POLL_SECONDS and takes over within TTL + poll (17 s).
+JOBS_BEAT_LOCK_TTL_SECONDS = env.int("JOBS_BEAT_LOCK_TTL_SECONDS", default=15)
+JOBS_BEAT_STANDBY_POLL_SECONDS = env.int("JOBS_BEAT_STANDBY_POLL_SECONDS", default=2)
+CELERY_BEAT_SCHEDULER = "scheduling.beat_lock:LockedScheduler"
+# Runs that fell due while beat was down, caught up by a job's catch-up policy "all": at most this many.
+JOBS_CATCH_UP_MAX = env.int("JOBS_CATCH_UP_MAX", default=10)
+# A fire later than this after its due time counts as missed (policy "skip" does not run it).
+JOBS_MISSED_GRACE_SECONDS = env.int("JOBS_MISSED_GRACE_SECONDS", default=60)

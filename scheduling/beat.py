@@ -7,9 +7,12 @@ anything done in bulk), so it never needs a restart.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from celery.utils.time import maybe_make_aware
 
 from cron_descriptor import FormatException
 from django.conf import settings
@@ -23,10 +26,11 @@ from django_celery_beat.models import (
     PeriodicTask,
     PeriodicTasks,
 )
+from django_celery_beat.schedulers import ModelEntry
 
 from jobsite.exceptions import django_validation_error_detail, validation_error_message
 from scheduling.models import Job
-from scheduling.schedules import Schedule, parse_schedule
+from scheduling.schedules import JobCrontab, Schedule, parse_schedule
 
 DISPATCH_TASK = "scheduling.run_job"
 _EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
@@ -240,3 +244,98 @@ def beat_drift_check(*, repair: bool = False) -> DriftReport:
             PeriodicTasks.update_changed()
         report.repaired = True
     return report
+
+
+# ---------------------------------------------------------------------------
+# What beat fires for a job (the scheduler's Entry class)
+# ---------------------------------------------------------------------------
+def _entry_cron(model: PeriodicTask) -> str | None:
+    crontab = model.crontab
+    if crontab is None:
+        return None
+    return " ".join([crontab.minute, crontab.hour, crontab.day_of_month, crontab.month_of_year, crontab.day_of_week])
+
+
+class JobEntry(ModelEntry):
+    """django-celery-beat's entry, for a job's PeriodicTask:
+
+    * a cron job fires on ``scheduling.schedules.JobCrontab`` — the very
+      ``cron_fires`` the preview, ``next_run_at`` and the overdue check use
+      (standard day-of-month/day-of-week semantics, documented DST);
+    * the fire carries its identity: ``scheduled_for`` (the due time it fires
+      for) and how many earlier fires were missed since the last one
+      (``missed``, ``missed_from``) go in the dispatch task's kwargs, so
+      ``services.job_dispatch_scheduled`` records one Execution per
+      (job, due time) and applies the job's catch-up policy;
+    * after a fire, the entry's ``last_run_at`` is the due time it fired for,
+      not the moment it was sent: intervals keep their absolute spacing, and a
+      beat that takes over (or restarts) counts what it owes from there.
+
+    Other entries (CELERY_BEAT_SCHEDULE's) behave exactly as before.
+    """
+
+    MISSED_COUNT_LIMIT = 10_000
+
+    def __init__(self, model, app=None):
+        super().__init__(model, app=app)
+        self.job_schedule: Schedule | None = None
+        self._fire: dict | None = None
+        if model.task != DISPATCH_TASK or not model.name.startswith(PERIODIC_TASK_PREFIX):
+            return
+        cron = _entry_cron(model)
+        if cron:
+            zone = str(model.crontab.timezone)
+            self.schedule = JobCrontab(cron, zone, app=self.app)
+            self.job_schedule = Schedule("cron", cron, ZoneInfo(zone), cron=cron)
+        elif model.interval is not None:
+            every = model.interval.schedule.run_every
+            self.job_schedule = Schedule("interval", "", ZoneInfo("UTC"), interval=every)
+
+    # Celery reads entry.kwargs when it sends the task: the fire's identity is added then.
+    @property
+    def kwargs(self):
+        base = self.__dict__.get("_base_kwargs", {})
+        # Celery's tick makes the next entry (reserve → __next__, which records
+        # the fire) before it sends this one (apply_entry → kwargs): both see it.
+        fire = self._fire if self._fire is not None else self.current_fire()
+        return {**base, **fire} if fire else base
+
+    @kwargs.setter
+    def kwargs(self, value):
+        self.__dict__["_base_kwargs"] = value
+
+    def current_fire(self, now: datetime | None = None) -> dict | None:
+        """The due time this entry fires for now, and the fires missed before it."""
+        if self.job_schedule is None or self.last_run_at is None:
+            return None
+        now = now or self._default_now()
+        last = maybe_make_aware(self.last_run_at)
+        _, _, latest = self.job_schedule.fires_between(last, now, limit=self.MISSED_COUNT_LIMIT)
+        if not latest:
+            return None
+        # Fires owed since beat last fired this entry, not since a pause or an
+        # edit (date_changed: saving the task, which a resume or edit does).
+        changed = maybe_make_aware(self.model.date_changed) if self.model.date_changed else last
+        owed_from = max(last, changed) if changed <= now else last
+        missed, first_missed, _ = self.job_schedule.fires_between(owed_from, latest - timedelta(microseconds=1),
+                                                                 limit=self.MISSED_COUNT_LIMIT)
+        fire = {"scheduled_for": latest.astimezone(dt_timezone.utc).isoformat()}
+        if missed:
+            fire.update(missed=missed, missed_from=first_missed.astimezone(dt_timezone.utc).isoformat())
+        return fire
+
+    def record_fire(self, now: datetime | None = None) -> dict | None:
+        """Fix the fire this entry is sending (what ``kwargs`` then carries)."""
+        self._fire = self.current_fire(now)
+        return self._fire
+
+    def __next__(self):
+        fire = self._fire if self._fire is not None else self.record_fire()
+        entry = super().__next__()
+        if fire:
+            fired_for = datetime.fromisoformat(fire["scheduled_for"])
+            entry.model.last_run_at = fired_for
+            entry.last_run_at = fired_for
+        return entry
+
+    next = __next__

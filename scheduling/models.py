@@ -56,7 +56,7 @@ class Job(models.Model):
     EDITABLE_FIELDS = (
         "name", "title", "description", "job_type", "schedule_type", "schedule_expression", "timezone",
         "task_name", "task_args", "task_kwargs", "config", "queue", "priority", "timeout_seconds",
-        "max_retries", "retry_backoff_seconds", "overlap_policy", "is_enabled", "organization",
+        "max_retries", "retry_backoff_seconds", "overlap_policy", "is_enabled", "organization", "catch_up_policy",
     )
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, help_text="Public id used by the /cron-jobs facade.")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from celery import schedules as celery_schedules
 from celery.schedules import crontab as celery_crontab
 from croniter import croniter
 from django.core.exceptions import ValidationError
@@ -33,6 +34,7 @@ class ScheduleType(TextChoices):
 
 
 SCHEDULE_TYPES = tuple(ScheduleType.values)
+_UTC = ZoneInfo("UTC")
 MAX_ONCE_YEAR = 2200
 _INTERVAL_UNITS = re.compile(r"^\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$", re.IGNORECASE)
 
@@ -41,8 +43,13 @@ def _invalid(message: str, field: str = "schedule_expression") -> ValidationErro
     return ValidationError({field: [message]})
 
 
+# Names the tz database ships that are not places: "localtime" is whatever the
+# host is set to, "Factory" is a placeholder zone ("-00").
+PSEUDO_ZONES = frozenset({"localtime", "Factory", "posixrules"})
+
+
 def parse_timezone(name: str) -> ZoneInfo:
-    if not name or name not in _known_timezones():
+    if not name or name not in _known_timezones() or name in PSEUDO_ZONES:
         raise _invalid(f"Unknown time zone '{name}'. Use an IANA name such as 'UTC' or 'Europe/Paris'.", "timezone")
     try:
         return ZoneInfo(name)
@@ -114,22 +121,38 @@ class Schedule:
         return []
 
     def _cron_runs(self, count: int, local_after: datetime) -> list[datetime]:
-        # When clocks fall back, croniter yields a fixed-hour time (01:30) in
-        # both the summer and the winter offset; wall-clock schedules run once
-        # a day, so the repeat is dropped. Hour-wildcard schedules (*/15 * ...)
-        # keep both: real time passes between them.
-        fixed_hour = self.cron.split()[1] != "*"
-        it = croniter(self.cron, local_after)
         runs: list[datetime] = []
-        seen_wall_clock: set[datetime] = set()
-        while len(runs) < count:
-            run = it.get_next(datetime).astimezone(self.tz)
-            wall_clock = run.replace(tzinfo=None, fold=0)
-            if fixed_hour and wall_clock in seen_wall_clock:
-                continue
-            seen_wall_clock.add(wall_clock)
+        for run in cron_fires(self.cron, self.tz, local_after):
             runs.append(run)
+            if len(runs) >= count:
+                break
         return runs
+
+    def fires_between(self, after: datetime, until: datetime, *, limit: int = 10_000) -> tuple[int, datetime | None, datetime | None]:
+        """(how many, first, last) of the fires in ``(after, until]`` — what
+        beat owes when it has not fired since ``after``. Intervals count from
+        ``after`` (the last fire). Counting stops at ``limit``."""
+        if self.interval:
+            count = int((until - after) / self.interval)
+            if count <= 0:
+                return 0, None, None
+            return min(count, limit), after + self.interval, after + self.interval * count
+        if not self.cron:
+            return 0, None, None
+        # Compared in UTC: aware datetimes sharing a tzinfo compare by wall clock (fold ignored).
+        count, first, last = 0, None, None
+        until = until.astimezone(_UTC)
+        for run in cron_fires(self.cron, self.tz, after.astimezone(self.tz)):
+            if run.astimezone(_UTC) > until:
+                break
+            count += 1
+            first = first or run
+            last = run
+            if count >= limit:
+                # the last of them is what fires now: find it without counting the rest
+                last = latest_cron_fire(self.cron, self.tz, until) or last
+                break
+        return count, first, last
 
     def next_run(self, *, after: datetime | None = None, anchor: datetime | None = None) -> datetime | None:
         runs = self.next_runs(1, after=after, anchor=anchor)
@@ -170,6 +193,94 @@ class Schedule:
         return self.cron or self.expression or self.schedule_type
 
 
+def _repeated_wall_clock(run: datetime) -> bool:
+    """The second pass through an hour repeated when the clocks fell back."""
+    return run.fold == 1 and run.replace(fold=0).utcoffset() != run.utcoffset()
+
+
+def cron_fires(cron: str, tz: ZoneInfo, after: datetime, *, iterator: croniter | None = None):
+    """Every time ``cron`` fires strictly after ``after``, in ``tz``: the one
+    definition of what a cron expression means, used by beat
+    (``JobCrontab``), the preview, ``next_run_at`` and the overdue check.
+
+    Standard (Vixie/POSIX) cron, as croniter evaluates it: when both
+    day-of-month and day-of-week are restricted, a day matching either fires.
+
+    DST, in the job's zone: a time in the hour skipped when clocks spring
+    forward fires once, at the first instant after the jump (02:30 → 03:00,
+    croniter's choice, also Vixie cron's). When clocks fall back, a schedule
+    with a fixed hour fires once, in the first pass through the repeated hour
+    (01:30 EDT, not again at 01:30 EST); an hour wildcard (``*/15 * ...``)
+    fires in both passes: real time passes between them."""
+    fixed_hour = cron.split()[1] != "*"
+    if iterator is None:
+        it = croniter(cron, after.astimezone(tz))
+    else:  # parsing the expression is most of the cost: beat reuses one per entry
+        it = iterator
+        it.set_current(after.astimezone(tz), force=True)
+    while True:
+        run = it.get_next(datetime).astimezone(tz)
+        if fixed_hour and _repeated_wall_clock(run):
+            continue
+        yield run
+
+
+def latest_cron_fire(cron: str, tz: ZoneInfo, until: datetime) -> datetime | None:
+    """The last fire of ``cron`` at or before ``until``."""
+    until = until.astimezone(_UTC)
+    it = croniter(cron, (until + timedelta(seconds=1)).astimezone(tz))
+    for _ in range(1000):
+        run = it.get_prev(datetime).astimezone(tz)
+        if run.astimezone(_UTC) <= until and not (cron.split()[1] != "*" and _repeated_wall_clock(run)):
+            return run
+    return None
+
+
+class JobCrontab(celery_schedules.BaseSchedule):
+    """The crontab schedule beat uses for jobs: ``cron_fires``, so what fires
+    is what the preview shows (Celery's own ``crontab`` fires only when both
+    day fields match, and has its own DST arithmetic)."""
+
+    def __init__(self, cron: str, timezone_name: str, nowfun=None, app=None):
+        super().__init__(nowfun=nowfun, app=app)
+        self.cron = cron
+        self.zone = ZoneInfo(timezone_name)
+        self._iterator: croniter | None = None  # beat is single-threaded: one per entry
+
+    def next_fire(self, last_run_at: datetime) -> datetime:
+        """In UTC: beat does arithmetic on it (same-zone aware datetimes subtract by wall clock)."""
+        if self._iterator is None:
+            self._iterator = croniter(self.cron, last_run_at.astimezone(self.zone))
+        return next(cron_fires(self.cron, self.zone, last_run_at, iterator=self._iterator)).astimezone(_UTC)
+
+    def remaining_estimate(self, last_run_at: datetime) -> timedelta:
+        return self.next_fire(last_run_at) - self.now()
+
+    def is_due(self, last_run_at: datetime):
+        now = self.now()
+        next_fire = self.next_fire(last_run_at)
+        due = next_fire <= now
+        if due:
+            next_fire = self.next_fire(now)
+        return celery_schedules.schedstate(due, max((next_fire - now).total_seconds(), 0.0))
+
+    def now(self) -> datetime:
+        value = (self.nowfun or self.app.now)()
+        return value.astimezone(_UTC) if value.tzinfo else value.replace(tzinfo=_UTC)
+
+    def __repr__(self) -> str:
+        return f"<JobCrontab: {self.cron} ({self.zone.key})>"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, JobCrontab) and (self.cron, self.zone) == (other.cron, other.zone)
+
+    def __hash__(self) -> int:
+        return hash((self.cron, self.zone.key))
+
+    def __reduce__(self):
+        return self.__class__, (self.cron, self.zone.key, self.nowfun)
+
+
 def format_timedelta_clock(delta: timedelta) -> str:
     total = int(delta.total_seconds())
     days, rest = divmod(total, 86400)
@@ -202,20 +313,67 @@ def validate_cron_expression(expression: str) -> str:
         raise _invalid(
             f"Invalid cron expression: {expression}. Expected 5 parts (minute hour day month day_of_week)"
         )
+    fields[4] = _sunday_as_zero(fields[4])
     normalised = " ".join(fields)
+    bad_step = _out_of_range_step(fields)
+    if bad_step:
+        raise _invalid(f"Invalid cron expression: {expression}. {bad_step}")
     try:
         valid = croniter.is_valid(normalised)
     except Exception:  # croniter raises on some malformed inputs instead of returning False
         valid = False
     if valid:
         try:
-            # beat evaluates Celery's crontab, which is stricter than croniter (no L, W, #).
-            celery_crontab(*fields)
+            # django-celery-beat builds Celery's crontab from the stored fields (stricter
+            # than croniter: no L, W, #). Its positional order is not cron's: use names.
+            minute, hour, day_of_month, month_of_year, day_of_week = fields
+            celery_crontab(minute=minute, hour=hour, day_of_month=day_of_month,
+                           month_of_year=month_of_year, day_of_week=day_of_week)
         except Exception:
             valid = False
     if not valid:
         raise _invalid(f"Invalid cron expression: {expression}. A field is out of range or malformed.")
     return normalised
+
+
+def _sunday_as_zero(day_of_week: str) -> str:
+    """Cron's 7 is Sunday, as 0 is; Celery's crontab (which django-celery-beat
+    builds from the stored fields) knows only 0."""
+    parts = []
+    for part in day_of_week.split(","):
+        if part == "7":
+            part = "0"
+        else:
+            match = re.fullmatch(r"([0-6])-7", part)
+            if match:
+                part = f"{match.group(1)}-6,0" if match.group(1) != "0" else "*"
+        parts.append(part)
+    return ",".join(dict.fromkeys(parts))
+
+
+_FIELD_RANGES = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 6))
+
+
+def _out_of_range_step(fields: list[str]) -> str | None:
+    """A step larger than its field's range (``0-59/61``) matches only the
+    range's start: cron implementations disagree on it, so refuse it."""
+    for text, (name, low, high) in zip(fields, _FIELD_RANGES):
+        for part in text.split(","):
+            if "/" not in part:
+                continue
+            base, _, step = part.partition("/")
+            if not step.isdigit():
+                continue  # malformed: croniter says so
+            if base in ("*", ""):
+                span = high - low + 1
+            elif "-" in base and all(p.isdigit() for p in base.split("-", 1)):
+                start, end = (int(p) for p in base.split("-", 1))
+                span = end - start + 1
+            else:
+                span = high - low + 1
+            if int(step) < 1 or int(step) > span:
+                return f"The {name} step /{step} is out of range (1-{max(span, 1)})."
+    return None
 
 
 def parse_interval(expression: str) -> timedelta:

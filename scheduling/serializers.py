@@ -70,7 +70,7 @@ class JobSerializer(serializers.ModelSerializer):
             "id", "uuid", "name", "title", "description", "kind", "job_type",
             "schedule_type", "schedule_expression", "timezone", "schedule_description",
             "task_name", "task_args", "task_kwargs", "config", "task_queue", "task_priority",
-            "timeout", "max_retries", "retry_backoff_seconds", "overlap_policy",
+            "timeout", "max_retries", "retry_backoff_seconds", "overlap_policy", "catch_up_policy",
             "is_enabled", "status", "is_overdue", "owner", "organization_id",
             "created_at", "updated_at", "last_run_at", "next_run_at", "last_status", "statistics",
         ]
@@ -113,7 +113,7 @@ class ExecutionSerializer(serializers.ModelSerializer):
         fields = [
             "id", "uuid", "job_id", "job_name", "celery_task_id", "status", "trigger", "attempt", "retry_of",
             "created_at", "started_at", "completed_at", "duration_seconds", "worker", "output", "result",
-            "error", "traceback", "log", "batch_id", "triggered_by", "override_kwargs",
+            "error", "traceback", "log", "batch_id", "scheduled_for", "triggered_by", "override_kwargs",
         ]
         read_only_fields = fields
 
@@ -286,6 +286,9 @@ class JobCreateSerializer(StrictInputSerializer):
     max_retries = serializers.IntegerField(min_value=0, max_value=20, required=False)
     retry_backoff_seconds = serializers.IntegerField(min_value=0, required=False)
     overlap_policy = _choice_field(Job.OverlapPolicy.choices, required=False)
+    catch_up_policy = _choice_field(
+        Job.CatchUpPolicy.choices, required=False, help_text='Runs missed while beat was down; default "once".',
+    )
     is_enabled = serializers.BooleanField(required=False)
     organization_id = serializers.PrimaryKeyRelatedField(
         source="organization", queryset=Organization.objects.all(), pk_field=serializers.UUIDField(),

@@ -10,7 +10,8 @@ import json
 import logging
 import re
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.conf import settings
@@ -101,6 +102,8 @@ def job_validate(job: Job) -> None:
         add("config", "Must be a JSON object.")
     if job.overlap_policy not in Job.OverlapPolicy.values:
         add("overlap_policy", f"Use one of: {', '.join(Job.OverlapPolicy.values)}.")
+    if job.catch_up_policy not in Job.CatchUpPolicy.values:
+        add("catch_up_policy", f"Use one of: {', '.join(Job.CatchUpPolicy.values)}.")
     if errors:
         raise ValidationError(errors)
 
@@ -150,6 +153,7 @@ def job_create(
     max_retries: int = 0,
     retry_backoff_seconds: int = 60,
     overlap_policy: str = Job.OverlapPolicy.SKIP,
+    catch_up_policy: str = Job.CatchUpPolicy.ONCE,
     is_enabled: bool = True,
     owner=None,
     organization=None,
@@ -162,7 +166,8 @@ def job_create(
         task_kwargs=task_kwargs if task_kwargs is not None else {}, config=config or {},
         secrets=secrets_encrypt(secrets or {}),
         queue=queue, priority=priority, timeout_seconds=timeout_seconds, max_retries=max_retries,
-        retry_backoff_seconds=retry_backoff_seconds, overlap_policy=overlap_policy, is_enabled=is_enabled,
+        retry_backoff_seconds=retry_backoff_seconds, overlap_policy=overlap_policy, catch_up_policy=catch_up_policy,
+        is_enabled=is_enabled,
         owner=owner if owner is not None else (actor if getattr(actor, "is_authenticated", False) else None),
         organization=organization,
     )
@@ -377,32 +382,130 @@ def _active_state(execution: Execution) -> str:
 
 
 @transaction.atomic
-def job_dispatch_scheduled(*, job_id: int) -> Execution | None:
-    """Beat fired ``job_id``: queue an execution, or record a skip while one is going."""
+def job_dispatch_scheduled(
+    *, job_id: int, scheduled_for: datetime | None = None, missed: int = 0, missed_from: datetime | None = None,
+) -> Execution | None:
+    """Beat fired ``job_id`` for its due time ``scheduled_for``: queue an
+    execution, or record a skip while one is going.
+
+    A fire is identified by (job, ``scheduled_for``): a duplicated or
+    redelivered fire, or one from a second beat, returns the Execution the
+    first one recorded (the database refuses a second), never a second run or
+    a ``skipped`` row. ``missed`` fires before this one (since
+    ``missed_from``: beat was not running) are handled by the job's catch-up
+    policy (``_catch_up``). Without ``scheduled_for`` (a message from before
+    fires carried it) the fire is identified by the time it arrives."""
     job = Job.objects.select_for_update().filter(pk=job_id).first()
     if job is None or not job.is_schedulable:
         return None  # deleted or paused after beat read its schedule
     now = timezone.now()
+    if scheduled_for is not None:
+        existing = job.executions.filter(scheduled_for=scheduled_for).first()
+        if existing is not None:
+            logger.info("job %s: fire for %s already recorded as execution %s; duplicate ignored",
+                        job.pk, scheduled_for.isoformat(), existing.pk)
+            return existing
+    due = scheduled_for or now
+    late = (now - due).total_seconds() > settings.JOBS_MISSED_GRACE_SECONDS
     active = _active_execution(job) if job.overlap_policy == Job.OverlapPolicy.SKIP else None
     job.last_run_at = now
-    # beat has just fired: the next interval counts from now
-    job.next_run_at = job_schedule(job).next_run(after=now, anchor=now)
+    # the next run counts from the due time fired (an interval keeps its absolute spacing)
+    job.next_run_at = job_schedule(job).next_run(after=max(due, now), anchor=due)
     Job.objects.filter(pk=job.pk).update(last_run_at=job.last_run_at, next_run_at=job.next_run_at)
+    run_now = _catch_up(job, due=due, late=late, missed=missed, missed_from=missed_from, now=now,
+                        scheduled_for=scheduled_for)
+    _disable_fired_one_off(job)
+    if not run_now:
+        return None
     if active is not None:
-        return _new_execution(
-            job, trigger=Execution.Trigger.SCHEDULE, status=Execution.Status.SKIPPED, completed_at=now,
+        return _new_fire(
+            job, scheduled_for=scheduled_for, status=Execution.Status.SKIPPED, completed_at=now,
             output=f"Skipped: {_active_state(active)} (overlap policy 'skip').",
         )
-    execution = _new_execution(job, trigger=Execution.Trigger.SCHEDULE)
-    _send_execution(execution, job)
+    execution = _new_fire(job, scheduled_for=scheduled_for)
+    if not getattr(execution, "_duplicate", False):
+        _send_execution(execution, job)
+    return execution
+
+
+def _disable_fired_one_off(job: Job) -> None:
+    # A one-off has fired (run, skipped or missed): keep the job for its history,
+    # disabled, so that nothing (a resume, `sync-beat --repair`) can fire it a second time.
     if job.schedule_type == Job.ScheduleType.ONCE:
-        # A one-off has fired: keep the job for its history, disabled, so that
-        # nothing (a resume, `sync-beat --repair`) can fire it a second time.
         job.is_enabled = False
         job.next_run_at = None
         Job.objects.filter(pk=job.pk).update(is_enabled=False, next_run_at=None)
         periodic_task_sync(job)
-    return execution
+
+
+def _new_fire(job: Job, *, scheduled_for: datetime | None, **extra) -> Execution:
+    """One Execution for one fire; the existing one if (job, scheduled_for) is
+    already recorded (a race the row lock did not serialize: the constraint
+    ``exec_one_run_per_fire`` refuses the second)."""
+    try:
+        with transaction.atomic():
+            return _new_execution(job, trigger=Execution.Trigger.SCHEDULE, scheduled_for=scheduled_for, **extra)
+    except IntegrityError:
+        if scheduled_for is None:
+            raise
+        existing = job.executions.get(scheduled_for=scheduled_for)
+        existing._duplicate = True
+        return existing
+
+
+def _missed_fire_times(job: Job, first: datetime | None, due: datetime, *, limit: int) -> list[datetime]:
+    """Up to ``limit`` due times from ``first`` (a missed fire) until before ``due``."""
+    if not first or limit <= 0:
+        return []
+    schedule = job_schedule(job)
+    if schedule.interval:
+        times = [first + schedule.interval * i for i in range(limit)]
+    else:
+        times = [first, *schedule.next_runs(limit - 1, after=first)] if limit > 1 else [first]
+    return [when for when in times if when < due]
+
+
+def _catch_up(job: Job, *, due: datetime, late: bool, missed: int, missed_from: datetime | None, now: datetime,
+              scheduled_for: datetime | None = None) -> bool:
+    """Apply the job's catch-up policy to fires beat missed (``missed`` before
+    ``due``; ``due`` itself too when it comes ``late``). Records one
+    ``missed`` row saying how many and why; with policy ``all`` queues one
+    run per missed fire (at most ``JOBS_CATCH_UP_MAX``). Returns whether the
+    fire for ``due`` runs now."""
+    policy = job.catch_up_policy
+    if not missed and not late:
+        return True
+    missed_times = _missed_fire_times(job, missed_from, due, limit=min(missed, settings.JOBS_CATCH_UP_MAX))
+    total = missed + (1 if late and policy == Job.CatchUpPolicy.SKIP else 0)
+    first = missed_from or due
+    span = f"between {first.astimezone(dt_timezone.utc):%Y-%m-%d %H:%M:%S} and {due.astimezone(dt_timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+    why = "beat was not running (or had not fired this job)"
+    caught_up = 0
+    if policy == Job.CatchUpPolicy.ALL and missed_times:
+        for when in missed_times[: settings.JOBS_CATCH_UP_MAX]:
+            execution = _new_fire(job, scheduled_for=when)
+            if not getattr(execution, "_duplicate", False):
+                _send_execution(execution, job)
+                caught_up += 1
+    if policy == Job.CatchUpPolicy.SKIP:
+        action = "none of them was run (catch-up policy 'skip')"
+    elif policy == Job.CatchUpPolicy.ONCE:
+        action = "ran once now instead (catch-up policy 'once')"
+    else:
+        action = (f"ran {caught_up} of them now (catch-up policy 'all', at most {settings.JOBS_CATCH_UP_MAX})"
+                  if caught_up < missed else "ran each of them now (catch-up policy 'all')")
+    if total:
+        # Not run at all (policy skip, fire late): the missed row stands for this
+        # fire, so a duplicate of it finds the row and records nothing more.
+        owns_fire = late and policy == Job.CatchUpPolicy.SKIP
+        _new_fire(
+            job, scheduled_for=scheduled_for if owns_fire else None, status=Execution.Status.MISSED, completed_at=now,
+            output=f"Missed {total} scheduled run{'s' if total != 1 else ''} {span}: {why}; {action}.",
+            result={"missed": total, "from": first.isoformat(), "until": due.isoformat(), "policy": policy,
+                    "caught_up": caught_up},
+        )
+    logger.warning("job %s missed %s fire(s) %s; policy %s", job.pk, total, span, policy)
+    return policy != Job.CatchUpPolicy.SKIP or not late
 
 
 @transaction.atomic
@@ -505,6 +608,11 @@ def execution_is_running(*, execution: Execution) -> bool:
     return Execution.objects.filter(pk=execution.pk, status=Execution.Status.RUNNING).exists()
 
 
+def execution_is_queued(*, execution_id: int) -> bool:
+    """Whether the execution still waits for a worker to claim it."""
+    return Execution.objects.filter(pk=execution_id, status=Execution.Status.QUEUED).exists()
+
+
 def execution_hard_timeout(*, execution_id: int, limit_seconds: float) -> Execution | None:
     """The worker killed a run that overran its hard time limit (it ignored the soft one)."""
     execution = Execution.objects.select_related("job").filter(pk=execution_id).first()
@@ -536,8 +644,10 @@ def executions_reap_lost(*, now=None, hostname: str | None = None) -> int:
     """Mark executions whose worker is gone as errors (and retry per policy).
 
     With ``hostname``: every running execution of that worker (it just
-    restarted, so nothing of its is still running). Without: those running
-    past their hard time limit plus a margin (the worker must have died)."""
+    restarted, so nothing of its is still running). Without: those whose
+    worker missed its heartbeat for ``JOBS_WORKER_HEARTBEAT_TIMEOUT_SECONDS``
+    (``scheduling.heartbeat``), and those running past their hard time limit
+    plus a margin (the worker must have died)."""
     now = now or timezone.now()
     running = Execution.objects.filter(status=Execution.Status.RUNNING).select_related("job")
     if hostname:
@@ -545,15 +655,102 @@ def executions_reap_lost(*, now=None, hostname: str | None = None) -> int:
         reason = f"worker {hostname} restarted while it was running"
     else:
         reason = "no result past the hard time limit; the worker is gone"
+    heartbeat_ages = {} if hostname else _worker_heartbeat_ages()
+    heartbeat_timeout = settings.JOBS_WORKER_HEARTBEAT_TIMEOUT_SECONDS
     count = 0
     for execution in running.iterator():
+        why = reason
         if not hostname:
-            limit = execution.job.timeout_seconds + settings.JOBS_HARD_TIMEOUT_GRACE_SECONDS + 60
-            if not execution.started_at or execution.started_at > now - timedelta(seconds=limit):
-                continue
-        if execution_mark_lost(execution=execution, reason=reason):
+            worker_name = execution.worker.split(" ", 1)[0]
+            age = heartbeat_ages.get(worker_name)
+            started_long_enough = execution.started_at and execution.started_at <= now - timedelta(seconds=heartbeat_timeout)
+            if age is not None and age > heartbeat_timeout and started_long_enough:
+                why = f"worker {worker_name} missed its heartbeat for {age} s (limit {heartbeat_timeout} s)"
+            else:
+                limit = execution.job.timeout_seconds + settings.JOBS_HARD_TIMEOUT_GRACE_SECONDS + 60
+                if not execution.started_at or execution.started_at > now - timedelta(seconds=limit):
+                    continue
+        if execution_mark_lost(execution=execution, reason=why):
             count += 1
     return count
+
+
+def _worker_heartbeat_ages() -> dict[str, int]:
+    """hostname -> seconds since its last heartbeat; {} when Redis can't be read
+    (then nothing is judged by heartbeat: an outage must not make runs look lost)."""
+    from scheduling import heartbeat
+
+    try:
+        return heartbeat.ages()[0]
+    except Exception as exc:
+        logger.warning("worker heartbeats unreadable, lost-run sweep uses the time limits only: %s", exc)
+        return {}
+
+
+def _execution_task_options(execution: Execution, job: Job) -> dict[str, Any]:
+    """The run_execution message of ``execution`` (as ``_send_execution`` sends it)."""
+    return {
+        "args": [execution.pk],
+        "task_id": execution.celery_task_id,
+        "queue": job.queue,
+        "priority": celery_priority(job.priority),
+        "soft_time_limit": job.timeout_seconds,
+        "time_limit": job.timeout_seconds + settings.JOBS_HARD_TIMEOUT_GRACE_SECONDS,
+    }
+
+
+def _retry_due_at(execution: Execution):
+    """When a retry's backoff ends (``_maybe_retry`` sent it with this countdown)."""
+    if execution.trigger != Execution.Trigger.RETRY or execution.attempt < 2:
+        return execution.created_at
+    delay = min(execution.job.retry_backoff_seconds * (2 ** (execution.attempt - 2)), 3600)
+    return execution.created_at + timedelta(seconds=delay)
+
+
+def executions_resend_stale_queued(*, now=None, broker_view=None) -> int:
+    """Send again, under the same task id, ``queued`` executions whose message
+    is no longer on its way: not in its queue, and not delivered to a worker
+    lately (a broker restart cut the worker off from it, or a killed Redis
+    lost it). Looked at only once ``JOBS_QUEUED_STALE_SECONDS`` have passed
+    since it was queued (or its retry backoff ended).
+
+    A duplicate delivery is harmless: ``execution_claim`` starts an execution
+    only while it is queued, and the old unacked entry is removed so the
+    visibility timeout does not deliver it again. Broker unreachable: nothing
+    is sent, the next sweep tries again. Returns how many were sent."""
+    from scheduling import broker
+    from scheduling.tasks import run_execution
+
+    now = now or timezone.now()
+    stale_after = timedelta(seconds=settings.JOBS_QUEUED_STALE_SECONDS)
+    candidates = [
+        execution for execution in Execution.objects.filter(
+            status=Execution.Status.QUEUED, created_at__lte=now - stale_after, celery_task_id__isnull=False,
+        ).select_related("job").order_by("pk")
+        if _retry_due_at(execution) <= now - stale_after
+    ]
+    if not candidates:
+        return 0
+    try:
+        client = broker.broker_client()
+        view = broker_view or broker.broker_view(fresh_seconds=stale_after.total_seconds(), client=client)
+    except Exception:
+        logger.exception("stale-queued sweep: the broker is unreachable; trying again next time")
+        return 0
+    sent = 0
+    for execution in candidates:
+        if view.on_its_way(execution.celery_task_id):
+            continue
+        try:
+            broker.forget_unacked(view.stale.get(execution.celery_task_id, []), client=client)
+            run_execution.apply_async(**_execution_task_options(execution, execution.job), kwargs={"resent": True})
+        except Exception:
+            logger.exception("stale-queued sweep: could not send execution %s again", execution.pk)
+            break  # the broker went away meanwhile: the next sweep carries on
+        sent += 1
+        logger.warning("execution %s of job %s was queued with no message on its way; sent again as task %s",
+                       execution.pk, execution.job_id, execution.celery_task_id)
+    return sent
 
 
 def _record_outcome(execution: Execution) -> None:

@@ -98,3 +98,13 @@ def test_far_future_once_is_a_400_on_validate_and_create(admin_api, tz, moment):
 def test_a_disabled_job_does_not_report_active(admin_api):
     job = JobFactory(is_enabled=False)
     assert admin_api.get(f"{JOBS}{job.pk}").json()["status"] != "active"
+
+
+def test_an_unknown_catch_up_policy_is_named(admin_api):
+    response = admin_api.post(JOBS, body(catch_up_policy="sometimes"), format="json")
+    assert response.status_code == 400 and "catch_up_policy" in response.json()["errors"]
+    with pytest.raises(Exception, match="catch_up_policy"):
+        from scheduling import services
+
+        services.job_create(name="probe2", schedule_type="interval", schedule_expression="30",
+                            task_name="tests.echo", catch_up_policy="sometimes")

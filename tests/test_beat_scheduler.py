@@ -1,21 +1,98 @@
-"""The beat scheduler applies job changes incrementally (no full re-read)."""
+"""Beat's scheduler, driven in-process against the test database.
+
+``scheduling.beat_scheduler.Scheduler`` reads PeriodicTask changes
+incrementally and keeps its heap by hand; what it fires must not differ from
+django-celery-beat's ``DatabaseScheduler``. Tests marked ``both_schedulers``
+run the same story against both classes.
+"""
+from collections import Counter
+from contextlib import contextmanager
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.utils import timezone
+from django_celery_beat.models import ClockedSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
+from django_celery_beat.schedulers import DatabaseScheduler
+from django_celery_beat.utils import aware_now
 
 from jobsite.celery import app
 from scheduling import services
+from scheduling.beat import periodic_task_name
 from scheduling.beat_scheduler import Scheduler
 from tests.factories import JobFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-
-def heap_names(scheduler):
-    return {event[2].name for event in scheduler._heap}
+both_schedulers = pytest.mark.parametrize("scheduler_class", [DatabaseScheduler, Scheduler], ids=["dcb", "ours"])
 
 
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+def started(scheduler_class=Scheduler):
+    """A scheduler that has done its initial read and records what it would send.
+
+    ``sent`` holds ``(name, args)`` per send; last_run_at is written after
+    every send, as with CELERY_BEAT_SYNC_EVERY = 1.
+    """
+    scheduler = scheduler_class(app=app, lazy=True)
+    scheduler.schedule  # the initial read
+    scheduler.sent = []
+    scheduler.producer = None  # nothing is published
+
+    def record(entry, producer=None):
+        scheduler.sent.append((entry.name, tuple(entry.args)))
+        scheduler._do_sync()
+
+    scheduler.apply_entry = record
+    return scheduler
+
+
+def tick_until_idle(scheduler, max_ticks=50):
+    """Tick as ``celery beat`` does until nothing is due right now."""
+    for _ in range(max_ticks):
+        if scheduler.tick() > 0:
+            return
+    raise AssertionError(f"still sending after {max_ticks} ticks: {scheduler.sent[-5:]}")
+
+
+def heap_counts(scheduler) -> Counter:
+    return Counter(event[2].name for event in scheduler._heap)
+
+
+def heap_entry(scheduler, name):
+    (entry,) = [event[2] for event in scheduler._heap if event[2].name == name]
+    return entry
+
+
+def periodic_task(name, *, every=60, args="[]", due=False, **fields):
+    """A PeriodicTask beside the jobs' ones (``due``: its interval has passed)."""
+    interval, _ = IntervalSchedule.objects.get_or_create(every=every, period=IntervalSchedule.SECONDS)
+    task = PeriodicTask.objects.create(name=name, task="tests.echo", interval=interval, args=args, **fields)
+    if due:
+        make_due(task)
+    return task
+
+
+def make_due(task):
+    # update(): beat's own kind of write (no change announced), as if its last run were long ago
+    PeriodicTask.objects.filter(pk=task.pk).update(last_run_at=timezone.now() - timedelta(hours=1))
+
+
+@contextmanager
+def clock_behind(delta):
+    """Writes made meanwhile carry timestamps ``delta`` in the past, as from a
+    web or worker host whose clock is behind beat's (or a transaction that
+    commits long after its save)."""
+    real_now = timezone.now
+    with mock.patch("django.utils.timezone.now", lambda: real_now() - delta):
+        yield
+
+
+# ---------------------------------------------------------------------------
+# Incremental reads
+# ---------------------------------------------------------------------------
 def test_job_changes_reach_beat_incrementally():
     # given beat has read a schedule with one job and built its heap
     first = JobFactory(schedule_type="cron", schedule_expression="*/5 * * * *")
@@ -28,18 +105,18 @@ def test_job_changes_reach_beat_incrementally():
     second = JobFactory(schedule_type="interval", schedule_expression="10s")
     names = set(scheduler.schedule)
     assert {f"job:{first.pk}", f"job:{second.pk}"} <= names
-    assert f"job:{second.pk}" in heap_names(scheduler)
+    assert f"job:{second.pk}" in heap_counts(scheduler)
 
     services.job_pause(job=first)
     assert f"job:{first.pk}" not in scheduler.schedule
-    assert f"job:{first.pk}" not in heap_names(scheduler)
+    assert f"job:{first.pk}" not in heap_counts(scheduler)
 
     services.job_delete(job=second)
     assert f"job:{second.pk}" not in scheduler.schedule
-    assert f"job:{second.pk}" not in heap_names(scheduler)
+    assert f"job:{second.pk}" not in heap_counts(scheduler)
 
     services.job_resume(job=first)
-    assert f"job:{first.pk}" in scheduler.schedule and f"job:{first.pk}" in heap_names(scheduler)
+    assert f"job:{first.pk}" in scheduler.schedule and heap_counts(scheduler)[f"job:{first.pk}"] == 1
 
     # then none of it needed a full re-read of every task
     assert scheduler.full_reads == 1
@@ -53,14 +130,11 @@ def test_schedule_changes_update_the_heap_entry():
     scheduler.populate_heap()
     services.job_update(job=job, data={"schedule_expression": "10s"})
     scheduler.schedule
-    (event,) = [e for e in scheduler._heap if e[2].name == f"job:{job.pk}"]
-    assert event.entry.schedule.run_every.total_seconds() == 10
+    assert heap_entry(scheduler, f"job:{job.pk}").schedule.run_every.total_seconds() == 10
     assert scheduler.schedules_equal(None, None) is True  # no O(n) comparison per tick
 
 
 def test_a_bulk_change_without_date_changed_falls_back_to_a_full_read():
-    from django_celery_beat.models import PeriodicTask, PeriodicTasks
-
     job = JobFactory(schedule_type="interval", schedule_expression="10s")
     doomed = JobFactory(schedule_type="interval", schedule_expression="10s")
     scheduler = Scheduler(app=app, lazy=True)
@@ -70,10 +144,212 @@ def test_a_bulk_change_without_date_changed_falls_back_to_a_full_read():
     PeriodicTasks.update_changed()
     assert f"job:{doomed.pk}" not in scheduler.schedule
     assert scheduler.full_reads == 1
-    # a bulk update() touches no date_changed (the task's is an hour old):
-    # update_changed() is all beat hears
-    an_hour_ago = timezone.now() - timedelta(hours=1)
-    PeriodicTask.objects.filter(pk=job.periodic_task_id).update(queue="maintenance", date_changed=an_hour_ago)
+    # a bulk update() leaves date_changed as it was: update_changed() is all beat hears
+    PeriodicTask.objects.filter(pk=job.periodic_task_id).update(queue="maintenance")
     PeriodicTasks.update_changed()
     assert scheduler.schedule[f"job:{job.pk}"].options["queue"] == "maintenance"
     assert scheduler.full_reads == 2
+
+
+@pytest.mark.parametrize("late_first", [True, False], ids=["late-change-first", "late-change-last"])
+def test_a_change_with_an_old_date_changed_is_read_at_the_next_tick(late_first):
+    # given beat runs with two jobs (both saved just now)
+    late = JobFactory(schedule_type="interval", schedule_expression="1h")
+    other = JobFactory(schedule_type="interval", schedule_expression="1h")
+    scheduler = started()
+    scheduler.tick()
+
+    # when one is edited from a host whose clock is an hour behind, and the
+    # other one normally, with no tick in between
+    def edit_late():
+        with clock_behind(timedelta(hours=1)):
+            services.job_update(job=late, data={"schedule_expression": "10s"})
+
+    def edit_other():
+        services.job_update(job=other, data={"schedule_expression": "2h"})
+
+    for edit in (edit_late, edit_other) if late_first else (edit_other, edit_late):
+        edit()
+    scheduler.tick()
+
+    # then both changes are in the schedule and on the heap, once each
+    for job, seconds in ((late, 10), (other, 7200)):
+        name = periodic_task_name(job)
+        assert scheduler.schedule[name].schedule.run_every.total_seconds() == seconds
+        assert heap_entry(scheduler, name).schedule.run_every.total_seconds() == seconds
+    assert scheduler.full_reads == 1
+
+
+def test_a_task_renamed_is_replaced_on_the_heap():
+    task = periodic_task("report", every=3600)
+    scheduler = started()
+    scheduler.tick()
+    task.name = "weekly report"
+    task.save()
+    scheduler.tick()
+    assert set(heap_counts(scheduler)) == {"weekly report"} == set(scheduler.schedule)
+
+
+def test_a_job_outside_the_hour_window_is_tracked_without_full_reads(settings):
+    # given a daily job whose hour is half a day away: django-celery-beat's
+    # window (±2 h) leaves it out of the schedule
+    hour = aware_now().hour
+    job = JobFactory(schedule_type="cron", schedule_expression=f"0 {(hour + 12) % 24} * * *", timezone=settings.TIME_ZONE)
+    name = periodic_task_name(job)
+    scheduler = started()
+    scheduler.tick()
+    assert name not in scheduler.schedule
+
+    # when it is edited, it stays out, and beat needs no full read to know
+    services.job_update(job=job, data={"priority": 7})
+    scheduler.tick()
+    assert name not in scheduler.schedule and scheduler.full_reads == 1
+
+    # and when an edit brings it into the window, it is loaded
+    services.job_update(job=job, data={"schedule_expression": f"0 {hour} * * *"})
+    scheduler.tick()
+    assert heap_counts(scheduler)[name] == 1
+    assert scheduler.full_reads == 1
+
+def test_the_hour_window_query_has_one_branch_per_time_zone():
+    for hour, zone in ((3, "UTC"), (4, "UTC"), (5, "Europe/Berlin"), (6, "Europe/Berlin")):
+        JobFactory(schedule_type="cron", schedule_expression=f"0 {hour} * * *", timezone=zone)
+    zones = Scheduler(app=app, lazy=True)._get_unique_timezone_names()
+    assert sorted(str(zone) for zone in zones) == ["Europe/Berlin", "UTC"]
+
+
+# ---------------------------------------------------------------------------
+# The heap: one entry per enabled task, whatever lands when
+# ---------------------------------------------------------------------------
+def test_heap_holds_one_entry_per_task_after_a_change_lands_during_populate_heap():
+    # given beat runs with three jobs and has built its heap
+    jobs = [JobFactory(schedule_type="interval", schedule_expression="1h") for _ in range(3)]
+    scheduler = started()
+    scheduler.tick()
+
+    # when a change is announced and first read inside the heap rebuild (as
+    # after a full read, or at beat's first tick)
+    services.job_update(job=jobs[0], data={"schedule_expression": "2h"})
+    scheduler.populate_heap()
+
+    # then every enabled task is on the heap exactly once, with its new schedule
+    assert heap_counts(scheduler) == Counter(periodic_task_name(j) for j in jobs)
+    assert set(scheduler.schedule) == set(heap_counts(scheduler))
+    assert heap_entry(scheduler, periodic_task_name(jobs[0])).schedule.run_every.total_seconds() == 7200
+
+
+def test_a_due_job_is_sent_once_when_a_change_lands_during_populate_heap():
+    due = JobFactory(schedule_type="interval", schedule_expression="1h")
+    other = JobFactory(schedule_type="interval", schedule_expression="1h")
+    make_due(due.periodic_task)
+    scheduler = started()
+    services.job_update(job=other, data={"priority": 7})
+    scheduler.populate_heap()
+    tick_until_idle(scheduler)
+    assert scheduler.sent == [(periodic_task_name(due), (due.pk,))]
+
+
+# ---------------------------------------------------------------------------
+# What fires: the same as under django-celery-beat's DatabaseScheduler
+# ---------------------------------------------------------------------------
+@both_schedulers
+def test_disable_and_re_enable(scheduler_class):
+    # given a job that is due, and beat has sent it
+    job = JobFactory(schedule_type="interval", schedule_expression="1h")
+    make_due(job.periodic_task)
+    name = periodic_task_name(job)
+    scheduler = started(scheduler_class)
+    tick_until_idle(scheduler)
+    assert scheduler.sent == [(name, (job.pk,))]
+
+    # when it is paused, it leaves the schedule and the heap
+    services.job_pause(job=job)
+    tick_until_idle(scheduler)
+    assert name not in scheduler.schedule and name not in heap_counts(scheduler)
+
+    # and when resumed it is back once, counting its hour from now
+    services.job_resume(job=job)
+    tick_until_idle(scheduler)
+    assert heap_counts(scheduler)[name] == 1
+    assert scheduler.sent == [(name, (job.pk,))]
+    next_run_in = heap_entry(scheduler, name).is_due().next
+    assert 3590 < next_run_in <= 3600
+
+
+@both_schedulers
+def test_an_args_change_is_what_the_next_send_carries(scheduler_class):
+    periodic_task("report", args="[1]", due=True)
+    scheduler = started(scheduler_class)
+    tick_until_idle(scheduler)
+
+    # an edit of the row (as in the admin) that also makes it due again
+    task = PeriodicTask.objects.get(name="report")
+    task.args = "[2]"
+    task.last_run_at = timezone.now() - timedelta(hours=1)
+    task.save()
+    tick_until_idle(scheduler)
+
+    assert scheduler.sent == [("report", (1,)), ("report", (2,))]
+    assert heap_counts(scheduler)["report"] == 1
+
+
+@both_schedulers
+@pytest.mark.parametrize("reload", ["another task changed", "bulk change announced"])
+def test_last_run_at_is_kept_across_reloads(scheduler_class, reload):
+    # given a task beat has just sent
+    periodic_task("report", due=True)
+    neighbour = periodic_task("neighbour", every=3600)
+    scheduler = started(scheduler_class)
+    tick_until_idle(scheduler)
+    sent_at = PeriodicTask.objects.get(name="report").last_run_at
+    assert timezone.now() - sent_at < timedelta(seconds=5)
+
+    # when beat reloads what changed (or, on an announce alone, everything)
+    if reload == "another task changed":
+        neighbour.args = "[9]"
+        neighbour.save()
+    else:
+        PeriodicTasks.update_changed()
+    tick_until_idle(scheduler)
+
+    # then it is not sent again: its last run came back with it
+    assert scheduler.sent == [("report", ())]
+    assert scheduler.schedule["report"].last_run_at == sent_at
+    assert PeriodicTask.objects.get(name="report").total_run_count == 1
+
+
+@both_schedulers
+def test_a_one_off_clocked_task_fires_once(scheduler_class):
+    # given a one-off task whose time has come
+    clocked = ClockedSchedule.objects.create(clocked_time=timezone.now() - timedelta(seconds=1))
+    PeriodicTask.objects.create(name="once", task="tests.echo", clocked=clocked, one_off=True)
+    neighbour = periodic_task("neighbour", every=3600)
+    scheduler = started(scheduler_class)
+
+    # when beat ticks, reloads after a change and after a bare announce, and ticks on
+    tick_until_idle(scheduler)
+    neighbour.args = "[9]"
+    neighbour.save()
+    tick_until_idle(scheduler)
+    PeriodicTasks.update_changed()
+    tick_until_idle(scheduler)
+
+    # then it was sent once, and is disabled
+    assert scheduler.sent == [("once", ())]
+    assert PeriodicTask.objects.get(name="once").enabled is False
+
+
+# ---------------------------------------------------------------------------
+# Start-up
+# ---------------------------------------------------------------------------
+def test_beat_start_reads_the_schedule_once():
+    # given jobs exist
+    job = JobFactory(schedule_type="interval", schedule_expression="1h")
+
+    # when beat constructs its scheduler (writing its default entries)
+    scheduler = Scheduler(app=app)
+
+    # then one full read has everything, and there is nothing left to re-read
+    assert {periodic_task_name(job), "celery.backend_cleanup", *app.conf.beat_schedule} <= set(scheduler.schedule)
+    assert (scheduler.full_reads, scheduler.incremental_reads) == (1, 0)
+    assert scheduler.schedule_changed() is False

@@ -529,3 +529,12 @@ def test_overdue_lists_a_fired_one_off_whose_run_never_started(settings):
     output = jobs("overdue")
     assert "once-stuck" in output and "1 overdue job." in output
     assert re.search(r"once-stuck.*\b0:05:00\b", output)
+
+
+def test_catch_up_policy_on_create_and_update():
+    jobs("create", "catchy", "Catchy", "custom", "interval", "5", "tests.cli_noop", "--catch-up", "all")
+    assert Job.objects.get(name="catchy").catch_up_policy == "all"
+    jobs("update", "catchy", "--catch-up", "skip")
+    assert Job.objects.get(name="catchy").catch_up_policy == "skip"
+    with pytest.raises(CommandError, match="invalid choice"):
+        jobs("update", "catchy", "--catch-up", "sometimes")

@@ -169,7 +169,8 @@ def test_list_costs_the_same_queries_for_5_and_50_jobs(request, client_fixture, 
 JOB_FIELDS = {
     "id", "uuid", "name", "title", "description", "kind", "job_type", "schedule_type", "schedule_expression",
     "timezone", "schedule_description", "task_name", "task_args", "task_kwargs", "config", "task_queue",
-    "task_priority", "timeout", "max_retries", "retry_backoff_seconds", "overlap_policy", "is_enabled", "status",
+    "task_priority", "timeout", "max_retries", "retry_backoff_seconds", "overlap_policy", "catch_up_policy",
+    "is_enabled", "status",
     "is_overdue", "owner", "organization_id", "created_at", "updated_at", "last_run_at", "next_run_at",
     "last_status", "statistics",
 }
@@ -417,7 +418,7 @@ def test_delete(admin_api, job):
 EXECUTION_FIELDS = {
     "id", "uuid", "job_id", "job_name", "celery_task_id", "status", "trigger", "attempt", "retry_of", "created_at",
     "started_at", "completed_at", "duration_seconds", "worker", "output", "result", "error", "traceback", "log", "batch_id",
-    "triggered_by", "override_kwargs",
+    "scheduled_for", "triggered_by", "override_kwargs",
 }
 
 

@@ -310,3 +310,35 @@ def test_runstack_flower_starts_flower_beside_the_stack(tmp_path):
     assert returncode == 0, log_path.read_text()[-4000:]
     assert not port_open(flower_port)
     assert _processes_with_env(f"JOBSITE_VAR_DIR={var_dir}") == []
+
+
+@pytest.mark.timeout(60)
+def test_respawn_restarts_a_crashed_process_and_stops_with_it(tmp_path):
+    # given a command that crashes twice, then keeps running (a worker after two OOM kills)
+    counter = tmp_path / "starts"
+    script = (
+        "import pathlib, sys, time\n"
+        f"p = pathlib.Path({str(counter)!r}); n = int(p.read_text() or 0) + 1 if p.exists() else 1\n"
+        "p.write_text(str(n))\n"
+        "sys.exit(1) if n < 3 else time.sleep(60)\n"
+    )
+    wrapper = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from jobsite.respawn import supervise; "
+         f"sys.exit(supervise([sys.executable, '-c', {script!r}], min_backoff=0.1))"],
+        cwd=BASE_DIR, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (counter.exists() and counter.read_text() == "3"):
+            time.sleep(0.05)
+        # then it was started again after each crash
+        assert counter.read_text() == "3"
+        time.sleep(0.3)
+        assert wrapper.poll() is None
+        # and a SIGTERM to the wrapper stops it and its process
+        wrapper.send_signal(signal.SIGTERM)
+        assert wrapper.wait(timeout=10) != 0
+        assert "exited with status 1; starting it again" in wrapper.stderr.read()
+    finally:
+        if wrapper.poll() is None:
+            wrapper.kill()

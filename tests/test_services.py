@@ -349,3 +349,119 @@ def test_execution_finished_is_sent_after_commit(django_capture_on_commit_callba
         assert received == [(execution.pk, job.pk, "failed")]
     finally:
         execution_finished.disconnect(receiver)
+
+
+# ---------------------------------------------------------------------------
+# Issue 11, items 2 and 3: a fire is (job, scheduled time); catch-up policy
+# ---------------------------------------------------------------------------
+def _due(minutes_ago=0):
+    return (timezone.now() - timedelta(minutes=minutes_ago)).replace(second=0, microsecond=0)
+
+
+@pytest.mark.parametrize("overlap", ["allow", "skip"])
+def test_a_duplicated_fire_returns_the_first_execution_never_a_second_run_or_a_skip(overlap):
+    job = JobFactory(overlap_policy=overlap)
+    due = _due()
+    first = services.job_dispatch_scheduled(job_id=job.pk, scheduled_for=due)
+    again = services.job_dispatch_scheduled(job_id=job.pk, scheduled_for=due)  # a second beat, a redelivery
+    assert again.pk == first.pk and first.scheduled_for == due
+    assert list(job.executions.values_list("status", flat=True)) == ["queued"]
+    # the next due time is a new fire
+    nxt = services.job_dispatch_scheduled(job_id=job.pk, scheduled_for=due + timedelta(minutes=30))
+    assert nxt.pk != first.pk
+    assert nxt.status == ("queued" if overlap == "allow" else "skipped")
+    assert services.job_dispatch_scheduled(job_id=job.pk, scheduled_for=due + timedelta(minutes=30)).pk == nxt.pk
+    assert job.executions.count() == 2
+
+
+def test_the_database_refuses_a_second_execution_for_one_fire():
+    from django.db import IntegrityError, transaction
+
+    job = JobFactory()
+    due = _due()
+    services.job_dispatch_scheduled(job_id=job.pk, scheduled_for=due)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Execution.objects.create(job=job, scheduled_for=due, status="queued", trigger="schedule")
+    # the service's race path (the row lock did not serialize) returns the existing one
+    existing = services._new_fire(job, scheduled_for=due)
+    assert existing._duplicate and job.executions.count() == 1
+
+
+@pytest.mark.parametrize("policy, runs, caught_up_words", [
+    ("skip", 1, "none of them was run (catch-up policy 'skip')"),  # the on-time fire still runs
+    ("once", 1, "ran once now instead (catch-up policy 'once')"),
+    ("all", 4, "ran each of them now (catch-up policy 'all')"),
+])
+def test_missed_fires_follow_the_catch_up_policy_and_leave_one_missed_row(policy, runs, caught_up_words, settings):
+    settings.JOBS_MISSED_GRACE_SECONDS = 60
+    job = JobFactory(schedule_type="cron", schedule_expression="* * * * *", overlap_policy="allow")
+    Job.objects.filter(pk=job.pk).update(catch_up_policy=policy)
+    # beat was down for 3 minutes: fires for t-3, t-2, t-1 were missed; it fires t now, 30 s late
+    now_due = _due()
+    services.job_dispatch_scheduled(job_id=job.pk, scheduled_for=now_due, missed=3,
+                                    missed_from=now_due - timedelta(minutes=3))
+    missed = job.executions.get(status="missed")
+    assert missed.result["missed"] == 3
+    assert missed.output.startswith("Missed 3 scheduled runs between ")
+    assert "beat was not running" in missed.output and caught_up_words in missed.output
+    queued = job.executions.filter(status="queued")
+    assert queued.count() == runs
+    if policy == "all":
+        assert sorted(queued.values_list("scheduled_for", flat=True)) == [
+            now_due - timedelta(minutes=n) for n in (3, 2, 1, 0)]
+
+
+def test_policy_skip_does_not_run_a_late_fire_and_a_duplicate_of_it_records_nothing_more(settings):
+    settings.JOBS_MISSED_GRACE_SECONDS = 60
+    job = JobFactory(schedule_type="cron", schedule_expression="0 * * * *")
+    Job.objects.filter(pk=job.pk).update(catch_up_policy="skip")
+    due = _due(10)  # beat comes back 10 minutes after the due time
+    assert services.job_dispatch_scheduled(job_id=job.pk, scheduled_for=due) is None
+    again = services.job_dispatch_scheduled(job_id=job.pk, scheduled_for=due)
+    assert again.status == "missed"
+    assert list(job.executions.values_list("status", flat=True)) == ["missed"]
+    assert again.result["missed"] == 1
+
+
+def test_catch_up_all_is_capped(settings):
+    settings.JOBS_CATCH_UP_MAX = 5
+    job = JobFactory(schedule_type="cron", schedule_expression="* * * * *", overlap_policy="allow")
+    Job.objects.filter(pk=job.pk).update(catch_up_policy="all")
+    due = _due()
+    services.job_dispatch_scheduled(job_id=job.pk, scheduled_for=due, missed=60, missed_from=due - timedelta(hours=1))
+    assert job.executions.filter(status="queued").count() == 5 + 1
+    missed = job.executions.get(status="missed")
+    assert missed.result["caught_up"] == 5 and "ran 5 of them now" in missed.output
+
+
+def test_overdue_when_the_beat_entry_has_not_fired_for_its_period_plus_the_grace(settings):
+    from scheduling import selectors
+
+    settings.JOBS_OVERDUE_GRACE_SECONDS = 60
+    job = JobFactory(schedule_type="cron", schedule_expression="*/5 * * * *")
+    fired_at = _due()
+    services.job_dispatch_scheduled(job_id=job.pk, scheduled_for=fired_at)
+    job.refresh_from_db()
+    assert job.next_run_at > fired_at
+    period = job.next_run_at - fired_at
+    # within the period plus the grace: not overdue; past it: overdue
+    assert not selectors.job_is_overdue(selectors.job_get(user=SYSTEM, job_id=job.pk), job.next_run_at + timedelta(seconds=59))
+    later = fired_at + period + timedelta(seconds=61)
+    assert selectors.job_is_overdue(selectors.job_get(user=SYSTEM, job_id=job.pk), later)
+
+
+def test_the_catch_up_policy_is_an_editable_field_with_default_once():
+    job = JobFactory()
+    assert job.catch_up_policy == "once"
+    job = services.job_update(job=job, data={"catch_up_policy": "skip"})
+    assert Job.objects.get(pk=job.pk).catch_up_policy == "skip"
+
+
+def test_the_api_takes_a_catch_up_policy_on_update_and_refuses_an_unknown_one(client_for, superuser):
+    job = JobFactory()
+    api = client_for(superuser)
+    response = api.patch(f"/api/v1/jobs/{job.pk}", {"catch_up_policy": "all"}, format="json")
+    assert response.status_code == 200, response.json()
+    assert Job.objects.get(pk=job.pk).catch_up_policy == "all"
+    response = api.patch(f"/api/v1/jobs/{job.pk}", {"catch_up_policy": "sometimes"}, format="json")
+    assert response.status_code == 400 and "catch_up_policy" in response.json()["errors"]

@@ -274,6 +274,8 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--max-retries", type=int, default=0, metavar="N", help="Retries after a failed run, 0-20 (default 0).")
     p.add_argument("--overlap", dest="overlap_policy", choices=Job.OverlapPolicy.values, default=Job.OverlapPolicy.SKIP,
                    help="What to do when a run is due while one is going (default skip).")
+    p.add_argument("--catch-up", dest="catch_up_policy", choices=Job.CatchUpPolicy.values, default=Job.CatchUpPolicy.ONCE,
+                   help="Runs that fell due while beat was down: skip, once (default) or all.")
     enabled = p.add_mutually_exclusive_group()
     enabled.add_argument("--enabled", dest="is_enabled", action="store_true", default=True, help="Create it enabled (default).")
     enabled.add_argument("--disabled", dest="is_enabled", action="store_false", help="Create it disabled.")
@@ -296,6 +298,8 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", dest="timeout_seconds", type=int, metavar="SECONDS", help="Time limit in seconds.")
     p.add_argument("--max-retries", type=int, metavar="N", help="Retries after a failed run, 0-20.")
     p.add_argument("--overlap", dest="overlap_policy", choices=Job.OverlapPolicy.values)
+    p.add_argument("--catch-up", dest="catch_up_policy", choices=Job.CatchUpPolicy.values,
+                   help="Runs that fell due while beat was down: skip, once or all.")
     enabled = p.add_mutually_exclusive_group()
     enabled.add_argument("--enabled", dest="is_enabled", action="store_const", const=True, help="Enable the job.")
     enabled.add_argument("--disabled", dest="is_enabled", action="store_const", const=False, help="Disable the job.")

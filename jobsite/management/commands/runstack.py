@@ -167,6 +167,11 @@ def process_commands(*, host: str, port: int, worker: bool, beat: bool, concurre
                             "--pidfile", str(var_dir / "celerybeat.pid"),
                             "--schedule", str(var_dir / "celerybeat-schedule"),
                             "--enable-remote-control"]
+    for name in ("worker", "beat"):
+        if name in commands:
+            # honcho stops the whole stack when a process exits: a crashed worker or
+            # beat is started again instead (jobsite/respawn.py).
+            commands[name] = [python, "-m", "jobsite.respawn", "--", *commands[name]]
     if flower_port:
         # Flower (Celery's monitoring UI) on the same broker, bound to the web host;
         # FLOWER_BASIC_AUTH=user:password (read by Flower itself) protects it.

@@ -1,0 +1,128 @@
+"""One active beat (issue 11, fault 2): a Redis lock with a TTL.
+
+The beat holding ``jobsite:beat-lock`` renews it on every tick (at least
+every ``HEARTBEAT_EVERY_SECONDS``, 5 s, since the scheduler never sleeps
+longer). Any other beat is a standby: it sends nothing, and tries to take the
+lock every ``JOBS_BEAT_STANDBY_POLL_SECONDS``. When the active beat dies its
+lock expires after ``JOBS_BEAT_LOCK_TTL_SECONDS``, so a standby takes over
+within TTL + poll (17 s by default); it then re-reads the schedule from the
+database (every entry's last fire, as the previous beat recorded it), so it
+neither repeats a fire nor takes fires the other beat made for missed ones.
+
+The lock is a safety net, not the only guard: a fire is identified by
+(job, scheduled time) and the database refuses a second Execution for it, so
+even two beats active at once (a network partition longer than the TTL)
+never make a second run.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+
+from django.conf import settings
+
+from scheduling.beat import JobEntry
+from scheduling.beat_scheduler import Scheduler
+
+logger = logging.getLogger(__name__)
+
+LOCK_KEY = "jobsite:beat-lock"
+
+# Take the lock if it is free or already ours; renew its TTL if ours.
+_ACQUIRE = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class BeatLock:
+    """The lock one beat process holds while it is the active one."""
+
+    def __init__(self, *, ttl_seconds: float | None = None, client=None):
+        self.ttl_ms = int((ttl_seconds or settings.JOBS_BEAT_LOCK_TTL_SECONDS) * 1000)
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._client = client
+
+    @property
+    def client(self):
+        if self._client is None:
+            from scheduling.broker import broker_client
+
+            self._client = broker_client()
+        return self._client
+
+    def acquire(self) -> bool:
+        """Take or renew the lock; False when another beat holds it or Redis
+        can't be reached (then this beat must not send anything)."""
+        try:
+            return bool(self.client.eval(_ACQUIRE, 1, LOCK_KEY, self.holder, self.ttl_ms))
+        except Exception as exc:
+            logger.warning("beat lock: Redis unreachable (%s); not sending until it is back", exc)
+            self._client = None
+            return False
+
+    def release(self) -> None:
+        try:
+            self.client.eval(_RELEASE, 1, LOCK_KEY, self.holder)
+        except Exception:
+            pass
+
+    def current_holder(self) -> str | None:
+        value = self.client.get(LOCK_KEY)
+        return value.decode() if value else None
+
+
+class LockedScheduler(Scheduler):
+    """The project's beat scheduler (``scheduling.beat_scheduler.Scheduler``)
+    with job entries of ``scheduling.beat.JobEntry``, active only while it
+    holds the beat lock."""
+
+    Entry = JobEntry
+
+    def __init__(self, *args, **kwargs):
+        self.beat_lock = BeatLock()
+        self.is_active = False
+        super().__init__(*args, **kwargs)
+
+    def tick(self, *args, **kwargs):
+        active = self.beat_lock.acquire()
+        if active and not self.is_active:
+            logger.warning("beat: this beat (%s) is now the active one", self.beat_lock.holder)
+            # Read every entry afresh: its last fire is what the previous active beat recorded.
+            self._last_full_read = 0.0
+            self._heap = None
+        elif not active and self.is_active:
+            logger.warning("beat: lost the beat lock to %s; standing by", self._holder_or_unknown())
+        self.is_active = active
+        if not active:
+            return float(settings.JOBS_BEAT_STANDBY_POLL_SECONDS)
+        return super().tick(*args, **kwargs)
+
+    def _holder_or_unknown(self) -> str:
+        try:
+            return self.beat_lock.current_holder() or "nobody"
+        except Exception:
+            return "unknown"
+
+    def close(self):
+        try:
+            super().close()
+        finally:
+            if self.is_active:
+                self.beat_lock.release()

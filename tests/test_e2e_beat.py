@@ -1,0 +1,75 @@
+"""Beat end to end: a real ``celery beat`` with the project's scheduler, the
+real broker and the real worker (tests/worker.py)."""
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pytest
+import redis
+from django.conf import settings
+from django_celery_beat.models import PeriodicTask
+
+from jobsite.services_health import BEAT_HEARTBEAT_KEY
+from scheduling import services
+from scheduling.models import Execution
+from tests.factories import JobFactory
+from tests.test_beat_scheduler import clock_behind
+from tests.test_e2e_scheduling import wait_for
+from tests.worker import worker_env
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+@contextmanager
+def running_beat():
+    """``celery beat`` with settings.CELERY_BEAT_SCHEDULER, once it has read
+    the schedule and ticked (its first heartbeat)."""
+    heartbeats = redis.Redis.from_url(settings.REDIS_URL)
+    heartbeats.delete(BEAT_HEARTBEAT_KEY)
+    workdir = tempfile.mkdtemp(prefix="celery-beat-")
+    with open(os.path.join(workdir, "beat.log"), "wb") as log:
+        beat = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "jobsite", "beat", "--loglevel", "info", "--max-interval", "1",
+             "-S", settings.CELERY_BEAT_SCHEDULER, "-s", os.path.join(workdir, "beat-schedule")],
+            cwd=str(settings.BASE_DIR), env=worker_env(), stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+    try:
+        wait_for(lambda: heartbeats.get(BEAT_HEARTBEAT_KEY) or beat.poll() is not None, timeout=20,
+                 message="beat's first tick")
+        assert beat.poll() is None, open(log.name, errors="replace").read()[-3000:]
+        yield beat
+    finally:
+        beat.terminate()
+        beat.wait(timeout=15)
+
+
+def beat_sends(job) -> int:
+    """How often beat has sent the job (written back after every send: CELERY_BEAT_SYNC_EVERY = 1)."""
+    return PeriodicTask.objects.get(pk=job.periodic_task_id).total_run_count
+
+
+def test_a_job_edited_while_beat_runs_fires_on_its_new_schedule_once_per_run(celery_worker_process):
+    # given beat runs with two hourly jobs
+    edited = JobFactory(schedule_type="interval", schedule_expression="1h")
+    bystander = JobFactory(schedule_type="interval", schedule_expression="1h")
+    with running_beat():
+        # when one becomes a 2-second job, saved from a host whose clock is an
+        # hour behind beat's, and the other is edited normally
+        with clock_behind(timedelta(hours=1)):
+            services.job_update(job=edited, data={"schedule_expression": "2s"})
+        services.job_update(job=bystander, data={"priority": 7})
+
+        # then beat sends it every 2 seconds, once per due time (a doubled heap
+        # entry sends twice), and the worker runs each send once
+        runs = Execution.objects.filter(job=edited, trigger="schedule")
+        wait_for(lambda: runs.exists(), timeout=10, message="the first run on the new schedule")
+        sends_before = beat_sends(edited)
+        time.sleep(6)
+        assert 2 <= beat_sends(edited) - sends_before <= 4
+    wait_for(lambda: runs.count() == beat_sends(edited), timeout=10, message="a run per send")
+    assert not Execution.objects.filter(job=bystander).exists()

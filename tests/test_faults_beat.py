@@ -1,0 +1,144 @@
+"""Fault item 2 (issue 11): two beats never double a run. Real beats
+(subprocesses), a real worker and a Redis of the test's own (the beat lock
+lives there)."""
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+
+from scheduling.beat_lock import LOCK_KEY
+from scheduling.broker import broker_client
+from tests.factories import JobFactory
+from tests.faults import own_redis, wait_for  # noqa: F401  (fixture)
+from tests.worker import start_worker_process, worker_env
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+LOCK_ENV = {"JOBS_BEAT_LOCK_TTL_SECONDS": "4", "JOBS_BEAT_STANDBY_POLL_SECONDS": "1"}
+
+
+class Beat:
+    def __init__(self, redis_env):
+        self.workdir = tempfile.mkdtemp(prefix="celery-beat-")
+        self.log_path = os.path.join(self.workdir, "beat.log")
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "jobsite", "beat", "--loglevel", "info", "--max-interval", "1",
+                 "-S", settings.CELERY_BEAT_SCHEDULER, "-s", os.path.join(self.workdir, "beat-schedule")],
+                cwd=str(settings.BASE_DIR), env=worker_env({**redis_env, **LOCK_ENV}), stdout=log,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+
+    @property
+    def pid(self):
+        return self.process.pid
+
+    def log(self):
+        with open(self.log_path, errors="replace") as log:
+            return log.read()
+
+    def sends_of(self, job):
+        return self.log().count(f"Sending due task job:{job.pk} ")
+
+    def kill(self):
+        os.killpg(self.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def beats(own_redis):
+    started = []
+
+    def start():
+        beat = Beat(own_redis.env())
+        started.append(beat)
+        return beat
+
+    yield start
+    for beat in started:
+        beat.stop()
+
+
+@pytest.fixture
+def beat_worker(own_redis):
+    worker = start_worker_process(concurrency=2, hostname="beatfault@%h", extra_env=own_redis.env())
+    yield worker
+    worker.stop()
+
+
+def active_beat(*candidates):
+    holder = broker_client().get(LOCK_KEY)
+    if not holder:
+        return None
+    pid = int(holder.decode().split(":")[1])
+    return next((beat for beat in candidates if beat.pid == pid), None)
+
+
+def fires(job):
+    return list(job.executions.exclude(status="missed").order_by("scheduled_for").values_list("scheduled_for", "status"))
+
+
+def test_two_beats_fire_an_interval_job_once_per_due_time_and_a_standby_takes_over(beats, beat_worker):
+    job = JobFactory(schedule_type="interval", schedule_expression="10s", task_name="tests.echo", overlap_policy="allow")
+    first, second = beats(), beats()
+    active = wait_for(lambda: active_beat(first, second), timeout=30, message="one beat to take the lock")
+    standby = second if active is first else first
+    wait_for(lambda: job.executions.count() >= 3, timeout=40, message="three fires")
+    # exactly one Execution per due time, 10 s apart, sent by the active beat only
+    times = [when for when, _ in fires(job)]
+    assert len(times) == len(set(times))
+    assert {b - a for a, b in zip(times, times[1:])} == {timedelta(seconds=10)}
+    assert standby.sends_of(job) == 0 and active.sends_of(job) == len(times)
+    assert "standing by" not in active.log()
+
+    # when the active beat is killed, the standby takes over within TTL + poll (4 + 1 s here)
+    killed_at = time.monotonic()
+    fired_before = len(times)
+    active.kill()
+    wait_for(lambda: active_beat(standby) is standby, timeout=15, message="the standby to take the lock")
+    took_over = time.monotonic() - killed_at
+    wait_for(lambda: len(fires(job)) >= fired_before + 2, timeout=40, message="the standby to fire twice")
+    times = [when for when, _ in fires(job)]
+    # the spacing holds across the takeover: no fire repeated, none missed. (A beat killed
+    # between sending a fire and writing it down makes the standby send that fire again:
+    # the database refuses it, so standby sends may outnumber new executions by one.)
+    assert len(times) == len(set(times)) >= fired_before + 2
+    assert {b - a for a, b in zip(times, times[1:])} == {timedelta(seconds=10)}
+    assert not job.executions.filter(status="missed").exists()
+    assert active.sends_of(job) + standby.sends_of(job) - len(times) in (0, 1)
+    assert took_over < 4 + 1 + 4
+    print(f"\nstandby took over {took_over:.1f}s after the active beat was killed; {len(times)} fires, none doubled")
+
+
+def test_two_beats_on_a_every_minute_cron_job_one_run_per_minute_and_the_standby_fires_the_next(beats, beat_worker):
+    # bounded by two minute boundaries (about 65-125 s)
+    job = JobFactory(schedule_type="cron", schedule_expression="* * * * *", task_name="tests.echo", overlap_policy="allow")
+    first, second = beats(), beats()
+    active = wait_for(lambda: active_beat(first, second), timeout=30, message="one beat to take the lock")
+    standby = second if active is first else first
+    wait_for(lambda: job.executions.exists(), timeout=75, message="the first minute's fire")
+    first_minute = job.executions.get().scheduled_for
+    assert first_minute.second == 0
+    active.kill()
+    wait_for(lambda: job.executions.filter(scheduled_for=first_minute + timedelta(minutes=1)).exists(), timeout=75,
+             message="the standby to fire the next minute")
+    time.sleep(2)
+    assert fires(job)[:2] == [(first_minute, fires(job)[0][1]), (first_minute + timedelta(minutes=1), fires(job)[1][1])]
+    assert job.executions.count() == 2  # one run a minute, no skipped or missed rows
+    assert standby.sends_of(job) == 1 and active.sends_of(job) == 1
+    wait_for(lambda: set(job.executions.values_list("status", flat=True)) == {"success"}, timeout=20,
+             message="both runs to finish")
