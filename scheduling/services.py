@@ -295,15 +295,7 @@ def _send_execution(execution: Execution, job: Job, *, countdown: float | None =
     """Send the execution's Celery task (after commit) under its pre-assigned task id."""
     from scheduling.tasks import run_execution
 
-    options = {
-        "args": [execution.pk],
-        "task_id": execution.celery_task_id,
-        "queue": job.queue,
-        "priority": celery_priority(job.priority),
-        "soft_time_limit": job.timeout_seconds,
-        # The hard limit gives a run that ignores the soft limit time to clean up.
-        "time_limit": job.timeout_seconds + settings.JOBS_HARD_TIMEOUT_GRACE_SECONDS,
-    }
+    options = _execution_task_options(execution, job)
     if countdown:
         options["countdown"] = countdown
     execution_id = execution.pk
@@ -688,13 +680,15 @@ def _worker_heartbeat_ages() -> dict[str, int]:
 
 
 def _execution_task_options(execution: Execution, job: Job) -> dict[str, Any]:
-    """The run_execution message of ``execution`` (as ``_send_execution`` sends it)."""
+    """The run_execution message of ``execution``: its own task id, queue,
+    priority and time limits (sent, and re-sent by the stale-queued sweep)."""
     return {
         "args": [execution.pk],
         "task_id": execution.celery_task_id,
         "queue": job.queue,
         "priority": celery_priority(job.priority),
         "soft_time_limit": job.timeout_seconds,
+        # The hard limit gives a run that ignores the soft limit time to clean up.
         "time_limit": job.timeout_seconds + settings.JOBS_HARD_TIMEOUT_GRACE_SECONDS,
     }
 

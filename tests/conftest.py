@@ -95,3 +95,31 @@ def foreign_job(make_user, other_org):
     from tests.factories import JobFactory
 
     return JobFactory(name="globex-job", owner=make_user("carol", organization=other_org), organization=other_org)
+
+
+@pytest.fixture
+def serve_directory(settings):
+    """``serve_directory(folder) -> base_url``: a real local HTTP server for the
+    files of ``folder``, reachable through the outbound client's allow-list only
+    (loopback stays refused otherwise). Stopped at the end of the test."""
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    servers = []
+
+    def serve(folder) -> str:
+        handler = partial(SimpleHTTPRequestHandler, directory=str(folder))
+        handler.log_message = lambda *args: None
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        host = f"127.0.0.1:{server.server_port}"
+        settings.OUTBOUND_HTTP_ALLOW_LOOPBACK = False
+        settings.OUTBOUND_HTTP_ALLOW_HOSTS = [*settings.OUTBOUND_HTTP_ALLOW_HOSTS, host]
+        return f"http://{host}"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()

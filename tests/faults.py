@@ -8,20 +8,12 @@ import contextlib
 import os
 import signal
 import tempfile
-import time
 from pathlib import Path
 
 from jobsite.runtime import EmbeddedRedis, free_port
+from tests.worker import wait_for  # noqa: F401  (the fault tests import it from here)
 
 
-def wait_for(predicate, timeout=20.0, interval=0.1, message="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
 
 
 class RestartableRedis:

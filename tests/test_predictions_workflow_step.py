@@ -1,8 +1,5 @@
 """The bulk_prediction workflow step (predictions/workflow_steps.py): found
 by the workflows app, downloads through the outbound client, files an upload."""
-import threading
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -21,17 +18,9 @@ def _storage(settings, tmp_path):
 
 
 @pytest.fixture
-def file_server(settings):
-    handler = partial(SimpleHTTPRequestHandler, directory=str(SAMPLES))
-    handler.log_message = lambda *args: None
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    host = f"127.0.0.1:{server.server_port}"
-    settings.OUTBOUND_HTTP_ALLOW_LOOPBACK = False
-    settings.OUTBOUND_HTTP_ALLOW_HOSTS = [host]
-    yield f"http://{host}"
-    server.shutdown()
-    server.server_close()
+def file_server(serve_directory):
+    return serve_directory(SAMPLES)
+
 
 
 def context_for(user) -> StepContext:

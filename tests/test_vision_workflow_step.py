@@ -1,9 +1,6 @@
 """The vision_analysis workflow step (vision_pipeline/workflow_steps.py): found
 by the workflows app, downloads the images through the outbound client from a
 real local file server, files a batch of the workflow's owner."""
-import threading
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -23,22 +20,13 @@ def _storage(settings, tmp_path):
 
 
 @pytest.fixture
-def file_server(settings, tmp_path):
+def file_server(serve_directory, tmp_path):
     folder = tmp_path / "www"
     folder.mkdir()
     (folder / "hull.jpg").write_bytes(samples.encode(samples.variant("rust", 640, 480)))
     (folder / "deck.jpg").write_bytes(samples.encode(samples.variant("blurred", 640, 480)))
     (folder / "page.html").write_bytes(b"<html>not an image</html>")
-    handler = partial(SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *args: None
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    host = f"127.0.0.1:{server.server_port}"
-    settings.OUTBOUND_HTTP_ALLOW_LOOPBACK = False
-    settings.OUTBOUND_HTTP_ALLOW_HOSTS = [host]
-    yield f"http://{host}"
-    server.shutdown()
-    server.server_close()
+    return serve_directory(folder)
 
 
 def context_for(user) -> StepContext:
