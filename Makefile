@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test venv migrate lint benchmarks clean
+.PHONY: run test fuzz venv migrate lint benchmarks clean
 
 venv: $(STAMP)
 
@@ -28,6 +28,11 @@ test: venv
 			|| echo "chromium could not be installed: the browser tests will skip"; \
 	fi
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## make fuzz: schemathesis against the OpenAPI schema, 200 examples per operation
+## (`make test` runs the same file with 8; FUZZ_MAX_EXAMPLES=N for another number)
+fuzz: venv
+	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-200} $(PY) -m pytest tests/test_fuzz_openapi.py $(PYTEST_ARGS)
 
 migrate: venv
 	$(PY) manage.py migrate

@@ -1,4 +1,7 @@
 """Project-level APIs (auth)."""
+import hashlib
+
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
@@ -35,7 +38,10 @@ class UsernameRateThrottle(SimpleRateThrottle):
         username = request.data.get("username") if isinstance(request.data, dict) else None
         if not isinstance(username, str) or not username:
             return None  # the serializer answers 400; nothing to count
-        return self.cache_format % {"scope": self.scope, "ident": username.strip().lower()[:150]}
+        # Hashed: a username may hold spaces, control characters or anything else
+        # a cache backend refuses in a key (memcached: CacheKeyWarning, then errors).
+        ident = hashlib.sha256(username.strip().lower()[:150].encode("utf-8", "surrogatepass")).hexdigest()
+        return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
 class TokenObtainApi(APIView):
@@ -58,6 +64,8 @@ class TokenObtainApi(APIView):
             200: TokenObtainOutputSerializer,
             400: OpenApiResponse(_AuthError, description="A field is missing or the body is malformed."),
             401: OpenApiResponse(_AuthError, description="Invalid username or password."),
+            429: OpenApiResponse(_AuthError, description="Too many attempts from this address or for this "
+                                                         "username; `Retry-After` says when to try again."),
         },
     )
     def post(self, request):
@@ -66,9 +74,12 @@ class TokenObtainApi(APIView):
         return Response(token_obtain(**serializer.validated_data))
 
 
+@csrf_exempt
 def api_not_found(request, *args, **kwargs):
     """Any /api/ path no route matches: the API's JSON 404, also with DEBUG on
-    (where Django would list every URL pattern)."""
+    (where Django would list every URL pattern). Whatever the method: CSRF
+    exempt (it changes nothing), so a PUT to a path no route matches is this
+    404 too, not the CSRF middleware's HTML 403."""
     from django.http import JsonResponse
 
     return JsonResponse({"detail": f"No API endpoint at {request.path}."}, status=404)

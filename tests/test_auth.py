@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import json
 import time
+import warnings
 from datetime import timedelta
 from io import StringIO
 
@@ -566,7 +567,7 @@ def test_schema_declares_bearer_auth():
     assert {"bearerAuth": []} in schema["paths"]["/whoami"]["get"]["security"]
     token_op = schema["paths"]["/api/auth/token"]["post"]
     assert {"bearerAuth": []} not in token_op.get("security", [])
-    assert set(token_op["responses"]) == {"200", "400", "401"}
+    assert set(token_op["responses"]) == {"200", "400", "401", "415", "429"}
 
 
 # ---------------------------------------------------------------------------
@@ -710,3 +711,26 @@ def test_one_username_is_throttled_across_addresses(client_for, user, monkeypatc
                            HTTP_X_FORWARDED_FOR="203.0.113.9")
     assert response.status_code == 401
     cache.clear()
+
+
+@pytest.mark.parametrize("username", ["resume a paused job", "tab\there", "ctl\x7f", "x" * 300])
+def test_any_username_makes_a_cache_safe_throttle_key(username):
+    # A username goes into the throttle's cache key: spaces or control characters
+    # there are refused by memcached (Django warns with CacheKeyWarning).
+    from django.core.cache.backends.base import BaseCache, CacheKeyWarning
+    from rest_framework.test import APIRequestFactory
+
+    from jobsite.apis import TokenObtainApi, UsernameRateThrottle
+
+    request = TokenObtainApi().initialize_request(
+        APIRequestFactory().post(TOKEN_URL, {"username": username, "password": "x"}, format="json")
+    )
+    key = UsernameRateThrottle().get_cache_key(request, view=None)
+    assert key.startswith("throttle_auth_token_username_")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheKeyWarning)
+        BaseCache({}).validate_key(key)
+    same = TokenObtainApi().initialize_request(
+        APIRequestFactory().post(TOKEN_URL, {"username": f" {username.upper()} ", "password": "x"}, format="json")
+    )
+    assert UsernameRateThrottle().get_cache_key(same, view=None) == key  # case and spaces around still fold

@@ -46,8 +46,8 @@ def _valid(serializer_class, data) -> dict:
 class CronJobListApi(APIView):
     parser_classes = [JSONParser]
 
-    @extend_schema(tags=[TAG], summary="List cron jobs", parameters=[serializers.CronJobListQuerySerializer],
-                   responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(tags=[TAG], summary="List cron jobs", operation_id="cron_jobs_list",
+                   parameters=[serializers.CronJobListQuerySerializer], responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
         query = _valid(serializers.CronJobListQuerySerializer, request.query_params.dict())
         jobs = selectors.cron_job_list(user=request.user, enabled_only=query["enabled_only"])
@@ -111,6 +111,7 @@ class BatchListApi(APIView):
     parser_classes = [MultiPartParser, FormParser]
 
     @extend_schema(tags=[BATCH_TAG], summary="The caller's batches (newest first)",
+                   operation_id="api_v1_vision_batches_list",
                    parameters=[serializers.CronJobExecutionsQuerySerializer], responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
         query = _valid(serializers.CronJobExecutionsQuerySerializer, request.query_params.dict())

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timezone as dt_timezone
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from scheduling.models import Execution, Job
@@ -21,6 +22,9 @@ def seed_time(value: datetime | None) -> str | None:
 # ---------------------------------------------------------------------------
 # /cron-jobs
 # ---------------------------------------------------------------------------
+# Its own component name: scheduling.workflows has a CronJobCreateSerializer too, and two
+# serializers under one component name leave one operation with the other's body schema.
+@extend_schema_serializer(component_name="VisionCronJobCreate")
 class CronJobCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, help_text="Descriptive name for the job.")
     schedule = serializers.CharField(max_length=255, help_text="Cron expression: minute hour day month day_of_week.")
