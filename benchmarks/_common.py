@@ -80,6 +80,26 @@ def header(title: str) -> None:
     print(f"\n=== {title} ===", flush=True)
 
 
+def process_tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its live descendants (Linux
+    /proc): what a piece of work cost, whatever else the machine was doing."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo, seen = 0.0, [pid], set()
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except (OSError, IndexError, ValueError):
+            continue
+        todo.extend(int(child) for child in children)
+    return total
+
+
 # ---------------------------------------------------------------------------
 # Machine description (for docs/benchmarks.md)
 # ---------------------------------------------------------------------------

@@ -154,9 +154,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {
         "NAME": env.str("JOBSITE_TEST_SQLITE_PATH", default=str(VAR_DIR / "test_jobsite.sqlite3"))
     }
-else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Persistent connections on every database, SQLite included: a worker runs
+# hundreds of short tasks a second, and Celery's Django fix-up closes an
+# obsolete connection after each one (opening a SQLite connection runs the
+# PRAGMAs above; a PostgreSQL one forks a backend). Checked before reuse.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 # ---------------------------------------------------------------------------
 # Celery (broker + results); REDIS_URL unset → the embedded Redis under var/
@@ -203,6 +206,10 @@ CELERY_BEAT_SYNC_EVERY = 1
 # django-celery-beat re-reads the schedule when PeriodicTasks.last_update changes
 # (checked at most every beat_max_loop_interval seconds).
 CELERY_BEAT_MAX_LOOP_INTERVAL = env.int("CELERY_BEAT_MAX_LOOP_INTERVAL", default=5)
+# Celery's Django fix-up closes the database connection before and after every
+# task unless this is set; jobsite.celery closes only unusable or obsolete ones
+# (CONN_MAX_AGE, health checks), as Django does around a request.
+CELERY_DB_REUSE_MAX = 1_000_000
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 # Beat answers `celery inspect ping` (and stops answering if its loop stalls): /health uses it.
 CELERY_BEAT_ENABLE_REMOTE_CONTROL = True
@@ -256,6 +263,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The answers DRF gives whatever the view (401, 400/415 from the parsers, 404
+    # from lookups, 403 from CSRF), documented once on every operation
+    # (jobsite/openapi.py). https://drf-spectacular.readthedocs.io/en/latest/customization.html
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "jobsite.openapi.document_framework_responses",
+    ],
 }
 
 # ---------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from scheduling.executors import Executor, register
 @register
 class BulkPredictionExecutor(Executor):
     kind = "bulk_prediction"
+    keeps_celery_result = True  # celery_info shows the task's state and progress meta
     label = "Bulk default-risk predictions (seed 004 uploads)"
 
     def validate_params(self, job, params):

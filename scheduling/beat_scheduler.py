@@ -14,6 +14,13 @@ What django-celery-beat 2.9 does per change, and what this changes
   (O(n), ~40 ms at 10,000) — a tick sends one task, so 20 jobs due at the same
   minute queue up behind 20 comparisons. Here the comparison is skipped: the
   heap is maintained explicitly, and rebuilt only after a full read.
+* Celery's tick sends one due entry per call, and each call checks the
+  database for changes first: 1,000 jobs due at one minute were 1,000 ticks
+  and 1,000 queries before the last was sent. Here a tick takes every entry
+  due at that moment off the heap (at most ``MAX_DUE_PER_TICK``) and hands
+  them to ``apply_entries`` together; the project's scheduler
+  (``scheduling.beat_lock.LockedScheduler``) records a minute's job fires in
+  one transaction there (issue 10, ``benchmarks/bench_burst.py``).
 * The forced full re-read every 5 minutes is deferred while a run is due
   within a few seconds, so it never lands on a minute boundary's burst.
 * The hour-window query django-celery-beat runs at every read gets one CASE
@@ -31,11 +38,13 @@ Invariants (tests/test_beat_scheduler.py):
 """
 from __future__ import annotations
 
+import copy
 import heapq
 import logging
 import time
 
 from celery.beat import event_t
+from celery.utils.functional import is_numeric_value
 from django.db import DatabaseError, InterfaceError, close_old_connections, transaction
 from django.db.models import BooleanField, Case, TextField, Value, When
 from django.db.models.functions import Cast
@@ -48,6 +57,7 @@ FULL_SYNC_EVERY_SECONDS = 300
 FULL_SYNC_QUIET_SECONDS = 5.0  # no full re-read when a run is due this soon
 FULL_SYNC_MAX_DEFER_SECONDS = 120
 READ_CHUNK = 500  # primary keys per IN (...) when re-reading changed tasks
+MAX_DUE_PER_TICK = 20_000  # entries sent together by one tick; the rest at the next (at once)
 
 
 class Scheduler(DatabaseScheduler):
@@ -269,9 +279,12 @@ class Scheduler(DatabaseScheduler):
             return False
         return True
 
-    # -- heartbeat -----------------------------------------------------------
-    def tick(self, *args, **kwargs):
-        interval = super().tick(*args, **kwargs)
+    # -- sending -------------------------------------------------------------
+    def tick(self, event_t=event_t, min=min, heappop=heapq.heappop, heappush=heapq.heappush):
+        """Celery's ``Scheduler.tick``, except that every entry due now is
+        sent by this one tick (``apply_entries``), not one entry per tick;
+        plus beat's heartbeat for /health."""
+        interval = self._send_due(event_t, min, heappop, heappush)
         now = time.monotonic()
         if now - self._last_heartbeat >= HEARTBEAT_EVERY_SECONDS:
             self._last_heartbeat = now
@@ -282,3 +295,46 @@ class Scheduler(DatabaseScheduler):
             except Exception:  # a heartbeat must never stop beat
                 logger.warning("beat heartbeat could not be recorded", exc_info=True)
         return min(interval, HEARTBEAT_EVERY_SECONDS)
+
+    def _send_due(self, event_t, min, heappop, heappush) -> float:
+        max_interval = self.max_interval
+        if self._heap is None or not self.schedules_equal(self.old_schedulers, self.schedule):
+            self.old_schedulers = copy.copy(self.schedule)
+            self.populate_heap()
+        heap = self._heap
+        if not heap:
+            return max_interval
+        due, successors = [], []
+        # "now" read again for every entry, as Celery does: entries due a few
+        # milliseconds apart (all of a minute's) are all taken by this tick.
+        while heap and heap[0][0] <= self._when(heap[0][2], 0) and len(due) < MAX_DUE_PER_TICK:
+            event = heappop(heap)
+            entry = event[2]
+            try:
+                is_due, next_time_to_run = self.is_due(entry)
+            except Exception:  # one entry whose next run can't be calculated must not stop beat
+                is_due, next_time_to_run = self._is_due_failed(entry)
+            if is_due:
+                next_entry = self.reserve(entry)
+                due.append(entry)
+                successors.append(event_t(self._when(next_entry, next_time_to_run), event[1], next_entry))
+            else:
+                # The heap says due, the entry asks for later (celery/celery#7649): put it back for
+                # then, and stop here. Beat wakes 10 ms early (Celery's drift), so this is
+                # usually a minute's burst a few ms before its minute: sleep until it has
+                # come, and send all of it then, not a part now and the rest after it.
+                delay = next_time_to_run if is_numeric_value(next_time_to_run) else max_interval
+                successors.append(event_t(self._when(entry, delay), event[1], entry))
+                break
+        # Pushed back only now: an entry is looked at once per tick.
+        for event in successors:
+            heappush(heap, event)
+        if due:
+            self.apply_entries(due)
+            return 0
+        return min(max(heap[0][0] - self._when(heap[0][2], 0), 0), max_interval)
+
+    def apply_entries(self, entries: list) -> None:
+        """Send the entries due at this tick (each already advanced by ``reserve``)."""
+        for entry in entries:
+            self.apply_entry(entry, producer=self.producer)

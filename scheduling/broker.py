@@ -67,6 +67,40 @@ def patch_kombu_collect() -> None:
     Connection.collect = collect
 
 
+def patch_kombu_redis_client_reuse() -> None:
+    """One ``redis.Redis`` client per channel and connection pool, not one per
+    command.
+
+    kombu 5.7's Redis transport builds a new ``redis.Redis`` for every
+    publish, ack and event (``Channel.conn_or_acquire`` → ``_create_client``);
+    redis-py 6+ fills ~170 response callbacks into each new client, 0.3–0.4 ms
+    of CPU, a third of what publishing a task costs (beat sending a minute's
+    burst, a worker acking and sending its events; docs/benchmarks.md,
+    "bench_burst"). The client holds no connection of its own — each command
+    borrows one from the channel's pool, as before — so one per pool is
+    equivalent; a new pool (after a reconnect) gets a new client.
+    """
+    from kombu.transport.redis import Channel
+
+    if getattr(Channel._create_client, "jobsite_patched", False):
+        return
+    original = Channel._create_client
+
+    def _create_client(self, asynchronous=False):
+        if asynchronous:
+            return original(self, asynchronous=True)
+        pool = self.pool
+        client = self.__dict__.get("_jobsite_sync_client")
+        if client is None or client.connection_pool is not pool:
+            client = original(self, asynchronous=False)
+            self.__dict__["_jobsite_sync_client"] = client
+        return client
+
+    _create_client.jobsite_patched = True
+    _create_client.__wrapped__ = original
+    Channel._create_client = _create_client
+
+
 # ---------------------------------------------------------------------------
 # Which executions' messages are still on their way
 # ---------------------------------------------------------------------------

@@ -111,7 +111,7 @@ class Job(models.Model):
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    last_run_at = models.DateTimeField(null=True, blank=True, help_text="When the last run started (or beat last fired it).")
+    last_run_at = models.DateTimeField(null=True, blank=True, help_text="When a run was last queued: fired by beat, or triggered through the API, admin or CLI.")
     next_run_at = models.DateTimeField(null=True, blank=True, help_text="Next run computed from the schedule.")
     last_status = models.CharField(max_length=16, blank=True, help_text="Status of the last finished run.")
 

@@ -219,6 +219,7 @@ class RunCapture:
         self._log = _BoundedText(LOG_MAX_CHARS)
         self._last_flush = time.monotonic()
         self._flushing = False
+        self._flushed = False  # a log was stored while running
 
     # -- collecting ----------------------------------------------------------
     def write(self, text: str) -> None:
@@ -247,6 +248,7 @@ class RunCapture:
         self._flushing = True  # the write below may log (DEBUG SQL): never recurse
         try:
             Execution.objects.filter(pk=self.execution_id, status=Execution.Status.RUNNING).update(log=self.log)
+            self._flushed = True
         except Exception:  # e.g. inside the executor's broken transaction: the final save still comes
             pass
         finally:
@@ -257,9 +259,12 @@ class RunCapture:
         """Store the log and the traceback, whatever the execution's status now."""
         from scheduling.models import Execution
 
+        log = self.log
+        if not log and not self.traceback and not self._flushed:
+            return  # nothing to store: the columns are still blank (one write less per quiet run)
         self._flushing = True
         try:
-            Execution.objects.filter(pk=self.execution_id).update(log=self.log, traceback=self.traceback)
+            Execution.objects.filter(pk=self.execution_id).update(log=log, traceback=self.traceback)
         except Exception:  # never lose the run's outcome over its log
             logger.exception("could not store the log of execution %s", self.execution_id)
         finally:

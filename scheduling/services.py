@@ -12,15 +12,15 @@ import re
 import uuid
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
-from typing import Any
+from typing import Any, NamedTuple, Sequence
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from jobsite.crypto import secrets_decrypt, secrets_encrypt
+from jobsite.db import update_row
 from jobsite.exceptions import ApplicationError, Conflict
 from scheduling import audit
 from scheduling.errors import ErrorCode
@@ -292,29 +292,56 @@ def job_set_enabled(*, job: Job, enabled: bool, actor=None, actor_label: str = "
 # Executions
 # ---------------------------------------------------------------------------
 def _send_execution(execution: Execution, job: Job, *, countdown: float | None = None) -> None:
-    """Send the execution's Celery task (after commit) under its pre-assigned task id."""
+    """Send the execution's Celery task (after commit) under its pre-assigned
+    task id; a broker that can't be reached answers 503 (the execution is
+    then ``error``, "Not queued")."""
+    _send_executions([(execution, job)], countdown=countdown, raise_unreachable=True)
+
+
+def _send_executions(pairs: list[tuple[Execution, Job]], *, countdown: float | None = None,
+                     raise_unreachable: bool = False) -> None:
+    """Send each (execution, job)'s Celery task after commit, through one
+    producer (one broker connection for the lot: beat sends a minute's burst
+    this way). Whatever could not be sent is marked ``error`` ("Not queued"),
+    so no run stays ``queued`` with nothing to start it."""
+    from celery import current_app
+
     from scheduling.tasks import run_execution
 
-    options = _execution_task_options(execution, job)
-    if countdown:
-        options["countdown"] = countdown
-    execution_id = execution.pk
+    messages = []
+    for execution, job in pairs:
+        options = _execution_task_options(execution, job)
+        if countdown:
+            options["countdown"] = countdown
+        messages.append(options)
+    if not messages:
+        return
 
     def enqueue() -> None:
+        sent = 0
         try:
-            run_execution.apply_async(**options)
+            with current_app.producer_or_acquire() as producer:
+                for options in messages:
+                    run_execution.apply_async(producer=producer, **options)
+                    sent += 1
         except Exception as exc:  # broker down: never leave a "queued" run that nothing will start
-            logger.exception("could not queue execution %s", execution_id)
-            Execution.objects.filter(pk=execution_id, status=Execution.Status.QUEUED).update(
+            unsent = [options["args"][0] for options in messages[sent:]]
+            logger.exception("could not queue %d execution(s) (%s)", len(unsent), _ids_in_words(unsent))
+            Execution.objects.filter(pk__in=unsent, status=Execution.Status.QUEUED).update(
                 status=Execution.Status.ERROR, completed_at=timezone.now(), output="Not queued: broker unreachable",
                 error=f"The task broker could not be reached: {type(exc).__name__}",
             )
-            raise ApplicationError(
-                f"Execution {execution_id} could not be queued: the task broker is unreachable.",
-                status=503, code=ErrorCode.BROKER_UNAVAILABLE,
-            ) from None
+            if raise_unreachable:
+                raise ApplicationError(
+                    f"Execution {_ids_in_words(unsent)} could not be queued: the task broker is unreachable.",
+                    status=503, code=ErrorCode.BROKER_UNAVAILABLE,
+                ) from None
 
     transaction.on_commit(enqueue)
+
+
+def _ids_in_words(ids: list[int]) -> str:
+    return ", ".join(map(str, ids[:5])) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
 
 
 def _new_execution(job: Job, *, trigger: str, actor=None, override_kwargs=None, attempt=1, retry_of=None,
@@ -354,6 +381,7 @@ def job_execute(
                     code=ErrorCode.JOB_RUNNING,
                 )
     execution = _new_execution(job, trigger=trigger, actor=actor, override_kwargs=override_kwargs)
+    update_row(Job, where={"pk": job.pk}, values={"last_run_at": execution.created_at})
     _send_execution(execution, job)
     audit.record(actor=actor, actor_label=actor_label, action="execute", obj=job,
                  changes={"execution": execution.pk, "force": force, "override_kwargs": override_kwargs or {}})
@@ -418,6 +446,108 @@ def job_dispatch_scheduled(
     if not getattr(execution, "_duplicate", False):
         _send_execution(execution, job)
     return execution
+
+
+class ScheduledFire(NamedTuple):
+    """One fire of a job's beat entry (what ``scheduling.run_job`` carries)."""
+
+    job_id: int
+    scheduled_for: datetime | None
+    missed: int = 0
+    missed_from: datetime | None = None
+
+
+def jobs_dispatch_scheduled(*, fires: Sequence[ScheduledFire]) -> tuple[int, int]:
+    """Beat fired many jobs at once (a minute boundary with hundreds due):
+    ``job_dispatch_scheduled`` for every fire, in one transaction, with the
+    common case done in bulk. Returns how many executions were queued.
+
+    The common case is a fire on time, for a job that is due, enabled and not
+    a one-off, with nothing owed and (overlap policy ``skip``) no run going: a
+    few queries for the lot — lock the jobs, look for fires already recorded
+    and runs still going, insert the executions, set each job's
+    ``last_run_at``/``next_run_at`` — and every message through one producer
+    after commit. Every other fire (late, owing missed runs, a one-off, a
+    skip, a race with another beat) goes through ``job_dispatch_scheduled``
+    itself, unchanged. A fire already recorded is a duplicate and does
+    nothing, as there.
+
+    Returns (fires queued in bulk, fires handled one by one)."""
+    if not fires:
+        return 0, 0
+    now = timezone.now()
+    grace = settings.JOBS_MISSED_GRACE_SECONDS
+    with transaction.atomic():
+        job_ids = {fire.job_id for fire in fires}
+        jobs = {job.pk: job for job in _in_chunks(Job.objects.select_for_update(), "pk__in", job_ids)}
+        due_times = {fire.scheduled_for for fire in fires if fire.scheduled_for is not None}
+        recorded = set(_in_chunks(
+            Execution.objects.filter(scheduled_for__in=due_times), "job_id__in", job_ids, "job_id", "scheduled_for",
+        )) if due_times else set()
+        skip_ids = [pk for pk, job in jobs.items() if job.overlap_policy == Job.OverlapPolicy.SKIP]
+        going = set(_in_chunks(Execution.objects.filter(status__in=Execution.ACTIVE_STATUSES), "job_id__in",
+                               skip_ids, "job_id"))
+        bulk: list[tuple[Job, ScheduledFire]] = []
+        one_by_one: list[ScheduledFire] = []
+        seen: set[int] = set()
+        for fire in fires:
+            job = jobs.get(fire.job_id)
+            if job is None or not job.is_schedulable:
+                continue  # deleted or paused after beat read its schedule
+            if fire.scheduled_for is not None and (job.pk, fire.scheduled_for) in recorded:
+                continue  # a duplicate fire: recorded already
+            simple = (fire.scheduled_for is not None and not fire.missed and job.pk not in going
+                      and job.pk not in seen and job.schedule_type != Job.ScheduleType.ONCE
+                      and (now - fire.scheduled_for).total_seconds() <= grace)
+            seen.add(job.pk)
+            (bulk.append((job, fire)) if simple else one_by_one.append(fire))
+        executions = [
+            Execution(job=job, celery_task_id=str(uuid.uuid4()), status=Execution.Status.QUEUED,
+                      trigger=Execution.Trigger.SCHEDULE, attempt=1, override_kwargs={},
+                      scheduled_for=fire.scheduled_for)
+            for job, fire in bulk
+        ]
+        try:
+            with transaction.atomic():
+                Execution.objects.bulk_create(executions, batch_size=500)
+        except IntegrityError:
+            # Another beat recorded some of these fires meanwhile: one by one, each finds its own.
+            one_by_one.extend(fire for _, fire in bulk)
+            bulk, executions = [], []
+        next_runs: dict[tuple, datetime | None] = {}
+        by_next_run: dict[datetime | None, list[int]] = {}
+        for job, fire in bulk:
+            key = (job.schedule_type, job.schedule_expression, job.timezone, fire.scheduled_for)
+            if key not in next_runs:
+                # the next run counts from the due time fired (as job_dispatch_scheduled)
+                next_runs[key] = job_schedule(job).next_run(after=max(fire.scheduled_for, now),
+                                                            anchor=fire.scheduled_for)
+            by_next_run.setdefault(next_runs[key], []).append(job.pk)
+        for next_run_at, pks in by_next_run.items():
+            for start in range(0, len(pks), CHUNK):
+                Job.objects.filter(pk__in=pks[start:start + CHUNK]).update(last_run_at=now, next_run_at=next_run_at)
+        _send_executions([(execution, execution.job) for execution in executions])
+        for fire in one_by_one:
+            job_dispatch_scheduled(job_id=fire.job_id, scheduled_for=fire.scheduled_for, missed=fire.missed,
+                                   missed_from=fire.missed_from)
+    return len(executions), len(one_by_one)
+
+
+CHUNK = 500  # ids per IN (...): well under SQLite's bound-parameter limit
+
+
+def _in_chunks(queryset, lookup: str, ids, *fields):
+    """``queryset.filter(**{lookup: ids})`` (its ``values_list(*fields)`` if
+    given), CHUNK ids per query."""
+    ids = list(ids)
+    for start in range(0, len(ids), CHUNK):
+        chunk = queryset.filter(**{lookup: ids[start:start + CHUNK]})
+        if len(fields) == 1:
+            yield from chunk.values_list(fields[0], flat=True)
+        elif fields:
+            yield from chunk.values_list(*fields)
+        else:
+            yield from chunk
 
 
 def _disable_fired_one_off(job: Job) -> None:
@@ -547,14 +677,15 @@ def execution_claim(*, execution_id: int, task_id: str, worker: str) -> Executio
     not run (cancelled, finished, deleted). A redelivered message whose
     execution is already running means the previous worker died: that attempt
     is recorded as an error and retried per policy."""
-    now = timezone.now()
-    claimed = Execution.objects.filter(pk=execution_id, status=Execution.Status.QUEUED).update(
-        status=Execution.Status.RUNNING, started_at=now, worker=worker, celery_task_id=task_id,
+    claimed = update_row(
+        Execution, where={"pk": execution_id, "status": Execution.Status.QUEUED},
+        values={"status": Execution.Status.RUNNING, "started_at": timezone.now(), "worker": worker,
+                "celery_task_id": task_id},
     )
     if claimed:
-        execution = Execution.objects.select_related("job").get(pk=execution_id)
-        Job.objects.filter(pk=execution.job_id).update(last_run_at=now)
-        return execution
+        # The job row is not written here (its last_run_at was set when the run
+        # was queued): workers never queue up behind a hot job row to start.
+        return Execution.objects.select_related("job").get(pk=execution_id)
     execution = Execution.objects.select_related("job").filter(pk=execution_id).first()
     if execution is not None and execution.status == Execution.Status.RUNNING:
         execution_mark_lost(execution=execution, reason=f"worker {execution.worker or '?'} was lost mid-run; message redelivered")
@@ -574,11 +705,14 @@ def execution_finish(
     if result is not None:  # else keep what the run recorded as it went (execution_record_progress)
         values["result"] = result
     with transaction.atomic():
-        updated = Execution.objects.filter(pk=execution.pk, status=Execution.Status.RUNNING).update(**values)
-        execution.refresh_from_db()
+        updated = update_row(Execution, where={"pk": execution.pk, "status": Execution.Status.RUNNING}, values=values)
         if updated:
+            for name, value in values.items():
+                setattr(execution, name, value)
             _record_outcome(execution)
             _maybe_retry(execution)
+        else:  # a cancel (or the lost-run sweep) got there first: return it as it is
+            execution.refresh_from_db()
     if updated:
         log = logger.info if status == Execution.Status.SUCCESS else logger.warning
         log("execution %s of job %s finished %s in %.3fs: %s", execution.pk, execution.job_id, status,
@@ -690,7 +824,15 @@ def _execution_task_options(execution: Execution, job: Job) -> dict[str, Any]:
         "soft_time_limit": job.timeout_seconds,
         # The hard limit gives a run that ignores the soft limit time to clean up.
         "time_limit": job.timeout_seconds + settings.JOBS_HARD_TIMEOUT_GRACE_SECONDS,
+        "ignore_result": not _keeps_celery_result(job.kind),
     }
+
+
+def _keeps_celery_result(kind: str) -> bool:
+    try:
+        return executor_for(kind).keeps_celery_result
+    except LookupError:  # no executor: the run records that error; nothing to keep
+        return False
 
 
 def _retry_due_at(execution: Execution):
@@ -755,16 +897,17 @@ def _record_outcome(execution: Execution) -> None:
     failed = status in Execution.FAILURE_STATUSES
     if execution_finished.has_listeners(Execution):
         execution_id, job_id = execution.pk, execution.job_id
+        # The job's last outcome as read when this run was claimed (None: not read).
+        previous = execution.job.last_status if Execution.job.is_cached(execution) else None
         transaction.on_commit(lambda: execution_finished.send_robust(
-            sender=Execution, execution_id=execution_id, job_id=job_id, status=status,
+            sender=Execution, execution_id=execution_id, job_id=job_id, status=status, previous_status=previous,
         ))
-    Job.objects.filter(pk=execution.job_id).update(
-        total_runs=F("total_runs") + 1,
-        successful_runs=F("successful_runs") + (1 if status == Execution.Status.SUCCESS else 0),
-        failed_runs=F("failed_runs") + (1 if failed else 0),
-        total_duration_seconds=F("total_duration_seconds") + (execution.duration_seconds or 0.0),
-        last_status=status,
-    )
+    update_row(Job, where={"pk": execution.job_id}, values={"last_status": status}, increments={
+        "total_runs": 1,
+        "successful_runs": 1 if status == Execution.Status.SUCCESS else 0,
+        "failed_runs": 1 if failed else 0,
+        "total_duration_seconds": execution.duration_seconds or 0.0,
+    })
 
 
 def _maybe_retry(execution: Execution) -> Execution | None:

@@ -7,10 +7,11 @@ from celery.exceptions import TimeLimitExceeded
 from celery.signals import worker_ready, worker_shutdown
 
 from scheduling import heartbeat, services
-from scheduling.broker import patch_kombu_collect
+from scheduling.broker import patch_kombu_collect, patch_kombu_redis_client_reuse
 
 # Before any worker connects: a broker restart must not stop the worker (see the docstring).
 patch_kombu_collect()
+patch_kombu_redis_client_reuse()
 
 
 @shared_task(name="scheduling.run_job", ignore_result=True)

@@ -353,3 +353,108 @@ def test_beat_start_reads_the_schedule_once():
     assert {periodic_task_name(job), "celery.backend_cleanup", *app.conf.beat_schedule} <= set(scheduler.schedule)
     assert (scheduler.full_reads, scheduler.incremental_reads) == (1, 0)
     assert scheduler.schedule_changed() is False
+
+
+# ---------------------------------------------------------------------------
+# Jobs due together: one tick records them all (scheduling.beat_lock.LockedScheduler)
+# ---------------------------------------------------------------------------
+def hourly_jobs_due(count, *, due, **fields):
+    """``count`` hourly jobs whose next fire is ``due`` (beat's last one an hour before)."""
+    jobs = [JobFactory(schedule_type="interval", schedule_expression="1h", **fields) for _ in range(count)]
+    PeriodicTask.objects.filter(pk__in=[job.periodic_task_id for job in jobs]).update(last_run_at=due - timedelta(hours=1))
+    return jobs
+
+
+def locked_scheduler():
+    from scheduling.beat_lock import LockedScheduler
+
+    scheduler = LockedScheduler(app=app, lazy=True)
+    scheduler.schedule  # the initial read
+    return scheduler
+
+
+def test_jobs_due_together_are_recorded_and_sent_in_one_tick():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from scheduling.broker import broker_view
+    from scheduling.models import Execution
+
+    due = timezone.now().replace(microsecond=0) - timedelta(seconds=1)
+    jobs = hourly_jobs_due(12, due=due)
+    scheduler = locked_scheduler()
+    try:
+        # when beat ticks once
+        with CaptureQueriesContext(connection) as queries:
+            assert scheduler.tick() == 0
+        # then every job has its run for that due time, queued and sent under its task id
+        executions = list(Execution.objects.filter(job__in=jobs).order_by("job_id"))
+        assert [e.job_id for e in executions] == sorted(job.pk for job in jobs)
+        assert {(e.scheduled_for, e.trigger, e.attempt) for e in executions} == {(due, "schedule", 1)}
+        assert all(e.celery_task_id for e in executions)
+        view = broker_view(fresh_seconds=3600)
+        for execution in executions:
+            execution.refresh_from_db()
+            assert execution.celery_task_id in view.waiting | view.held or execution.status != "queued"
+        # and beat's own record of each fire, the jobs' next runs
+        tasks = PeriodicTask.objects.filter(pk__in=[job.periodic_task_id for job in jobs])
+        assert {(t.last_run_at, t.total_run_count) for t in tasks} == {(due, 1)}
+        for job in jobs:
+            job.refresh_from_db()
+            assert job.next_run_at == due + timedelta(hours=1) and job.last_run_at is not None
+        # in a bounded number of queries, not a few per job
+        assert len(queries) < 25, [q["sql"][:80] for q in queries]
+        assert not scheduler._dirty & {periodic_task_name(job) for job in jobs}
+
+        # and the next tick sends nothing more, nor does a reload
+        PeriodicTasks.update_changed()
+        assert scheduler.tick() > 0
+        assert Execution.objects.filter(job__in=jobs).count() == 12
+    finally:
+        scheduler.close()
+
+
+def test_fires_that_are_not_plain_go_one_by_one_in_the_same_tick():
+    from scheduling.models import Execution
+
+    due = timezone.now().replace(microsecond=0) - timedelta(seconds=1)
+    plain, busy, duplicate, paused = hourly_jobs_due(4, due=due, overlap_policy="skip")
+    owing = JobFactory(schedule_type="interval", schedule_expression="1h", catch_up_policy="skip")
+    # beat was away for 3 hours: the latest fire owes two missed ones
+    PeriodicTask.objects.filter(pk=owing.periodic_task_id).update(
+        last_run_at=due - timedelta(hours=3), date_changed=due - timedelta(hours=4))
+    running = Execution.objects.create(job=busy, status="running", trigger="api", celery_task_id="t-busy")
+    Execution.objects.create(job=duplicate, status="success", trigger="schedule", scheduled_for=due)
+    scheduler = locked_scheduler()
+    services.job_pause(job=paused)  # after beat read it: the fire finds it paused
+    try:
+        scheduler.tick()
+        assert Execution.objects.get(job=plain).status == "queued"
+        skipped = Execution.objects.get(job=busy, trigger="schedule")
+        assert skipped.status == "skipped" and f"execution {running.pk} is still running" in skipped.output
+        assert Execution.objects.filter(job=duplicate).count() == 1
+        assert not Execution.objects.filter(job=paused).exists()
+        missed = Execution.objects.get(job=owing, status="missed")
+        assert missed.result["missed"] == 2
+    finally:
+        scheduler.close()
+
+
+def test_when_the_database_fails_the_fires_go_out_as_run_job_messages():
+    from django.db import OperationalError
+
+    due = timezone.now().replace(microsecond=0) - timedelta(seconds=1)
+    jobs = hourly_jobs_due(3, due=due)
+    scheduler = locked_scheduler()
+    sent = []
+    scheduler.apply_entry = lambda entry, producer=None: sent.append((entry.task, entry.args, entry.kwargs))
+    try:
+        with mock.patch("scheduling.services.jobs_dispatch_scheduled", side_effect=OperationalError("database is away")):
+            scheduler.tick()
+        assert sorted(args[0] for _, args, _ in sent) == sorted(job.pk for job in jobs)
+        assert {task for task, _, _ in sent} == {"scheduling.run_job"}
+        assert {kwargs["scheduled_for"] for _, _, kwargs in sent} == {due.isoformat()}
+        # not recorded as fired: the regular sync writes them back
+        assert {periodic_task_name(job) for job in jobs} <= scheduler._dirty
+    finally:
+        scheduler.close()

@@ -62,6 +62,11 @@ class Executor:
     #: Optional DRF serializer for ``Job.config``; ``validate`` runs it, so the
     #: API, the admin form and the CLI all get its errors under ``config``.
     config_serializer: ClassVar[type[Serializer] | None] = None
+    #: Whether a run's Celery task keeps its state and result in the result
+    #: backend (for a facade that shows them, e.g. seed 004's ``celery_info``).
+    #: Off by default: the outcome lives on the Execution, and not storing it
+    #: twice saves a result write (and a result subscription) per run.
+    keeps_celery_result: ClassVar[bool] = False
 
     def validate(self, job: Job) -> None:
         """Check the kind's settings of ``job`` when it is created or updated:

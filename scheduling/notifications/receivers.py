@@ -14,10 +14,16 @@ _RELEVANT = frozenset((Execution.Status.SUCCESS, *Execution.FAILURE_STATUSES))
 
 
 @receiver(execution_finished, sender=Execution, dispatch_uid="notifications.execution_finished")
-def queue_execution_notifications(sender, *, execution_id: int, job_id: int, status: str, **kwargs) -> None:
+def queue_execution_notifications(sender, *, execution_id: int, job_id: int, status: str,
+                                  previous_status: str | None = None, **kwargs) -> None:
     """Queue the decision, never send here: this runs in the worker right after
-    the run's outcome committed."""
+    the run's outcome committed. A success after a success (or after nothing) is
+    no event at all, so no task is queued for it: the common case costs the
+    worker nothing more."""
     if status not in _RELEVANT:
+        return
+    if status == Execution.Status.SUCCESS and previous_status is not None \
+            and previous_status not in Execution.FAILURE_STATUSES:
         return
     from scheduling.notifications.tasks import execution_finished as task
 
