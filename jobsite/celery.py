@@ -1,5 +1,6 @@
 """The Celery application: configured from Django settings (CELERY_*)."""
 import os
+import time
 
 from celery import Celery, signals
 
@@ -16,15 +17,45 @@ def ping() -> str:
     return "pong"
 
 
+#: A connection a task used without error this recently is not health-checked
+#: again (Django's CONN_HEALTH_CHECKS: a ``SELECT 1`` before the first query of
+#: each task, a tenth of a short run's time on PostgreSQL). A connection that
+#: broke meanwhile fails that task's first query; Django then closes it after
+#: the task, and the run's execution, still queued, is sent again by the
+#: stale-queued sweep.
+HEALTH_CHECK_FRESH_SECONDS = 1.0
+_last_clean_use: dict[str, float] = {}
+
+
 @signals.task_prerun.connect
-@signals.task_postrun.connect
-def _close_old_connections(sender=None, task=None, **kwargs):
-    """Around each task, what Django does around a request: close the
+def _before_task(sender=None, task=None, **kwargs):
+    """Before each task, what Django does before a request: close the
     connections that are unusable or older than CONN_MAX_AGE, keep the others
     (CELERY_DB_REUSE_MAX stops Celery's fix-up from closing every one).
     Not for eager tasks: they run inside the caller's transaction."""
     if task is not None and getattr(task.request, "is_eager", False):
         return
-    from django.db import close_old_connections
+    from django.db import close_old_connections, connections
 
     close_old_connections()
+    now = time.monotonic()
+    for connection in connections.all(initialized_only=True):
+        if connection.connection is not None and now - _last_clean_use.get(connection.alias, -1e9) < HEALTH_CHECK_FRESH_SECONDS:
+            connection.health_check_done = True
+
+
+@signals.task_postrun.connect
+def _after_task(sender=None, task=None, **kwargs):
+    """After each task, as after a request; remembers which connections the
+    task left in good order (see HEALTH_CHECK_FRESH_SECONDS)."""
+    if task is not None and getattr(task.request, "is_eager", False):
+        return
+    from django.db import close_old_connections, connections
+
+    close_old_connections()
+    now = time.monotonic()
+    for connection in connections.all(initialized_only=True):
+        if connection.connection is not None and not connection.errors_occurred:
+            _last_clean_use[connection.alias] = now
+        else:
+            _last_clean_use.pop(connection.alias, None)

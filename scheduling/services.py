@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jobsite.crypto import secrets_decrypt, secrets_encrypt
-from jobsite.db import update_row
+from jobsite.db import PkLookup, update_row, update_row_then
 from jobsite.exceptions import ApplicationError, Conflict
 from scheduling import audit
 from scheduling.errors import ErrorCode
@@ -368,7 +368,7 @@ def job_execute(
     running (overlap policy ``skip``) is refused with 409."""
     if override_kwargs is not None and not isinstance(override_kwargs, dict):
         raise ValidationError({"override_kwargs": ["Must be a JSON object."]})
-    job = Job.objects.select_for_update().get(pk=job.pk)
+    job = _job_for_update.get(job.pk)
     executor_for(job.kind).validate_params(job, run_params(job, override_kwargs))
     if not force:
         if not job.is_schedulable:
@@ -672,6 +672,11 @@ def revoke_task(task_id: str) -> None:
 # ---------------------------------------------------------------------------
 # Running an execution (called by the scheduling.run_execution task)
 # ---------------------------------------------------------------------------
+# Every run reads its execution and job: compiled once per worker process (jobsite/db.py).
+_execution_with_job = PkLookup(lambda: Execution.objects.select_related("job"))
+_job_for_update = PkLookup(lambda: Job.objects.select_for_update())
+
+
 def execution_claim(*, execution_id: int, task_id: str, worker: str) -> Execution | None:
     """Move a queued execution to running, atomically. Returns None when it must
     not run (cancelled, finished, deleted). A redelivered message whose
@@ -685,8 +690,8 @@ def execution_claim(*, execution_id: int, task_id: str, worker: str) -> Executio
     if claimed:
         # The job row is not written here (its last_run_at was set when the run
         # was queued): workers never queue up behind a hot job row to start.
-        return Execution.objects.select_related("job").get(pk=execution_id)
-    execution = Execution.objects.select_related("job").filter(pk=execution_id).first()
+        return _execution_with_job.get(execution_id)
+    execution = _execution_with_job.first(execution_id)
     if execution is not None and execution.status == Execution.Status.RUNNING:
         execution_mark_lost(execution=execution, reason=f"worker {execution.worker or '?'} was lost mid-run; message redelivered")
     return None
@@ -704,15 +709,28 @@ def execution_finish(
               "error": error[:10000], "batch_id": batch_id}
     if result is not None:  # else keep what the run recorded as it went (execution_record_progress)
         values["result"] = result
-    with transaction.atomic():
-        updated = update_row(Execution, where={"pk": execution.pk, "status": Execution.Status.RUNNING}, values=values)
+    running = {"pk": execution.pk, "status": Execution.Status.RUNNING}
+    if status in Execution.FAILURE_STATUSES or status == Execution.Status.SKIPPED:  # a retry may come with it
+        with transaction.atomic():
+            updated = update_row(Execution, where=running, values=values)
+            if updated:
+                for name, value in values.items():
+                    setattr(execution, name, value)
+                _record_outcome(execution)
+                _maybe_retry(execution)
+    else:
+        # The run's row and its job's counters in one statement (one commit), as
+        # every successful run does this: docs/benchmarks.md, "bench_throughput".
+        for_job, increments = _outcome_counters(status, values["duration_seconds"])
+        updated = update_row_then(Execution, where=running, values=values, then_model=Job,
+                                  then_where={"pk": execution.job_id}, then_values=for_job,
+                                  then_increments=increments)
         if updated:
             for name, value in values.items():
                 setattr(execution, name, value)
-            _record_outcome(execution)
-            _maybe_retry(execution)
-        else:  # a cancel (or the lost-run sweep) got there first: return it as it is
-            execution.refresh_from_db()
+            _announce_finished(execution)
+    if not updated:  # a cancel (or the lost-run sweep) got there first: return it as it is
+        execution.refresh_from_db()
     if updated:
         log = logger.info if status == Execution.Status.SUCCESS else logger.warning
         log("execution %s of job %s finished %s in %.3fs: %s", execution.pk, execution.job_id, status,
@@ -891,23 +909,33 @@ def executions_resend_stale_queued(*, now=None, broker_view=None) -> int:
 
 def _record_outcome(execution: Execution) -> None:
     """Fold one finished execution into its job's statistics."""
-    status = execution.status
-    if status == Execution.Status.SKIPPED:
+    if execution.status == Execution.Status.SKIPPED:
         return
-    failed = status in Execution.FAILURE_STATUSES
-    if execution_finished.has_listeners(Execution):
-        execution_id, job_id = execution.pk, execution.job_id
-        # The job's last outcome as read when this run was claimed (None: not read).
-        previous = execution.job.last_status if Execution.job.is_cached(execution) else None
-        transaction.on_commit(lambda: execution_finished.send_robust(
-            sender=Execution, execution_id=execution_id, job_id=job_id, status=status, previous_status=previous,
-        ))
-    update_row(Job, where={"pk": execution.job_id}, values={"last_status": status}, increments={
+    _announce_finished(execution)
+    values, increments = _outcome_counters(execution.status, execution.duration_seconds)
+    update_row(Job, where={"pk": execution.job_id}, values=values, increments=increments)
+
+
+def _outcome_counters(status: str, duration_seconds: float | None) -> tuple[dict, dict]:
+    """What one finished run adds to its job's statistics: (values, increments)."""
+    return {"last_status": status}, {
         "total_runs": 1,
         "successful_runs": 1 if status == Execution.Status.SUCCESS else 0,
-        "failed_runs": 1 if failed else 0,
-        "total_duration_seconds": execution.duration_seconds or 0.0,
-    })
+        "failed_runs": 1 if status in Execution.FAILURE_STATUSES else 0,
+        "total_duration_seconds": duration_seconds or 0.0,
+    }
+
+
+def _announce_finished(execution: Execution) -> None:
+    """``execution_finished``, once the outcome is committed."""
+    if not execution_finished.has_listeners(Execution):
+        return
+    execution_id, job_id, status = execution.pk, execution.job_id, execution.status
+    # The job's last outcome as read when this run was claimed (None: not read).
+    previous = execution.job.last_status if Execution.job.is_cached(execution) else None
+    transaction.on_commit(lambda: execution_finished.send_robust(
+        sender=Execution, execution_id=execution_id, job_id=job_id, status=status, previous_status=previous,
+    ))
 
 
 def _maybe_retry(execution: Execution) -> Execution | None:

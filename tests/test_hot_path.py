@@ -1,0 +1,113 @@
+"""The run lifecycle's hot path (issue 10): jobsite/db.py's compiled reads
+and chained updates, and the worker's per-task connection handling. Against
+the test database (SQLite, or PostgreSQL with DATABASE_URL): the chained
+update is one statement on PostgreSQL and a transaction elsewhere."""
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from jobsite.db import PkLookup, update_row, update_row_then
+from scheduling.models import Execution, Job
+from tests.factories import ExecutionFactory, JobFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_pk_lookup_reads_what_the_orm_reads():
+    job = JobFactory(task_kwargs={"a": [1, 2]}, config={"x": "y"}, timeout_seconds=77)
+    execution = ExecutionFactory(job=job, status="running", result={"rows": 3}, started_at=timezone.now())
+    lookup = PkLookup(lambda: Execution.objects.select_related("job"))
+
+    fast = lookup.get(execution.pk)
+    slow = Execution.objects.select_related("job").get(pk=execution.pk)
+
+    for field in Execution._meta.concrete_fields:
+        assert getattr(fast, field.attname) == getattr(slow, field.attname), field.name
+    for field in Job._meta.concrete_fields:
+        assert getattr(fast.job, field.attname) == getattr(slow.job, field.attname), field.name
+    assert Execution.job.is_cached(fast)  # select_related: no second query for .job
+    assert fast.started_at.tzinfo is not None and fast._state.adding is False and fast._state.db == "default"
+
+
+def test_pk_lookup_compiles_once_and_answers_missing_rows():
+    execution = ExecutionFactory()
+    lookup = PkLookup(lambda: Execution.objects.select_related("job"))
+    lookup.get(execution.pk)
+    with CaptureQueriesContext(connection) as queries:
+        assert lookup.get(execution.pk).pk == execution.pk
+        assert lookup.first(execution.pk + 1000) is None
+        with pytest.raises(Execution.DoesNotExist):
+            lookup.get(execution.pk + 1000)
+    assert len(queries) == 3  # one query each, no health check or compile queries
+
+
+def test_update_row_then_updates_both_rows_or_neither():
+    job = JobFactory()
+    running = ExecutionFactory(job=job, status="running")
+    done = ExecutionFactory(job=job, status="success")
+    now = timezone.now()
+
+    updated = update_row_then(Execution, where={"pk": running.pk, "status": "running"},
+                              values={"status": "success", "completed_at": now}, then_model=Job,
+                              then_where={"pk": job.pk}, then_values={"last_status": "success"},
+                              then_increments={"total_runs": 1, "total_duration_seconds": 1.5})
+    assert updated == 1
+    running.refresh_from_db()
+    job.refresh_from_db()
+    assert (running.status, running.completed_at) == ("success", now)
+    assert (job.last_status, job.total_runs, job.total_duration_seconds) == ("success", 1, 1.5)
+
+    # a row no longer running (a cancel won): nothing is counted
+    again = update_row_then(Execution, where={"pk": done.pk, "status": "running"}, values={"status": "failed"},
+                            then_model=Job, then_where={"pk": job.pk}, then_increments={"total_runs": 1})
+    assert again == 0
+    job.refresh_from_db()
+    done.refresh_from_db()
+    assert (job.total_runs, done.status) == (1, "success")
+
+
+def test_update_row_then_is_one_statement_on_postgresql():
+    job = JobFactory()
+    execution = ExecutionFactory(job=job, status="running")
+    with CaptureQueriesContext(connection) as queries:
+        update_row_then(Execution, where={"pk": execution.pk, "status": "running"}, values={"status": "success"},
+                        then_model=Job, then_where={"pk": job.pk}, then_increments={"total_runs": 1})
+    statements = [q["sql"] for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
+    assert len(statements) == (1 if connection.vendor == "postgresql" else 2), statements
+
+
+def test_update_row_stores_what_update_stores():
+    execution = ExecutionFactory(status="running")
+    when = timezone.now() - timedelta(minutes=3)
+    assert update_row(Execution, where={"pk": execution.pk}, values={"completed_at": when, "result": {"k": [1]}}) == 1
+    execution.refresh_from_db()
+    assert (execution.completed_at, execution.result) == (when, {"k": [1]})
+
+
+@pytest.mark.django_db(transaction=True)  # autocommit, as in a worker
+def test_the_worker_skips_the_health_check_only_right_after_a_clean_task(monkeypatch):
+    from jobsite import celery as jobsite_celery
+
+    connection.ensure_connection()
+    jobsite_celery._after_task(task=None)  # a task just ended without a database error
+    jobsite_celery._before_task(task=None)
+    assert connection.health_check_done is True
+
+    # long enough ago: checked again, as Django checks before each request
+    monkeypatch.setitem(jobsite_celery._last_clean_use, connection.alias, -1e9)
+    jobsite_celery._before_task(task=None)
+    assert connection.health_check_done is False
+
+    if connection.vendor != "postgresql":
+        return  # Django takes an SQLite connection as always usable: nothing breaks it
+    # a task whose connection broke: closed after it, and the next task connects anew
+    jobsite_celery._after_task(task=None)
+    connection.connection.close()
+    connection.errors_occurred = True
+    jobsite_celery._after_task(task=None)
+    assert connection.connection is None and connection.alias not in jobsite_celery._last_clean_use
+    jobsite_celery._before_task(task=None)
+    assert Job.objects.count() == 0  # reconnects
