@@ -89,6 +89,54 @@ def _prepared(model, alias, *, where, values, increments) -> tuple[str, list]:
     return sql, params
 
 
+def insert_rows(model: type[Model], rows: list[dict[str, Any]], *, common: dict[str, Any] | None = None) -> None:
+    """``INSERT`` many rows of ``model`` in one ``executemany``: each row's own
+    values by field name, then ``common`` (the same for every row), then each
+    other field's default. What is stored is what the ORM stores (each value
+    through its field's ``get_db_prep_save``; shared values adapted once) —
+    without ``bulk_create``'s per-row compiling, which cost beat most of a
+    second for 10,000 fires. No primary keys come back: look the rows up by a
+    unique key. Sends no signals, as ``bulk_create`` does not."""
+    if not rows:
+        return
+    alias = router.db_for_write(model)
+    connection = connections[alias]
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    quote = connection.ops.quote_name
+    sql = (f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+           f"VALUES ({', '.join(['%s'] * len(fields))})")
+    common = common or {}
+    own = set().union(*(row.keys() for row in rows))
+    shared = {}  # field name -> its value, adapted once
+    for field in fields:
+        if field.name in own or field.attname in own:
+            continue
+        if field.name in common or field.attname in common:
+            value = common[field.name] if field.name in common else common[field.attname]
+        elif callable(field.default):
+            continue  # one per row (uuid4)
+        else:
+            value = field.get_default()
+        shared[field.name] = field.get_db_prep_save(value, connection)
+    params = []
+    for row in rows:
+        values = []
+        for field in fields:
+            if field.name in shared:
+                values.append(shared[field.name])
+                continue
+            if field.name in row:
+                value = row[field.name]
+            elif field.attname in row:
+                value = row[field.attname]
+            else:
+                value = field.get_default()
+            values.append(field.get_db_prep_save(value, connection))
+        params.append(values)
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
 class PkLookup:
     """``build().get(pk=pk)``, with the query compiled once per database
     connection (so per thread): ``build`` must return the same query every

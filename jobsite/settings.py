@@ -201,8 +201,10 @@ CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
     "retry_policy": {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
 }
 CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 5
-CELERY_WORKER_SEND_TASK_EVENTS = True
-CELERY_TASK_SEND_SENT_EVENT = True
+# Task events for Flower and exporters: three small messages per run from the
+# worker and one per send (about a millisecond of CPU per run in all).
+CELERY_WORKER_SEND_TASK_EVENTS = env.bool("CELERY_WORKER_SEND_TASK_EVENTS", default=True)
+CELERY_TASK_SEND_SENT_EVENT = env.bool("CELERY_TASK_SEND_SENT_EVENT", default=True)
 CELERY_BEAT_SCHEDULER = "scheduling.beat_scheduler:Scheduler"
 CELERY_BEAT_SYNC_EVERY = 1
 # django-celery-beat re-reads the schedule when PeriodicTasks.last_update changes

@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jobsite.crypto import secrets_decrypt, secrets_encrypt
-from jobsite.db import PkLookup, update_row, update_row_then
+from jobsite.db import PkLookup, insert_rows, update_row, update_row_then
 from jobsite.exceptions import ApplicationError, Conflict
 from scheduling import audit
 from scheduling.errors import ErrorCode
@@ -298,6 +298,12 @@ def _send_execution(execution: Execution, job: Job, *, countdown: float | None =
     _send_executions([(execution, job)], countdown=countdown, raise_unreachable=True)
 
 
+def executions_send(pairs: list[tuple[Execution, Job]]) -> None:
+    """Send the messages of executions already recorded (committed): what
+    ``jobs_dispatch_scheduled(sends=...)`` collected."""
+    _send_executions(pairs)
+
+
 def _send_executions(pairs: list[tuple[Execution, Job]], *, countdown: float | None = None,
                      raise_unreachable: bool = False) -> None:
     """Send each (execution, job)'s Celery task after commit, through one
@@ -457,7 +463,7 @@ class ScheduledFire(NamedTuple):
     missed_from: datetime | None = None
 
 
-def jobs_dispatch_scheduled(*, fires: Sequence[ScheduledFire]) -> tuple[int, int]:
+def jobs_dispatch_scheduled(*, fires: Sequence[ScheduledFire], sends: list | None = None) -> tuple[int, int]:
     """Beat fired many jobs at once (a minute boundary with hundreds due):
     ``job_dispatch_scheduled`` for every fire, in one transaction, with the
     common case done in bulk. Returns how many executions were queued.
@@ -472,6 +478,11 @@ def jobs_dispatch_scheduled(*, fires: Sequence[ScheduledFire]) -> tuple[int, int
     itself, unchanged. A fire already recorded is a duplicate and does
     nothing, as there.
 
+    ``sends``: the bulk executions' messages are added to it, as (execution,
+    job), for the caller to send with ``executions_send`` once it has
+    recorded everything (beat: a burst in several transactions); by default
+    they are sent when the transaction commits.
+
     Returns (fires queued in bulk, fires handled one by one)."""
     if not fires:
         return 0, 0
@@ -479,7 +490,15 @@ def jobs_dispatch_scheduled(*, fires: Sequence[ScheduledFire]) -> tuple[int, int
     grace = settings.JOBS_MISSED_GRACE_SECONDS
     with transaction.atomic():
         job_ids = {fire.job_id for fire in fires}
-        jobs = {job.pk: job for job in _in_chunks(Job.objects.select_for_update(), "pk__in", job_ids)}
+        # What a fire needs of its job (the run's message options included), not all of it.
+        # Locked (and so read afresh) only where a concurrent run matters: overlap policy
+        # skip, whose check below must not race a manual trigger. Locking every row of a
+        # 10,000-job burst was a second of PostgreSQL's time.
+        needed = Job.objects.only("is_enabled", "status", "overlap_policy", "schedule_type", "schedule_expression",
+                                  "timezone", "queue", "priority", "timeout_seconds", "kind")
+        jobs = {job.pk: job for job in _in_chunks(needed, "pk__in", job_ids)}
+        skip_ids = [pk for pk, job in jobs.items() if job.overlap_policy == Job.OverlapPolicy.SKIP]
+        jobs.update((job.pk, job) for job in _in_chunks(needed.select_for_update(), "pk__in", skip_ids))
         due_times = {fire.scheduled_for for fire in fires if fire.scheduled_for is not None}
         recorded = set(_in_chunks(
             Execution.objects.filter(scheduled_for__in=due_times), "job_id__in", job_ids, "job_id", "scheduled_for",
@@ -501,19 +520,19 @@ def jobs_dispatch_scheduled(*, fires: Sequence[ScheduledFire]) -> tuple[int, int
                       and (now - fire.scheduled_for).total_seconds() <= grace)
             seen.add(job.pk)
             (bulk.append((job, fire)) if simple else one_by_one.append(fire))
-        executions = [
-            Execution(job=job, celery_task_id=str(uuid.uuid4()), status=Execution.Status.QUEUED,
-                      trigger=Execution.Trigger.SCHEDULE, attempt=1, override_kwargs={},
-                      scheduled_for=fire.scheduled_for)
-            for job, fire in bulk
-        ]
+        rows = [{"job_id": job.pk, "celery_task_id": str(uuid.uuid4()), "scheduled_for": fire.scheduled_for}
+                for job, fire in bulk]
         try:
             with transaction.atomic():
-                Execution.objects.bulk_create(executions, batch_size=500)
+                insert_rows(Execution, rows, common={
+                    "status": Execution.Status.QUEUED, "trigger": Execution.Trigger.SCHEDULE, "attempt": 1,
+                    "override_kwargs": {}, "created_at": timezone.now(),
+                })
         except IntegrityError:
             # Another beat recorded some of these fires meanwhile: one by one, each finds its own.
             one_by_one.extend(fire for _, fire in bulk)
-            bulk, executions = [], []
+            bulk, rows = [], []
+        executions = _fires_recorded(bulk, rows)
         next_runs: dict[tuple, datetime | None] = {}
         by_next_run: dict[datetime | None, list[int]] = {}
         for job, fire in bulk:
@@ -526,7 +545,8 @@ def jobs_dispatch_scheduled(*, fires: Sequence[ScheduledFire]) -> tuple[int, int
         for next_run_at, pks in by_next_run.items():
             for start in range(0, len(pks), CHUNK):
                 Job.objects.filter(pk__in=pks[start:start + CHUNK]).update(last_run_at=now, next_run_at=next_run_at)
-        _send_executions([(execution, execution.job) for execution in executions])
+        pairs = [(execution, execution.job) for execution in executions]
+        sends.extend(pairs) if sends is not None else _send_executions(pairs)
         for fire in one_by_one:
             job_dispatch_scheduled(job_id=fire.job_id, scheduled_for=fire.scheduled_for, missed=fire.missed,
                                    missed_from=fire.missed_from)
@@ -534,6 +554,26 @@ def jobs_dispatch_scheduled(*, fires: Sequence[ScheduledFire]) -> tuple[int, int
 
 
 CHUNK = 500  # ids per IN (...): well under SQLite's bound-parameter limit
+
+
+def _fires_recorded(bulk: list[tuple[Job, ScheduledFire]], rows: list[dict]) -> list[Execution]:
+    """The executions just inserted for ``bulk`` (by their unique (job, due time)),
+    each with its job attached, in the order of ``rows``."""
+    jobs = {job.pk: job for job, _ in bulk}
+    by_due: dict[datetime, list[int]] = {}
+    for row in rows:
+        by_due.setdefault(row["scheduled_for"], []).append(row["job_id"])
+    found = {}
+    for due, job_ids in by_due.items():
+        for execution in _in_chunks(Execution.objects.filter(scheduled_for=due).only(
+                "pk", "job_id", "celery_task_id", "scheduled_for"), "job_id__in", job_ids):
+            found[(execution.job_id, due)] = execution
+    executions = []
+    for row in rows:
+        execution = found[(row["job_id"], row["scheduled_for"])]
+        execution.job = jobs[row["job_id"]]
+        executions.append(execution)
+    return executions
 
 
 def _in_chunks(queryset, lookup: str, ids, *fields):

@@ -458,3 +458,46 @@ def test_when_the_database_fails_the_fires_go_out_as_run_job_messages():
         assert {periodic_task_name(job) for job in jobs} <= scheduler._dirty
     finally:
         scheduler.close()
+
+
+def test_a_burst_larger_than_a_transaction_renews_the_lock_between_them(monkeypatch):
+    from scheduling import beat_lock
+    from scheduling.models import Execution
+
+    monkeypatch.setattr(beat_lock, "PLAIN_FIRES_PER_TRANSACTION", 5)
+    due = timezone.now().replace(microsecond=0) - timedelta(seconds=1)
+    jobs = hourly_jobs_due(12, due=due)
+    scheduler = locked_scheduler()
+    renewals = []
+    real_acquire = scheduler.beat_lock.acquire
+    scheduler.beat_lock.acquire = lambda: renewals.append(1) or real_acquire()
+    try:
+        scheduler.tick()
+        assert Execution.objects.filter(job__in=jobs, scheduled_for=due).count() == 12
+        assert len(renewals) >= 3  # the tick's own, then one before each later transaction
+    finally:
+        scheduler.close()
+
+
+def test_a_beat_that_loses_its_lock_mid_burst_leaves_the_rest_to_the_new_one(monkeypatch):
+    from scheduling import beat_lock
+    from scheduling.models import Execution
+
+    monkeypatch.setattr(beat_lock, "PLAIN_FIRES_PER_TRANSACTION", 5)
+    due = timezone.now().replace(microsecond=0) - timedelta(seconds=1)
+    jobs = hourly_jobs_due(12, due=due)
+    scheduler = locked_scheduler()
+    answers = iter([True, False])  # the tick takes the lock; before the 2nd transaction it is gone
+    scheduler.beat_lock.acquire = lambda: next(answers, False)
+    try:
+        scheduler.tick()
+        recorded = Execution.objects.filter(job__in=jobs, scheduled_for=due)
+        assert recorded.count() == 5
+        fired = {e.job.periodic_task.name for e in recorded.select_related("job__periodic_task")}
+        # the other seven are neither recorded nor written back as fired: the active beat owes them
+        tasks = PeriodicTask.objects.filter(pk__in=[job.periodic_task_id for job in jobs])
+        assert {t.name for t in tasks if t.last_run_at == due} == fired
+        assert not scheduler._dirty & ({periodic_task_name(job) for job in jobs} - fired)
+    finally:
+        scheduler.is_active = False  # (close() would release a lock this beat no longer holds)
+        scheduler.close()
