@@ -141,7 +141,7 @@ class LockedScheduler(Scheduler):
         if fires:
             started = time.monotonic()
             sends: list = []
-            counts = [0, 0]
+            counts, logged = [0, 0], []
             chunks = _chunks(fires)
             for number, chunk in enumerate(chunks):
                 if number and not self._renew_lock():
@@ -152,10 +152,15 @@ class LockedScheduler(Scheduler):
                     logger.warning("beat: lost the beat lock in the middle of a burst; %d fire(s) left to %s",
                                    len(rest), self._holder_or_unknown())
                     break
-                for i, count in enumerate(self._record_fires(chunk, sends)):
-                    counts[i] += count
+                recorded_here = self._record_fires(chunk, sends)
+                if recorded_here is not None:
+                    counts[0] += recorded_here[0]
+                    counts[1] += recorded_here[1]
+                    logged.extend(chunk)
             recorded = time.monotonic()
             services.executions_send(sends)  # all recorded first: the last fire is not queued behind sends
+            for entry, fire in logged:  # as Celery's "Sending due task" line, after the fact
+                logger.info("beat: fired %s for %s", entry.name, fire.scheduled_for.isoformat())
             due_times = sorted({fire.scheduled_for for _, fire in fires})
             logger.info("beat: fired %d job(s) due at %s: %d queued together, %d one by one; "
                         "recorded in %.0f ms, sent in %.0f ms", len(fires),
@@ -176,9 +181,10 @@ class LockedScheduler(Scheduler):
                 logger.warning("beat heartbeat could not be recorded", exc_info=True)
         return self.is_active
 
-    def _record_fires(self, fires: list, sends: list) -> tuple[int, int]:
+    def _record_fires(self, fires: list, sends: list) -> tuple[int, int] | None:
         """One transaction: the executions of ``fires`` (their messages added
-        to ``sends``) and beat's record of them. (queued together, one by one)."""
+        to ``sends``) and beat's record of them. (queued together, one by one);
+        None when the database failed and they went out as run_job messages."""
         from scheduling import services
 
         try:
@@ -190,7 +196,7 @@ class LockedScheduler(Scheduler):
             logger.exception("beat: could not record %d job fire(s) in the database; sending them as "
                              "scheduling.run_job messages instead", len(fires))
             super().apply_entries([entry for entry, _ in fires])  # saved by sync(), as any entry
-            return 0, 0
+            return None
         self._dirty.difference_update(entry.name for entry, _ in fires)  # recorded above
         return counts
 

@@ -44,7 +44,10 @@ class Beat:
             return log.read()
 
     def sends_of(self, job):
-        return self.log().count(f"Sending due task job:{job.pk} ")
+        """Fires of ``job`` this beat sent: recorded by beat itself (``beat: fired``), or
+        sent one by one as Celery does it (``Sending due task``)."""
+        log = self.log()
+        return log.count(f"Sending due task job:{job.pk} ") + log.count(f"beat: fired job:{job.pk} for ")
 
     def kill(self):
         os.killpg(self.pid, signal.SIGKILL)
