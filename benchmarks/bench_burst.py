@@ -143,7 +143,7 @@ def main() -> int:
             print(fmt_summary("  started (started_at − minute)", summary_ms(began)))
 
         fired = [line.split("beat: ", 1)[1] for line in bench.log_tail("beat", 200_000).splitlines()
-                 if "beat: fired" in line]
+                 if "beat: fired" in line and "job(s) due at" in line]
         if fired:
             print("\nbeat's log (recorded: the executions and beat's record of the fires committed; "
                   "sent: their messages published too):")
