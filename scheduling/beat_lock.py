@@ -81,8 +81,20 @@ class BeatLock:
             return False
 
     def release(self) -> None:
+        """Give the lock up (shutdown). One quick try: with Redis gone (a stack
+        stopping together) redis-py's default retries with backoff would hold
+        beat's exit for seconds; the lock then expires after its TTL anyway."""
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
         try:
-            self.client.eval(_RELEASE, 1, LOCK_KEY, self.holder)
+            client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=1, socket_timeout=2,
+                                          retry=Retry(NoBackoff(), 0))
+            try:
+                client.eval(_RELEASE, 1, LOCK_KEY, self.holder)
+            finally:
+                client.close()
         except Exception:
             pass
 
@@ -211,6 +223,7 @@ class LockedScheduler(Scheduler):
             super().close()
         finally:
             if self.is_active:
+                self.is_active = False  # (celery beat may close twice on shutdown: release once)
                 self.beat_lock.release()
 
 
