@@ -415,6 +415,29 @@ class BenchEnv:
                 return nodename
         raise RuntimeError(f"worker {nodename} did not answer ping within {ready_timeout}s:\n{self.log_tail(name)}")
 
+    def start_beat_ticking(self, *, timeout: float = 120, max_interval: float = 1) -> tuple[subprocess.Popen, float, float]:
+        """Start beat and wait for its first tick (its first heartbeat in Redis).
+        Returns (the process, when it was spawned, when it first ticked), as epoch seconds."""
+        import redis
+
+        from jobsite.services_health import BEAT_HEARTBEAT_KEY
+
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            client.delete(BEAT_HEARTBEAT_KEY)
+            spawned = time.time()
+            beat = self.start_beat(max_interval=max_interval)
+            while time.time() - spawned < timeout:
+                if beat.poll() is not None:
+                    raise RuntimeError(f"beat exited with code {beat.returncode}:\n{self.log_tail('beat')}")
+                value = client.get(BEAT_HEARTBEAT_KEY)
+                if value:
+                    return beat, spawned, float(value)
+                time.sleep(0.02)
+            raise RuntimeError(f"beat did not tick within {timeout:g} s:\n{self.log_tail('beat')}")
+        finally:
+            client.close()
+
     def start_beat(self, *, max_interval: float = 1, name: str = "beat") -> subprocess.Popen:
         """A real ``celery -A jobsite beat`` with the scheduler from settings."""
         return self.start_process(name, [

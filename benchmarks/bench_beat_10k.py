@@ -204,25 +204,9 @@ def main() -> int:
         k_ids = [job.pk for job in k_jobs]
         connection.close()  # the main process stays out of the database while beat/worker run
 
-        import redis
-
-        r = redis.Redis.from_url(bench.redis_url)
-        r.delete("jobsite:beat:heartbeat")
         worker = bench.start_worker(concurrency=2, pool="prefork")
         print(f"worker {worker} ready (prefork, concurrency 2)")
-        beat_spawned = time.time()
-        beat = bench.start_beat(max_interval=1)
-        first_tick = None
-        while time.time() - beat_spawned < 120:
-            if beat.poll() is not None:
-                raise RuntimeError(f"beat exited with code {beat.returncode}:\n{bench.log_tail('beat')}")
-            value = r.get("jobsite:beat:heartbeat")
-            if value:
-                first_tick = float(value)
-                break
-            time.sleep(0.02)
-        if first_tick is None:
-            raise RuntimeError(f"beat did not tick within 120 s:\n{bench.log_tail('beat')}")
+        beat, beat_spawned, first_tick = bench.start_beat_ticking(timeout=120)
         startup = first_tick - beat_spawned
         print(f"beat startup-to-first-tick: {startup:.2f}s (process spawn → first heartbeat, includes "
               f"interpreter/Django start, initial schedule read and populate_heap)")

@@ -78,25 +78,9 @@ def main() -> int:
         PeriodicTask.objects.filter(name__startswith="job:").update(last_run_at=timezone.now())
         connection.close()  # the main process stays out of the database while beat and workers run
 
-        import redis
-
-        r = redis.Redis.from_url(bench.redis_url)
-        r.delete("jobsite:beat:heartbeat")
         nodes = [bench.start_worker(concurrency=CONCURRENCY, pool="prefork", name=f"w{i}") for i in range(NODES)]
         print(f"workers ready: {', '.join(nodes)}")
-        spawned = time.time()
-        beat = bench.start_beat(max_interval=1)
-        first_tick = None
-        while time.time() - spawned < 180:
-            if beat.poll() is not None:
-                raise RuntimeError(f"beat exited with code {beat.returncode}:\n{bench.log_tail('beat')}")
-            value = r.get("jobsite:beat:heartbeat")
-            if value:
-                first_tick = float(value)
-                break
-            time.sleep(0.02)
-        if first_tick is None:
-            raise RuntimeError(f"beat did not tick within 180 s:\n{bench.log_tail('beat')}")
+        beat, spawned, first_tick = bench.start_beat_ticking(timeout=180)
         print(f"beat's first tick {first_tick - spawned:.2f}s after it was started")
         first = datetime.fromtimestamp(first_tick, tz=dt_timezone.utc).replace(second=0, microsecond=0)
         # A minute whose boundary comes less than 5 s after beat's first tick is left out.

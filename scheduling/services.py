@@ -503,7 +503,6 @@ def jobs_dispatch_scheduled(*, fires: Sequence[ScheduledFire], sends: list | Non
         recorded = set(_in_chunks(
             Execution.objects.filter(scheduled_for__in=due_times), "job_id__in", job_ids, "job_id", "scheduled_for",
         )) if due_times else set()
-        skip_ids = [pk for pk, job in jobs.items() if job.overlap_policy == Job.OverlapPolicy.SKIP]
         going = set(_in_chunks(Execution.objects.filter(status__in=Execution.ACTIVE_STATUSES), "job_id__in",
                                skip_ids, "job_id"))
         bulk: list[tuple[Job, ScheduledFire]] = []
