@@ -1,11 +1,35 @@
 """Shared fixtures. Redis is real (tests/plugin.py); e2e tests use a real
 Celery worker subprocess (tests/worker.py)."""
+import time
+
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import OperationalError
+from django.db.backends.base.operations import BaseDatabaseOperations
 from rest_framework.test import APIClient
 
 from jobsite.models import Membership, Organization
 from tests.worker import celery_worker_process  # noqa: F401  (session fixture)
+
+_execute_sql_flush = BaseDatabaseOperations.execute_sql_flush
+
+
+def _execute_sql_flush_retrying_deadlocks(self, sql_list):
+    """The flush that ends a transactional test, retried when PostgreSQL picks
+    its TRUNCATE as a deadlock's victim: the session's worker may still be
+    writing the tail of the previous test's run (its finish, its counters)
+    while the tables are emptied. The worker's transaction ends, the retry
+    goes through."""
+    for attempt in range(5):
+        try:
+            return _execute_sql_flush(self, sql_list)
+        except OperationalError as exc:
+            if "deadlock detected" not in str(exc) or attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
+BaseDatabaseOperations.execute_sql_flush = _execute_sql_flush_retrying_deadlocks
 
 
 @pytest.fixture(autouse=True)

@@ -101,6 +101,8 @@ def test_two_beats_fire_an_interval_job_once_per_due_time_and_a_standby_takes_ov
     active = wait_for(lambda: active_beat(first, second), timeout=30, message="one beat to take the lock")
     standby = second if active is first else first
     wait_for(lambda: job.executions.count() >= 3, timeout=40, message="three fires")
+    # (beat logs a fire once it is sent, just after its row is committed)
+    wait_for(lambda: active.sends_of(job) >= len(fires(job)), timeout=10, message="the active beat's log of them")
     # exactly one Execution per due time, 10 s apart, sent by the active beat only
     times = [when for when, _ in fires(job)]
     assert len(times) == len(set(times))
@@ -136,6 +138,9 @@ def test_two_beats_on_a_every_minute_cron_job_one_run_per_minute_and_the_standby
     wait_for(lambda: job.executions.exists(), timeout=75, message="the first minute's fire")
     first_minute = job.executions.get().scheduled_for
     assert first_minute.second == 0
+    # killed once it has sent the fire (it logs the fire after the send, and the row
+    # exists before the send: a kill in between would leave that run to the stale sweep)
+    wait_for(lambda: active.sends_of(job) == 1, timeout=10, message="the active beat to send the first fire")
     active.kill()
     wait_for(lambda: job.executions.filter(scheduled_for=first_minute + timedelta(minutes=1)).exists(), timeout=75,
              message="the standby to fire the next minute")
