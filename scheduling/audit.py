@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from jobsite.db import create_row
 from scheduling.models import AuditLog, Job
 
 
@@ -20,7 +21,8 @@ def diff(before: dict, after: dict) -> dict[str, list]:
 
 def record(*, actor=None, actor_label: str = "", action: str, obj, changes: dict | None = None) -> AuditLog:
     label = actor_label or (getattr(actor, "username", "") if getattr(actor, "is_authenticated", False) else "") or "system"
-    return AuditLog.objects.create(
+    return create_row(  # AuditLog.objects.create without compiling the INSERT each time
+        AuditLog,
         actor=actor if getattr(actor, "is_authenticated", False) else None,
         actor_label=label[:150],
         action=action,

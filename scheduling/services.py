@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jobsite.crypto import secrets_decrypt, secrets_encrypt
-from jobsite.db import PkLookup, insert_rows, update_row, update_row_then
+from jobsite.db import PkLookup, UpdateReturning, create_row, insert_rows, update_row, update_row_then
 from jobsite.exceptions import ApplicationError, Conflict
 from scheduling import audit
 from scheduling.errors import ErrorCode
@@ -352,7 +352,8 @@ def _ids_in_words(ids: list[int]) -> str:
 
 def _new_execution(job: Job, *, trigger: str, actor=None, override_kwargs=None, attempt=1, retry_of=None,
                    status=Execution.Status.QUEUED, **extra) -> Execution:
-    return Execution.objects.create(
+    return create_row(
+        Execution,
         job=job,
         celery_task_id=str(uuid.uuid4()) if status == Execution.Status.QUEUED else None,
         status=status,
@@ -365,6 +366,10 @@ def _new_execution(job: Job, *, trigger: str, actor=None, override_kwargs=None, 
     )
 
 
+# Each run sets its job's last_run_at and reads the job, locked (jobsite/db.py).
+_job_mark_run_queued = UpdateReturning(Job)
+
+
 @transaction.atomic
 def job_execute(
     *, job: Job, actor=None, actor_label: str = "", trigger: str = Execution.Trigger.API,
@@ -374,7 +379,11 @@ def job_execute(
     running (overlap policy ``skip``) is refused with 409."""
     if override_kwargs is not None and not isinstance(override_kwargs, dict):
         raise ValidationError({"override_kwargs": ["Must be a JSON object."]})
-    job = _job_for_update.get(job.pk)
+    job_id = job.pk
+    # locks the job row (as select_for_update) and reads it, in one statement
+    job = _job_mark_run_queued(where={"pk": job.pk}, values={"last_run_at": timezone.now()})
+    if job is None:
+        raise Job.DoesNotExist(f"Job {job_id} no longer exists.")
     executor_for(job.kind).validate_params(job, run_params(job, override_kwargs))
     if not force:
         if not job.is_schedulable:
@@ -387,7 +396,6 @@ def job_execute(
                     code=ErrorCode.JOB_RUNNING,
                 )
     execution = _new_execution(job, trigger=trigger, actor=actor, override_kwargs=override_kwargs)
-    update_row(Job, where={"pk": job.pk}, values={"last_run_at": execution.created_at})
     _send_execution(execution, job)
     audit.record(actor=actor, actor_label=actor_label, action="execute", obj=job,
                  changes={"execution": execution.pk, "force": force, "override_kwargs": override_kwargs or {}})
@@ -713,7 +721,6 @@ def revoke_task(task_id: str) -> None:
 # ---------------------------------------------------------------------------
 # Every run reads its execution and job: compiled once per worker process (jobsite/db.py).
 _execution_with_job = PkLookup(lambda: Execution.objects.select_related("job"))
-_job_for_update = PkLookup(lambda: Job.objects.select_for_update())
 
 
 def execution_claim(*, execution_id: int, task_id: str, worker: str) -> Execution | None:
@@ -721,15 +728,16 @@ def execution_claim(*, execution_id: int, task_id: str, worker: str) -> Executio
     not run (cancelled, finished, deleted). A redelivered message whose
     execution is already running means the previous worker died: that attempt
     is recorded as an error and retried per policy."""
-    claimed = update_row(
-        Execution, where={"pk": execution_id, "status": Execution.Status.QUEUED},
+    # The claim and the read of the execution with its job: one statement on PostgreSQL.
+    # The job row is not written here (its last_run_at was set when the run was
+    # queued): workers never queue up behind a hot job row to start.
+    claimed = _execution_with_job.update_then_first(
+        execution_id, where={"pk": execution_id, "status": Execution.Status.QUEUED},
         values={"status": Execution.Status.RUNNING, "started_at": timezone.now(), "worker": worker,
                 "celery_task_id": task_id},
     )
-    if claimed:
-        # The job row is not written here (its last_run_at was set when the run
-        # was queued): workers never queue up behind a hot job row to start.
-        return _execution_with_job.get(execution_id)
+    if claimed is not None:
+        return claimed
     execution = _execution_with_job.first(execution_id)
     if execution is not None and execution.status == Execution.Status.RUNNING:
         execution_mark_lost(execution=execution, reason=f"worker {execution.worker or '?'} was lost mid-run; message redelivered")

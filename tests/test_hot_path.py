@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from jobsite.db import PkLookup, update_row, update_row_then
+from jobsite.db import PkLookup, UpdateReturning, create_row, update_row, update_row_then
 from scheduling.models import Execution, Job
 from tests.factories import ExecutionFactory, JobFactory
 
@@ -111,3 +111,49 @@ def test_the_worker_skips_the_health_check_only_right_after_a_clean_task(monkeyp
     assert connection.connection is None and connection.alias not in jobsite_celery._last_clean_use
     jobsite_celery._before_task(task=None)
     assert Job.objects.count() == 0  # reconnects
+
+
+def test_create_row_stores_what_create_stores():
+    job = JobFactory()
+    values = dict(job=job, status="queued", trigger="api", attempt=1, override_kwargs={"n": [1, "é"]},
+                  celery_task_id="0b7c8e0e-0000-4000-8000-000000000001")
+    fast = create_row(Execution, **values)
+    slow = Execution.objects.create(**{**values, "celery_task_id": "0b7c8e0e-0000-4000-8000-000000000002"})
+    assert fast.pk and fast._state.adding is False and fast._state.db == "default"
+    assert fast.created_at is not None  # auto_now_add applied, as create() does
+    stored, reference = Execution.objects.get(pk=fast.pk), Execution.objects.get(pk=slow.pk)
+    for field in Execution._meta.concrete_fields:
+        if field.name in ("id", "uuid", "celery_task_id", "created_at"):  # each its own
+            continue
+        assert getattr(stored, field.attname) == getattr(reference, field.attname), field.name
+        assert getattr(fast, field.attname) == getattr(stored, field.attname), field.name
+    assert (stored.created_at, stored.uuid, stored.celery_task_id) == (fast.created_at, fast.uuid, fast.celery_task_id)
+
+
+def test_update_returning_locks_updates_and_reads_the_row():
+    job = JobFactory(task_kwargs={"a": 1}, timeout_seconds=42)
+    now = timezone.now()
+    mark = UpdateReturning(Job)
+    with CaptureQueriesContext(connection) as queries:
+        read = mark(where={"pk": job.pk}, values={"last_run_at": now})
+    assert len(queries) == 1  # UPDATE ... RETURNING: PostgreSQL and SQLite >= 3.35
+    assert read.last_run_at == now and Job.objects.get(pk=job.pk).last_run_at == now
+    reference = Job.objects.get(pk=job.pk)
+    for field in Job._meta.concrete_fields:
+        assert getattr(read, field.attname) == getattr(reference, field.attname), field.name
+    assert read._state.adding is False
+    assert mark(where={"pk": job.pk + 1000}, values={"last_run_at": now}) is None
+
+
+def test_update_then_first_claims_once_and_reads_with_the_join():
+    execution = ExecutionFactory(status="queued")
+    lookup = PkLookup(lambda: Execution.objects.select_related("job"))
+    now = timezone.now()
+    claim = {"where": {"pk": execution.pk, "status": "queued"},
+             "values": {"status": "running", "started_at": now, "worker": "w1 1"}}
+    claimed = lookup.update_then_first(execution.pk, **claim)
+    assert (claimed.status, claimed.started_at, claimed.worker) == ("running", now, "w1 1")
+    assert Execution.job.is_cached(claimed) and claimed.job.pk == execution.job_id
+    stored = Execution.objects.get(pk=execution.pk)
+    assert (stored.status, stored.started_at, stored.worker) == ("running", now, "w1 1")
+    assert lookup.update_then_first(execution.pk, **claim) is None  # no longer queued: nothing updated or read
