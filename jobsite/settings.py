@@ -201,10 +201,12 @@ CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
     "retry_policy": {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
 }
 CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 5
-# Task events for Flower and exporters: three small messages per run from the
-# worker and one per send (about a millisecond of CPU per run in all).
-CELERY_WORKER_SEND_TASK_EVENTS = env.bool("CELERY_WORKER_SEND_TASK_EVENTS", default=True)
-CELERY_TASK_SEND_SENT_EVENT = env.bool("CELERY_TASK_SEND_SENT_EVENT", default=True)
+# Task events (Celery's defaults: off). Flower turns the workers' events on by
+# itself while it runs (its enable_events broadcast); an exporter that reads them
+# needs them on. They cost three broker round trips per run in the worker's main
+# loop and one per send: a 1,000-run burst started ~15 % sooner without them.
+CELERY_WORKER_SEND_TASK_EVENTS = env.bool("CELERY_WORKER_SEND_TASK_EVENTS", default=False)
+CELERY_TASK_SEND_SENT_EVENT = env.bool("CELERY_TASK_SEND_SENT_EVENT", default=False)
 CELERY_BEAT_SCHEDULER = "scheduling.beat_scheduler:Scheduler"
 CELERY_BEAT_SYNC_EVERY = 1
 # django-celery-beat re-reads the schedule when PeriodicTasks.last_update changes
