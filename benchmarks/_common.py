@@ -100,6 +100,24 @@ def process_tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def postgres_server_cpu_seconds() -> float:
+    """User + system CPU seconds of every PostgreSQL server process on this
+    machine (Linux /proc; 0 when there is none): the database's share of a
+    piece of work, when the server runs beside the benchmark."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.find("(") + 1:text.rfind(")")]
+        if name.startswith(("postgres", "postmaster")):
+            fields = text.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 # ---------------------------------------------------------------------------
 # Machine description (for docs/benchmarks.md)
 # ---------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from benchmarks._common import (  # noqa: E402
     BenchEnv,
     header,
     machine_info,
+    postgres_server_cpu_seconds,
     print_machine,
     process_tree_cpu_seconds,
     verdict,
@@ -115,14 +116,16 @@ def main() -> int:
 
         worker_pids = [process.pid for name, process in bench.processes if name.startswith("w")]
 
-        def cpu() -> tuple[float, float, float]:
+        def cpu() -> tuple[float, float, float, float]:
             """CPU seconds so far: the workers (every child), this process (the
-            sender), and everything this benchmark started (Redis included)."""
+            sender), everything this benchmark started (Redis included), and the
+            PostgreSQL server (when the database is a local PostgreSQL)."""
             return (sum(process_tree_cpu_seconds(pid) for pid in worker_pids), time.process_time(),
-                    process_tree_cpu_seconds(os.getpid()))
+                    process_tree_cpu_seconds(os.getpid()),
+                    postgres_server_cpu_seconds() if connection.vendor == "postgresql" else 0.0)
 
         rates: dict[str, list[float]] = {name: [] for name in scenarios}
-        costs: dict[str, list[tuple[float, float]]] = {name: [] for name in scenarios}
+        costs: dict[str, list[tuple[float, ...]]] = {name: [] for name in scenarios}
         for round_no in range(ROUNDS):
             header(f"round {round_no + 1}/{ROUNDS}")
             for name, run in scenarios.items():
@@ -133,7 +136,8 @@ def main() -> int:
                 cost = tuple((a - b) / N * 1000 for a, b in zip(after, before))
                 costs[name].append(cost)
                 print(f"  {name:<34} {rate:7.0f} runs/s   CPU per run: workers {cost[0]:5.2f} ms, "
-                      f"sender {cost[1]:5.2f} ms, all {cost[2]:5.2f} ms", flush=True)
+                      f"sender {cost[1]:5.2f} ms, all {cost[2]:5.2f} ms, PostgreSQL server {cost[3]:5.2f} ms",
+                      flush=True)
 
         header("summary (median of the rounds)")
         medians = {name: statistics.median(values) for name, values in rates.items()}
@@ -141,7 +145,7 @@ def main() -> int:
         ok = True
         for name, value in medians.items():
             spread = f"{min(rates[name]):.0f}–{max(rates[name]):.0f}"
-            worker_ms, sender_ms, all_ms = (statistics.median(c[i] for c in costs[name]) for i in range(3))
+            worker_ms, sender_ms, all_ms, server_ms = (statistics.median(c[i] for c in costs[name]) for i in range(4))
             line = f"{name:<34} {value:7.0f} runs/s  (rounds {spread})"
             if not name.startswith("raw"):
                 ratio = value / raw
@@ -149,7 +153,8 @@ def main() -> int:
                 line += f"  ratio {ratio:.2f} (target ≥ {TARGET_RATIO}): {verdict(ratio >= TARGET_RATIO)}"
             print(line)
             print(f"{'':<34} CPU per run: workers {worker_ms:.2f} ms, sender {sender_ms:.2f} ms, "
-                  f"all processes (Redis too) {all_ms:.2f} ms")
+                  f"all processes (Redis too) {all_ms:.2f} ms"
+                  + (f", PostgreSQL server {server_ms:.2f} ms" if connection.vendor == "postgresql" else ""))
         print(f"workers: {NODES} node(s) × concurrency {CONCURRENCY}; database {connection.vendor}; "
               f"overall: {verdict(ok)}")
     return 0
