@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Callable
 
 from django.core.exceptions import ValidationError
@@ -26,10 +27,15 @@ class SchedulableTask:
     description: str
     default_queue: str = "default"
 
+    @cached_property
+    def _parameters(self) -> list[inspect.Parameter]:
+        # read once per task: every run request checks its arguments against it
+        return [p for p in inspect.signature(self.func).parameters.values() if p.name != "execution"]
+
     def argument_errors(self, args: list, kwargs: dict[str, Any]) -> dict[str, list[str]]:
         """Why ``func(*args, execution=..., **kwargs)`` would not bind, under
         ``task_args`` / ``task_kwargs`` (empty: it would)."""
-        parameters = [p for p in inspect.signature(self.func).parameters.values() if p.name != "execution"]
+        parameters = self._parameters
         positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
         named = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         takes_any_args = any(p.kind == p.VAR_POSITIONAL for p in parameters)
