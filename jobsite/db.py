@@ -261,17 +261,18 @@ class PkLookup:
         queryset = self._build()
         alias = queryset.db
         compiled = self._compiled(alias, queryset)
-        sql, compiler, converters, model, init_list, start, end, populators = compiled
+        sql, compiler = compiled[:2]
         with compiler.connection.cursor() as cursor:
             cursor.execute(sql, [queryset.model._meta.pk.get_db_prep_value(pk, compiler.connection)])
             row = cursor.fetchone()
         if row is None:
             return None
-        return self._instance(alias, row, compiled=(compiler, converters, model, init_list, start, end, populators))
+        return self._instance(alias, row, compiled)
 
     @staticmethod
-    def _instance(alias: str, row, *, compiled):
-        compiler, converters, model, init_list, start, end, populators = compiled
+    def _instance(alias: str, row, compiled):
+        """The model instance of ``row``, as the ORM builds it (``compiled``: ``_compiled()``)."""
+        _, compiler, converters, model, init_list, start, end, populators = compiled
         if converters:
             row = next(iter(compiler.apply_converters([row], converters)))
         instance = model.from_db(alias, init_list, row[start:end])
@@ -294,14 +295,14 @@ class PkLookup:
                 return None
             return self.first(pk)
         update_sql, update_params = _prepared(model, alias, where=where, values=values, increments={})
-        sql, compiler, converters, model, init_list, start, end, populators = self._compiled(alias, queryset)
-        sql = f"WITH updated AS ({update_sql} RETURNING 1) {sql} AND EXISTS (SELECT 1 FROM updated)"
+        compiled = self._compiled(alias, queryset)
+        sql = f"WITH updated AS ({update_sql} RETURNING 1) {compiled[0]} AND EXISTS (SELECT 1 FROM updated)"
         with connection.cursor() as cursor:
             cursor.execute(sql, update_params + [model._meta.pk.get_db_prep_value(pk, connection)])
             row = cursor.fetchone()
         if row is None:
             return None
-        instance = self._instance(alias, row, compiled=(compiler, converters, model, init_list, start, end, populators))
+        instance = self._instance(alias, row, compiled)
         for name, value in values.items():
             setattr(instance, name, value)
         return instance
