@@ -80,10 +80,15 @@ def header(title: str) -> None:
     print(f"\n=== {title} ===", flush=True)
 
 
+def _stat_cpu_seconds(stat: str) -> float:
+    """User + system CPU seconds in the text of a /proc/<pid>/stat."""
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 def process_tree_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of ``pid`` and its live descendants (Linux
     /proc): what a piece of work cost, whatever else the machine was doing."""
-    tick = os.sysconf("SC_CLK_TCK")
     total, todo, seen = 0.0, [pid], set()
     while todo:
         current = todo.pop()
@@ -91,8 +96,7 @@ def process_tree_cpu_seconds(pid: int) -> float:
             continue
         seen.add(current)
         try:
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            total += _stat_cpu_seconds(Path(f"/proc/{current}/stat").read_text())
             children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
         except (OSError, IndexError, ValueError):
             continue
@@ -104,17 +108,14 @@ def postgres_server_cpu_seconds() -> float:
     """User + system CPU seconds of every PostgreSQL server process on this
     machine (Linux /proc; 0 when there is none): the database's share of a
     piece of work, when the server runs beside the benchmark."""
-    tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
         except OSError:
             continue
-        name = text[text.find("(") + 1:text.rfind(")")]
-        if name.startswith(("postgres", "postmaster")):
-            fields = text.rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
+        if text[text.find("(") + 1:text.rfind(")")].startswith(("postgres", "postmaster")):
+            total += _stat_cpu_seconds(text)
     return total
 
 

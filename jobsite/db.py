@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from django.db import connections, router
 from django.db.models import Model, QuerySet
@@ -109,10 +109,7 @@ def insert_rows(model: type[Model], rows: list[dict[str, Any]], *, common: dict[
         return
     alias = router.db_for_write(model)
     connection = connections[alias]
-    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
-    quote = connection.ops.quote_name
-    sql = (f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-           f"VALUES ({', '.join(['%s'] * len(fields))})")
+    sql, fields = _insert_statement(model, alias, returning_pk=False)
     common = common or {}
     own = set().union(*(row.keys() for row in rows))
     shared = {}  # field name -> its value, adapted once
@@ -146,20 +143,22 @@ def insert_rows(model: type[Model], rows: list[dict[str, Any]], *, common: dict[
 
 
 @lru_cache(maxsize=64)
-def _insert_statement(model: type[Model], alias: str) -> tuple[str, tuple, bool]:
+def _insert_statement(model: type[Model], alias: str, *, returning_pk: bool) -> tuple[str, tuple]:
+    """``INSERT`` of every concrete field but the primary key (which comes back
+    when ``returning_pk``: callers check ``can_return_columns_from_insert``)."""
     connection = connections[alias]
     quote = connection.ops.quote_name
     meta = model._meta
     fields = tuple(field for field in meta.concrete_fields if not field.primary_key)
     if any(getattr(field, "db_default", NOT_PROVIDED) is not NOT_PROVIDED or getattr(field, "generated", False)
            for field in fields):
-        raise ValueError(f"create_row does not handle {model.__name__}: a field has a database default or is generated.")
-    returning = connection.features.can_return_columns_from_insert
+        raise ValueError(f"{model.__name__} has a field with a database default or a generated one: insert it "
+                         "through the ORM.")
     sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "
            f"VALUES ({', '.join(['%s'] * len(fields))})")
-    if returning:
+    if returning_pk:
         sql += f" RETURNING {quote(meta.pk.column)}"
-    return sql, fields, returning
+    return sql, fields
 
 
 def create_row(model: type[Model], **values) -> Model:
@@ -171,7 +170,8 @@ def create_row(model: type[Model], **values) -> Model:
     instance = model(**values)
     alias = router.db_for_write(model)
     connection = connections[alias]
-    sql, fields, returning = _insert_statement(model, alias)
+    returning = connection.features.can_return_columns_from_insert
+    sql, fields = _insert_statement(model, alias, returning_pk=returning)
     params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -191,51 +191,16 @@ def _updates_return_rows(connection) -> bool:
         connection.vendor == "sqlite" and connection.features.can_return_columns_from_insert)
 
 
-class UpdateReturning:
-    """``update_row(model, where=..., values=...)`` that also reads the row it
-    updated, as an instance of ``model`` (None when no row matched) — one
-    statement (``UPDATE ... RETURNING``) where a ``select_for_update()`` read
-    and an ``UPDATE`` took two: the update locks the row for the rest of the
-    transaction just as the read did. The instance is what the ORM would
-    have read (its converters, ``from_db``), with ``values`` applied. Other
-    databases: the update, then the read."""
-
-    def __init__(self, model: type[Model]):
-        self.model = model
-        self._local = threading.local()
-
-    def __call__(self, *, where: dict[str, Any], values: dict[str, Any]) -> Model | None:
-        alias = router.db_for_write(self.model)
-        connection = connections[alias]
-        if not _updates_return_rows(connection):
-            if not update_row(self.model, where=where, values=values):
-                return None
-            return self.model._default_manager.using(alias).filter(**where).first()
-        sql, params = _prepared(self.model, alias, where=where, values=values, increments={})
-        compiler, converters, columns, attnames = self._compiled(alias, connection)
-        with connection.cursor() as cursor:
-            cursor.execute(f"{sql} RETURNING {columns}", params)
-            row = cursor.fetchone()
-        if row is None:
-            return None
-        if converters:
-            row = next(iter(compiler.apply_converters([row], converters)))
-        return self.model.from_db(alias, attnames, row)
-
-    def _compiled(self, alias: str, connection):
-        cache = self._local.__dict__.setdefault("compiled", {})
-        key = (alias, id(connection))
-        if key not in cache:
-            from django.db.models.sql import Query
-
-            meta = self.model._meta
-            fields = meta.concrete_fields
-            compiler = Query(self.model).get_compiler(using=alias)
-            converters = compiler.get_converters([field.get_col(meta.db_table) for field in fields])
-            quote = connection.ops.quote_name
-            columns = ", ".join(quote(field.column) for field in fields)
-            cache[key] = (compiler, converters, columns, [field.attname for field in fields])
-        return cache[key]
+class _Compiled(NamedTuple):
+    sql: str  # the SELECT ... WHERE pk = %s
+    columns: str  # its select list, for an UPDATE's RETURNING
+    compiler: Any
+    converters: dict
+    model: type[Model]
+    init_list: list[str]
+    start: int
+    end: int
+    populators: list
 
 
 class PkLookup:
@@ -261,44 +226,49 @@ class PkLookup:
         queryset = self._build()
         alias = queryset.db
         compiled = self._compiled(alias, queryset)
-        sql, compiler = compiled[:2]
-        with compiler.connection.cursor() as cursor:
-            cursor.execute(sql, [queryset.model._meta.pk.get_db_prep_value(pk, compiler.connection)])
+        connection = compiled.compiler.connection
+        with connection.cursor() as cursor:
+            cursor.execute(compiled.sql, [queryset.model._meta.pk.get_db_prep_value(pk, connection)])
             row = cursor.fetchone()
         if row is None:
             return None
         return self._instance(alias, row, compiled)
 
     @staticmethod
-    def _instance(alias: str, row, compiled):
-        """The model instance of ``row``, as the ORM builds it (``compiled``: ``_compiled()``)."""
-        _, compiler, converters, model, init_list, start, end, populators = compiled
-        if converters:
-            row = next(iter(compiler.apply_converters([row], converters)))
-        instance = model.from_db(alias, init_list, row[start:end])
-        for populator in populators:
+    def _instance(alias: str, row, compiled: _Compiled):
+        """The model instance of ``row``, as the ORM builds it."""
+        if compiled.converters:
+            row = next(iter(compiled.compiler.apply_converters([row], compiled.converters)))
+        instance = compiled.model.from_db(alias, compiled.init_list, row[compiled.start:compiled.end])
+        for populator in compiled.populators:
             populator.populate(row, instance)
         return instance
 
     def update_then_first(self, pk, *, where: dict[str, Any], values: dict[str, Any]):
         """``update_row(model, where=..., values=...)`` and, only if that updated
-        its row, ``first(pk)`` with ``values`` set on the instance; None when no
-        row was updated. On PostgreSQL one statement (a data-modifying WITH: the
-        read sees the row as it was before the update, hence ``values`` are set
-        here); elsewhere two."""
+        its row, ``first(pk)`` as updated; None when no row was updated. One
+        statement where the database allows: ``UPDATE ... RETURNING`` for a
+        query of one table (PostgreSQL, SQLite >= 3.35: in a transaction, the
+        row stays locked, as after ``select_for_update()``), a data-modifying
+        ``WITH`` for a join on PostgreSQL (its read sees the row as it was
+        before the update, hence ``values`` are set on the instance here)."""
         queryset = self._build()
         model = queryset.model
-        alias = queryset.db
+        alias = router.db_for_write(model)
         connection = connections[alias]
-        if connection.vendor != "postgresql":
+        compiled = self._compiled(alias, queryset)
+        sql, params = _prepared(model, alias, where=where, values=values, increments={})
+        if not compiled.populators and _updates_return_rows(connection):
+            sql = f"{sql} RETURNING {compiled.columns}"
+        elif connection.vendor == "postgresql":
+            sql = f"WITH updated AS ({sql} RETURNING 1) {compiled.sql} AND EXISTS (SELECT 1 FROM updated)"
+            params.append(model._meta.pk.get_db_prep_value(pk, connection))
+        else:
             if not update_row(model, where=where, values=values):
                 return None
             return self.first(pk)
-        update_sql, update_params = _prepared(model, alias, where=where, values=values, increments={})
-        compiled = self._compiled(alias, queryset)
-        sql = f"WITH updated AS ({update_sql} RETURNING 1) {compiled[0]} AND EXISTS (SELECT 1 FROM updated)"
         with connection.cursor() as cursor:
-            cursor.execute(sql, update_params + [model._meta.pk.get_db_prep_value(pk, connection)])
+            cursor.execute(sql, params)
             row = cursor.fetchone()
         if row is None:
             return None
@@ -325,5 +295,7 @@ class PkLookup:
             start, end = fields[0], fields[-1] + 1
             init_list = [column.target.attname for column, _, _ in select[start:end]]
             populators = get_related_populators(klass_info, select, alias)
-            cache[key] = (sql, compiler, converters, klass_info["model"], init_list, start, end, populators)
+            columns = ", ".join(compiler.compile(column)[0] for column, _, _ in select[: compiler.col_count])
+            cache[key] = _Compiled(sql, columns, compiler, converters, klass_info["model"], init_list, start, end,
+                                   populators)
         return cache[key]

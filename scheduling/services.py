@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jobsite.crypto import secrets_decrypt, secrets_encrypt
-from jobsite.db import PkLookup, UpdateReturning, create_row, insert_rows, update_row, update_row_then
+from jobsite.db import PkLookup, create_row, insert_rows, update_row, update_row_then
 from jobsite.exceptions import ApplicationError, Conflict
 from scheduling import audit
 from scheduling.errors import ErrorCode
@@ -366,8 +366,8 @@ def _new_execution(job: Job, *, trigger: str, actor=None, override_kwargs=None, 
     )
 
 
-# Each run sets its job's last_run_at and reads the job, locked (jobsite/db.py).
-_job_mark_run_queued = UpdateReturning(Job)
+# Each run request reads its job and sets its last_run_at: one statement (jobsite/db.py).
+_job_row = PkLookup(lambda: Job.objects.all())
 
 
 @transaction.atomic
@@ -380,8 +380,8 @@ def job_execute(
     if override_kwargs is not None and not isinstance(override_kwargs, dict):
         raise ValidationError({"override_kwargs": ["Must be a JSON object."]})
     job_id = job.pk
-    # locks the job row (as select_for_update) and reads it, in one statement
-    job = _job_mark_run_queued(where={"pk": job.pk}, values={"last_run_at": timezone.now()})
+    # locks the job row (as select_for_update did) and reads it, in one statement
+    job = _job_row.update_then_first(job_id, where={"pk": job_id}, values={"last_run_at": timezone.now()})
     if job is None:
         raise Job.DoesNotExist(f"Job {job_id} no longer exists.")
     executor_for(job.kind).validate_params(job, run_params(job, override_kwargs))

@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from jobsite.db import PkLookup, UpdateReturning, create_row, update_row, update_row_then
+from jobsite.db import PkLookup, create_row, update_row, update_row_then
 from scheduling.models import Execution, Job
 from tests.factories import ExecutionFactory, JobFactory
 
@@ -130,19 +130,20 @@ def test_create_row_stores_what_create_stores():
     assert (stored.created_at, stored.uuid, stored.celery_task_id) == (fast.created_at, fast.uuid, fast.celery_task_id)
 
 
-def test_update_returning_locks_updates_and_reads_the_row():
+def test_update_then_first_of_one_table_updates_and_reads_the_row_in_one_statement():
     job = JobFactory(task_kwargs={"a": 1}, timeout_seconds=42)
     now = timezone.now()
-    mark = UpdateReturning(Job)
+    lookup = PkLookup(lambda: Job.objects.all())
+    mark = lambda pk: lookup.update_then_first(pk, where={"pk": pk}, values={"last_run_at": now})  # noqa: E731
     with CaptureQueriesContext(connection) as queries:
-        read = mark(where={"pk": job.pk}, values={"last_run_at": now})
+        read = mark(job.pk)
     assert len(queries) == 1  # UPDATE ... RETURNING: PostgreSQL and SQLite >= 3.35
     assert read.last_run_at == now and Job.objects.get(pk=job.pk).last_run_at == now
     reference = Job.objects.get(pk=job.pk)
     for field in Job._meta.concrete_fields:
         assert getattr(read, field.attname) == getattr(reference, field.attname), field.name
     assert read._state.adding is False
-    assert mark(where={"pk": job.pk + 1000}, values={"last_run_at": now}) is None
+    assert mark(job.pk + 1000) is None
 
 
 def test_update_then_first_claims_once_and_reads_with_the_join():
