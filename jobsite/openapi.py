@@ -4,7 +4,9 @@ Some answers come from the framework rather than from a view, so every view
 would otherwise have to repeat them in its ``@extend_schema(responses=...)``:
 DRF's authentication (401), its parsers (400 for a malformed body, 415 for a
 Content-Type the operation does not read), its lookups (404 for an id that
-names nothing visible) and CSRF on session-authenticated writes (403). This
+names nothing visible), CSRF on session-authenticated writes (403), and its
+router (405 where a path parameter takes a reserved word that is another
+route's path, e.g. GET ``/api/cron/jobs/cron``: that route only creates). This
 hook documents them once, on every operation they apply to, with the
 project's error body (jobsite.exceptions.exception_handler). A response an
 operation documents itself is left as it is: its description is the more
@@ -38,6 +40,25 @@ DESCRIPTIONS = {
     "404": "No such object visible to you.",
     "415": "The request body's Content-Type is not one this operation reads.",
 }
+
+
+def _segments(path: str) -> tuple[str, ...]:
+    return tuple(path.strip("/").split("/"))
+
+
+def reserved_words_without(paths: dict, path: str, method: str) -> list[str]:
+    """The words that, put in ``path``'s last segment (a parameter), name
+    another route of the schema that does not take ``method``: the router
+    answers those with 405 (the words are reserved, never an object's id)."""
+    *parent, last = _segments(path)
+    if not (last.startswith("{") and last.endswith("}")):
+        return []
+    words = []
+    for other, item in paths.items():
+        *other_parent, word = _segments(other)
+        if other_parent == parent and not word.startswith("{") and method not in item:
+            words.append(word)
+    return sorted(words)
 
 
 def _requires_authentication(operation: dict) -> bool:
@@ -77,6 +98,13 @@ def document_framework_responses(result, generator, request, public):
             for status in framework_statuses(path, method, operation):
                 if status not in responses:
                     responses[status] = {"description": DESCRIPTIONS[status], "content": error_body}
+            words = reserved_words_without(result["paths"], path, method)
+            if words and "405" not in responses:
+                responses["405"] = {
+                    "description": f"The path names another route, which does not take {method.upper()}: "
+                                   + ", ".join(f"`{word}`" for word in words) + " (reserved, never an id).",
+                    "content": error_body,
+                }
             # Keep the responses in status order, as the views write them.
             operation["responses"] = dict(sorted(responses.items()))
     return result

@@ -294,3 +294,27 @@ def test_without_a_token_nothing_is_served_and_every_status_is_documented(case, 
     if case.operation.path != "/api/auth/token":
         assert response.status_code in (401, 404), response.text
     case.validate_response(response, checks=CHECKS)
+
+
+def test_a_reserved_word_in_a_detail_path_answers_the_documented_405(api, in_process_requests):
+    """Found by `make fuzz`: GET /api/cron/jobs/cron reached the create route
+    (POST only) and answered an undocumented 405. The schema now documents it
+    on every detail operation whose parameter can spell another route's path,
+    and each of those words answers exactly that, with the JSON error body."""
+    from jobsite.openapi import reserved_words_without
+
+    paths = schema.raw_schema["paths"]
+    tried = []
+    for path, item in paths.items():
+        for method, operation in item.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            words = reserved_words_without(paths, path, method)
+            assert bool(words) == ("405" in operation["responses"]), (method, path)
+            for word in words:
+                url = path.rsplit("{", 1)[0] + word
+                response = getattr(api, method)(url, {}, format="json")
+                assert response.status_code == 405, (method, url, response.status_code)
+                assert response.json()["detail"], (method, url)
+                tried.append(f"{method.upper()} {url}")
+    assert "GET /api/cron/jobs/cron" in tried and "DELETE /api/v1/jobs/tasks" in tried, tried
