@@ -185,6 +185,85 @@ def create_row(model: type[Model], **values) -> Model:
     return instance
 
 
+class InsertedPk(NamedTuple):
+    """A value of ``create_rows_if_updated``'s rows: the primary key of the
+    ``index``-th row created by the same call; with ``key``, a JSON field's
+    value (a dict, given as ``json``) with ``key`` set to that primary key."""
+
+    index: int
+    key: str | None = None
+    json: dict | None = None
+
+
+def creates_rows_if_updated(alias: str) -> bool:
+    """Whether ``create_rows_if_updated`` works on database ``alias``."""
+    return connections[alias].vendor == "postgresql"
+
+
+def create_rows_if_updated(model: type[Model], *, where: dict[str, Any], values: dict[str, Any],
+                           rows: list[tuple[type[Model], dict[str, Any]]]) -> list[Model] | None:
+    """``update_row(model, where=..., values=...)`` and, only if that updated its
+    row, ``create_row(row_model, **row_values)`` for each of ``rows`` in order —
+    in one statement (PostgreSQL's data-modifying ``WITH``: one round trip and,
+    outside a transaction, one commit, where a transaction of the same writes
+    takes five round trips). A row's value may be an ``InsertedPk`` of an
+    earlier row. Returns the created instances (as ``create_row`` makes them),
+    or None when no row was updated: then nothing was created.
+
+    Only where ``creates_rows_if_updated(alias)``; elsewhere do the same in a
+    transaction."""
+    alias = router.db_for_write(model)
+    connection = connections[alias]
+    if not creates_rows_if_updated(alias):
+        raise NotImplementedError(f"create_rows_if_updated needs PostgreSQL, not {connection.vendor}.")
+    update_sql, params = _prepared(model, alias, where=where, values=values, increments={})
+    ctes = [f"updated AS ({update_sql} RETURNING 1)"]
+    instances = []
+    for number, (row_model, row_values) in enumerate(rows):
+        references = {name: value for name, value in row_values.items() if isinstance(value, InsertedPk)}
+        if any(reference.index >= number for reference in references.values()):
+            raise ValueError("An InsertedPk names a row created before the one it is a value of.")
+        instance = row_model(**{name: (dict(value.json or {}, **{value.key: None}) if value.key else None)
+                                if name in references else value for name, value in row_values.items()})
+        insert_sql, fields = _insert_statement(row_model, alias, returning_pk=True)
+        placeholders = []
+        for field in fields:
+            reference = references.get(field.name, references.get(field.attname))
+            if reference is None:
+                placeholders.append("%s")
+                params.append(field.get_db_prep_save(field.pre_save(instance, True), connection))
+            elif reference.key is None:
+                placeholders.append(f"created_{reference.index}.pk")
+            else:
+                placeholders.append(f"jsonb_set(%s, ARRAY[%s], to_jsonb(created_{reference.index}.pk))")
+                params += [field.get_db_prep_save(field.pre_save(instance, True), connection), reference.key]
+        sources = ["updated", *sorted({f"created_{reference.index}" for reference in references.values()})]
+        columns, returning = insert_sql.split(" VALUES ", 1)[0], insert_sql.rsplit(" RETURNING ", 1)[1]
+        ctes.append(f"created_{number} AS ({columns} SELECT {', '.join(placeholders)} FROM {', '.join(sources)} "
+                    f"RETURNING {returning} AS pk)")
+        instances.append((instance, references))
+    names = [f"created_{number}" for number in range(len(rows))]
+    sql = (f"WITH {', '.join(ctes)} SELECT {', '.join(f'{name}.pk' for name in names)} "
+           f"FROM {', '.join(names) or 'updated'}")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        pks = cursor.fetchone()
+    if pks is None:
+        return None
+    created = []
+    for (instance, references), pk in zip(instances, pks):
+        for name, reference in references.items():
+            if reference.key is None:  # the column's own attribute (retry_of_id, not retry_of)
+                setattr(instance, instance._meta.get_field(name).attname, pks[reference.index])
+            else:
+                getattr(instance, name)[reference.key] = pks[reference.index]
+        instance.pk = pk
+        instance._state.adding = False
+        instance._state.db = alias
+        created.append(instance)
+    return created
+
+
 def _updates_return_rows(connection) -> bool:
     """``UPDATE ... RETURNING``: PostgreSQL, and SQLite from 3.35."""
     return connection.vendor == "postgresql" or (

@@ -20,17 +20,22 @@ def diff(before: dict, after: dict) -> dict[str, list]:
 
 
 def record(*, actor=None, actor_label: str = "", action: str, obj, changes: dict | None = None) -> AuditLog:
+    # AuditLog.objects.create without compiling the INSERT each time
+    return create_row(AuditLog, **entry(actor=actor, actor_label=actor_label, action=action, obj=obj, changes=changes))
+
+
+def entry(*, actor=None, actor_label: str = "", action: str, obj, changes: dict | None = None) -> dict[str, Any]:
+    """The field values of the AuditLog row ``record`` writes."""
     label = actor_label or (getattr(actor, "username", "") if getattr(actor, "is_authenticated", False) else "") or "system"
-    return create_row(  # AuditLog.objects.create without compiling the INSERT each time
-        AuditLog,
-        actor=actor if getattr(actor, "is_authenticated", False) else None,
-        actor_label=label[:150],
-        action=action,
-        object_type=obj._meta.model_name,
-        object_id=str(obj.pk),
-        object_repr=str(obj)[:255],
-        changes=_json_safe(changes or {}),
-    )
+    return {
+        "actor": actor if getattr(actor, "is_authenticated", False) else None,
+        "actor_label": label[:150],
+        "action": action,
+        "object_type": obj._meta.model_name,
+        "object_id": str(obj.pk),
+        "object_repr": str(obj)[:255],
+        "changes": _json_safe(changes or {}),
+    }
 
 
 def _json_safe(value):

@@ -9,8 +9,18 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from jobsite.db import PkLookup, create_row, update_row, update_row_then
-from scheduling.models import Execution, Job
+from jobsite.db import (
+    InsertedPk,
+    PkLookup,
+    create_row,
+    create_rows_if_updated,
+    creates_rows_if_updated,
+    update_row,
+    update_row_then,
+)
+from jobsite.exceptions import Conflict
+from scheduling import services
+from scheduling.models import AuditLog, Execution, Job
 from tests.factories import ExecutionFactory, JobFactory
 
 pytestmark = pytest.mark.django_db
@@ -158,3 +168,99 @@ def test_update_then_first_claims_once_and_reads_with_the_join():
     stored = Execution.objects.get(pk=execution.pk)
     assert (stored.status, stored.started_at, stored.worker) == ("running", now, "w1 1")
     assert lookup.update_then_first(execution.pk, **claim) is None  # no longer queued: nothing updated or read
+
+
+postgresql_only = pytest.mark.skipif(not creates_rows_if_updated("default"),
+                                     reason="create_rows_if_updated is PostgreSQL's data-modifying WITH")
+
+
+@postgresql_only
+def test_create_rows_if_updated_creates_what_create_creates_in_one_statement():
+    job = JobFactory()
+    now = timezone.now()
+    values = dict(job=job, status="queued", trigger="api", attempt=1, override_kwargs={"n": [1, "é"]},
+                  celery_task_id="0b7c8e0e-0000-4000-8000-000000000003")
+    with CaptureQueriesContext(connection) as queries:
+        execution, entry = create_rows_if_updated(Job, where={"pk": job.pk}, values={"last_run_at": now}, rows=[
+            (Execution, values),
+            (AuditLog, dict(action="execute", object_type="job", object_id=str(job.pk), object_repr="x",
+                            changes=InsertedPk(0, key="execution", json={"execution": None, "force": False}))),
+            (Execution, dict(values, celery_task_id=None, status="failed", retry_of=InsertedPk(0))),
+        ])[:2]
+    assert len(queries) == 1
+    reference = Execution.objects.create(**{**values, "celery_task_id": "0b7c8e0e-0000-4000-8000-000000000004"})
+    stored = Execution.objects.get(pk=execution.pk)
+    for field in Execution._meta.concrete_fields:
+        if field.name in ("id", "uuid", "celery_task_id", "created_at"):
+            continue
+        assert getattr(stored, field.attname) == getattr(reference, field.attname), field.name
+        assert getattr(execution, field.attname) == getattr(stored, field.attname), field.name
+    assert (stored.created_at, stored.uuid) == (execution.created_at, execution.uuid)
+    assert entry.changes == {"execution": execution.pk, "force": False}
+    assert AuditLog.objects.get(pk=entry.pk).changes == {"execution": execution.pk, "force": False}
+    assert Execution.objects.get(retry_of=execution.pk).status == "failed"
+    assert Job.objects.get(pk=job.pk).last_run_at == now
+
+
+@postgresql_only
+def test_create_rows_if_updated_creates_nothing_when_no_row_is_updated():
+    job = JobFactory()
+    created = create_rows_if_updated(Job, where={"pk": job.pk, "is_enabled": False}, values={"last_run_at": timezone.now()},
+                                     rows=[(Execution, dict(job=job, status="queued", trigger="api"))])
+    assert created is None
+    assert Execution.objects.count() == 0 and Job.objects.get(pk=job.pk).last_run_at is None
+
+
+def _run_request_writes(job, **kwargs):
+    with CaptureQueriesContext(connection) as queries:
+        execution = services.job_execute(job=job, actor_label="t", **kwargs)
+    return execution, [q["sql"] for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
+
+
+def test_a_run_request_writes_the_same_rows_either_way():
+    """The one-statement request (PostgreSQL, no lock needed) and the locked
+    one store the same execution, audit row and last_run_at."""
+    one, locked = JobFactory(overlap_policy="allow", task_kwargs={"a": 1}), JobFactory(overlap_policy="skip")
+    fast, fast_sql = _run_request_writes(one, override_kwargs={"a": 2})
+    slow, slow_sql = _run_request_writes(locked, override_kwargs={"a": 2})
+    assert len(fast_sql) == (1 if connection.vendor == "postgresql" else 3), fast_sql
+    assert len(slow_sql) >= 3  # lock-and-read the job, the active-run check, inserts
+    for execution, job in ((fast, one), (slow, locked)):
+        stored = Execution.objects.get(pk=execution.pk)
+        assert (stored.status, stored.trigger, stored.override_kwargs, stored.job_id) == ("queued", "api", {"a": 2}, job.pk)
+        assert stored.celery_task_id == execution.celery_task_id and stored.created_at == execution.created_at
+        entry = AuditLog.objects.get(object_type="job", object_id=str(job.pk), action="execute")
+        assert entry.changes == {"execution": execution.pk, "force": False, "override_kwargs": {"a": 2}}
+        assert entry.actor_label == "t"
+        job.refresh_from_db()
+        assert job.last_run_at is not None and abs(job.last_run_at - stored.created_at) < timedelta(seconds=5)
+
+
+def test_a_run_request_is_decided_on_the_job_as_stored_not_as_the_caller_read_it():
+    job = JobFactory(overlap_policy="allow")
+    stale = Job.objects.get(pk=job.pk)
+    # disabled without a save (as a fired one-off is): the caller's copy still says enabled
+    Job.objects.filter(pk=job.pk).update(is_enabled=False)
+    with pytest.raises(Conflict, match="disabled"):
+        services.job_execute(job=stale, actor_label="t")
+    assert not Execution.objects.filter(job=job).exists()
+    assert not AuditLog.objects.filter(action="execute").exists()
+    assert Job.objects.get(pk=job.pk).last_run_at is None
+
+    # and the other way round: the caller's copy says paused, the job was resumed since
+    paused = Job.objects.get(pk=job.pk)
+    paused.is_enabled, paused.status = True, "paused"
+    Job.objects.filter(pk=job.pk).update(is_enabled=True)
+    execution = services.job_execute(job=paused, actor_label="t")
+    assert Execution.objects.get(pk=execution.pk).status == "queued"
+
+    # edited meanwhile (a save: a new updated_at): the run uses the stored definition
+    job = JobFactory(overlap_policy="allow")
+    stale = Job.objects.get(pk=job.pk)
+    edited = Job.objects.get(pk=job.pk)
+    edited.overlap_policy = "skip"
+    edited.save()
+    first = services.job_execute(job=stale, actor_label="t")  # stale copy: allow; stored: skip
+    assert first.pk
+    with pytest.raises(Conflict, match="already running"):
+        services.job_execute(job=stale, actor_label="t")
