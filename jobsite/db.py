@@ -222,7 +222,7 @@ def create_rows_if_updated(model: type[Model], *, where: dict[str, Any], values:
     for number, (row_model, row_values) in enumerate(rows):
         references = {name: value for name, value in row_values.items() if isinstance(value, InsertedPk)}
         if any(reference.index >= number for reference in references.values()):
-            raise ValueError("An InsertedPk names a row created before the one it is a value of.")
+            raise ValueError("An InsertedPk must name a row listed before the one it is a value of.")
         instance = row_model(**{name: (dict(value.json or {}, **{value.key: None}) if value.key else None)
                                 if name in references else value for name, value in row_values.items()})
         insert_sql, fields = _insert_statement(row_model, alias, returning_pk=True)
