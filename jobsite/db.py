@@ -179,6 +179,11 @@ def create_row(model: type[Model], **values) -> Model:
             pk = cursor.fetchone()[0]
         else:
             pk = connection.ops.last_insert_id(cursor, model._meta.db_table, model._meta.pk.column)
+    return _stored(instance, pk, alias)
+
+
+def _stored(instance: Model, pk, alias: str) -> Model:
+    """``instance`` as ``save()`` leaves it once its row is inserted."""
     instance.pk = pk
     instance._state.adding = False
     instance._state.db = alias
@@ -257,10 +262,7 @@ def create_rows_if_updated(model: type[Model], *, where: dict[str, Any], values:
                 setattr(instance, instance._meta.get_field(name).attname, pks[reference.index])
             else:
                 getattr(instance, name)[reference.key] = pks[reference.index]
-        instance.pk = pk
-        instance._state.adding = False
-        instance._state.db = alias
-        created.append(instance)
+        created.append(_stored(instance, pk, alias))
     return created
 
 

@@ -421,8 +421,13 @@ def _execute_locked(job_id: int, *, actor, actor_label: str, trigger: str, force
     execution = _new_execution(job, trigger=trigger, actor=actor, override_kwargs=override_kwargs)
     _send_execution(execution, job)
     audit.record(actor=actor, actor_label=actor_label, action="execute", obj=job,
-                 changes={"execution": execution.pk, "force": force, "override_kwargs": override_kwargs or {}})
+                 changes=_run_request_changes(execution.pk, force=force, override_kwargs=override_kwargs))
     return execution
+
+
+def _run_request_changes(execution_id: int | None, *, force: bool, override_kwargs: dict | None) -> dict:
+    """What the audit log records of a run request."""
+    return {"execution": execution_id, "force": force, "override_kwargs": override_kwargs or {}}
 
 
 def _check_run_request(job: Job, *, force: bool, override_kwargs: dict | None) -> None:
@@ -459,12 +464,13 @@ def _execute_in_one_statement(job: Job, *, actor, actor_label: str, trigger: str
     where = {"pk": job.pk, "updated_at": job.updated_at, "overlap_policy": job.overlap_policy}
     if not force:
         where |= {"is_enabled": True, "status": Job.Status.ACTIVE}
-    entry = audit.entry(actor=actor, actor_label=actor_label, action="execute", obj=job,
-                        changes={"execution": None, "force": force, "override_kwargs": override_kwargs or {}})
-    entry["changes"] = InsertedPk(0, key="execution", json=entry["changes"])
+    audit_row = audit.entry(actor=actor, actor_label=actor_label, action="execute", obj=job,
+                            changes=_run_request_changes(None, force=force, override_kwargs=override_kwargs))
+    # the execution's id, once the statement has inserted it
+    audit_row["changes"] = InsertedPk(0, key="execution", json=audit_row["changes"])
     created = create_rows_if_updated(Job, where=where, values={"last_run_at": timezone.now()}, rows=[
         (Execution, _execution_values(job, trigger=trigger, actor=actor, override_kwargs=override_kwargs)),
-        (AuditLog, entry),
+        (AuditLog, audit_row),
     ])
     if created is None:
         return None
