@@ -15,11 +15,16 @@ The scenarios are interleaved ROUNDS times (a, b, c, a, b, c, ...) and the
 median of each is reported, so a burst of other load on the machine does not
 land on one scenario only.
 
+Senders: by default one thread sends every run, one after the other (as one
+client calling the API in a loop); SENDERS threads share the N sends in both
+scenarios alike (as concurrent clients, or gunicorn's workers, do), so that
+the per-request round trips of one sender do not set the pace.
+
 Scale-out: NODES worker processes (each ``celery worker`` with its own
 hostname, like a second node), each with CONCURRENCY prefork children.
 
 Run: .venv/bin/python benchmarks/bench_throughput.py
-Env: BENCH_N (1000), BENCH_JOBS (100), BENCH_ROUNDS (3), BENCH_CONCURRENCY (2), BENCH_NODES (1),
+Env: BENCH_N (1000), BENCH_JOBS (100), BENCH_ROUNDS (3), BENCH_CONCURRENCY (2), BENCH_NODES (1), BENCH_SENDERS (1),
      BENCH_DATABASE_URL, REDIS_URL, BENCH_TIMEOUT.
 """
 from __future__ import annotations
@@ -28,6 +33,7 @@ import os
 import statistics
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -47,6 +53,7 @@ JOBS = int(os.environ.get("BENCH_JOBS", 100))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", 3))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", 2))
 NODES = int(os.environ.get("BENCH_NODES", 1))
+SENDERS = int(os.environ.get("BENCH_SENDERS", 1))
 TARGET_RATIO = 0.7
 RUN_TIMEOUT_SECONDS = 300.0
 
@@ -64,7 +71,7 @@ def main() -> int:
         print_machine(info)
         nodes = [bench.start_worker(concurrency=CONCURRENCY, pool="prefork", name=f"w{i}") for i in range(NODES)]
         print(f"workers: {', '.join(nodes)} (prefork, concurrency {CONCURRENCY} each); database {connection.vendor}; "
-              f"N={N}, JOBS={JOBS}, ROUNDS={ROUNDS}")
+              f"N={N}, JOBS={JOBS}, ROUNDS={ROUNDS}, SENDERS={SENDERS}")
 
         def make_job(name: str):
             return services.job_create(
@@ -76,17 +83,34 @@ def main() -> int:
         many_jobs = [make_job(f"bench-many-{i:03d}") for i in range(JOBS)]
         accumulate = app.tasks["celery.accumulate"]
 
+        # The sender threads live as long as the benchmark, and so do their database
+        # connections: the server CPU of their backends is counted like the others'.
+        senders = ThreadPoolExecutor(SENDERS) if SENDERS > 1 else None
+
+        def send_all(send_one, then=None) -> None:
+            """send_one(i) for each of the N runs, from SENDERS threads; each
+            thread then calls then(what its send_one calls returned)."""
+            def share(first: int) -> None:
+                sent = [send_one(i) for i in range(first, N, SENDERS)]
+                if then is not None:
+                    then(sent)
+
+            if senders is None:
+                share(0)
+            else:
+                list(senders.map(share, range(SENDERS)))
+
         def raw_celery() -> float:
             started = time.perf_counter()
-            results = [accumulate.apply_async(args=(i,), queue="default") for i in range(N)]
-            ResultSet(results).join_native(timeout=RUN_TIMEOUT_SECONDS, propagate=True)
+            # Each thread waits for its own results: Celery's result consumer is per thread.
+            send_all(lambda i: accumulate.apply_async(args=(i,), queue="default"),
+                     then=lambda results: ResultSet(results).join_native(timeout=RUN_TIMEOUT_SECONDS, propagate=True))
             return N / (time.perf_counter() - started)
 
         def jobsite(jobs) -> float:
             first_pk = (Execution.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1
             started = time.perf_counter()
-            for i in range(N):
-                services.job_execute(job=jobs[i % len(jobs)], actor_label="bench")
+            send_all(lambda i: services.job_execute(job=jobs[i % len(jobs)], actor_label="bench"))
             sent = time.perf_counter() - started
             deadline = started + RUN_TIMEOUT_SECONDS
             while True:
@@ -155,7 +179,7 @@ def main() -> int:
             print(f"{'':<34} CPU per run: workers {worker_ms:.2f} ms, sender {sender_ms:.2f} ms, "
                   f"all processes (Redis too) {all_ms:.2f} ms"
                   + (f", PostgreSQL server {server_ms:.2f} ms" if connection.vendor == "postgresql" else ""))
-        print(f"workers: {NODES} node(s) × concurrency {CONCURRENCY}; database {connection.vendor}; "
+        print(f"workers: {NODES} node(s) × concurrency {CONCURRENCY}; senders {SENDERS}; database {connection.vendor}; "
               f"overall: {verdict(ok)}")
     return 0
 

@@ -6,17 +6,20 @@ commit so a worker never sees a row that is not there yet.
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
+import threading
 import uuid
+from collections import OrderedDict
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from typing import Any, NamedTuple, Sequence
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, router, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jobsite.crypto import secrets_decrypt, secrets_encrypt
@@ -25,7 +28,6 @@ from jobsite.db import (
     PkLookup,
     create_row,
     create_rows_if_updated,
-    creates_rows_if_updated,
     insert_rows,
     update_row,
     update_row_then,
@@ -397,7 +399,7 @@ def job_execute(
         raise ValidationError({"override_kwargs": ["Must be a JSON object."]})
     request = {"actor": actor, "actor_label": actor_label, "trigger": trigger, "force": force,
                "override_kwargs": override_kwargs}
-    execution = _execute_in_one_statement(job, **request)
+    execution = _execute_unless_changed(job, **request)
     if execution is None:
         execution = _execute_locked(job.pk, **request)
     return execution
@@ -438,22 +440,23 @@ def _check_run_request(job: Job, *, force: bool, override_kwargs: dict | None) -
         raise Conflict(f"Job '{job.name}' is {job.state}; use force to run it anyway.", code=ErrorCode.JOB_NOT_ACTIVE)
 
 
-def _execute_in_one_statement(job: Job, *, actor, actor_label: str, trigger: str, force: bool,
-                              override_kwargs: dict | None) -> Execution | None:
-    """``_execute_locked`` in one round trip, where it needs no lock: on
-    PostgreSQL, for a run whose overlap policy is not ``skip`` (or forced).
+def _execute_unless_changed(job: Job, *, actor, actor_label: str, trigger: str, force: bool,
+                            override_kwargs: dict | None) -> Execution | None:
+    """``_execute_locked`` without reading the job again, where it needs no
+    lock: for a run whose overlap policy is not ``skip`` (or forced).
 
     The request is checked against the caller's instance of the job (the API
-    and CLI read it just before), then one statement sets the job's
-    ``last_run_at`` and writes the execution and its audit row — only while
-    the job's row is as that instance says: the same ``updated_at`` (every
-    edit saves it), overlap policy and, unless forced, enabled and active.
-    Otherwise it writes nothing and returns None, and so does a request the
-    instance refuses: ``_execute_locked`` then decides from the row as it is.
-    The locked path's transaction (five round trips) costs the caller 0.9 ms
-    and the server 0.4 ms of CPU more per request (docs/benchmarks.md, "third
-    pass")."""
-    if not (creates_rows_if_updated(router.db_for_write(Job)) and job.pk and job.updated_at):
+    and CLI read it just before), then the job's ``last_run_at`` is set and
+    the execution and its audit row written — only while the job's row is as
+    that instance says: the same ``updated_at`` (every edit saves it), overlap
+    policy and, unless forced, enabled and active (``create_rows_if_updated``:
+    one statement on PostgreSQL, a transaction elsewhere). Otherwise it
+    writes nothing and returns None, and so does a request the instance
+    refuses: ``_execute_locked`` then decides from the row as it is. The
+    locked path costs the caller 0.9 ms and the server 0.4 ms of CPU more per
+    request on PostgreSQL ("third pass" in docs/benchmarks.md), and its
+    sender 0.3 ms more on SQLite ("fourth pass")."""
+    if not (job.pk and job.updated_at):
         return None
     if not force and job.overlap_policy == Job.OverlapPolicy.SKIP:
         return None
@@ -466,7 +469,7 @@ def _execute_in_one_statement(job: Job, *, actor, actor_label: str, trigger: str
         where |= {"is_enabled": True, "status": Job.Status.ACTIVE}
     audit_row = audit.entry(actor=actor, actor_label=actor_label, action="execute", obj=job,
                             changes=_run_request_changes(None, force=force, override_kwargs=override_kwargs))
-    # the execution's id, once the statement has inserted it
+    # the execution's id, once it is inserted
     audit_row["changes"] = InsertedPk(0, key="execution", json=audit_row["changes"])
     created = create_rows_if_updated(Job, where=where, values={"last_run_at": timezone.now()}, rows=[
         (Execution, _execution_values(job, trigger=trigger, actor=actor, override_kwargs=override_kwargs)),
@@ -798,6 +801,51 @@ def revoke_task(task_id: str) -> None:
 # ---------------------------------------------------------------------------
 # Every run reads its execution and job: compiled once per worker process (jobsite/db.py).
 _execution_with_job = PkLookup(lambda: Execution.objects.select_related("job"))
+_execution_row = PkLookup(lambda: Execution.objects.all())
+_job_of_run = PkLookup(lambda: Job.objects.all())
+
+
+class _RunJobs:
+    """The jobs a worker process runs, each as last read, by id.
+
+    A worker runs the same jobs over and over; reading a job's ~30 columns
+    with every claim cost the database more than the claim itself. The claim
+    returns the job's ``updated_at`` (every edit saves it) and the held copy is
+    used only while that is unchanged; columns written without an edit
+    (``last_status``, ``last_run_at``, counters) are not read from it, except
+    ``last_status``, which the claim also returns. Each run gets its own copy."""
+
+    MAX_JOBS = 1000
+    VERSION_FIELDS = ("updated_at", "last_status")
+
+    def __init__(self):
+        self._jobs: OrderedDict[int, tuple[Any, Job]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, job_id: int, updated_at, last_status: str) -> Job | None:
+        """The job as stored at ``updated_at``, with ``last_status``; None if it is gone."""
+        with self._lock:
+            held = self._jobs.get(job_id)
+            if held is not None and held[0] == updated_at:
+                self._jobs.move_to_end(job_id)
+                job = copy.copy(held[1])
+            else:
+                job = None
+        if job is None:
+            job = _job_of_run.first(job_id)
+            if job is None:
+                return None
+            with self._lock:
+                self._jobs[job_id] = (updated_at, job)
+                self._jobs.move_to_end(job_id)
+                while len(self._jobs) > self.MAX_JOBS:
+                    self._jobs.popitem(last=False)
+            job = copy.copy(job)
+        job.last_status = last_status
+        return job
+
+
+_run_jobs = _RunJobs()
 
 
 def execution_claim(*, execution_id: int, task_id: str, worker: str) -> Execution | None:
@@ -805,16 +853,22 @@ def execution_claim(*, execution_id: int, task_id: str, worker: str) -> Executio
     not run (cancelled, finished, deleted). A redelivered message whose
     execution is already running means the previous worker died: that attempt
     is recorded as an error and retried per policy."""
-    # The claim and the read of the execution with its job: one statement on PostgreSQL.
+    # The claim, the read of the execution and of its job's version: one statement.
     # The job row is not written here (its last_run_at was set when the run was
     # queued): workers never queue up behind a hot job row to start.
-    claimed = _execution_with_job.update_then_first(
+    claimed = _execution_row.update_then_first_with(
         execution_id, where={"pk": execution_id, "status": Execution.Status.QUEUED},
         values={"status": Execution.Status.RUNNING, "started_at": timezone.now(), "worker": worker,
                 "celery_task_id": task_id},
+        related="job", fields=_RunJobs.VERSION_FIELDS,
     )
     if claimed is not None:
-        return claimed
+        execution, (updated_at, last_status) = claimed
+        job = _run_jobs.get(execution.job_id, updated_at, last_status)
+        if job is None:  # deleted since, and its executions with it
+            return None
+        execution.job = job
+        return execution
     execution = _execution_with_job.first(execution_id)
     if execution is not None and execution.status == Execution.Status.RUNNING:
         execution_mark_lost(execution=execution, reason=f"worker {execution.worker or '?'} was lost mid-run; message redelivered")

@@ -14,7 +14,7 @@ from jobsite.db import (
     PkLookup,
     create_row,
     create_rows_if_updated,
-    creates_rows_if_updated,
+    creates_rows_in_one_statement,
     update_row,
     update_row_then,
 )
@@ -170,12 +170,77 @@ def test_update_then_first_claims_once_and_reads_with_the_join():
     assert lookup.update_then_first(execution.pk, **claim) is None  # no longer queued: nothing updated or read
 
 
-postgresql_only = pytest.mark.skipif(not creates_rows_if_updated("default"),
-                                     reason="create_rows_if_updated is PostgreSQL's data-modifying WITH")
+@pytest.mark.parametrize("returning", [True, False], ids=["update-returning", "without-returning"])
+def test_update_then_first_with_claims_and_reads_the_related_rows_own_values(monkeypatch, returning):
+    if not returning:  # a database whose UPDATE returns no rows (SQLite < 3.35)
+        monkeypatch.setattr("jobsite.db._updates_return_rows", lambda connection: False)
+    job = JobFactory()
+    Job.objects.filter(pk=job.pk).update(last_status="failed")  # as a finish writes it
+    execution = ExecutionFactory(job=job, status="queued")
+    lookup = PkLookup(lambda: Execution.objects.all())
+    now = timezone.now()
+    claim = {"where": {"pk": execution.pk, "status": "queued"},
+             "values": {"status": "running", "started_at": now, "worker": "w1 1"},
+             "related": "job", "fields": ("updated_at", "last_status")}
+    with CaptureQueriesContext(connection) as queries:
+        claimed, (updated_at, last_status) = lookup.update_then_first_with(execution.pk, **claim)
+    assert len(queries) == 1 if returning else len(queries) > 1
+    assert (claimed.status, claimed.started_at, claimed.worker, claimed.job_id) == ("running", now, "w1 1", job.pk)
+    assert not Execution.job.is_cached(claimed)
+    assert last_status == "failed"
+    with connection.cursor() as cursor:  # the value as the database stores it
+        cursor.execute("SELECT updated_at FROM scheduling_job WHERE id = %s", [job.pk])
+        assert updated_at == cursor.fetchone()[0]
+    stored = Execution.objects.get(pk=execution.pk)
+    assert (stored.status, stored.started_at, stored.worker) == ("running", now, "w1 1")
+    assert lookup.update_then_first_with(execution.pk, **claim) is None  # no longer queued
+    with pytest.raises(ValueError, match="one table"):
+        PkLookup(lambda: Execution.objects.select_related("job")).update_then_first_with(execution.pk, **claim)
 
 
-@postgresql_only
-def test_create_rows_if_updated_creates_what_create_creates_in_one_statement():
+def _claim(execution):
+    return services.execution_claim(execution_id=execution.pk, task_id=execution.celery_task_id, worker="w 1")
+
+
+def test_a_worker_reads_a_job_once_per_version_and_runs_each_edit(monkeypatch):
+    monkeypatch.setattr(services, "_run_jobs", services._RunJobs())
+    job = JobFactory(task_kwargs={"n": 1}, timeout_seconds=30, overlap_policy="allow")
+    first = _claim(services.job_execute(job=job))
+    assert (first.job.task_kwargs, first.job.timeout_seconds) == ({"n": 1}, 30)
+    services.execution_finish(execution=first, status="failed", error="boom")
+    # then the job is held: the next claim is one statement, and it has the new last_status
+    queued = services.job_execute(job=Job.objects.get(pk=job.pk))
+    with CaptureQueriesContext(connection) as queries:
+        second = _claim(queued)
+    assert len(queries) == 1 and "scheduling_execution" in queries[0]["sql"]
+    assert second.job.last_status == "failed" and second.job is not first.job
+    assert second.job.task_kwargs == {"n": 1}
+    # an edit is run from the next claim on
+    edited = services.job_update(job=Job.objects.get(pk=job.pk), data={"task_kwargs": {"n": 2}, "timeout_seconds": 45})
+    third = _claim(services.job_execute(job=edited))
+    assert (third.job.task_kwargs, third.job.timeout_seconds) == ({"n": 2}, 45)
+    reference = Job.objects.get(pk=job.pk)
+    for field in Job._meta.concrete_fields:
+        if field.name not in ("last_run_at", "last_status", "total_runs", "failed_runs", "successful_runs",
+                              "total_duration_seconds"):
+            assert getattr(third.job, field.attname) == getattr(reference, field.attname), field.name
+
+
+def test_a_worker_holds_a_bounded_number_of_jobs(monkeypatch):
+    run_jobs = services._RunJobs()
+    monkeypatch.setattr(run_jobs, "MAX_JOBS", 2)
+    jobs = JobFactory.create_batch(3)
+    for job in jobs:
+        assert run_jobs.get(job.pk, job.updated_at, "").pk == job.pk
+    assert list(run_jobs._jobs) == [jobs[1].pk, jobs[2].pk]
+    assert run_jobs.get(10 ** 9, timezone.now(), "") is None
+
+
+def _writes(queries) -> list[str]:
+    return [q["sql"] for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
+
+
+def test_create_rows_if_updated_creates_what_create_creates_atomically():
     job = JobFactory()
     now = timezone.now()
     values = dict(job=job, status="queued", trigger="api", attempt=1, override_kwargs={"n": [1, "é"]},
@@ -187,7 +252,8 @@ def test_create_rows_if_updated_creates_what_create_creates_in_one_statement():
                             changes=InsertedPk(0, key="execution", json={"execution": None, "force": False}))),
             (Execution, dict(values, celery_task_id=None, status="failed", retry_of=InsertedPk(0))),
         ])[:2]
-    assert len(queries) == 1
+    # PostgreSQL: one data-modifying WITH; elsewhere the update and each insert, in a transaction
+    assert len(_writes(queries)) == (1 if creates_rows_in_one_statement("default") else 4)
     reference = Execution.objects.create(**{**values, "celery_task_id": "0b7c8e0e-0000-4000-8000-000000000004"})
     stored = Execution.objects.get(pk=execution.pk)
     for field in Execution._meta.concrete_fields:
@@ -202,7 +268,6 @@ def test_create_rows_if_updated_creates_what_create_creates_in_one_statement():
     assert Job.objects.get(pk=job.pk).last_run_at == now
 
 
-@postgresql_only
 def test_create_rows_if_updated_creates_nothing_when_no_row_is_updated():
     job = JobFactory()
     created = create_rows_if_updated(Job, where={"pk": job.pk, "is_enabled": False}, values={"last_run_at": timezone.now()},
@@ -214,12 +279,12 @@ def test_create_rows_if_updated_creates_nothing_when_no_row_is_updated():
 def _run_request_writes(job, **kwargs):
     with CaptureQueriesContext(connection) as queries:
         execution = services.job_execute(job=job, actor_label="t", **kwargs)
-    return execution, [q["sql"] for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
+    return execution, _writes(queries)
 
 
 def test_a_run_request_writes_the_same_rows_either_way():
-    """The one-statement request (PostgreSQL, no lock needed) and the locked
-    one store the same execution, audit row and last_run_at."""
+    """The request that needs no lock (one statement on PostgreSQL) and the
+    locked one store the same execution, audit row and last_run_at."""
     one, locked = JobFactory(overlap_policy="allow", task_kwargs={"a": 1}), JobFactory(overlap_policy="skip")
     fast, fast_sql = _run_request_writes(one, override_kwargs={"a": 2})
     slow, slow_sql = _run_request_writes(locked, override_kwargs={"a": 2})
