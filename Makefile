@@ -18,16 +18,25 @@ $(STAMP): pyproject.toml
 run: venv
 	$(PY) manage.py runstack
 
-## make test: the whole suite against a real Redis and a real Celery worker
+## make test: the whole suite against a real Redis and a real Celery worker, in
+## PYTEST_WORKERS processes (pytest-xdist; each its own Redis and test database; 0:
+## one process), then the schema fuzzing on its own (schemathesis's generated tests
+## do not survive xdist). With PYTEST_ARGS: pytest $(PYTEST_ARGS), in one process.
 ## (the browser tests want Debian's chromium + chromium-driver: installed here when
 ## missing, as root with apt-get; elsewhere those tests skip and say why)
+PYTEST_WORKERS ?= 2
 test: venv
 	@if { ! command -v chromium || ! command -v chromedriver; } >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 		echo "Installing chromium and chromium-driver for the browser tests"; \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
 			|| echo "chromium could not be installed: the browser tests will skip"; \
 	fi
+ifeq ($(strip $(PYTEST_ARGS)),)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --ignore=tests/test_fuzz_openapi.py
+	$(PY) -m pytest tests/test_fuzz_openapi.py
+else
 	$(PY) -m pytest $(PYTEST_ARGS)
+endif
 
 ## make fuzz: schemathesis against the OpenAPI schema, 200 examples per operation
 ## (`make test` runs the same file with 8; FUZZ_MAX_EXAMPLES=N for another number)

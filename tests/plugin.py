@@ -29,13 +29,28 @@ os.environ.setdefault(
     "JOBSITE_TEST_SQLITE_PATH", str(Path(tempfile.mkdtemp(prefix="jobsite-test-db-")) / "test.sqlite3")
 )
 
+# Under pytest-xdist (`make test` runs the suite in PYTEST_WORKERS processes) each
+# worker process is a session of its own: its own Redis (so its own broker queues,
+# beat lock and Celery workers), and pytest-django gives it its own test database.
+# A worker inherits the environment of the process that started it: an embedded
+# Redis started there is not its own, and a given REDIS_URL gets a database of its own.
+_xdist_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+_inherited = os.environ.get("JOBSITE_TEST_REDIS_OWNER") not in (None, str(os.getpid()))
+if _xdist_worker and os.environ.get("REDIS_URL") and not _inherited:
+    from urllib.parse import urlsplit, urlunsplit
+
+    _parts = urlsplit(os.environ["REDIS_URL"])
+    os.environ["REDIS_URL"] = urlunsplit(_parts._replace(path=f"/{int(_xdist_worker.removeprefix('gw')) + 1}"))
+    print(f"[tests] {_xdist_worker}: Redis database {os.environ['REDIS_URL']}")
+
 _embedded = None
-if not os.environ.get("REDIS_URL"):
+if not os.environ.get("REDIS_URL") or _inherited:
     from jobsite.runtime import EmbeddedRedis, free_port
 
     _embedded = EmbeddedRedis(
         port=free_port(), data_dir=Path(tempfile.mkdtemp(prefix="jobsite-test-redis-")), persistent=False
     ).start()
     os.environ["REDIS_URL"] = _embedded.url
+    os.environ["JOBSITE_TEST_REDIS_OWNER"] = str(os.getpid())
     atexit.register(_embedded.stop)
     print(f"[tests] embedded Redis started at {_embedded.url}")
