@@ -22,6 +22,7 @@ from scheduling.notifications import services
 from scheduling.notifications.models import Destination, Notification, NotificationDelivery, OverdueEpisode
 from scheduling.notifications.tasks import deliver, overdue_check
 from tests.factories import JobFactory
+from tests.worker import wait_for
 
 pytestmark = pytest.mark.django_db
 SECRET = "whsec-test-0123456789"
@@ -358,4 +359,6 @@ def test_worker_notifies_a_failure_then_the_recovery(celery_worker_process, rece
     assert [b["event"] for b in bodies] == ["failure", "recovery"]
     assert bodies[0]["execution"]["id"] == failed.pk
     assert all(verify(r) for r in receiver.requests)
-    assert NotificationDelivery.objects.filter(status="delivered").count() == 2
+    # the worker records a delivery once the receiver has answered: a moment after it got the request
+    wait_for(lambda: NotificationDelivery.objects.filter(status="delivered").count() == 2, timeout=10,
+             message="both deliveries recorded as delivered")
