@@ -811,9 +811,10 @@ class _RunJobs:
     A worker runs the same jobs over and over; reading a job's ~30 columns
     with every claim cost the database more than the claim itself. The claim
     returns the job's ``updated_at`` (every edit saves it) and the held copy is
-    used only while that is unchanged; columns written without an edit
-    (``last_status``, ``last_run_at``, counters) are not read from it, except
-    ``last_status``, which the claim also returns. Each run gets its own copy."""
+    used only while that is unchanged. Columns written without an edit (the
+    statistics, ``last_run_at``, ``next_run_at``) may be stale in it: a run
+    does not read them, but for ``last_status`` (the recovery notification's
+    previous outcome), which the claim returns too. Each run gets its own copy."""
 
     MAX_JOBS = 1000
     VERSION_FIELDS = ("updated_at", "last_status")
