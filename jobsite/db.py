@@ -405,7 +405,6 @@ class PkLookup:
             f"(SELECT {quote(target.get_field(name).column)} FROM {quote(target.db_table)} "
             f"WHERE {quote(target.pk.column)} = {quote(model._meta.db_table)}.{quote(foreign_key.column)})"
             for name in fields)
-        sql, params = _prepared(model, alias, where=where, values=values, increments={})
         if not _updates_return_rows(connection):  # two more round trips
             instance = self.update_then_first(pk, where=where, values=values)
             if instance is None:
@@ -415,6 +414,7 @@ class PkLookup:
                                f"WHERE {quote(model._meta.pk.column)} = %s",
                                [model._meta.pk.get_db_prep_value(pk, connection)])
                 return instance, tuple(cursor.fetchone())
+        sql, params = _prepared(model, alias, where=where, values=values, increments={})
         with connection.cursor() as cursor:
             cursor.execute(f"{sql} RETURNING {compiled.columns}, {subqueries}", params)
             row = cursor.fetchone()

@@ -385,7 +385,8 @@ def _execution_values(job: Job, *, trigger: str, actor=None, override_kwargs=Non
     )
 
 
-# Each run request reads its job and sets its last_run_at: one statement (jobsite/db.py).
+# A job read by primary key, compiled once (jobsite/db.py): the locked run request
+# reads it and sets its last_run_at in one statement; a worker reads a job it runs.
 _job_row = PkLookup(lambda: Job.objects.all())
 
 
@@ -802,7 +803,6 @@ def revoke_task(task_id: str) -> None:
 # Every run reads its execution and job: compiled once per worker process (jobsite/db.py).
 _execution_with_job = PkLookup(lambda: Execution.objects.select_related("job"))
 _execution_row = PkLookup(lambda: Execution.objects.all())
-_job_of_run = PkLookup(lambda: Job.objects.all())
 
 
 class _RunJobs:
@@ -833,7 +833,7 @@ class _RunJobs:
             else:
                 job = None
         if job is None:
-            job = _job_of_run.first(job_id)
+            job = _job_row.first(job_id)
             if job is None:
                 return None
             with self._lock:
