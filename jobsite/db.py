@@ -9,7 +9,7 @@ field's own ``get_db_prep_value``, so what is stored is exactly what
 ``update()`` would store (SQLite datetimes, JSON...).
 
 Reads the same: ``PkLookup`` is ``queryset.get(pk=...)`` for a fixed queryset
-(the claim's execution with its job: 58 columns, 1.1 ms of compiling for a
+(an execution with its job: 58 columns, 1.1 ms of compiling for a
 0.1 ms query), compiled once and then only executed; the rows become model
 instances exactly as the ORM makes them (its converters, ``from_db`` and
 select_related populators).
@@ -349,78 +349,59 @@ class PkLookup:
 
     def update_then_first(self, pk, *, where: dict[str, Any], values: dict[str, Any]):
         """``update_row(model, where=..., values=...)`` and, only if that updated
-        its row, ``first(pk)`` as updated; None when no row was updated. One
-        statement where the database allows: ``UPDATE ... RETURNING`` for a
-        query of one table (PostgreSQL, SQLite >= 3.35: in a transaction, the
-        row stays locked, as after ``select_for_update()``), a data-modifying
-        ``WITH`` for a join on PostgreSQL (its read sees the row as it was
-        before the update, hence ``values`` are set on the instance here)."""
-        queryset = self._build()
-        model = queryset.model
-        alias = router.db_for_write(model)
-        connection = connections[alias]
-        compiled = self._compiled(alias, queryset)
-        sql, params = _prepared(model, alias, where=where, values=values, increments={})
-        if not compiled.populators and _updates_return_rows(connection):
-            sql = f"{sql} RETURNING {compiled.columns}"
-        elif connection.vendor == "postgresql":
-            sql = f"WITH updated AS ({sql} RETURNING 1) {compiled.sql} AND EXISTS (SELECT 1 FROM updated)"
-            params.append(model._meta.pk.get_db_prep_value(pk, connection))
-        else:
-            if not update_row(model, where=where, values=values):
-                return None
-            return self.first(pk)
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
-        if row is None:
-            return None
-        instance = self._instance(alias, row, compiled)
-        for name, value in values.items():
-            setattr(instance, name, value)
-        return instance
+        its row, ``first(pk)`` as updated; None when no row was updated. For a
+        query of one table (no ``select_related``). One statement where the
+        database returns rows from an update (``UPDATE ... RETURNING``:
+        PostgreSQL, SQLite >= 3.35; in a transaction, the row stays locked, as
+        after ``select_for_update()``)."""
+        updated = self._update_returning(pk, where=where, values=values)
+        return None if updated is None else updated[0]
 
     def update_then_first_with(self, pk, *, where: dict[str, Any], values: dict[str, Any], related: str,
                                fields: tuple[str, ...]):
-        """``update_then_first`` for a query of one table, also reading ``fields``
-        of the row its foreign key ``related`` points to, as stored (the
-        database's own values, not converted: for comparing, e.g. a version).
-        Returns (instance, values of ``fields``), or None when no row was
-        updated. One statement where the database returns rows from an update
-        (scalar subqueries in ``RETURNING``): a worker claiming a run reads
-        the run, and only the few columns of its job that say whether the job
-        it holds is still current (0.4 ms of server CPU less per run than a
-        join returning the whole job, docs/benchmarks.md, "fourth pass")."""
+        """``update_then_first``, also reading ``fields`` of the row its foreign
+        key ``related`` points to, as stored (the database's own values, not
+        converted: for comparing, e.g. a version). Returns (instance, values of
+        ``fields``), or None when no row was updated. The same one statement
+        (scalar subqueries in ``RETURNING``): a worker claiming a run reads the
+        run, and only the few columns of its job that say whether the job it
+        holds is still current (0.4 ms of server CPU less per run than a join
+        returning the whole job, docs/benchmarks.md, "fourth pass")."""
+        return self._update_returning(pk, where=where, values=values, related=related, fields=fields)
+
+    def _update_returning(self, pk, *, where, values, related: str | None = None, fields: tuple[str, ...] = ()):
         queryset = self._build()
         model = queryset.model
         alias = router.db_for_write(model)
         connection = connections[alias]
         compiled = self._compiled(alias, queryset)
         if compiled.populators:
-            raise ValueError("update_then_first_with needs a query of one table (no select_related).")
+            raise ValueError("update_then_first needs a query of one table (no select_related).")
         quote = connection.ops.quote_name
-        foreign_key = model._meta.get_field(related)
-        target = foreign_key.related_model._meta
-        subqueries = ", ".join(
-            f"(SELECT {quote(target.get_field(name).column)} FROM {quote(target.db_table)} "
-            f"WHERE {quote(target.pk.column)} = {quote(model._meta.db_table)}.{quote(foreign_key.column)})"
-            for name in fields)
-        if not _updates_return_rows(connection):  # two more round trips
-            instance = self.update_then_first(pk, where=where, values=values)
-            if instance is None:
+        table = quote(model._meta.db_table)
+        subqueries = []
+        if fields:
+            foreign_key = model._meta.get_field(related)
+            target = foreign_key.related_model._meta
+            subqueries = [f"(SELECT {quote(target.get_field(name).column)} FROM {quote(target.db_table)} "
+                          f"WHERE {quote(target.pk.column)} = {table}.{quote(foreign_key.column)})" for name in fields]
+        if not _updates_return_rows(connection):  # a round trip more, and one more for fields
+            if not update_row(model, where=where, values=values):
                 return None
+            instance = self.first(pk)
+            if not subqueries:
+                return instance, ()
             with connection.cursor() as cursor:
-                cursor.execute(f"SELECT {subqueries} FROM {quote(model._meta.db_table)} "
-                               f"WHERE {quote(model._meta.pk.column)} = %s",
+                cursor.execute(f"SELECT {', '.join(subqueries)} FROM {table} WHERE {quote(model._meta.pk.column)} = %s",
                                [model._meta.pk.get_db_prep_value(pk, connection)])
                 return instance, tuple(cursor.fetchone())
         sql, params = _prepared(model, alias, where=where, values=values, increments={})
         with connection.cursor() as cursor:
-            cursor.execute(f"{sql} RETURNING {compiled.columns}, {subqueries}", params)
+            cursor.execute(f"{sql} RETURNING {', '.join([compiled.columns, *subqueries])}", params)
             row = cursor.fetchone()
         if row is None:
             return None
-        count = len(row) - len(fields)
+        count = len(row) - len(subqueries)
         instance = self._instance(alias, row[:count], compiled)
         for name, value in values.items():
             setattr(instance, name, value)

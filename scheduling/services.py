@@ -800,8 +800,7 @@ def revoke_task(task_id: str) -> None:
 # ---------------------------------------------------------------------------
 # Running an execution (called by the scheduling.run_execution task)
 # ---------------------------------------------------------------------------
-# Every run reads its execution and job: compiled once per worker process (jobsite/db.py).
-_execution_with_job = PkLookup(lambda: Execution.objects.select_related("job"))
+# Every run claims and reads its execution: compiled once per worker process (jobsite/db.py).
 _execution_row = PkLookup(lambda: Execution.objects.all())
 
 
@@ -870,7 +869,7 @@ def execution_claim(*, execution_id: int, task_id: str, worker: str) -> Executio
             return None
         execution.job = job
         return execution
-    execution = _execution_with_job.first(execution_id)
+    execution = _execution_row.first(execution_id)
     if execution is not None and execution.status == Execution.Status.RUNNING:
         execution_mark_lost(execution=execution, reason=f"worker {execution.worker or '?'} was lost mid-run; message redelivered")
     return None

@@ -156,18 +156,12 @@ def test_update_then_first_of_one_table_updates_and_reads_the_row_in_one_stateme
     assert mark(job.pk + 1000) is None
 
 
-def test_update_then_first_claims_once_and_reads_with_the_join():
+def test_update_then_first_is_for_one_table():
     execution = ExecutionFactory(status="queued")
     lookup = PkLookup(lambda: Execution.objects.select_related("job"))
-    now = timezone.now()
-    claim = {"where": {"pk": execution.pk, "status": "queued"},
-             "values": {"status": "running", "started_at": now, "worker": "w1 1"}}
-    claimed = lookup.update_then_first(execution.pk, **claim)
-    assert (claimed.status, claimed.started_at, claimed.worker) == ("running", now, "w1 1")
-    assert Execution.job.is_cached(claimed) and claimed.job.pk == execution.job_id
-    stored = Execution.objects.get(pk=execution.pk)
-    assert (stored.status, stored.started_at, stored.worker) == ("running", now, "w1 1")
-    assert lookup.update_then_first(execution.pk, **claim) is None  # no longer queued: nothing updated or read
+    with pytest.raises(ValueError, match="one table"):
+        lookup.update_then_first(execution.pk, where={"pk": execution.pk}, values={"worker": "w1 1"})
+    assert Execution.objects.get(pk=execution.pk).worker == ""  # nothing written
 
 
 @pytest.mark.parametrize("returning", [True, False], ids=["update-returning", "without-returning"])
