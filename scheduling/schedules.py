@@ -284,7 +284,10 @@ class JobCrontab(celery_schedules.BaseSchedule):
         next_fire = self.next_fire(last_run_at)
         due = next_fire <= now
         if due:
-            next_fire = self.next_fire(now)
+            # Cron fires on whole minutes: the first after ``now`` is the first after the
+            # start of its minute. Asked that way, every job on the same schedule asks the
+            # same question in a minute's burst, and the memo answers all but the first.
+            next_fire = self.next_fire(now.replace(second=0, microsecond=0))
         return celery_schedules.schedstate(due, max((next_fire - now).total_seconds(), 0.0))
 
     def now(self) -> datetime:

@@ -6,6 +6,7 @@ commit so a worker never sees a row that is not there yet.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -325,23 +326,36 @@ def _send_executions(pairs: list[tuple[Execution, Job]], *, countdown: float | N
 
     from scheduling.tasks import run_execution
 
-    messages = []
+    messages, queues = [], set()
     for execution, job in pairs:
         options = _execution_task_options(execution, job)
         if countdown:
             options["countdown"] = countdown
+        # What Celery would work out for each message (0.1 ms of a 0.5 ms send):
+        # how its arguments read in logs and Flower, and — once a message of the lot
+        # has declared its queue — no second declaration (kombu re-binds the queue
+        # to check its cache on every publish).
+        options["argsrepr"], options["kwargsrepr"] = repr(options["args"]), "{}"
+        if options["queue"] in queues:
+            options["declare"] = []
+        queues.add(options["queue"])
         messages.append(options)
     if not messages:
         return
 
     def enqueue() -> None:
-        sent = 0
+        sent = 0  # messages known to be in the broker
         try:
             with current_app.producer_or_acquire() as producer:
-                for options in messages:
-                    run_execution.apply_async(producer=producer, **options)
-                    sent += 1
+                for start in range(0, len(messages), SEND_BATCH):
+                    batch = messages[start:start + SEND_BATCH]
+                    with _publish_batch(producer, len(batch)):
+                        for options in batch:
+                            run_execution.apply_async(producer=producer, **options)
+                    sent += len(batch)
         except Exception as exc:  # broker down: never leave a "queued" run that nothing will start
+            # (a batch that failed may have been delivered in part: its runs are marked error all
+            # the same, and a worker given one of them does not start it, as it is not queued)
             unsent = [options["args"][0] for options in messages[sent:]]
             logger.exception("could not queue %d execution(s) (%s)", len(unsent), _ids_in_words(unsent))
             Execution.objects.filter(pk__in=unsent, status=Execution.Status.QUEUED).update(
@@ -355,6 +369,18 @@ def _send_executions(pairs: list[tuple[Execution, Job]], *, countdown: float | N
                 ) from None
 
     transaction.on_commit(enqueue)
+
+
+#: Messages published per Redis round trip when many are sent at once (beat's burst).
+SEND_BATCH = 5000
+
+
+def _publish_batch(producer, count: int):
+    """kombu's ``Producer.batch()`` (one pipelined round trip for the lot, on
+    transports that support it: Redis) for more than one message; else nothing."""
+    if count < 2 or not getattr(producer, "supports_batch_publish", False):
+        return contextlib.nullcontext()
+    return producer.batch(max_size=count * 16)  # never flushed part-way: a message is one to a few commands
 
 
 def _ids_in_words(ids: list[int]) -> str:

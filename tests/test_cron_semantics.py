@@ -222,3 +222,27 @@ def test_pseudo_zones_are_rejected(zone):
                                               ("0 9 1,15 * MON", "0 9 1,15 * MON")])
 def test_sunday_as_7_and_both_day_fields_are_accepted(expression, cron):
     assert parse_schedule("cron", expression, "UTC").cron == cron
+
+
+@pytest.mark.parametrize("cron, zone", [("* * * * *", UTC), ("*/15 * * * *", NY), ("30 1 * * *", NY),
+                                        ("30 2 * * *", NY), ("0 9 1 * 1", LONDON)])
+def test_a_due_entry_is_checked_again_at_its_next_fire_asked_from_any_instant_of_the_minute(cron, zone):
+    """``is_due`` answers "due, next check in N s" with the first fire after
+    now; it asks from the start of now's minute (the memo then serves every
+    job on the same schedule in a burst), which must give the same fire from
+    any second of the minute, DST days included."""
+    from scheduling.schedules import next_cron_fire
+
+    clock = Clock(datetime(2026, 3, 7, 0, 0, tzinfo=UTC))
+    schedule = JobCrontab(cron, zone.key, nowfun=clock)
+    last = clock.now - timedelta(days=400)  # always due
+    checked = 0
+    for minutes in range(0, 3 * 24 * 60, 7):  # three days around New York's spring forward (8 March)
+        for offset in (timedelta(0), timedelta(seconds=0.25), timedelta(seconds=31), timedelta(seconds=59.999)):
+            clock.now = datetime(2026, 3, 7, tzinfo=UTC) + timedelta(minutes=minutes) + offset
+            due, next_check = schedule.is_due(last)
+            expected = next_cron_fire(cron, zone, clock.now).astimezone(UTC)
+            assert due
+            assert next_check == pytest.approx((expected - clock.now).total_seconds()), (cron, clock.now)
+            checked += 1
+    assert checked > 2000

@@ -128,3 +128,53 @@ def test_a_resent_copy_of_a_run_that_got_through_does_nothing(own_redis, fault_w
     execution.refresh_from_db()
     assert execution.status == "success"
     assert Execution.objects.filter(job=job).count() == 1
+
+
+def _queued_runs(jobs, count):
+    """``count`` queued executions spread over ``jobs``, committed, unsent."""
+    import uuid
+
+    executions = [Execution.objects.create(job=jobs[n % len(jobs)], status="queued", trigger="schedule",
+                                           celery_task_id=str(uuid.uuid4())) for n in range(count)]
+    return [(execution, execution.job) for execution in executions]
+
+
+def test_a_burst_goes_out_in_batches_and_every_message_is_whole(own_redis, settings, monkeypatch):
+    from celery import current_app
+    from django.db import transaction
+
+    # given 1,200 runs of jobs on two queues, sent together (as beat sends a minute's burst)
+    monkeypatch.setattr(services, "SEND_BATCH", 500)  # three pipelined batches: 500, 500, 200
+    jobs = [JobFactory(task_name="tests.echo", queue="default"), JobFactory(task_name="tests.echo", queue="maintenance")]
+    pairs = _queued_runs(jobs, 1200)
+    with transaction.atomic():
+        services.executions_send(pairs)
+    # then each is in its job's queue under its own task id, with its own argument
+    client = broker.broker_client()
+    assert broker.broker_view(fresh_seconds=0, client=client).waiting == {e.celery_task_id for e, _ in pairs}
+    import json
+
+    for queue, job in (("default", jobs[0]), ("maintenance", jobs[1])):
+        raw = [json.loads(item) for key in client.keys(f"{queue}*") for item in client.lrange(key, 0, -1)]
+        assert len(raw) == 600
+        mine = {e.celery_task_id: e.pk for e, j in pairs if j == job}
+        for message in raw:
+            headers = message["headers"]
+            assert headers["task"] == "scheduling.run_execution"
+            assert headers["argsrepr"] == f"[{mine[headers['id']]}]"
+        # declared (once) for the lot: bound to its exchange (kombu keeps one set per exchange)
+        exchange = current_app.amqp.queues[queue].exchange.name
+        assert any(member.decode().endswith(f"\x06\x16{queue}") for member in client.smembers(f"_kombu.binding.{exchange}"))
+    assert not Execution.objects.exclude(status="queued").exists()
+
+
+def test_a_burst_sent_while_the_broker_is_down_leaves_no_run_queued(own_redis, settings):
+    jobs = [JobFactory(task_name="tests.echo", overlap_policy="allow")]
+    pairs = _queued_runs(jobs, 120)
+    own_redis.kill()
+    from django.db import transaction
+
+    with transaction.atomic():
+        services.executions_send(pairs)  # no exception: beat carries on; the runs say why they did not run
+    statuses = set(Execution.objects.filter(job=jobs[0]).values_list("status", "output"))
+    assert statuses == {("error", "Not queued: broker unreachable")}
