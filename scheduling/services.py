@@ -320,8 +320,9 @@ def _send_executions(pairs: list[tuple[Execution, Job]], *, countdown: float | N
                      raise_unreachable: bool = False) -> None:
     """Send each (execution, job)'s Celery task after commit, through one
     producer (one broker connection for the lot: beat sends a minute's burst
-    this way). Whatever could not be sent is marked ``error`` ("Not queued"),
-    so no run stays ``queued`` with nothing to start it."""
+    this way), in pipelined batches of ``SEND_BATCH`` (``_publish_batch``).
+    Whatever could not be sent is marked ``error`` ("Not queued"), so no run
+    stays ``queued`` with nothing to start it."""
     from celery import current_app
 
     from scheduling.tasks import run_execution
