@@ -22,10 +22,10 @@ import socket
 import time
 import uuid
 from datetime import datetime
-from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
+from django.utils import timezone
 
 from scheduling.beat import JobEntry, periodic_tasks_record_fires
 from scheduling.beat_scheduler import Scheduler
@@ -172,7 +172,7 @@ class LockedScheduler(Scheduler):
                     logged.extend(chunk)
             recorded = time.monotonic()
             services.executions_send(sends)  # all recorded first: the last fire is not queued behind sends
-            sent_at = datetime.now(tz=dt_timezone.utc)
+            sent_at = timezone.now()
             for entry, fire in logged:  # as Celery's "Sending due task" line, after the fact
                 logger.info("beat: fired %s for %s", entry.name, fire.scheduled_for.isoformat())
             due_times = sorted({fire.scheduled_for for _, fire in fires})
@@ -259,9 +259,6 @@ OTHER_FIRES_PER_TRANSACTION = 200
 
 
 def _chunks(fires: list) -> list[list]:
-    from django.conf import settings
-    from django.utils import timezone
-
     now = timezone.now()
     grace = settings.JOBS_MISSED_GRACE_SECONDS
     plain, other = [], []
