@@ -389,6 +389,8 @@ class PkLookup:
             if not update_row(model, where=where, values=values):
                 return None
             instance = self.first(pk)
+            if instance is None:  # deleted in between
+                return None
             if not subqueries:
                 return instance, ()
             with connection.cursor() as cursor:

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django_celery_beat.models import PeriodicTask
 
 from scheduling.beat import JobEntry, job_next_runs
-from scheduling.schedules import JobCrontab, parse_schedule
+from scheduling.schedules import JobCrontab, next_cron_fire, parse_schedule
 from tests.factories import JobFactory
 
 UTC = ZoneInfo("UTC")
@@ -231,8 +231,6 @@ def test_a_due_entry_is_checked_again_at_its_next_fire_asked_from_any_instant_of
     now; it asks from the start of now's minute (the memo then serves every
     job on the same schedule in a burst), which must give the same fire from
     any second of the minute, DST days included."""
-    from scheduling.schedules import next_cron_fire
-
     clock = Clock(datetime(2026, 3, 7, 0, 0, tzinfo=UTC))
     schedule = JobCrontab(cron, zone.key, nowfun=clock)
     last = clock.now - timedelta(days=400)  # always due
