@@ -23,9 +23,11 @@ import threading
 from functools import lru_cache
 from typing import Any, Callable, NamedTuple
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connections, router
-from django.db.models import Model, QuerySet
+from django.db.models import Field, Lookup, Model, QuerySet
 from django.db.models.fields import NOT_PROVIDED
+from django.db.models.fields.related import ForeignObject
 from django.db.models.query import get_related_populators
 
 
@@ -431,3 +433,45 @@ class PkLookup:
             cache[key] = _Compiled(sql, columns, compiler, converters, klass_info["model"], init_list, start, end,
                                    populators)
         return cache[key]
+
+
+class AnyOf(Lookup):
+    """``field__any_of=[...]``: ``field = ANY(%s)`` with the values as one array
+    parameter on PostgreSQL, ``field IN (%s, ...)`` elsewhere.
+
+    ``__in`` with thousands of values is a statement with thousands of
+    placeholders, which psycopg splits and adapts one by one on every call (its
+    cache takes only short statements): 0.6 s of beat's 3.3 s for a
+    10,000-job minute. As one array it is one parameter, and needs no chunks
+    (``id_batches``). For integer and text columns (ids, keys); values are
+    passed as they are."""
+
+    lookup_name = "any_of"
+    prepare_rhs = False
+
+    def get_prep_lookup(self):
+        return list(self.rhs)
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        if not self.rhs:
+            raise EmptyResultSet
+        if connection.vendor == "postgresql":
+            return f"{lhs} = ANY(%s)", [*lhs_params, self.rhs]
+        return f"{lhs} IN ({', '.join(['%s'] * len(self.rhs))})", [*lhs_params, *self.rhs]
+
+
+Field.register_lookup(AnyOf)
+ForeignObject.register_lookup(AnyOf)  # (a relation's lookups do not inherit Field's)
+
+#: Values per ``__any_of`` where each is a placeholder (SQLite: well under its bound-parameter limit).
+IN_BATCH = 500
+
+
+def id_batches(ids, *, alias: str = "default"):
+    """``ids`` in lists of as many as one ``__any_of`` takes on ``alias``: all
+    of them on PostgreSQL (one array), ``IN_BATCH`` elsewhere."""
+    ids = list(ids)
+    size = (len(ids) or 1) if connections[alias].vendor == "postgresql" else IN_BATCH
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]

@@ -29,6 +29,7 @@ from django_celery_beat.models import (
 )
 from django_celery_beat.schedulers import ModelEntry
 
+from jobsite.db import id_batches
 from jobsite.exceptions import django_validation_error_detail, validation_error_message
 from scheduling.models import Job
 from scheduling.schedules import JobCrontab, Schedule, parse_schedule
@@ -200,8 +201,8 @@ def periodic_tasks_record_fires(last_runs: dict[int, datetime]) -> None:
     for pk, last_run_at in last_runs.items():
         by_time.setdefault(last_run_at, []).append(pk)
     for last_run_at, pks in by_time.items():
-        for start in range(0, len(pks), 500):
-            PeriodicTask.objects.filter(pk__in=pks[start:start + 500]).update(
+        for batch in id_batches(pks):
+            PeriodicTask.objects.filter(pk__any_of=batch).update(
                 last_run_at=last_run_at, total_run_count=F("total_run_count") + 1,
             )
 

@@ -51,12 +51,13 @@ from django.db.models.functions import Cast
 from django_celery_beat.models import CrontabSchedule
 from django_celery_beat.schedulers import DatabaseScheduler
 
+from jobsite.db import id_batches
+
 logger = logging.getLogger(__name__)
 HEARTBEAT_EVERY_SECONDS = 5.0
 FULL_SYNC_EVERY_SECONDS = 300
 FULL_SYNC_QUIET_SECONDS = 5.0  # no full re-read when a run is due this soon
 FULL_SYNC_MAX_DEFER_SECONDS = 120
-READ_CHUNK = 500  # primary keys per IN (...) when re-reading changed tasks
 MAX_DUE_PER_TICK = 20_000  # entries sent together by one tick; the rest at the next (at once)
 
 
@@ -211,8 +212,8 @@ class Scheduler(DatabaseScheduler):
                  if self._versions.get(name) != (changed, in_window)}
         pks = [listed[name][0] for name in stale if listed[name][2]]
         models = []
-        for start in range(0, len(pks), READ_CHUNK):
-            models.extend(self.Model.objects.enabled().filter(pk__in=pks[start:start + READ_CHUNK]))
+        for batch in id_batches(pks):
+            models.extend(self.Model.objects.enabled().filter(pk__any_of=batch))
         gone = (self._versions.keys() | self._schedule.keys()) - listed.keys()
         touched = gone | stale | {model.name for model in models}
         reheap = {name for name in touched if name in self._schedule}

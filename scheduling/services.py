@@ -29,6 +29,7 @@ from jobsite.db import (
     PkLookup,
     create_row,
     create_rows_if_updated,
+    id_batches,
     insert_rows,
     update_row,
     update_row_then,
@@ -359,10 +360,12 @@ def _send_executions(pairs: list[tuple[Execution, Job]], *, countdown: float | N
             # the same, and a worker given one of them does not start it, as it is not queued)
             unsent = [options["args"][0] for options in messages[sent:]]
             logger.exception("could not queue %d execution(s) (%s)", len(unsent), _ids_in_words(unsent))
-            Execution.objects.filter(pk__in=unsent, status=Execution.Status.QUEUED).update(
-                status=Execution.Status.ERROR, completed_at=timezone.now(), output="Not queued: broker unreachable",
-                error=f"The task broker could not be reached: {type(exc).__name__}",
-            )
+            for batch in id_batches(unsent):
+                Execution.objects.filter(pk__any_of=batch, status=Execution.Status.QUEUED).update(
+                    status=Execution.Status.ERROR, completed_at=timezone.now(),
+                    output="Not queued: broker unreachable",
+                    error=f"The task broker could not be reached: {type(exc).__name__}",
+                )
             if raise_unreachable:
                 raise ApplicationError(
                     f"Execution {_ids_in_words(unsent)} could not be queued: the task broker is unreachable.",
@@ -612,14 +615,14 @@ def jobs_dispatch_scheduled(*, fires: Sequence[ScheduledFire], sends: list | Non
         # 10,000-job burst was a second of PostgreSQL's time.
         needed = Job.objects.only("is_enabled", "status", "overlap_policy", "schedule_type", "schedule_expression",
                                   "timezone", "queue", "priority", "timeout_seconds", "kind")
-        jobs = {job.pk: job for job in _in_chunks(needed, "pk__in", job_ids)}
+        jobs = {job.pk: job for job in _in_chunks(needed, "pk", job_ids)}
         skip_ids = [pk for pk, job in jobs.items() if job.overlap_policy == Job.OverlapPolicy.SKIP]
-        jobs.update((job.pk, job) for job in _in_chunks(needed.select_for_update(), "pk__in", skip_ids))
+        jobs.update((job.pk, job) for job in _in_chunks(needed.select_for_update(), "pk", skip_ids))
         due_times = {fire.scheduled_for for fire in fires if fire.scheduled_for is not None}
         recorded = set(_in_chunks(
-            Execution.objects.filter(scheduled_for__in=due_times), "job_id__in", job_ids, "job_id", "scheduled_for",
+            Execution.objects.filter(scheduled_for__in=due_times), "job_id", job_ids, "job_id", "scheduled_for",
         )) if due_times else set()
-        going = set(_in_chunks(Execution.objects.filter(status__in=Execution.ACTIVE_STATUSES), "job_id__in",
+        going = set(_in_chunks(Execution.objects.filter(status__in=Execution.ACTIVE_STATUSES), "job_id",
                                skip_ids, "job_id"))
         bulk: list[tuple[Job, ScheduledFire]] = []
         one_by_one: list[ScheduledFire] = []
@@ -658,17 +661,14 @@ def jobs_dispatch_scheduled(*, fires: Sequence[ScheduledFire], sends: list | Non
                                                             anchor=fire.scheduled_for)
             by_next_run.setdefault(next_runs[key], []).append(job.pk)
         for next_run_at, pks in by_next_run.items():
-            for start in range(0, len(pks), CHUNK):
-                Job.objects.filter(pk__in=pks[start:start + CHUNK]).update(last_run_at=now, next_run_at=next_run_at)
+            for batch in id_batches(pks):
+                Job.objects.filter(pk__any_of=batch).update(last_run_at=now, next_run_at=next_run_at)
         pairs = [(execution, execution.job) for execution in executions]
         sends.extend(pairs) if sends is not None else _send_executions(pairs)
         for fire in one_by_one:
             job_dispatch_scheduled(job_id=fire.job_id, scheduled_for=fire.scheduled_for, missed=fire.missed,
                                    missed_from=fire.missed_from)
     return len(executions), len(one_by_one)
-
-
-CHUNK = 500  # ids per IN (...): well under SQLite's bound-parameter limit
 
 
 def _fires_recorded(bulk: list[tuple[Job, ScheduledFire]], rows: list[dict]) -> list[Execution]:
@@ -681,7 +681,7 @@ def _fires_recorded(bulk: list[tuple[Job, ScheduledFire]], rows: list[dict]) -> 
     found = {}
     for due, job_ids in by_due.items():
         for execution in _in_chunks(Execution.objects.filter(scheduled_for=due).only(
-                "pk", "job_id", "celery_task_id", "scheduled_for"), "job_id__in", job_ids):
+                "pk", "job_id", "celery_task_id", "scheduled_for"), "job_id", job_ids):
             found[(execution.job_id, due)] = execution
     executions = []
     for row in rows:
@@ -691,12 +691,12 @@ def _fires_recorded(bulk: list[tuple[Job, ScheduledFire]], rows: list[dict]) -> 
     return executions
 
 
-def _in_chunks(queryset, lookup: str, ids, *fields):
-    """``queryset.filter(**{lookup: ids})`` (its ``values_list(*fields)`` if
-    given), CHUNK ids per query."""
-    ids = list(ids)
-    for start in range(0, len(ids), CHUNK):
-        chunk = queryset.filter(**{lookup: ids[start:start + CHUNK]})
+def _in_chunks(queryset, field: str, ids, *fields):
+    """``queryset.filter(<field> in ids)`` (its ``values_list(*fields)`` if
+    given): one query on PostgreSQL, one per ``IN_BATCH`` ids elsewhere
+    (``jobsite.db.id_batches``)."""
+    for batch in id_batches(ids, alias=queryset.db):
+        chunk = queryset.filter(**{f"{field}__any_of": batch})
         if len(fields) == 1:
             yield from chunk.values_list(fields[0], flat=True)
         elif fields:

@@ -10,11 +10,13 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from jobsite.db import (
+    IN_BATCH,
     InsertedPk,
     PkLookup,
     create_row,
     create_rows_if_updated,
     creates_rows_in_one_statement,
+    id_batches,
     update_row,
     update_row_then,
 )
@@ -323,3 +325,30 @@ def test_a_run_request_is_decided_on_the_job_as_stored_not_as_the_caller_read_it
     assert first.pk
     with pytest.raises(Conflict, match="already running"):
         services.job_execute(job=stale, actor_label="t")
+
+
+def test_any_of_finds_what_in_finds_in_one_query_on_postgresql():
+    jobs = JobFactory.create_batch(3)
+    executions = [ExecutionFactory(job=job) for job in jobs for _ in range(2)]
+    ids = [e.pk for e in executions[:5]] + [10**9]  # one that does not exist
+    assert (sorted(Execution.objects.filter(pk__any_of=ids).values_list("pk", flat=True))
+            == sorted(Execution.objects.filter(pk__in=ids).values_list("pk", flat=True)))
+    # a relation's column, as the burst's reads use it
+    assert (sorted(Execution.objects.filter(job_id__any_of=[jobs[0].pk, jobs[2].pk]).values_list("pk", flat=True))
+            == sorted(e.pk for e in executions if e.job_id in (jobs[0].pk, jobs[2].pk)))
+    assert not Execution.objects.filter(pk__any_of=[]).exists()
+    with CaptureQueriesContext(connection) as queries:
+        list(Execution.objects.filter(pk__any_of=ids))
+    sql = queries.captured_queries[0]["sql"]
+    assert ("= ANY(" in sql) if connection.vendor == "postgresql" else (" IN (" in sql)
+
+
+def test_id_batches_take_all_ids_at_once_only_where_one_array_carries_them():
+    ids = list(range(1, 1201))
+    batches = list(id_batches(ids))
+    assert [i for batch in batches for i in batch] == ids
+    if connection.vendor == "postgresql":
+        assert len(batches) == 1
+    else:
+        assert max(len(batch) for batch in batches) == IN_BATCH and len(batches) == 3
+    assert list(id_batches([])) == []
