@@ -360,7 +360,7 @@ class PkLookup:
         return None if updated is None else updated[0]
 
     def update_then_first_with(self, pk, *, where: dict[str, Any], values: dict[str, Any], related: str,
-                               fields: tuple[str, ...]):
+                               fields: tuple[str, ...], flush: bool = True):
         """``update_then_first``, also reading ``fields`` of the row its foreign
         key ``related`` points to, as stored (the database's own values, not
         converted: for comparing, e.g. a version). Returns (instance, values of
@@ -368,10 +368,22 @@ class PkLookup:
         (scalar subqueries in ``RETURNING``): a worker claiming a run reads the
         run, and only the few columns of its job that say whether the job it
         holds is still current (0.4 ms of server CPU less per run than a join
-        returning the whole job, docs/benchmarks.md, "fourth pass")."""
-        return self._update_returning(pk, where=where, values=values, related=related, fields=fields)
+        returning the whole job, docs/benchmarks.md, "fourth pass").
 
-    def _update_returning(self, pk, *, where, values, related: str | None = None, fields: tuple[str, ...] = ()):
+        ``flush=False``: on PostgreSQL, in autocommit, this statement's commit
+        does not wait for its WAL to reach the disk (``synchronous_commit`` off
+        for this one transaction: half the statement's cost here). Visible to
+        every session at once, as any commit; only a crash of the database
+        server in the next fraction of a second can undo it. For a write whose
+        loss in such a crash is harmless and which a durable write of the same
+        session flushes soon after (WAL is written in order): a run's claim,
+        followed by its finish. A claim undone leaves the run queued, as it was
+        before: its message is delivered again, or the stale-queued sweep sends
+        it again."""
+        return self._update_returning(pk, where=where, values=values, related=related, fields=fields, flush=flush)
+
+    def _update_returning(self, pk, *, where, values, related: str | None = None, fields: tuple[str, ...] = (),
+                          flush: bool = True):
         queryset = self._build()
         model = queryset.model
         alias = router.db_for_write(model)
@@ -400,11 +412,18 @@ class PkLookup:
                                [model._meta.pk.get_db_prep_value(pk, connection)])
                 return instance, tuple(cursor.fetchone())
         sql, params = _prepared(model, alias, where=where, values=values, increments={})
+        returning = [compiled.columns, *subqueries]
+        unflushed = (not flush and connection.vendor == "postgresql" and connection.get_autocommit()
+                     and not connection.in_atomic_block)
+        if unflushed:  # read at commit; local to this statement's own transaction
+            returning.append("set_config('synchronous_commit', 'off', true)")
         with connection.cursor() as cursor:
-            cursor.execute(f"{sql} RETURNING {', '.join([compiled.columns, *subqueries])}", params)
+            cursor.execute(f"{sql} RETURNING {', '.join(returning)}", params)
             row = cursor.fetchone()
         if row is None:
             return None
+        if unflushed:
+            row = row[:-1]
         count = len(row) - len(subqueries)
         instance = self._instance(alias, row[:count], compiled)
         for name, value in values.items():

@@ -888,6 +888,10 @@ def execution_claim(*, execution_id: int, task_id: str, worker: str) -> Executio
         values={"status": Execution.Status.RUNNING, "started_at": timezone.now(), "worker": worker,
                 "celery_task_id": task_id},
         related="job", fields=_RunJobs.VERSION_FIELDS,
+        # Not waiting for the disk: the run's finish is a durable commit of the same
+        # connection, which flushes the claim with it; a claim a database crash undoes
+        # is a run queued again, delivered again (its message or the stale-queued sweep).
+        flush=False,
     )
     if claimed is not None:
         execution, (updated_at, last_status) = claimed

@@ -194,6 +194,39 @@ def test_update_then_first_with_claims_and_reads_the_related_rows_own_values(mon
         PkLookup(lambda: Execution.objects.select_related("job")).update_then_first_with(execution.pk, **claim)
 
 
+
+@pytest.mark.django_db(transaction=True)  # autocommit, as in a worker
+def test_an_unflushed_claim_skips_the_wait_for_the_disk_for_its_own_commit_only():
+    job = JobFactory()
+    first, second = ExecutionFactory(job=job, status="queued"), ExecutionFactory(job=job, status="queued")
+    lookup = PkLookup(lambda: Execution.objects.all())
+    claim = {"values": {"status": "running", "worker": "w1 1"}, "related": "job", "fields": ("updated_at",)}
+
+    def session_setting():
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            return cursor.fetchone()[0]
+
+    before = session_setting() if connection.vendor == "postgresql" else None
+    with CaptureQueriesContext(connection) as queries:
+        claimed, _ = lookup.update_then_first_with(first.pk, where={"pk": first.pk, "status": "queued"}, flush=False,
+                                                   **claim)
+    assert (claimed.pk, claimed.status, claimed.worker) == (first.pk, "running", "w1 1")
+    assert Execution.objects.get(pk=first.pk).status == "running"  # committed, visible to every session
+    sql = queries.captured_queries[0]["sql"]
+    if connection.vendor == "postgresql":
+        assert "set_config('synchronous_commit', 'off', true)" in sql
+        assert session_setting() == before  # the session's own setting is back after that transaction
+    else:
+        assert "synchronous_commit" not in sql
+    # Inside a transaction it would decide how the whole transaction commits: never there.
+    from django.db import transaction
+
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        lookup.update_then_first_with(second.pk, where={"pk": second.pk, "status": "queued"}, flush=False, **claim)
+    assert "synchronous_commit" not in queries.captured_queries[0]["sql"]
+
+
 def _claim(execution):
     return services.execution_claim(execution_id=execution.pk, task_id=execution.celery_task_id, worker="w 1")
 
