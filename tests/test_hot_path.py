@@ -5,7 +5,7 @@ update is one statement on PostgreSQL and a transaction elsewhere."""
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -194,7 +194,6 @@ def test_update_then_first_with_claims_and_reads_the_related_rows_own_values(mon
         PkLookup(lambda: Execution.objects.select_related("job")).update_then_first_with(execution.pk, **claim)
 
 
-
 @pytest.mark.django_db(transaction=True)  # autocommit, as in a worker
 def test_an_unflushed_claim_skips_the_wait_for_the_disk_for_its_own_commit_only():
     job = JobFactory()
@@ -220,8 +219,6 @@ def test_an_unflushed_claim_skips_the_wait_for_the_disk_for_its_own_commit_only(
     else:
         assert "synchronous_commit" not in sql
     # Inside a transaction it would decide how the whole transaction commits: never there.
-    from django.db import transaction
-
     with transaction.atomic(), CaptureQueriesContext(connection) as queries:
         lookup.update_then_first_with(second.pk, where={"pk": second.pk, "status": "queued"}, flush=False, **claim)
     assert "synchronous_commit" not in queries.captured_queries[0]["sql"]
