@@ -357,7 +357,7 @@ def test_a_run_request_is_decided_on_the_job_as_stored_not_as_the_caller_read_it
         services.job_execute(job=stale, actor_label="t")
 
 
-def test_any_of_finds_what_in_finds_in_one_query_on_postgresql():
+def test_any_of_finds_what_in_finds_as_one_array_on_postgresql_and_an_in_list_elsewhere():
     jobs = JobFactory.create_batch(3)
     executions = [ExecutionFactory(job=job) for job in jobs for _ in range(2)]
     ids = [e.pk for e in executions[:5]] + [10**9]  # one that does not exist
