@@ -17,7 +17,6 @@ from predictions.models import BulkUploadJob, Prediction, RowError
 from predictions.schema import RETRY_EXTRA_COLUMNS, header_problems
 from predictions.uploads import StoredUpload, remove_stored, stored_file
 from scheduling import services as scheduling_services
-from scheduling.errors import ErrorCode as SchedulingErrorCode
 from scheduling.executors import RunResult
 from scheduling.models import Execution, Job
 
@@ -84,18 +83,11 @@ def upload_create(
                 owner=user if getattr(user, "pk", None) else None, organization=organization,
                 created_by=getattr(user, "username", "") or actor_label,
             )
-            try:
-                execution = scheduling_services.job_execute(
-                    job=job, actor=user if getattr(user, "pk", None) else None, actor_label=actor_label,
-                    trigger=trigger, override_kwargs={"upload_id": str(upload.pk)},
-                )
-            except Conflict as exc:
-                if exc.code == SchedulingErrorCode.JOB_NOT_ACTIVE:
-                    raise Conflict(f"Bulk predictions are paused by an operator (job '{job.name}'); try again later.",
-                                   code=exc.code) from None
-                raise
-            upload.execution = execution
-            upload.save(update_fields=["execution"])
+            scheduling_services.job_execute_for(
+                obj=upload, job=job, actor=user if getattr(user, "pk", None) else None, actor_label=actor_label,
+                trigger=trigger, override_kwargs={"upload_id": str(upload.pk)},
+                paused_message=f"Bulk predictions are paused by an operator (job '{job.name}'); try again later.",
+            )
     except BaseException:
         remove_stored(stored.relative_path)
         raise

@@ -436,6 +436,27 @@ def job_execute(
     return execution
 
 
+def job_execute_for(
+    *, obj, job: Job, override_kwargs: dict, actor=None, actor_label: str = "",
+    trigger: str = Execution.Trigger.API, paused_message: str,
+) -> Execution:
+    """Queue a run of the manual ``job`` for a facade's one-off object ``obj``
+    (a bulk upload, a vision batch) and link them: ``obj.execution`` is the run.
+    Call it inside the transaction that created ``obj``, so a refused run
+    leaves no row behind. A paused or disabled job is a 409 that says
+    ``paused_message`` and keeps the core's ``job_not_active`` code."""
+    try:
+        execution = job_execute(job=job, actor=actor, actor_label=actor_label, trigger=trigger,
+                                override_kwargs=override_kwargs)
+    except Conflict as exc:
+        if exc.code == ErrorCode.JOB_NOT_ACTIVE:
+            raise Conflict(paused_message, code=exc.code) from None
+        raise
+    obj.execution = execution
+    obj.save(update_fields=["execution"])
+    return execution
+
+
 @transaction.atomic
 def _execute_locked(job_id: int, *, actor, actor_label: str, trigger: str, force: bool,
                     override_kwargs: dict | None) -> Execution:

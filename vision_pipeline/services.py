@@ -31,7 +31,6 @@ from django.utils import timezone
 from jobsite import http
 from jobsite.exceptions import ApplicationError, Conflict
 from scheduling import services as core
-from scheduling.errors import ErrorCode as CoreErrorCode
 from scheduling.executors import RunResult
 from scheduling.models import Execution, Job
 from vision_pipeline import analyzers, external
@@ -589,16 +588,11 @@ def batch_submit(*, user, files: list[tuple[str, Path]], user_query: str, descri
         batch = batch_create(source=Batch.Source.API, files=files, user_query=user_query, descriptions=descriptions,
                              model=model, owner=owner, organization=user_default_organization(owner),
                              external_organization_id=organization_id)
-        try:
-            execution = core.job_execute(job=batch_job(), actor=owner, actor_label=getattr(user, "username", ""),
-                                         override_kwargs={"batch_id": str(batch.pk)})
-        except Conflict as exc:
-            if exc.code == CoreErrorCode.JOB_NOT_ACTIVE:
-                raise Conflict(f"Vision batches are paused by an operator (job '{BATCH_JOB_NAME}'); try again later.",
-                               code=ErrorCode.PAUSED) from None
-            raise
-        batch.execution = execution
-        batch.save(update_fields=["execution"])
+        core.job_execute_for(
+            obj=batch, job=batch_job(), actor=owner, actor_label=getattr(user, "username", ""),
+            override_kwargs={"batch_id": str(batch.pk)},
+            paused_message=f"Vision batches are paused by an operator (job '{BATCH_JOB_NAME}'); try again later.",
+        )
     return batch
 
 
