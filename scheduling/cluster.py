@@ -20,7 +20,7 @@ from django.conf import settings
 from django.utils import timezone
 from kombu.utils.url import maybe_sanitize_url
 
-from jobsite.http import redact_text
+from jobsite.redaction import redact_text
 from scheduling import selectors
 from scheduling.models import Execution
 

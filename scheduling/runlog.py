@@ -29,7 +29,7 @@ import traceback as traceback_module
 from collections.abc import Iterable
 from urllib.parse import quote
 
-from jobsite.http import redact_text
+from jobsite.redaction import redact_text
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _SKIPPED_LOGGERS = ("celery.redirected",)
 
 # "Authorization: Bearer x", "'X-Api-Key': 'x'", "cookie=x" in free text: a
-# header dict that found its way into a message (jobsite.http.redact_headers
+# header dict that found its way into a message (jobsite.redaction.redact_headers
 # covers the dicts themselves, before they are logged).
 _HEADER_VALUE = re.compile(
     r"""(?P<name>["']?(?:proxy-)?(?:authorization|cookie|set-cookie|x-api-key|api[-_]?key|x-auth-token)["']?\s*[:=]\s*["']?)"""
@@ -67,7 +67,7 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     values |= {quote(value, safe="") for value in values}
     for value in sorted(values, key=len, reverse=True):  # the longest first: one may contain another
         text = text.replace(value, "***")
-    text = redact_text(text)  # jobsite.http: user info in URLs, secret-looking query values
+    text = redact_text(text)  # jobsite.redaction: user info in URLs, secret-looking query values
     text = _HEADER_VALUE.sub(lambda m: m.group("name") + "***", text)
     return _BEARER.sub(lambda m: m.group("scheme") + " ***", text)
 

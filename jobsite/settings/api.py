@@ -1,0 +1,58 @@
+"""The REST API (Django REST framework) and its OpenAPI schema and docs
+(drf-spectacular)."""
+from jobsite.settings.base import env
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "jobsite.authentication.JWTAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": [
+        "jobsite.parsers.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "jobsite.exceptions.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Counted in the process-local cache: the limit applies per web process.
+    "DEFAULT_THROTTLE_RATES": {
+        "auth_token": env.str("AUTH_TOKEN_THROTTLE_RATE", default="20/min"),
+        "auth_token_username": env.str("AUTH_TOKEN_USERNAME_THROTTLE_RATE", default="10/min"),
+    },
+    # How many proxies in front of the web process append to X-Forwarded-For.
+    # 0 (the default): the header is ignored and the client is REMOTE_ADDR, so
+    # a client cannot pick its own address to dodge the login throttle.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
+}
+# Request bodies: JSON nested deeper than this is refused (400) before decoding.
+API_MAX_JSON_DEPTH = env.int("API_MAX_JSON_DEPTH", default=32)
+SPECTACULAR_SETTINGS = {
+    "TITLE": "jobsite API",
+    "DESCRIPTION": "Schedule, run, track and cancel background work.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    # The schema and docs pages need a login like every endpoint (bearer token,
+    # or the admin session in a browser).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Swagger UI and ReDoc come from the project's own static files
+    # (drf-spectacular-sidecar, pinned in pyproject.toml), never from a CDN, so
+    # the docs work offline. https://drf-spectacular.readthedocs.io/en/latest/settings.html
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # The answers DRF gives whatever the view (401, 400/415 from the parsers, 404
+    # from lookups, 403 from CSRF), documented once on every operation
+    # (jobsite/openapi.py). https://drf-spectacular.readthedocs.io/en/latest/customization.html
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "jobsite.openapi.document_framework_responses",
+    ],
+}
