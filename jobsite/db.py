@@ -1,16 +1,16 @@
 """One-row reads and updates on the run lifecycle's hot path, without the ORM's compiler.
 
 A worker claims and finishes hundreds of runs a second. ``QuerySet.update()``
-builds and compiles its SQL on every call: 0.5 ms for the claim and 1.5 ms for
-the job counters on the 2-core benchmark machine, against 0.08 ms for the same
-statement sent as is (docs/benchmarks.md, "bench_throughput"). ``update_row``
+builds and compiles its SQL on every call, which costs several times what
+sending the same statement as is does (docs/benchmarks.md, "bench_throughput"
+has the figures). ``update_row``
 builds the statement once per (model, columns) and adapts each value with its
 field's own ``get_db_prep_value``, so what is stored is exactly what
 ``update()`` would store (SQLite datetimes, JSON...).
 
 Reads the same: ``PkLookup`` is ``queryset.get(pk=...)`` for a fixed queryset
-(an execution with its job: 58 columns, 1.1 ms of compiling for a
-0.1 ms query), compiled once and then only executed; the rows become model
+(an execution with its job: dozens of columns, whose compiling costs many
+times the query itself), compiled once and then only executed; the rows become model
 instances exactly as the ORM makes them (its converters, ``from_db`` and
 select_related populators).
 
@@ -44,7 +44,7 @@ def _statement(model: type[Model], alias: str, sets: tuple[str, ...], increments
     # conditions only check that row, written so that no other index can serve
     # them. (With "running" and "queued" rare in its statistics, PostgreSQL took
     # the status index for "id = %s AND status = 'queued'" and walked every queued
-    # row of a burst on each claim: 0.5-1 ms a claim, growing with the queue.)
+    # row of a burst on each claim, a cost growing with the queue.)
     conditions = [f"{column(name)} = %s" if not by_pk or name == meta.pk.name else f"({column(name)} = %s) IS TRUE"
                   for name in where]
     return f"UPDATE {quote(meta.db_table)} SET {', '.join(assignments)} WHERE {' AND '.join(conditions)}"
@@ -167,7 +167,7 @@ def create_row(model: type[Model], **values) -> Model:
     """``model.objects.create(**values)`` — the same instance and the same
     stored values (each field's ``pre_save``, so ``auto_now_add`` too, and
     ``get_db_prep_save``) — with the ``INSERT`` built once per model instead of
-    compiled on every call (0.2 ms of the 0.5 ms a create costs). Sends no
+    compiled on every call (a large share of what a create costs). Sends no
     ``pre_save``/``post_save`` signals: for models nothing listens to."""
     instance = model(**values)
     alias = router.db_for_write(model)
@@ -367,8 +367,8 @@ class PkLookup:
         ``fields``), or None when no row was updated. The same one statement
         (scalar subqueries in ``RETURNING``): a worker claiming a run reads the
         run, and only the few columns of its job that say whether the job it
-        holds is still current (0.4 ms of server CPU less per run than a join
-        returning the whole job, docs/benchmarks.md, "fourth pass").
+        holds is still current (less server CPU per run than a join returning
+        the whole job, docs/benchmarks.md, "fourth pass").
 
         ``flush=False``: on PostgreSQL, in autocommit, this statement's commit
         does not wait for its WAL to reach the disk (``synchronous_commit`` off
@@ -460,8 +460,8 @@ class AnyOf(Lookup):
 
     ``__in`` with thousands of values is a statement with thousands of
     placeholders, which psycopg splits and adapts one by one on every call (its
-    cache takes only short statements): 0.6 s of beat's 3.3 s for a
-    10,000-job minute. As one array it is one parameter, and needs no chunks
+    cache takes only short statements): a large share of beat's time for a
+    minute with many jobs due. As one array it is one parameter, and needs no chunks
     (``id_batches``). For integer and text columns (ids, keys); values are
     passed as they are."""
 

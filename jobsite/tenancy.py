@@ -80,8 +80,8 @@ def get_visible(
     """The one object matching ``lookup`` that ``user`` may see.
 
     Someone else's object answers 404 ``not_found`` (it is never revealed),
-    unless the facade's contract asks for 403: pass ``forbidden`` (seed 002:
-    "You don't have permission to access this job")."""
+    unless the facade's contract asks for 403: pass ``forbidden`` (the workflow
+    schedules API: "You don't have permission to access this job")."""
     scoped = scope_to_user(queryset, user, owner_field=owner_field, org_field=org_field)
     obj = scoped.filter(**lookup).first()
     if obj is not None:

@@ -19,15 +19,15 @@ from rest_framework.views import APIView
 
 #: The API's entry points, by facade: (key, URL name, what it is).
 API_ROOTS = [
-    ("jobs", "job-list", "General jobs (seed 003): list, create, execute, pause, resume, stats"),
+    ("jobs", "job-list", "General jobs: list, create, execute, pause, resume, stats"),
     ("executions", "execution-list", "Runs of every job, across jobs; cancel one with POST {id}/cancel"),
-    ("cron_jobs", "cron-job-list", "Workflow schedules (seed 002)"),
-    ("workflows", "workflow-list", "Stored workflows (seed 002)"),
+    ("cron_jobs", "cron-job-list", "Workflow schedules"),
+    ("workflows", "workflow-list", "Stored workflows"),
     ("workflow_runs", "workflow-run-list", "Runs of workflows, step by step"),
-    ("vision_cron_jobs", "vision-cron-jobs", "Vision-analysis cron jobs (seed 000)"),
-    ("vision_batches", "vision-batches", "Vision batches (seed 001)"),
-    ("available_models", "vision-available-models", "Vision analyzers (seed 001)"),
-    ("predictions", "prediction-job-list", "Bulk prediction uploads (seed 004)"),
+    ("vision_cron_jobs", "vision-cron-jobs", "Vision-analysis cron jobs"),
+    ("vision_batches", "vision-batches", "Vision batches"),
+    ("available_models", "vision-available-models", "Vision analyzers"),
+    ("predictions", "prediction-job-list", "Bulk prediction uploads"),
     ("auth_token", "auth-token", "POST username and password for a bearer token"),
     ("health", "health", "Database, broker, workers, beat and disk"),
     ("schema", "schema", "OpenAPI schema"),

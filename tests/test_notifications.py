@@ -16,9 +16,10 @@ from celery import current_app
 from django.core import mail
 from django.utils import timezone
 
+from jobsite.tenancy import SYSTEM
 from scheduling import services as core_services
 from scheduling.models import Execution, Job
-from scheduling.notifications import services
+from scheduling.notifications import selectors, services
 from scheduling.notifications.models import Destination, Notification, NotificationDelivery, OverdueEpisode
 from scheduling.notifications.tasks import deliver, overdue_check
 from tests.factories import JobFactory
@@ -275,6 +276,29 @@ def test_overdue_check_is_schedulable_and_on_beat(settings):
     assert schedulable_task("notifications.overdue_check") is not None
     entry = settings.CELERY_BEAT_SCHEDULE["notifications: overdue check"]
     assert entry["task"] == "notifications.overdue_check" and entry["options"]["queue"] == "default"
+
+
+# ---------------------------------------------------------------------------
+# Tenancy
+# ---------------------------------------------------------------------------
+def _delivery(job, destination) -> NotificationDelivery:
+    now = timezone.now()
+    notification = Notification.objects.create(event="failure", job=job, payload={})
+    return NotificationDelivery.objects.create(notification=notification, destination=destination, event="failure",
+                                               job=job, attempt=1, status="delivered", started_at=now, finished_at=now)
+
+
+def test_a_user_never_sees_another_organizations_deliveries(user, job, org_mate_job, foreign_job):
+    # given: one delivery for alice's job, her organization's, and another organization's
+    destination = services.destination_create(name="oncall", kind="email", email_to="ops@example.com")
+    own, mate, foreign = (_delivery(j, destination) for j in (job, org_mate_job, foreign_job))
+    # then: alice sees her organization's deliveries, never the other one's, even when asking for its job
+    assert set(selectors.delivery_list(user=user)) == {own, mate}
+    assert not selectors.delivery_list(user=user, job=foreign_job).exists()
+    # the installation sees every tenant's; a read that names no reader is refused
+    assert set(selectors.delivery_list(user=SYSTEM)) == {own, mate, foreign}
+    with pytest.raises(TypeError):
+        selectors.delivery_list(user=None)
 
 
 # ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db.models import QuerySet
 
+from jobsite.tenancy import scope_to_user
 from scheduling.models import Job
 from scheduling.notifications.models import Destination, Event, JobNotificationSettings, NotificationDelivery
 
@@ -49,10 +50,13 @@ def job_notification_settings_effective(*, job: Job) -> EffectiveSettings:
     )
 
 
-def delivery_list(*, job: Job | None = None, event: str | None = None, status: str | None = None) -> QuerySet[NotificationDelivery]:
-    """Delivery attempts, newest first. Callers scope by job (the job's
-    visibility is checked when it is loaded through scheduling.selectors)."""
-    qs = NotificationDelivery.objects.select_related("destination", "notification", "job")
+def delivery_list(
+    *, user, job: Job | None = None, event: str | None = None, status: str | None = None,
+) -> QuerySet[NotificationDelivery]:
+    """Delivery attempts of the jobs ``user`` may see (``SYSTEM``: all),
+    newest first, optionally of one job, event or status."""
+    qs = scope_to_user(NotificationDelivery.objects.select_related("destination", "notification", "job"), user,
+                       owner_field="job__owner", org_field="job__organization")
     if job is not None:
         qs = qs.filter(job=job)
     if event:

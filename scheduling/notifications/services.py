@@ -13,6 +13,7 @@ import logging
 import time
 from typing import Iterable
 
+from celery import current_app
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
@@ -42,6 +43,7 @@ TIMESTAMP_HEADER = "X-Jobsite-Timestamp"
 EVENT_HEADER = "X-Jobsite-Event"
 DELIVERY_HEADER = "X-Jobsite-Delivery"
 ERROR_MAX_CHARS = 2000
+DELIVER_TASK = "notifications.deliver"
 
 
 # ---------------------------------------------------------------------------
@@ -171,13 +173,18 @@ def notification_create(*, event: str, job: Job, execution: Execution | None = N
     Notification.objects.filter(pk=notification.pk).update(payload=payload)
     notification.payload = payload
 
-    from scheduling.notifications.tasks import deliver
-
     for destination in config.destinations:
-        transaction.on_commit(lambda d=destination.pk: deliver.apply_async(
-            args=[notification.pk, d, 1], queue=settings.CELERY_TASK_DEFAULT_QUEUE,
-        ))
+        transaction.on_commit(lambda d=destination.pk: delivery_queue(notification_id=notification.pk,
+                                                                     destination_id=d))
     return notification
+
+
+def delivery_queue(*, notification_id: int, destination_id: int, attempt: int = 1) -> None:
+    """Queue one delivery attempt. The task is named, not imported (its module
+    imports this one); a signature by name still runs in-process when Celery
+    is eager, which ``send_task`` would not."""
+    current_app.signature(DELIVER_TASK, args=[notification_id, destination_id, attempt],
+                          queue=settings.CELERY_TASK_DEFAULT_QUEUE).apply_async()
 
 
 @transaction.atomic

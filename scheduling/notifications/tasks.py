@@ -12,7 +12,7 @@ def execution_finished(execution_id: int) -> None:
     services.notify_execution_finished(execution_id=execution_id)
 
 
-@shared_task(bind=True, name="notifications.deliver", ignore_result=True, max_retries=None)
+@shared_task(bind=True, name=services.DELIVER_TASK, ignore_result=True, max_retries=None)
 def deliver(self, notification_id: int, destination_id: int, attempt: int = 1) -> None:
     """One delivery attempt; a failed one is retried with backoff until
     NOTIFICATIONS_MAX_ATTEMPTS, each attempt recorded."""
