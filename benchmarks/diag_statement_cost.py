@@ -43,6 +43,7 @@ def main() -> int:
         from django.db import connection
 
         from scheduling import services
+        from scheduling.services import requests as run_requests
 
         print_machine(machine_info(bench.redis_url))
 
@@ -82,8 +83,8 @@ def main() -> int:
                 [lambda: services.job_execute(job=allow, actor_label="bench")] * N)
         # what every request did before, and what one that needs the lock (overlap "skip") still does
         measure("run request, locked path (a transaction)",
-                [lambda: services._execute_locked(allow.pk, actor=None, actor_label="bench", trigger="api",
-                                                  force=False, override_kwargs=None)] * N)
+                [lambda: run_requests._execute_locked(allow.pk, actor=None, actor_label="bench", trigger="api",
+                                                      force=False, override_kwargs=None)] * N)
         measure("a run: claim, no-op task, finish (no Celery)",
                 [lambda pk=pk: services.execution_run(execution_id=pk, task_id=f"diag-{pk}", worker="diag")
                  for pk in queued])

@@ -29,7 +29,7 @@ PRIORITY_STEPS = (0, 3, 6, 9)
 # Worker survives a broker restart
 # ---------------------------------------------------------------------------
 def patch_kombu_collect() -> None:
-    """Keep a worker alive when Redis restarts (issue 11, fault 1).
+    """Keep a worker alive when Redis restarts.
 
     celery 5.7.0's ``Consumer.on_connection_error_after_connected`` first calls
     ``connection.collect()`` — which closes the transport and sets
@@ -73,8 +73,8 @@ def patch_kombu_redis_client_reuse() -> None:
 
     kombu 5.7's Redis transport builds a new ``redis.Redis`` for every
     publish, ack and event (``Channel.conn_or_acquire`` → ``_create_client``);
-    redis-py 6+ fills ~170 response callbacks into each new client, 0.3–0.4 ms
-    of CPU, a third of what publishing a task costs (beat sending a minute's
+    redis-py 6+ fills ~170 response callbacks into each new client, about a
+    third of the CPU that publishing a task costs (beat sending a minute's
     burst, a worker acking and sending its events; docs/benchmarks.md,
     "bench_burst"). The client holds no connection of its own — each command
     borrows one from the channel's pool, as before — so one per pool is

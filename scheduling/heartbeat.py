@@ -1,4 +1,4 @@
-"""Worker heartbeats (issue 11, fault 4).
+"""Worker heartbeats: how a run whose worker was killed is found.
 
 Each worker's main process writes ``hostname -> Redis server time`` into one
 Redis hash every ``JOBS_WORKER_HEARTBEAT_SECONDS``, from a daemon thread

@@ -10,7 +10,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from scheduling.executors import DEFAULT_KIND, kind_choices
+from scheduling.kinds import DEFAULT_KIND, kind_choices
 from scheduling.schedules import ScheduleType
 
 

@@ -283,12 +283,6 @@ class RunCapture:
         return False  # the caller records the outcome
 
 
-def capture(*, execution) -> RunCapture:
-    """A :class:`RunCapture` for ``execution``, redacting its job's secrets."""
-    from scheduling.services import job_secrets  # services import this module
-
-    try:
-        secrets = list(job_secrets(execution.job).values())
-    except Exception:  # undecryptable secrets fail the run itself, not its log
-        secrets = []
+def capture(*, execution, secrets: Iterable[str]) -> RunCapture:
+    """A :class:`RunCapture` for ``execution``, redacting ``secrets`` (its job's)."""
     return RunCapture(execution_id=execution.pk, secrets=secrets)

@@ -8,6 +8,7 @@ from celery.signals import worker_ready, worker_shutdown
 
 from scheduling import heartbeat, services
 from scheduling.broker import patch_kombu_collect, patch_kombu_redis_client_reuse
+from scheduling.services.sending import RUN_EXECUTION_TASK
 
 # Before any worker connects: a broker restart must not stop the worker (see the docstring).
 patch_kombu_collect()
@@ -38,7 +39,7 @@ class ExecutionTask(Task):
 
 
 @shared_task(
-    bind=True, base=ExecutionTask, name="scheduling.run_execution", acks_late=True, reject_on_worker_lost=True
+    bind=True, base=ExecutionTask, name=RUN_EXECUTION_TASK, acks_late=True, reject_on_worker_lost=True
 )
 def run_execution(self, execution_id: int, resent: bool = False) -> None:
     """Run one execution (its time limits were set when it was sent).

@@ -1,6 +1,6 @@
-"""Fault item 1 (issue 11): a Redis restart neither stops the worker nor
-leaves a run ``queued`` forever. Real Redis (the test's own, killed and
-started again on the same port and data directory), real worker."""
+"""A Redis restart neither stops the worker nor leaves a run ``queued`` forever.
+Real Redis (the test's own, killed and started again on the same port and data
+directory), real worker."""
 import signal
 import threading
 import time
@@ -9,6 +9,7 @@ import pytest
 
 from jobsite.exceptions import ApplicationError
 from scheduling import broker, services
+from scheduling.services import sending
 from scheduling.models import Execution
 from tests.factories import JobFactory
 from tests.faults import own_redis, wait_for  # noqa: F401  (fixture)
@@ -144,7 +145,7 @@ def test_a_burst_goes_out_in_batches_and_every_message_is_whole(own_redis, setti
     from django.db import transaction
 
     # given 1,200 runs of jobs on two queues, sent together (as beat sends a minute's burst)
-    monkeypatch.setattr(services, "SEND_BATCH", 500)  # three pipelined batches: 500, 500, 200
+    monkeypatch.setattr(sending, "SEND_BATCH", 500)  # three pipelined batches: 500, 500, 200
     jobs = [JobFactory(task_name="tests.echo", queue="default"), JobFactory(task_name="tests.echo", queue="maintenance")]
     pairs = _queued_runs(jobs, 1200)
     with transaction.atomic():

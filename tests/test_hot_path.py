@@ -1,4 +1,4 @@
-"""The run lifecycle's hot path (issue 10): jobsite/db.py's compiled reads
+"""The run lifecycle's hot path: jobsite/db.py's compiled reads
 and chained updates, and the worker's per-task connection handling. Against
 the test database (SQLite, or PostgreSQL with DATABASE_URL): the chained
 update is one statement on PostgreSQL and a transaction elsewhere."""
@@ -22,6 +22,7 @@ from jobsite.db import (
 )
 from jobsite.exceptions import Conflict
 from scheduling import services
+from scheduling.services import lifecycle
 from scheduling.models import AuditLog, Execution, Job
 from tests.factories import ExecutionFactory, JobFactory
 
@@ -229,7 +230,7 @@ def _claim(execution):
 
 
 def test_a_worker_reads_a_job_once_per_version_and_runs_each_edit(monkeypatch):
-    monkeypatch.setattr(services, "_run_jobs", services._RunJobs())
+    monkeypatch.setattr(lifecycle, "_run_jobs", lifecycle._RunJobs())
     job = JobFactory(task_kwargs={"n": 1}, timeout_seconds=30, overlap_policy="allow")
     first = _claim(services.job_execute(job=job))
     assert (first.job.task_kwargs, first.job.timeout_seconds) == ({"n": 1}, 30)
@@ -253,7 +254,7 @@ def test_a_worker_reads_a_job_once_per_version_and_runs_each_edit(monkeypatch):
 
 
 def test_a_worker_holds_a_bounded_number_of_jobs(monkeypatch):
-    run_jobs = services._RunJobs()
+    run_jobs = lifecycle._RunJobs()
     monkeypatch.setattr(run_jobs, "MAX_JOBS", 2)
     jobs = JobFactory.create_batch(3)
     for job in jobs:

@@ -10,6 +10,7 @@ from django_celery_beat.models import PeriodicTask, PeriodicTasks
 from jobsite.exceptions import Conflict
 from jobsite.tenancy import SYSTEM
 from scheduling import services
+from scheduling.services import dispatch
 from scheduling.beat import beat_drift_check, celery_priority
 from scheduling.models import AuditLog, Execution, Job
 from tests.factories import JobFactory
@@ -383,7 +384,7 @@ def test_the_database_refuses_a_second_execution_for_one_fire():
     with pytest.raises(IntegrityError), transaction.atomic():
         Execution.objects.create(job=job, scheduled_for=due, status="queued", trigger="schedule")
     # the service's race path (the row lock did not serialize) returns the existing one
-    existing = services._new_fire(job, scheduled_for=due)
+    existing = dispatch._new_fire(job, scheduled_for=due)
     assert existing._duplicate and job.executions.count() == 1
 
 

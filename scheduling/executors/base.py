@@ -1,17 +1,18 @@
-"""The executor registry: the one place that knows the job kinds.
+"""What a job kind is: an ``Executor`` (validate a job, run it) and the
+``RunResult`` one run returns.
 
-A kind is an ``Executor`` subclass registered with ``@register``, living in
-its own app or package as an ``executors`` module; ``SchedulingConfig.ready``
-finds them with ``autodiscover_modules("executors")``. ``Job.kind``'s
-choices, the CLI's ``--kind`` and the API's validation all read this registry.
+A kind is an ``Executor`` subclass registered with ``@register`` in the
+kinds registry (``scheduling.kinds``), which the Job model, the CLI and the
+services read.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.exceptions import ValidationError
 
 if TYPE_CHECKING:
     from rest_framework.serializers import Serializer
@@ -26,25 +27,37 @@ class RunResult:
 
     ``status`` names the outcome when ``ok`` alone cannot: an executor that
     enforces its own deadlines (one analysis of a batch, say) reports
-    ``"timeout"``. Default: ``success`` if ok, else ``failed``."""
+    ``Outcome.TIMEOUT``. Default: ``SUCCESS`` if ok, else ``FAILED``."""
 
-    OUTCOMES = ("success", "failed", "timeout", "error")
+    class Outcome(StrEnum):
+        """How a run ended, as its executor says; stored as the Execution's status."""
+
+        SUCCESS = "success"
+        FAILED = "failed"
+        TIMEOUT = "timeout"
+        ERROR = "error"
 
     output: str = ""
     result: dict[str, Any] = field(default_factory=dict)
     ok: bool = True
     batch_id: str | None = None
-    status: str | None = None
+    status: Outcome | None = None
 
     def __post_init__(self):
-        if self.status is not None and self.status not in self.OUTCOMES:
-            raise ValueError(f"RunResult.status must be one of {', '.join(self.OUTCOMES)}, not {self.status!r}.")
-        if self.status is not None and (self.status == "success") != self.ok:
-            raise ValueError(f"RunResult(ok={self.ok}) cannot have status {self.status!r}.")
+        if self.status is None:
+            return
+        try:
+            self.status = self.Outcome(self.status)
+        except ValueError:
+            raise ValueError(
+                f"RunResult.status must be one of {', '.join(self.Outcome)}, not {self.status!r}."
+            ) from None
+        if (self.status == self.Outcome.SUCCESS) != self.ok:
+            raise ValueError(f"RunResult(ok={self.ok}) cannot have status '{self.status}'.")
 
     @property
-    def outcome(self) -> str:
-        return self.status or ("success" if self.ok else "failed")
+    def outcome(self) -> Outcome:
+        return self.status or (self.Outcome.SUCCESS if self.ok else self.Outcome.FAILED)
 
 
 class Executor:
@@ -96,42 +109,3 @@ class Executor:
 
     def run(self, job: Job, execution: Execution, params: dict[str, Any]) -> RunResult:
         raise NotImplementedError
-
-
-_EXECUTORS: dict[str, Executor] = {}
-
-
-def register(cls: type[Executor]) -> type[Executor]:
-    """Class decorator: make ``cls`` the executor of ``cls.kind``."""
-    kind = getattr(cls, "kind", "")
-    if not kind or len(kind) > 32 or not getattr(cls, "label", ""):
-        raise ImproperlyConfigured(f"{cls.__qualname__} needs a kind (at most 32 characters) and a label.")
-    existing = _EXECUTORS.get(kind)
-    if existing is not None and type(existing).__qualname__ != cls.__qualname__:
-        raise ImproperlyConfigured(
-            f"Job kind '{kind}' is registered twice: {type(existing).__module__}.{type(existing).__qualname__} "
-            f"and {cls.__module__}.{cls.__qualname__}."
-        )
-    _EXECUTORS[kind] = cls()
-    return cls
-
-
-def unregister(kind: str) -> None:
-    """Remove a kind (tests that register one of their own)."""
-    _EXECUTORS.pop(kind, None)
-
-
-def executor_for(kind: str) -> Executor:
-    try:
-        return _EXECUTORS[kind]
-    except KeyError:
-        raise LookupError(f"No executor is registered for job kind '{kind}'.") from None
-
-
-def registered_kinds() -> list[str]:
-    return sorted(_EXECUTORS)
-
-
-def kind_choices() -> list[tuple[str, str]]:
-    """``Job.kind``'s choices (a callable, so migrations never list the kinds)."""
-    return [(kind, _EXECUTORS[kind].label) for kind in registered_kinds()]

@@ -17,7 +17,9 @@ from typing import Any, Callable
 
 from django.core.exceptions import ValidationError
 
-from .base import Executor, RunResult, register
+from scheduling.kinds import DEFAULT_KIND, register
+
+from .base import Executor, RunResult
 
 
 @dataclass(frozen=True)
@@ -75,13 +77,13 @@ def schedulable(name: str, *, description: str = "", queue: str = "default"):
 
 
 def _load() -> None:
-    # Built-in maintenance tasks live in scheduling.maintenance; projects add
-    # their own modules with the JOBS_TASK_MODULES setting.
+    # A project's own task modules, named by the JOBS_TASK_MODULES setting, are
+    # imported on first use. Apps register theirs when they are ready (the
+    # built-in maintenance tasks: SchedulingConfig.ready), so this registry
+    # never imports what registers into it.
     from importlib import import_module
 
     from django.conf import settings
-
-    import scheduling.maintenance  # noqa: F401
 
     for module in settings.JOBS_TASK_MODULES:
         import_module(module)
@@ -99,7 +101,7 @@ def schedulable_task(name: str) -> SchedulableTask | None:
 
 @register
 class TaskExecutor(Executor):
-    kind = "task"
+    kind = DEFAULT_KIND
     label = "Schedulable task"
 
     def check(self, job, *, errors) -> dict[str, list[str]]:

@@ -2,7 +2,7 @@
 
 import django.core.validators
 import django.db.models.deletion
-import scheduling.executors.base
+import scheduling.kinds
 import uuid
 from django.conf import settings
 from django.db import migrations, models
@@ -190,7 +190,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='job',
             name='kind',
-            field=models.CharField(choices=scheduling.executors.base.kind_choices, default='task', help_text='Which executor runs the job (the registered job kinds).', max_length=32),
+            field=models.CharField(choices=scheduling.kinds.kind_choices, default='task', help_text='Which executor runs the job (the registered job kinds).', max_length=32),
         ),
         migrations.AlterField(
             model_name='job',

@@ -1,0 +1,280 @@
+"""Scheduled dispatch: what beat's fires become. One fire is one run (or a
+recorded skip), however often it is delivered; fires beat missed while it was
+down follow the job's catch-up policy."""
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+from datetime import timezone as dt_timezone
+from typing import NamedTuple, Sequence
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from jobsite.db import id_batches, insert_rows
+from scheduling.beat import job_schedule, periodic_task_sync
+from scheduling.models import Execution, Job
+from scheduling.services.requests import active_execution, active_state
+from scheduling.services.sending import executions_send, new_execution, send_execution
+
+logger = logging.getLogger(__name__)
+
+@transaction.atomic
+def job_dispatch_scheduled(
+    *, job_id: int, scheduled_for: datetime | None = None, missed: int = 0, missed_from: datetime | None = None,
+) -> Execution | None:
+    """Beat fired ``job_id`` for its due time ``scheduled_for``: queue an
+    execution, or record a skip while one is going.
+
+    A fire is identified by (job, ``scheduled_for``): a duplicated or
+    redelivered fire, or one from a second beat, returns the Execution the
+    first one recorded (the database refuses a second), never a second run or
+    a ``skipped`` row. ``missed`` fires before this one (since
+    ``missed_from``: beat was not running) are handled by the job's catch-up
+    policy (``_catch_up``). Without ``scheduled_for`` (a message from before
+    fires carried it) the fire is identified by the time it arrives."""
+    job = Job.objects.select_for_update().filter(pk=job_id).first()
+    if job is None or not job.is_schedulable:
+        return None  # deleted or paused after beat read its schedule
+    now = timezone.now()
+    if scheduled_for is not None:
+        existing = job.executions.filter(scheduled_for=scheduled_for).first()
+        if existing is not None:
+            logger.info("job %s: fire for %s already recorded as execution %s; duplicate ignored",
+                        job.pk, scheduled_for.isoformat(), existing.pk)
+            return existing
+    due = scheduled_for or now
+    late = (now - due).total_seconds() > settings.JOBS_MISSED_GRACE_SECONDS
+    active = active_execution(job) if job.overlap_policy == Job.OverlapPolicy.SKIP else None
+    job.last_run_at = now
+    # the next run counts from the due time fired (an interval keeps its absolute spacing)
+    job.next_run_at = job_schedule(job).next_run(after=max(due, now), anchor=due)
+    Job.objects.filter(pk=job.pk).update(last_run_at=job.last_run_at, next_run_at=job.next_run_at)
+    run_now = _catch_up(job, due=due, late=late, missed=missed, missed_from=missed_from, now=now,
+                        scheduled_for=scheduled_for)
+    _disable_fired_one_off(job)
+    if not run_now:
+        return None
+    if active is not None:
+        return _new_fire(
+            job, scheduled_for=scheduled_for, status=Execution.Status.SKIPPED, completed_at=now,
+            output=f"Skipped: {active_state(active)} (overlap policy 'skip').",
+        )
+    execution = _new_fire(job, scheduled_for=scheduled_for)
+    if not getattr(execution, "_duplicate", False):
+        send_execution(execution, job)
+    return execution
+
+
+class ScheduledFire(NamedTuple):
+    """One fire of a job's beat entry (what ``scheduling.run_job`` carries)."""
+
+    job_id: int
+    scheduled_for: datetime | None
+    missed: int = 0
+    missed_from: datetime | None = None
+
+
+def jobs_dispatch_scheduled(*, fires: Sequence[ScheduledFire], sends: list | None = None) -> tuple[int, int]:
+    """Beat fired many jobs at once (a minute boundary with hundreds due):
+    ``job_dispatch_scheduled`` for every fire, in one transaction, with the
+    common case done in bulk. Returns how many executions were queued.
+
+    The common case is a fire on time, for a job that is due, enabled and not
+    a one-off, with nothing owed and (overlap policy ``skip``) no run going: a
+    few queries for the lot — lock the jobs, look for fires already recorded
+    and runs still going, insert the executions, set each job's
+    ``last_run_at``/``next_run_at`` — and every message through one producer
+    after commit. Every other fire (late, owing missed runs, a one-off, a
+    skip, a race with another beat) goes through ``job_dispatch_scheduled``
+    itself, unchanged. A fire already recorded is a duplicate and does
+    nothing, as there.
+
+    ``sends``: the bulk executions' messages are added to it, as (execution,
+    job), for the caller to send with ``executions_send`` once it has
+    recorded everything (beat: a burst in several transactions); by default
+    they are sent when the transaction commits.
+
+    Returns (fires queued in bulk, fires handled one by one)."""
+    if not fires:
+        return 0, 0
+    now = timezone.now()
+    grace = settings.JOBS_MISSED_GRACE_SECONDS
+    with transaction.atomic():
+        job_ids = {fire.job_id for fire in fires}
+        # What a fire needs of its job (the run's message options included), not all of it.
+        # Locked (and so read afresh) only where a concurrent run matters: overlap policy
+        # skip, whose check below must not race a manual trigger. Locking every row of a
+        # big burst costs PostgreSQL dearly (docs/benchmarks.md).
+        needed = Job.objects.only("is_enabled", "status", "overlap_policy", "schedule_type", "schedule_expression",
+                                  "timezone", "queue", "priority", "timeout_seconds", "kind")
+        jobs = {job.pk: job for job in _in_chunks(needed, "pk", job_ids)}
+        skip_ids = [pk for pk, job in jobs.items() if job.overlap_policy == Job.OverlapPolicy.SKIP]
+        jobs.update((job.pk, job) for job in _in_chunks(needed.select_for_update(), "pk", skip_ids))
+        due_times = {fire.scheduled_for for fire in fires if fire.scheduled_for is not None}
+        recorded = set(_in_chunks(
+            Execution.objects.filter(scheduled_for__in=due_times), "job_id", job_ids, "job_id", "scheduled_for",
+        )) if due_times else set()
+        going = set(_in_chunks(Execution.objects.filter(status__in=Execution.ACTIVE_STATUSES), "job_id",
+                               skip_ids, "job_id"))
+        bulk: list[tuple[Job, ScheduledFire]] = []
+        one_by_one: list[ScheduledFire] = []
+        seen: set[int] = set()
+        for fire in fires:
+            job = jobs.get(fire.job_id)
+            if job is None or not job.is_schedulable:
+                continue  # deleted or paused after beat read its schedule
+            if fire.scheduled_for is not None and (job.pk, fire.scheduled_for) in recorded:
+                continue  # a duplicate fire: recorded already
+            simple = (fire.scheduled_for is not None and not fire.missed and job.pk not in going
+                      and job.pk not in seen and job.schedule_type != Job.ScheduleType.ONCE
+                      and (now - fire.scheduled_for).total_seconds() <= grace)
+            seen.add(job.pk)
+            (bulk.append((job, fire)) if simple else one_by_one.append(fire))
+        rows = [{"job_id": job.pk, "celery_task_id": str(uuid.uuid4()), "scheduled_for": fire.scheduled_for}
+                for job, fire in bulk]
+        try:
+            with transaction.atomic():
+                insert_rows(Execution, rows, common={
+                    "status": Execution.Status.QUEUED, "trigger": Execution.Trigger.SCHEDULE, "attempt": 1,
+                    "override_kwargs": {}, "created_at": timezone.now(),
+                })
+        except IntegrityError:
+            # Another beat recorded some of these fires meanwhile: one by one, each finds its own.
+            one_by_one.extend(fire for _, fire in bulk)
+            bulk, rows = [], []
+        executions = _fires_recorded(bulk, rows)
+        next_runs: dict[tuple, datetime | None] = {}
+        by_next_run: dict[datetime | None, list[int]] = {}
+        for job, fire in bulk:
+            key = (job.schedule_type, job.schedule_expression, job.timezone, fire.scheduled_for)
+            if key not in next_runs:
+                # the next run counts from the due time fired (as job_dispatch_scheduled)
+                next_runs[key] = job_schedule(job).next_run(after=max(fire.scheduled_for, now),
+                                                            anchor=fire.scheduled_for)
+            by_next_run.setdefault(next_runs[key], []).append(job.pk)
+        for next_run_at, pks in by_next_run.items():
+            for batch in id_batches(pks):
+                Job.objects.filter(pk__any_of=batch).update(last_run_at=now, next_run_at=next_run_at)
+        pairs = [(execution, execution.job) for execution in executions]
+        sends.extend(pairs) if sends is not None else executions_send(pairs)
+        for fire in one_by_one:
+            job_dispatch_scheduled(job_id=fire.job_id, scheduled_for=fire.scheduled_for, missed=fire.missed,
+                                   missed_from=fire.missed_from)
+    return len(executions), len(one_by_one)
+
+
+def _fires_recorded(bulk: list[tuple[Job, ScheduledFire]], rows: list[dict]) -> list[Execution]:
+    """The executions just inserted for ``bulk`` (by their unique (job, due time)),
+    each with its job attached, in the order of ``rows``."""
+    jobs = {job.pk: job for job, _ in bulk}
+    by_due: dict[datetime, list[int]] = {}
+    for row in rows:
+        by_due.setdefault(row["scheduled_for"], []).append(row["job_id"])
+    found = {}
+    for due, job_ids in by_due.items():
+        for execution in _in_chunks(Execution.objects.filter(scheduled_for=due).only(
+                "pk", "job_id", "celery_task_id", "scheduled_for"), "job_id", job_ids):
+            found[(execution.job_id, due)] = execution
+    executions = []
+    for row in rows:
+        execution = found[(row["job_id"], row["scheduled_for"])]
+        execution.job = jobs[row["job_id"]]
+        executions.append(execution)
+    return executions
+
+
+def _in_chunks(queryset, field: str, ids, *fields):
+    """``queryset.filter(<field> in ids)`` (its ``values_list(*fields)`` if
+    given): one query on PostgreSQL, one per ``IN_BATCH`` ids elsewhere
+    (``jobsite.db.id_batches``)."""
+    for batch in id_batches(ids, alias=queryset.db):
+        chunk = queryset.filter(**{f"{field}__any_of": batch})
+        if len(fields) == 1:
+            yield from chunk.values_list(fields[0], flat=True)
+        elif fields:
+            yield from chunk.values_list(*fields)
+        else:
+            yield from chunk
+
+
+def _disable_fired_one_off(job: Job) -> None:
+    # A one-off has fired (run, skipped or missed): keep the job for its history,
+    # disabled, so that nothing (a resume, `sync-beat --repair`) can fire it a second time.
+    if job.schedule_type == Job.ScheduleType.ONCE:
+        job.is_enabled = False
+        job.next_run_at = None
+        Job.objects.filter(pk=job.pk).update(is_enabled=False, next_run_at=None)
+        periodic_task_sync(job)
+
+
+def _new_fire(job: Job, *, scheduled_for: datetime | None, **extra) -> Execution:
+    """One Execution for one fire; the existing one if (job, scheduled_for) is
+    already recorded (a race the row lock did not serialize: the constraint
+    ``exec_one_run_per_fire`` refuses the second)."""
+    try:
+        with transaction.atomic():
+            return new_execution(job, trigger=Execution.Trigger.SCHEDULE, scheduled_for=scheduled_for, **extra)
+    except IntegrityError:
+        if scheduled_for is None:
+            raise
+        existing = job.executions.get(scheduled_for=scheduled_for)
+        existing._duplicate = True
+        return existing
+
+
+def _missed_fire_times(job: Job, first: datetime | None, due: datetime, *, limit: int) -> list[datetime]:
+    """Up to ``limit`` due times from ``first`` (a missed fire) until before ``due``."""
+    if not first or limit <= 0:
+        return []
+    schedule = job_schedule(job)
+    if schedule.interval:
+        times = [first + schedule.interval * i for i in range(limit)]
+    else:
+        times = [first, *schedule.next_runs(limit - 1, after=first)] if limit > 1 else [first]
+    return [when for when in times if when < due]
+
+
+def _catch_up(job: Job, *, due: datetime, late: bool, missed: int, missed_from: datetime | None, now: datetime,
+              scheduled_for: datetime | None = None) -> bool:
+    """Apply the job's catch-up policy to fires beat missed (``missed`` before
+    ``due``; ``due`` itself too when it comes ``late``). Records one
+    ``missed`` row saying how many and why; with policy ``all`` queues one
+    run per missed fire (at most ``JOBS_CATCH_UP_MAX``). Returns whether the
+    fire for ``due`` runs now."""
+    policy = job.catch_up_policy
+    if not missed and not late:
+        return True
+    missed_times = _missed_fire_times(job, missed_from, due, limit=min(missed, settings.JOBS_CATCH_UP_MAX))
+    total = missed + (1 if late and policy == Job.CatchUpPolicy.SKIP else 0)
+    first = missed_from or due
+    span = f"between {first.astimezone(dt_timezone.utc):%Y-%m-%d %H:%M:%S} and {due.astimezone(dt_timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+    why = "beat was not running (or had not fired this job)"
+    caught_up = 0
+    if policy == Job.CatchUpPolicy.ALL and missed_times:
+        for when in missed_times[: settings.JOBS_CATCH_UP_MAX]:
+            execution = _new_fire(job, scheduled_for=when)
+            if not getattr(execution, "_duplicate", False):
+                send_execution(execution, job)
+                caught_up += 1
+    if policy == Job.CatchUpPolicy.SKIP:
+        action = "none of them was run (catch-up policy 'skip')"
+    elif policy == Job.CatchUpPolicy.ONCE:
+        action = "ran once now instead (catch-up policy 'once')"
+    else:
+        action = (f"ran {caught_up} of them now (catch-up policy 'all', at most {settings.JOBS_CATCH_UP_MAX})"
+                  if caught_up < missed else "ran each of them now (catch-up policy 'all')")
+    if total:
+        # Not run at all (policy skip, fire late): the missed row stands for this
+        # fire, so a duplicate of it finds the row and records nothing more.
+        owns_fire = late and policy == Job.CatchUpPolicy.SKIP
+        _new_fire(
+            job, scheduled_for=scheduled_for if owns_fire else None, status=Execution.Status.MISSED, completed_at=now,
+            output=f"Missed {total} scheduled run{'s' if total != 1 else ''} {span}: {why}; {action}.",
+            result={"missed": total, "from": first.isoformat(), "until": due.isoformat(), "policy": policy,
+                    "caught_up": caught_up},
+        )
+    logger.warning("job %s missed %s fire(s) %s; policy %s", job.pk, total, span, policy)
+    return policy != Job.CatchUpPolicy.SKIP or not late

@@ -1,0 +1,269 @@
+"""Jobs: create, validate, update, delete, pause, resume, enable, their
+credentials, and the manual jobs that facades' one-off work runs as.
+
+The Job row and its beat PeriodicTask change in the same transaction."""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from jobsite.crypto import secrets_decrypt, secrets_encrypt
+from jobsite.exceptions import Conflict
+from scheduling import audit
+from scheduling.beat import job_next_runs, job_schedule, periodic_task_delete, periodic_task_sync
+from scheduling.errors import ErrorCode
+from scheduling.executors import DEFAULT_KIND, executor_for, registered_kinds
+from scheduling.models import Execution, Job
+from scheduling.schedules import parse_schedule
+from scheduling.services.lifecycle import execution_cancel
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")
+# /api/v1/jobs/<these> are routes, so a job of that name could not be addressed by name.
+RESERVED_NAMES = frozenset({"tasks", "overdue", "stats", "validate-schedule"})
+MAX_DESCRIPTION_CHARS = 10_000
+MAX_JSON_FIELD_BYTES = 64 * 1024
+MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
+MAX_BACKOFF_SECONDS = 3600  # retries are held by the worker: keep them under the visibility timeout
+
+
+def job_validate(job: Job) -> None:
+    """Raise ValidationError (a field → messages dict) if ``job`` may not be saved.
+
+    The core checks what every job has; the job's executor checks its kind's
+    own settings (task name and arguments, config, queue)."""
+    errors: dict[str, list[str]] = {}
+
+    def add(field: str, message: str) -> None:
+        errors.setdefault(field, []).append(message)
+
+    if not job.name or not NAME_RE.match(job.name) or len(job.name) > 200:
+        add("name", "Use 1-200 letters, digits and _ . : @ - (starting with a letter or digit).")
+    elif job.name.isdigit():
+        add("name", "A name of digits only would read as a job id; add a letter.")
+    elif job.name in RESERVED_NAMES:
+        add("name", f"'{job.name}' is a route of the jobs API (/api/v1/jobs/{job.name}); choose another name.")
+    if len(job.title or "") > 255:
+        add("title", "At most 255 characters.")
+    if len(job.description or "") > MAX_DESCRIPTION_CHARS:
+        add("description", f"At most {MAX_DESCRIPTION_CHARS} characters.")
+    for field in ("task_args", "task_kwargs", "config"):
+        if len(json.dumps(getattr(job, field), default=str)) > MAX_JSON_FIELD_BYTES:
+            add(field, f"At most {MAX_JSON_FIELD_BYTES // 1024} KiB of JSON.")
+    if job.kind not in registered_kinds():
+        add("kind", f"Unknown job kind '{job.kind}'. Use one of: {', '.join(registered_kinds())}.")
+    else:
+        try:
+            executor_for(job.kind).validate(job)
+        except ValidationError as exc:
+            for field, messages in exc.message_dict.items():
+                for message in messages:
+                    add(field, message)
+    if job.job_type not in Job.JobType.values:
+        add("job_type", f"Unknown job type '{job.job_type}'. Use one of: {', '.join(Job.JobType.values)}.")
+    try:
+        parse_schedule(job.schedule_type, job.schedule_expression, job.timezone)
+    except ValidationError as exc:
+        for field, messages in exc.message_dict.items():
+            for message in messages:
+                add(field, message)
+    if not isinstance(job.priority, int) or not 0 <= job.priority <= 9:
+        add("priority", "Priority must be an integer from 0 (lowest) to 9 (highest).")
+    if not isinstance(job.timeout_seconds, int) or not 1 <= job.timeout_seconds <= MAX_TIMEOUT_SECONDS:
+        add("timeout_seconds", f"Timeout must be from 1 to {MAX_TIMEOUT_SECONDS} seconds (7 days).")
+    if not isinstance(job.retry_backoff_seconds, int) or not 0 <= job.retry_backoff_seconds <= MAX_BACKOFF_SECONDS:
+        add("retry_backoff_seconds", f"Backoff must be from 0 to {MAX_BACKOFF_SECONDS} seconds.")
+    if not isinstance(job.max_retries, int) or not 0 <= job.max_retries <= 20:
+        add("max_retries", "Retries must be an integer from 0 to 20.")
+    if not isinstance(job.task_args, list):
+        add("task_args", "Must be a JSON list.")
+    if not isinstance(job.task_kwargs, dict):
+        add("task_kwargs", "Must be a JSON object.")
+    if not isinstance(job.config, dict):
+        add("config", "Must be a JSON object.")
+    if job.overlap_policy not in Job.OverlapPolicy.values:
+        add("overlap_policy", f"Use one of: {', '.join(Job.OverlapPolicy.values)}.")
+    if job.catch_up_policy not in Job.CatchUpPolicy.values:
+        add("catch_up_policy", f"Use one of: {', '.join(Job.CatchUpPolicy.values)}.")
+    if errors:
+        raise ValidationError(errors)
+
+
+def _sync_schedule(job: Job) -> None:
+    """Write the job's PeriodicTask, then its next run as beat will fire it."""
+    periodic_task_sync(job)
+    runs = job_next_runs(job, 1)
+    job.next_run_at = runs[0] if runs else None
+    Job.objects.filter(pk=job.pk).update(next_run_at=job.next_run_at)
+
+
+def _save_unique(job: Job, **kwargs) -> None:
+    try:
+        with transaction.atomic():
+            job.save(**kwargs)
+    except IntegrityError:
+        if Job.objects.exclude(pk=job.pk).filter(name=job.name).exists():
+            raise Conflict(f"A job named '{job.name}' already exists.", code=ErrorCode.JOB_NAME_TAKEN) from None
+        raise
+
+
+@transaction.atomic
+def job_create(
+    *,
+    actor=None,
+    actor_label: str = "",
+    name: str,
+    schedule_type: str,
+    schedule_expression: str = "",
+    kind: str = DEFAULT_KIND,
+    job_type: str = Job.JobType.CUSTOM,
+    title: str = "",
+    description: str = "",
+    timezone: str = "UTC",
+    task_name: str = "",
+    task_args: list | None = None,
+    task_kwargs: dict | None = None,
+    config: dict | None = None,
+    secrets: dict[str, str] | None = None,
+    queue: str = "default",
+    priority: int = 5,
+    timeout_seconds: int = 3600,
+    max_retries: int = 0,
+    retry_backoff_seconds: int = 60,
+    overlap_policy: str = Job.OverlapPolicy.SKIP,
+    catch_up_policy: str = Job.CatchUpPolicy.ONCE,
+    is_enabled: bool = True,
+    owner=None,
+    organization=None,
+) -> Job:
+    """Create a job and its beat PeriodicTask (disabled unless the job is enabled)."""
+    job = Job(
+        name=name, title=title or name, description=description, kind=kind, job_type=job_type,
+        schedule_type=schedule_type, schedule_expression=str(schedule_expression).strip(), timezone=timezone or "UTC",
+        task_name=task_name or "", task_args=task_args if task_args is not None else [],
+        task_kwargs=task_kwargs if task_kwargs is not None else {}, config=config or {},
+        secrets=secrets_encrypt(secrets or {}),
+        queue=queue, priority=priority, timeout_seconds=timeout_seconds, max_retries=max_retries,
+        retry_backoff_seconds=retry_backoff_seconds, overlap_policy=overlap_policy, catch_up_policy=catch_up_policy,
+        is_enabled=is_enabled,
+        owner=owner if owner is not None else (actor if getattr(actor, "is_authenticated", False) else None),
+        organization=organization,
+    )
+    job_validate(job)
+    _save_unique(job)
+    _sync_schedule(job)
+    audit.record(actor=actor, actor_label=actor_label, action="create", obj=job, changes=audit.job_snapshot(job))
+    return job
+
+
+@transaction.atomic
+def job_update(*, job: Job, actor=None, actor_label: str = "", data: dict[str, Any]) -> Job:
+    """Apply ``data`` (a subset of Job.EDITABLE_FIELDS); schedule changes re-sync beat."""
+    unknown = sorted(set(data) - set(Job.EDITABLE_FIELDS))
+    if unknown:
+        raise ValidationError({field: ["This field cannot be changed."] for field in unknown})
+    job = Job.objects.select_for_update().get(pk=job.pk)
+    before = audit.job_snapshot(job)
+    for field, value in data.items():
+        setattr(job, field, value)
+    if "schedule_expression" in data:
+        job.schedule_expression = str(job.schedule_expression).strip()
+    job_validate(job)
+    _save_unique(job)
+    _sync_schedule(job)
+    changes = audit.diff(before, audit.job_snapshot(job))
+    if changes:
+        audit.record(actor=actor, actor_label=actor_label, action="update", obj=job, changes=changes)
+    return job
+
+
+def job_ensure_manual(
+    *, name: str, kind: str, title: str = "", description: str = "", queue: str = "default",
+    timeout_seconds: int = 3600, max_retries: int = 0, config: dict | None = None,
+) -> Job:
+    """The manual job (no schedule) that a facade's one-off work runs as,
+    created on first use. A bulk upload, say, is one Execution of such a job:
+    it gets the core's whole run lifecycle (claim, finish, cancel by revoking
+    its task id, reap-lost, timeouts, retries) and no copy of it. Operators
+    tune queue, timeout and retries on the job like on any other."""
+    job = Job.objects.filter(name=name).first()
+    if job is not None:
+        return job
+    try:
+        return job_create(
+            actor_label="system", name=name, kind=kind, title=title, description=description,
+            schedule_type=Job.ScheduleType.MANUAL, queue=queue, timeout_seconds=timeout_seconds,
+            max_retries=max_retries, config=config, overlap_policy=Job.OverlapPolicy.ALLOW,
+        )
+    except Conflict:  # created meanwhile by a concurrent first use
+        return Job.objects.get(name=name)
+
+
+def job_secrets(job: Job) -> dict[str, str]:
+    """The job's decrypted credentials, for its executor only — never for display."""
+    return secrets_decrypt(job.secrets)
+
+
+@transaction.atomic
+def job_set_secrets(*, job: Job, secrets: dict[str, str], actor=None, actor_label: str = "") -> Job:
+    """Replace the job's credentials (stored encrypted; the audit log names only the keys)."""
+    if not isinstance(secrets, dict) or not all(isinstance(v, str) for v in secrets.values()):
+        raise ValidationError({"secrets": ["Must be an object of string values."]})
+    job.secrets = secrets_encrypt(secrets)
+    job.save(update_fields=["secrets", "updated_at"])
+    audit.record(actor=actor, actor_label=actor_label, action="update", obj=job,
+                 changes={"secrets": sorted(secrets)})
+    return job
+
+
+@transaction.atomic
+def job_delete(*, job: Job, actor=None, actor_label: str = "") -> None:
+    """Delete the job, its PeriodicTask and its history; revoke runs still going."""
+    active = list(job.executions.filter(status__in=Execution.ACTIVE_STATUSES).exclude(celery_task_id=None))
+    for execution in active:
+        execution_cancel(execution=execution, actor=actor, actor_label=actor_label, reason="job deleted")
+    audit.record(actor=actor, actor_label=actor_label, action="delete", obj=job, changes=audit.job_snapshot(job))
+    periodic_task_delete(job)
+    job.delete()
+
+
+def _set_state(job: Job, *, actor, actor_label: str, action: str, **values) -> Job:
+    job = Job.objects.select_for_update().get(pk=job.pk)
+    before = audit.job_snapshot(job)
+    for field, value in values.items():
+        setattr(job, field, value)
+    if job.is_schedulable and job.schedule_type == Job.ScheduleType.ONCE and not job_schedule(job).next_runs(1):
+        raise Conflict(
+            f"Job '{job.name}' ran once at {job.schedule_expression} and that time has passed; "
+            "give it a new time (update schedule_expression) to run it again.",
+            code=ErrorCode.ONCE_ALREADY_FIRED,
+        )
+    job.save()
+    _sync_schedule(job)
+    audit.record(actor=actor, actor_label=actor_label, action=action, obj=job, changes=audit.diff(before, audit.job_snapshot(job)))
+    return job
+
+
+@transaction.atomic
+def job_pause(*, job: Job, actor=None, actor_label: str = "") -> Job:
+    """Stop scheduled runs (the PeriodicTask stays, disabled). Manual runs still need ``force``."""
+    return _set_state(job, actor=actor, actor_label=actor_label, action="pause", status=Job.Status.PAUSED)
+
+
+@transaction.atomic
+def job_resume(*, job: Job, actor=None, actor_label: str = "") -> Job:
+    """Resume scheduled runs of a paused job (and enable it)."""
+    return _set_state(job, actor=actor, actor_label=actor_label, action="resume", status=Job.Status.ACTIVE, is_enabled=True)
+
+
+@transaction.atomic
+def job_set_enabled(*, job: Job, enabled: bool, actor=None, actor_label: str = "") -> Job:
+    """Enable or disable a job (seed 000 activate/deactivate)."""
+    action = "resume" if enabled else "pause"
+    values = {"is_enabled": enabled}
+    if enabled:
+        values["status"] = Job.Status.ACTIVE
+    return _set_state(job, actor=actor, actor_label=actor_label, action=action, **values)

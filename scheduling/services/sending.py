@@ -1,0 +1,176 @@
+"""Queueing runs: an Execution row created ``queued`` under a pre-assigned
+Celery task id, and its ``run_execution`` message, sent by task name after
+the row commits (so a worker never looks for a row that is not there yet).
+Also the revoke a cancel sends."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from jobsite.db import create_row, id_batches
+from jobsite.exceptions import ApplicationError
+from scheduling.beat import celery_priority
+from scheduling.errors import ErrorCode
+from scheduling.executors import executor_for
+from scheduling.models import Execution, Job
+
+logger = logging.getLogger(__name__)
+
+#: The Celery task that runs one execution (``scheduling.tasks``): sent by this
+#: name, so the services never import the tasks that call them.
+RUN_EXECUTION_TASK = "scheduling.run_execution"
+
+#: Messages published per Redis round trip when many are sent at once (beat's burst).
+SEND_BATCH = 5000
+
+
+def new_execution(job: Job, *, trigger: str, actor=None, override_kwargs=None, attempt=1, retry_of=None,
+                  status=Execution.Status.QUEUED, **extra) -> Execution:
+    return create_row(Execution, **execution_values(
+        job, trigger=trigger, actor=actor, override_kwargs=override_kwargs, attempt=attempt, retry_of=retry_of,
+        status=status, **extra,
+    ))
+
+
+def execution_values(job: Job, *, trigger: str, actor=None, override_kwargs=None, attempt=1, retry_of=None,
+                     status=Execution.Status.QUEUED, **extra) -> dict[str, Any]:
+    """The field values of a new execution of ``job``."""
+    return dict(
+        job=job,
+        celery_task_id=str(uuid.uuid4()) if status == Execution.Status.QUEUED else None,
+        status=status,
+        trigger=trigger,
+        attempt=attempt,
+        retry_of=retry_of,
+        triggered_by=actor if getattr(actor, "is_authenticated", False) else None,
+        override_kwargs=override_kwargs or {},
+        **extra,
+    )
+
+
+def send_execution(execution: Execution, job: Job, *, countdown: float | None = None) -> None:
+    """Send the execution's Celery task (after commit) under its pre-assigned
+    task id; a broker that can't be reached answers 503 (the execution is
+    then ``error``, "Not queued")."""
+    _send_executions([(execution, job)], countdown=countdown, raise_unreachable=True)
+
+
+def executions_send(pairs: list[tuple[Execution, Job]]) -> None:
+    """Send the messages of executions already recorded (committed): what
+    ``jobs_dispatch_scheduled(sends=...)`` collected."""
+    _send_executions(pairs)
+
+
+def run_execution_task():
+    """The ``run_execution`` task, found by name in the Celery app
+    (``SchedulingConfig.ready`` imports the module that registers it)."""
+    from celery import current_app
+
+    return current_app.tasks[RUN_EXECUTION_TASK]
+
+
+def _send_executions(pairs: list[tuple[Execution, Job]], *, countdown: float | None = None,
+                     raise_unreachable: bool = False) -> None:
+    """Send each (execution, job)'s Celery task after commit, through one
+    producer (one broker connection for the lot: beat sends a minute's burst
+    this way), in pipelined batches of ``SEND_BATCH`` (``_publish_batch``).
+    Whatever could not be sent is marked ``error`` ("Not queued"), so no run
+    stays ``queued`` with nothing to start it."""
+    from celery import current_app
+
+    messages, queues = [], set()
+    for execution, job in pairs:
+        options = execution_task_options(execution, job)
+        if countdown:
+            options["countdown"] = countdown
+        # What Celery would work out for each message, at a good part of a send's
+        # cost: how its arguments read in logs and Flower, and — once a message of
+        # the lot has declared its queue — no second declaration (kombu re-binds
+        # the queue to check its cache on every publish).
+        options["argsrepr"], options["kwargsrepr"] = repr(options["args"]), "{}"
+        if options["queue"] in queues:
+            options["declare"] = []
+        queues.add(options["queue"])
+        messages.append(options)
+    if not messages:
+        return
+    run_execution = run_execution_task()
+
+    def enqueue() -> None:
+        sent = 0  # messages known to be in the broker
+        try:
+            with current_app.producer_or_acquire() as producer:
+                for start in range(0, len(messages), SEND_BATCH):
+                    batch = messages[start:start + SEND_BATCH]
+                    with _publish_batch(producer, len(batch)):
+                        for options in batch:
+                            run_execution.apply_async(producer=producer, **options)
+                    sent += len(batch)
+        except Exception as exc:  # broker down: never leave a "queued" run that nothing will start
+            # (a batch that failed may have been delivered in part: its runs are marked error all
+            # the same, and a worker given one of them does not start it, as it is not queued)
+            unsent = [options["args"][0] for options in messages[sent:]]
+            logger.exception("could not queue %d execution(s) (%s)", len(unsent), _ids_in_words(unsent))
+            for batch in id_batches(unsent):
+                Execution.objects.filter(pk__any_of=batch, status=Execution.Status.QUEUED).update(
+                    status=Execution.Status.ERROR, completed_at=timezone.now(),
+                    output="Not queued: broker unreachable",
+                    error=f"The task broker could not be reached: {type(exc).__name__}",
+                )
+            if raise_unreachable:
+                raise ApplicationError(
+                    f"Execution {_ids_in_words(unsent)} could not be queued: the task broker is unreachable.",
+                    status=503, code=ErrorCode.BROKER_UNAVAILABLE,
+                ) from None
+
+    transaction.on_commit(enqueue)
+
+
+def _publish_batch(producer, count: int):
+    """kombu's ``Producer.batch()`` (one pipelined round trip for the lot, on
+    transports that support it: Redis) for more than one message; else nothing."""
+    if count < 2 or not getattr(producer, "supports_batch_publish", False):
+        return contextlib.nullcontext()
+    return producer.batch(max_size=count * 16)  # never flushed part-way: a message is one to a few commands
+
+
+def _ids_in_words(ids: list[int]) -> str:
+    return ", ".join(map(str, ids[:5])) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+
+
+def execution_task_options(execution: Execution, job: Job) -> dict[str, Any]:
+    """The run_execution message of ``execution``: its own task id, queue,
+    priority and time limits (sent, and re-sent by the stale-queued sweep)."""
+    return {
+        "args": [execution.pk],
+        "task_id": execution.celery_task_id,
+        "queue": job.queue,
+        "priority": celery_priority(job.priority),
+        "soft_time_limit": job.timeout_seconds,
+        # The hard limit gives a run that ignores the soft limit time to clean up.
+        "time_limit": job.timeout_seconds + settings.JOBS_HARD_TIMEOUT_GRACE_SECONDS,
+        "ignore_result": not _keeps_celery_result(job.kind),
+    }
+
+
+def _keeps_celery_result(kind: str) -> bool:
+    try:
+        return executor_for(kind).keeps_celery_result
+    except LookupError:  # no executor: the run records that error; nothing to keep
+        return False
+
+
+def revoke_task(task_id: str) -> None:
+    """Revoke ``task_id`` on every worker and terminate it if it is running."""
+    from celery import current_app
+
+    try:
+        current_app.control.revoke(task_id, terminate=True, signal="SIGTERM")
+    except Exception:  # the cancel is recorded; a broker outage must not undo it
+        logger.exception("revoke of task %s failed", task_id)
