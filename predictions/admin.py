@@ -3,18 +3,18 @@ delete actions that go through the services (the core's cancel revokes the
 run's task; delete removes the predictions and the stored file)."""
 from __future__ import annotations
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
-from jobsite.exceptions import ApplicationError, error_message
+from jobsite.admin.base import RefreshingListMixin, act_on_each
+from jobsite.admin.widgets import OpsMedia, Palette, badge
 from jobsite.tenancy import scope_to_user
-from scheduling.admin import OpsMedia, refreshing
 from predictions import serializers, services
 from predictions.models import BulkUploadJob
 from predictions.selectors import STATUS_FILTERS, upload_row_errors
 
 ERRORS_SHOWN = 100
-STATUS_COLOURS = {"pending": "#f9a825", "processing": "#1565c0", "completed": "#2e7d32", "failed": "#c62828"}
+STATUS_COLOURS = {"pending": Palette.WAITING, "processing": Palette.BUSY, "completed": Palette.OK, "failed": Palette.BAD}
 
 
 class SeedStatusFilter(admin.SimpleListFilter):
@@ -30,7 +30,7 @@ class SeedStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(BulkUploadJob)
-class BulkUploadJobAdmin(admin.ModelAdmin):
+class BulkUploadJobAdmin(RefreshingListMixin, admin.ModelAdmin):
     list_display = ["id", "job_type", "status_badge", "progress_bar", "original_filename", "successful_rows",
                     "failed_rows", "created_by", "created_at"]
     list_filter = [SeedStatusFilter, "job_type", "file_format", "organization", "created_at"]
@@ -43,8 +43,6 @@ class BulkUploadJobAdmin(admin.ModelAdmin):
               "execution", "retry_of", "owner", "organization", "created_by", "created_at", "updated_at",
               "row_errors_table"]
     readonly_fields = fields
-    # reloads itself while an upload on the page is pending or processing
-    change_list_template = "admin/scheduling/refreshing_change_list.html"
 
     class Media(OpsMedia):
         pass
@@ -53,10 +51,8 @@ class BulkUploadJobAdmin(admin.ModelAdmin):
         return scope_to_user(super().get_queryset(request).select_related("execution", "owner", "organization"),
                              request.user)
 
-    def changelist_view(self, request, extra_context=None):
-        response = super().changelist_view(request, extra_context)
-        cl = response.context_data.get("cl") if getattr(response, "context_data", None) else None
-        return refreshing(response, cl is not None and any(upload.is_active for upload in cl.result_list))
+    def is_going(self, obj) -> bool:  # the list reloads itself while an upload is pending or processing
+        return obj.is_active
 
     def has_add_permission(self, request):
         return False  # uploads come through the API or `./manage predictions upload`
@@ -72,10 +68,7 @@ class BulkUploadJobAdmin(admin.ModelAdmin):
     # -- columns -------------------------------------------------------------
     @admin.display(description="Status")
     def status_badge(self, obj: BulkUploadJob):
-        return format_html(
-            '<span style="background:{};color:#fff;padding:2px 8px;border-radius:10px;font-size:11px;'
-            'font-weight:600">{}</span>', STATUS_COLOURS.get(obj.status, "#607d8b"), obj.status,
-        )
+        return badge(obj.status, colours=STATUS_COLOURS)
 
     @admin.display(description="Progress")
     def progress_bar(self, obj: BulkUploadJob):
@@ -84,7 +77,7 @@ class BulkUploadJobAdmin(admin.ModelAdmin):
             '<div style="width:140px;background:#e0e0e0;border-radius:4px" title="{} of {} rows">'
             '<div style="width:{}%;background:{};color:#fff;font-size:10px;padding:1px 4px;border-radius:4px;'
             'white-space:nowrap">{}%</div></div>',
-            obj.processed_rows, obj.total_rows, min(pct, 100), STATUS_COLOURS.get(obj.status, "#607d8b"), pct,
+            obj.processed_rows, obj.total_rows, min(pct, 100), STATUS_COLOURS.get(obj.status, Palette.OTHER), pct,
         )
 
     @admin.display(description="Performance")
@@ -109,24 +102,11 @@ class BulkUploadJobAdmin(admin.ModelAdmin):
     # -- actions -------------------------------------------------------------
     @admin.action(description="Cancel selected pending/processing jobs")
     def cancel_selected(self, request, queryset):
-        done = 0
-        for upload in queryset:
-            try:
-                services.upload_cancel(upload=upload, actor=request.user, reason="cancelled in the admin")
-                done += 1
-            except ApplicationError as exc:
-                self.message_user(request, f"{upload.pk}: {error_message(exc)}", messages.WARNING)
-        if done:
-            self.message_user(request, f"Cancelled {done} job(s).", messages.SUCCESS)
+        act_on_each(self, request, queryset, lambda upload: services.upload_cancel(
+            upload=upload, actor=request.user, reason="cancelled in the admin"),
+            done=lambda cancelled: f"Cancelled {len(cancelled)} job(s).", label=lambda upload: str(upload.pk))
 
     @admin.action(description="Delete selected jobs (with predictions and files)")
     def delete_selected_uploads(self, request, queryset):
-        done = 0
-        for upload in queryset:
-            try:
-                services.upload_delete(upload=upload, actor=request.user)
-                done += 1
-            except ApplicationError as exc:
-                self.message_user(request, f"{upload.pk}: {error_message(exc)}", messages.WARNING)
-        if done:
-            self.message_user(request, f"Deleted {done} job(s).", messages.SUCCESS)
+        act_on_each(self, request, queryset, lambda upload: services.upload_delete(upload=upload, actor=request.user),
+                    done=lambda deleted: f"Deleted {len(deleted)} job(s).", label=lambda upload: str(upload.pk))

@@ -14,9 +14,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from jobsite.admin.widgets import human_duration
 from jobsite.runtime import free_port
 from scheduling import cluster, services
-from scheduling.admin import human_duration
 from scheduling.models import AuditLog, Execution, Job
 from tests.factories import ExecutionFactory, JobFactory
 

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -234,7 +235,8 @@ def test_schedule_preview_updates_as_you_type(signed_in, live_server):
 def test_failed_runs_traceback_and_log_show(signed_in, live_server):
     driver = signed_in
     job = JobFactory(name="fails", task_name="demo.sleep", task_kwargs={"seconds": 0, "fail": True})
-    execution = services.job_execute(job=job)
+    # a queued run with no message sent: run here, where the session's worker (if started) cannot take it too
+    execution = ExecutionFactory(job=job, status="queued", trigger="manual", celery_task_id=str(uuid.uuid4()))
     services.execution_run(execution_id=execution.pk, task_id=execution.celery_task_id, worker="browser-test")
     driver.get(f"{live_server.url}/admin/scheduling/execution/{execution.pk}/change/")
     assert f"Run {execution.pk} of fails (failed)" in driver.title or f"Run {execution.pk} of fails (failed)" in driver.page_source

@@ -3,6 +3,7 @@ record of what was sent and every delivery attempt (read-only)."""
 from django import forms
 from django.contrib import admin
 
+from jobsite.admin.base import ReadOnlyAdminMixin
 from scheduling.notifications import services
 from scheduling.notifications.models import Destination, JobNotificationSettings, Notification, NotificationDelivery
 
@@ -57,23 +58,15 @@ class JobNotificationSettingsAdmin(admin.ModelAdmin):
     filter_horizontal = ["destinations"]
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
+class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    deletable = True  # an operator may clear old records
 
 
-class DeliveryInline(admin.TabularInline):
+class DeliveryInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = NotificationDelivery
     fields = ["destination", "attempt", "status", "status_code", "error", "started_at", "finished_at"]
     readonly_fields = fields
     extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Notification)

@@ -1,6 +1,11 @@
+"""The project's own models in the admin (organizations, external
+identities). The pieces every app's admin shares are in ``widgets`` (what a
+page shows) and ``base`` (read-only admins, refreshing lists, buttons and
+actions that call services)."""
 from django.contrib import admin
 from django.db.models import Count
 
+from jobsite.admin.base import ReadOnlyAdminMixin
 from jobsite.models import ExternalIdentity, Membership, Organization
 
 
@@ -25,19 +30,6 @@ class OrganizationAdmin(admin.ModelAdmin):
     @admin.display(description="Members", ordering="_member_count")
     def member_count(self, obj) -> int:
         return obj._member_count
-
-
-class ReadOnlyAdminMixin:
-    """History and identities are written by services, never by hand."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ExternalIdentity)

@@ -1,0 +1,118 @@
+"""What every app's admin shows the same way: status badges, times with
+seconds and zone, durations, escaped text blocks, links to change pages, and
+pages that reload themselves while something on them is still going.
+
+No app's model is known here: a badge takes its colours as data (a mapping
+from status to one of the ``Palette`` colours), kept by the app that owns the
+statuses.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.urls import NoReverseMatch, reverse
+from django.utils import formats, timezone
+from django.utils.html import format_html
+
+
+class Palette:
+    """The admin's badge colours: green ok, red bad, amber waiting, blue busy."""
+
+    OK = "#2e7d32"
+    BAD = "#c62828"
+    WAITING = "#f9a825"
+    BUSY = "#1565c0"
+    LATE = "#ef6c00"
+    BROKEN = "#ad1457"
+    OFF = "#616161"
+    IDLE = "#9e9e9e"
+    MISSED = "#8d6e63"
+    OTHER = "#607d8b"
+
+
+def badge(value: str, label: str | None = None, *, colours: Mapping[str, str]):
+    """``value`` as a coloured pill (``colours[value]``, else ``Palette.OTHER``),
+    with the CSS class ``ops-badge-<value>``."""
+    if not value:
+        return "-"
+    colour = colours.get(value, Palette.OTHER)
+    return format_html(
+        '<span class="ops-badge ops-badge-{}" style="background:{};color:#fff;padding:2px 8px;border-radius:10px;'
+        'font-size:11px;font-weight:600;white-space:nowrap">{}</span>',
+        value, colour, label or value,
+    )
+
+
+def when(value: datetime | None, *, tz=None) -> str:
+    """A time as the admin shows times: seconds and time zone (jobsite/formats)."""
+    if value is None:
+        return "-"
+    return formats.date_format(timezone.localtime(value, tz), "DATETIME_FORMAT")
+
+
+def when_stacked(value: datetime | None):
+    """A time for a narrow list column: the date, and below it the time with
+    seconds and zone."""
+    if value is None:
+        return "-"
+    local = timezone.localtime(value)
+    return format_html('<span class="ops-nowrap">{}</span><br><span class="ops-nowrap">{}</span>',
+                       formats.date_format(local, "DATE_FORMAT"), formats.date_format(local, "H:i:s T"))
+
+
+def human_duration(seconds: float | timedelta | None) -> str:
+    """``1.0 s``, ``2 min 3 s``, ``1 h 5 min``, ``2 d 3 h``."""
+    if isinstance(seconds, timedelta):
+        seconds = seconds.total_seconds()
+    if seconds is None:
+        return "-"
+    seconds = max(0.0, float(seconds))
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = int(round(seconds))
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+
+
+def admin_change_url(obj) -> str | None:
+    """The admin change page of ``obj``; None when its model has no admin."""
+    try:
+        return reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
+    except NoReverseMatch:
+        return None
+
+
+def pre_block(text: str, *, empty: str = "-"):
+    """Multi-line text (a traceback, a log) as an escaped, scrollable block."""
+    if not text:
+        return empty
+    return format_html('<pre class="ops-pre">{}</pre>', text)
+
+
+def json_block(value):
+    if value in (None, {}, []):
+        return "-"
+    return pre_block(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str))
+
+
+def refreshing(response, active: bool):
+    """Make a list or page reload itself while it shows something queued or running."""
+    if active and hasattr(response, "context_data") and response.context_data is not None:
+        response.context_data["auto_refresh_seconds"] = settings.ADMIN_REFRESH_SECONDS
+    return response
+
+
+class OpsMedia:
+    """The console's look (badges, text blocks, buttons) and its self-reload."""
+
+    css = {"all": ["jobsite/admin/ops.css"]}
+    js = ["jobsite/admin/autorefresh.js"]
