@@ -9,8 +9,8 @@ import pytest
 
 from jobsite.exceptions import ApplicationError
 from scheduling import broker, services
-from scheduling.services import sending
 from scheduling.models import Execution
+from scheduling.services import sending
 from tests.factories import JobFactory
 from tests.faults import own_redis, wait_for  # noqa: F401  (fixture)
 from tests.worker import start_worker_process

@@ -22,8 +22,8 @@ from jobsite.db import (
 )
 from jobsite.exceptions import Conflict
 from scheduling import services
-from scheduling.services import lifecycle
 from scheduling.models import AuditLog, Execution, Job
+from scheduling.services import lifecycle
 from tests.factories import ExecutionFactory, JobFactory
 
 pytestmark = pytest.mark.django_db

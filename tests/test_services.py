@@ -10,9 +10,9 @@ from django_celery_beat.models import PeriodicTask, PeriodicTasks
 from jobsite.exceptions import Conflict
 from jobsite.tenancy import SYSTEM
 from scheduling import services
-from scheduling.services import dispatch
 from scheduling.beat import beat_drift_check, celery_priority
 from scheduling.models import AuditLog, Execution, Job
+from scheduling.services import dispatch
 from tests.factories import JobFactory
 
 pytestmark = pytest.mark.django_db

@@ -19,7 +19,7 @@ from scheduling.errors import ErrorCode
 from scheduling.executors import DEFAULT_KIND, executor_for, registered_kinds
 from scheduling.models import Execution, Job
 from scheduling.schedules import parse_schedule
-from scheduling.services.lifecycle import execution_cancel
+from scheduling.services.lifecycle import MAX_RETRY_DELAY_SECONDS, execution_cancel
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")
 # /api/v1/jobs/<these> are routes, so a job of that name could not be addressed by name.
@@ -27,7 +27,7 @@ RESERVED_NAMES = frozenset({"tasks", "overdue", "stats", "validate-schedule"})
 MAX_DESCRIPTION_CHARS = 10_000
 MAX_JSON_FIELD_BYTES = 64 * 1024
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
-MAX_BACKOFF_SECONDS = 3600  # retries are held by the worker: keep them under the visibility timeout
+MAX_BACKOFF_SECONDS = MAX_RETRY_DELAY_SECONDS
 
 
 def job_validate(job: Job) -> None:

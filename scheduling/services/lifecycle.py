@@ -25,8 +25,8 @@ from scheduling.signals import execution_finished
 
 logger = logging.getLogger(__name__)
 
-#: Retries are held by the broker until their countdown ends: longer than its
-#: visibility timeout, and Redis would deliver the held message again.
+#: A retry's message waits out its countdown in a worker, unacknowledged: past the
+#: broker's visibility timeout, Redis would deliver it a second time.
 MAX_RETRY_DELAY_SECONDS = 3600
 
 # A job read by primary key, compiled once (jobsite/db.py): the locked run request
@@ -276,8 +276,7 @@ def _maybe_retry(execution: Execution) -> Execution | None:
 
 def retry_delay_seconds(job: Job, attempt: int) -> int:
     """How long retry ``attempt`` (2: the first retry) waits: the job's
-    backoff, doubled with each retry, capped below the broker's visibility
-    timeout, or Redis would redeliver the held message."""
+    backoff, doubled with each retry, at most ``MAX_RETRY_DELAY_SECONDS``."""
     return min(job.retry_backoff_seconds * (2 ** (attempt - 2)), MAX_RETRY_DELAY_SECONDS)
 
 
