@@ -103,7 +103,7 @@ def main() -> int:
 
         from jobsite.celery import app as celery_app
         from scheduling import services
-        from scheduling.beat_scheduler import Scheduler
+        from scheduling.beat.scheduler import Scheduler
         from scheduling.models import Execution, Job
 
         info = machine_info(bench.redis_url)

@@ -12,7 +12,7 @@ times the parts of each tick:
 * ``apply_entry``: sending the message;
 * ``sync``: writing last_run_at back (CELERY_BEAT_SYNC_EVERY=1: after every send).
 
-Variants: A as configured (scheduling.beat_scheduler.Scheduler);
+Variants: A as configured (scheduling.beat.scheduler.Scheduler);
 B A + schedules_equal short-circuited (compare only when the database
 scheduler reloaded); C B + sync by time only (sync_every_tasks=0).
 
@@ -44,7 +44,7 @@ def main() -> int:
         from benchmarks.bench_beat_10k import job_spec
         from jobsite.celery import app as celery_app
         from scheduling import services
-        from scheduling.beat_scheduler import Scheduler
+        from scheduling.beat.scheduler import Scheduler
 
         print_machine(machine_info(bench.redis_url))
         header(f"creating {N_JOBS} + {K} jobs")

@@ -1,6 +1,6 @@
 """Beat's scheduler, driven in-process against the test database.
 
-``scheduling.beat_scheduler.Scheduler`` reads PeriodicTask changes
+``scheduling.beat.scheduler.Scheduler`` reads PeriodicTask changes
 incrementally and keeps its heap by hand; what it fires must not differ from
 django-celery-beat's ``DatabaseScheduler``. Tests marked ``both_schedulers``
 run the same story against both classes.
@@ -19,7 +19,7 @@ from django_celery_beat.utils import aware_now
 from jobsite.celery import app
 from scheduling import services
 from scheduling.beat import periodic_task_name
-from scheduling.beat_scheduler import Scheduler
+from scheduling.beat.scheduler import Scheduler
 from tests.factories import JobFactory
 from tests.worker import wait_for
 
@@ -359,7 +359,7 @@ def test_beat_start_reads_the_schedule_once():
 
 
 # ---------------------------------------------------------------------------
-# Jobs due together: one tick records them all (scheduling.beat_lock.LockedScheduler)
+# Jobs due together: one tick records them all (scheduling.beat.lock.LockedScheduler)
 # ---------------------------------------------------------------------------
 def hourly_jobs_due(count, *, due, **fields):
     """``count`` hourly jobs whose next fire is ``due`` (beat's last one an hour before)."""
@@ -369,7 +369,7 @@ def hourly_jobs_due(count, *, due, **fields):
 
 
 def locked_scheduler():
-    from scheduling.beat_lock import LockedScheduler
+    from scheduling.beat.lock import LockedScheduler
 
     scheduler = LockedScheduler(app=app, lazy=True)
     scheduler.schedule  # the initial read
@@ -473,7 +473,7 @@ def test_when_the_database_fails_the_fires_go_out_as_run_job_messages():
 
 
 def test_a_burst_larger_than_a_transaction_renews_the_lock_between_them(monkeypatch):
-    from scheduling import beat_lock
+    from scheduling.beat import lock as beat_lock
     from scheduling.models import Execution
 
     monkeypatch.setattr(beat_lock, "PLAIN_FIRES_PER_TRANSACTION", 5)
@@ -492,7 +492,7 @@ def test_a_burst_larger_than_a_transaction_renews_the_lock_between_them(monkeypa
 
 
 def test_a_beat_that_loses_its_lock_mid_burst_leaves_the_rest_to_the_new_one(monkeypatch):
-    from scheduling import beat_lock
+    from scheduling.beat import lock as beat_lock
     from scheduling.models import Execution
 
     monkeypatch.setattr(beat_lock, "PLAIN_FIRES_PER_TRANSACTION", 5)

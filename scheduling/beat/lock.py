@@ -1,11 +1,11 @@
-"""One active beat (issue 11, fault 2): a Redis lock with a TTL.
+"""One active beat: a Redis lock with a TTL.
 
 The beat holding ``jobsite:beat-lock`` renews it on every tick (at least
-every ``HEARTBEAT_EVERY_SECONDS``, 5 s, since the scheduler never sleeps
+every ``HEARTBEAT_EVERY_SECONDS``, since the scheduler never sleeps
 longer). Any other beat is a standby: it sends nothing, and tries to take the
 lock every ``JOBS_BEAT_STANDBY_POLL_SECONDS``. When the active beat dies its
 lock expires after ``JOBS_BEAT_LOCK_TTL_SECONDS``, so a standby takes over
-within TTL + poll (17 s by default); it then re-reads the schedule from the
+within TTL + poll; it then re-reads the schedule from the
 database (every entry's last fire, as the previous beat recorded it), so it
 neither repeats a fire nor takes fires the other beat made for missed ones.
 
@@ -27,8 +27,10 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
-from scheduling.beat import JobEntry, periodic_tasks_record_fires
-from scheduling.beat_scheduler import Scheduler
+from scheduling import services
+from scheduling.beat.entry import JobEntry
+from scheduling.beat.scheduler import Scheduler
+from scheduling.beat.sync import periodic_tasks_record_fires
 
 logger = logging.getLogger(__name__)
 
@@ -105,9 +107,9 @@ class BeatLock:
 
 
 class LockedScheduler(Scheduler):
-    """The project's beat scheduler (``scheduling.beat_scheduler.Scheduler``)
-    with job entries of ``scheduling.beat.JobEntry``, active only while it
-    holds the beat lock."""
+    """The project's beat scheduler (``scheduling.beat.scheduler.Scheduler``)
+    with job entries of ``scheduling.beat.entry.JobEntry``, active only while
+    it holds the beat lock."""
 
     Entry = JobEntry
 
@@ -134,19 +136,17 @@ class LockedScheduler(Scheduler):
     def apply_entries(self, entries: list) -> None:
         """Job fires due at this tick are recorded together — their executions
         (``services.jobs_dispatch_scheduled``) and beat's own record of each
-        fire (``last_run_at``), a few queries per transaction of up to 5,000
-        — and then every message is sent through one producer. Not a round
-        trip per fire through a ``scheduling.run_job`` message and a worker,
-        and not a read and a save per fired task (django-celery-beat's
-        ``sync()``).
+        fire (``last_run_at``), a few queries per transaction of up to
+        ``PLAIN_FIRES_PER_TRANSACTION`` — and then every message is sent
+        through one producer. Not a round trip per fire through a
+        ``scheduling.run_job`` message and a worker, and not a read and a save
+        per fired task (django-celery-beat's ``sync()``).
 
         If a transaction fails (the database is away), its fires go out as
         ``scheduling.run_job`` messages instead, one per fire, as before: a
         worker records each when the database is back (a fire is identified by
         its job and due time, so none is recorded twice). Should the process
         die between a commit and the sends, the stale-queued sweep sends them."""
-        from scheduling import services
-
         fires, others = [], []
         for entry in entries:
             fire = _scheduled_fire(entry)
@@ -191,20 +191,13 @@ class LockedScheduler(Scheduler):
         self.is_active = self.beat_lock.acquire()
         if self.is_active:
             self._last_heartbeat = 0.0  # Scheduler.tick writes it after this tick...
-            try:
-                from jobsite.health import record_beat_heartbeat
-
-                record_beat_heartbeat()  # ...and /health sees beat alive meanwhile
-            except Exception:
-                logger.warning("beat heartbeat could not be recorded", exc_info=True)
+            self._record_heartbeat()  # ...and /health sees beat alive meanwhile
         return self.is_active
 
     def _record_fires(self, fires: list, sends: list) -> tuple[int, int] | None:
         """One transaction: the executions of ``fires`` (their messages added
         to ``sends``) and beat's record of them. (queued together, one by one);
         None when the database failed and they went out as run_job messages."""
-        from scheduling import services
-
         try:
             close_old_connections()
             with transaction.atomic():
@@ -236,12 +229,10 @@ class LockedScheduler(Scheduler):
 def _scheduled_fire(entry):
     """The fire a job's cron or interval entry is sending (``JobEntry.record_fire``),
     as ``services.jobs_dispatch_scheduled`` takes it; None for any other entry."""
-    from scheduling.services import ScheduledFire
-
     fire = getattr(entry, "_fire", None)
     if not isinstance(entry, JobEntry) or entry.job_schedule is None or not fire:
         return None
-    return ScheduledFire(
+    return services.ScheduledFire(
         job_id=int(entry.args[0]),
         scheduled_for=datetime.fromisoformat(fire["scheduled_for"]),
         missed=int(fire.get("missed", 0)),
@@ -251,8 +242,8 @@ def _scheduled_fire(entry):
 
 #: Fires recorded per transaction: plain ones (on time, nothing owed) cost a few
 #: queries for the lot; the others are recorded one by one (catch-up, missed
-#: rows), ~5 ms each. Between transactions beat renews its lock, so a long
-#: burst (10,000 jobs owing runs after a beat restart) never outlives the lock,
+#: rows). Between transactions beat renews its lock, so a long burst
+#: (thousands of jobs owing runs after a beat restart) never outlives the lock,
 #: and no transaction holds the database for seconds.
 PLAIN_FIRES_PER_TRANSACTION = 5_000
 OTHER_FIRES_PER_TRANSACTION = 200

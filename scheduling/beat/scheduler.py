@@ -4,23 +4,24 @@ tens of thousands of jobs, plus a heartbeat for /health.
 What django-celery-beat 2.9 does per change, and what this changes
 (measured in docs/benchmarks.md, "bench_beat_10k"):
 
-* Any PeriodicTask change re-reads every enabled task and rebuilds the heap
-  (1.3 s + 0.5 s at 10,000 tasks); nothing is sent meanwhile, so jobs due then
-  start late. Here a change lists each enabled task's name, ``date_changed``
-  and whether django-celery-beat's window takes it, re-reads the tasks whose
-  listing differs from the one last read (or that are new), drops the ones
-  gone, and re-heaps only those entries.
+* Any PeriodicTask change re-reads every enabled task and rebuilds the heap,
+  which takes seconds at ten thousand tasks; nothing is sent meanwhile, so
+  jobs due then start late. Here a change lists each enabled task's name,
+  ``date_changed`` and whether django-celery-beat's window takes it, re-reads
+  the tasks whose listing differs from the one last read (or that are new),
+  drops the ones gone, and re-heaps only those entries.
 * Celery compares the old and the new schedule entry by entry on every tick
-  (O(n), ~40 ms at 10,000) — a tick sends one task, so 20 jobs due at the same
-  minute queue up behind 20 comparisons. Here the comparison is skipped: the
-  heap is maintained explicitly, and rebuilt only after a full read.
+  (O(n)) — a tick sends one task, so 20 jobs due at the same minute queue up
+  behind 20 comparisons. Here the comparison is skipped: the heap is
+  maintained explicitly, and rebuilt only after a full read.
 * Celery's tick sends one due entry per call, and each call checks the
-  database for changes first: 1,000 jobs due at one minute were 1,000 ticks
-  and 1,000 queries before the last was sent. Here a tick takes every entry
-  due at that moment off the heap (at most ``MAX_DUE_PER_TICK``) and hands
-  them to ``apply_entries`` together; the project's scheduler
-  (``scheduling.beat_lock.LockedScheduler``) records a minute's job fires in
-  one transaction there (issue 10, ``benchmarks/bench_burst.py``).
+  database for changes first: a thousand jobs due at one minute are a
+  thousand ticks and as many queries before the last is sent. Here a tick
+  takes every entry due at that moment off the heap (at most
+  ``MAX_DUE_PER_TICK``) and hands them to ``apply_entries`` together; the
+  project's scheduler (``scheduling.beat.lock.LockedScheduler``) records a
+  minute's job fires in one transaction there (``benchmarks/bench_burst.py``
+  measures it).
 * The forced full re-read every 5 minutes is deferred while a run is due
   within a few seconds, so it never lands on a minute boundary's burst.
 * The hour-window query django-celery-beat runs at every read gets one CASE
@@ -52,6 +53,7 @@ from django_celery_beat.models import CrontabSchedule
 from django_celery_beat.schedulers import DatabaseScheduler
 
 from jobsite.db import id_batches
+from jobsite.services_health import record_beat_heartbeat
 
 logger = logging.getLogger(__name__)
 HEARTBEAT_EVERY_SECONDS = 5.0
@@ -121,7 +123,9 @@ class Scheduler(DatabaseScheduler):
         try:
             close_old_connections()
             try:
-                transaction.commit()  # MySQL REPEATABLE READ would hide new commits (django-celery-beat #41)
+                # MySQL REPEATABLE READ would hide new commits:
+                # https://github.com/celery/django-celery-beat/issues/41
+                transaction.commit()
             except transaction.TransactionManagementError:
                 pass  # not in a transaction
             last, ts = self._last_timestamp, self.Changes.last_change()
@@ -182,8 +186,8 @@ class Scheduler(DatabaseScheduler):
         in_window = Case(When(pk__in=window.values("pk"), then=Value(True)), default=Value(False),
                          output_field=BooleanField())
         # date_changed as the database prints it: a version is only compared
-        # with another from this same query, and parsing 10,000 datetimes was
-        # half of the query's cost on SQLite, two thirds on PostgreSQL.
+        # with another from this same query, and parsing every datetime was
+        # most of the query's cost.
         version = Cast("date_changed", TextField())
         return list(self.Model.objects.filter(enabled=True).annotate(in_window=in_window, version=version)
                     .values_list("pk", "name", "version", "in_window"))
@@ -244,8 +248,9 @@ class Scheduler(DatabaseScheduler):
         # django-celery-beat 2.9's query keeps CrontabSchedule's default
         # ordering, so its DISTINCT also runs over the ordering columns: one
         # CASE branch of the hour-window query per crontab instead of per time
-        # zone (hundreds at 10,000 jobs), built and evaluated at every read
-        # (django-celery-beat #947). Same zones, without the duplicates.
+        # zone, built and evaluated at every read
+        # (https://github.com/celery/django-celery-beat/issues/947).
+        # Same zones, without the duplicates.
         return list(CrontabSchedule.objects.order_by().values_list("timezone", flat=True).distinct())
 
     # -- the heap ------------------------------------------------------------
@@ -289,13 +294,15 @@ class Scheduler(DatabaseScheduler):
         now = time.monotonic()
         if now - self._last_heartbeat >= HEARTBEAT_EVERY_SECONDS:
             self._last_heartbeat = now
-            try:
-                from jobsite.health import record_beat_heartbeat
-
-                record_beat_heartbeat()
-            except Exception:  # a heartbeat must never stop beat
-                logger.warning("beat heartbeat could not be recorded", exc_info=True)
+            self._record_heartbeat()
         return min(interval, HEARTBEAT_EVERY_SECONDS)
+
+    @staticmethod
+    def _record_heartbeat() -> None:
+        try:
+            record_beat_heartbeat()
+        except Exception:  # a heartbeat must never stop beat
+            logger.warning("beat heartbeat could not be recorded", exc_info=True)
 
     def _send_due(self, event_t, min, heappop, heappush) -> float:
         max_interval = self.max_interval
@@ -320,10 +327,11 @@ class Scheduler(DatabaseScheduler):
                 due.append(entry)
                 successors.append(event_t(self._when(next_entry, next_time_to_run), event[1], next_entry))
             else:
-                # The heap says due, the entry asks for later (celery/celery#7649): put it back for
-                # then, and stop here. Beat wakes 10 ms early (Celery's drift), so this is
-                # usually a minute's burst a few ms before its minute: sleep until it has
-                # come, and send all of it then, not a part now and the rest after it.
+                # The heap says due, the entry asks for later
+                # (https://github.com/celery/celery/issues/7649): put it back for then, and stop
+                # here. Beat wakes a little early (Celery's drift), so this is usually a minute's
+                # burst just before its minute: sleep until it has come, and send all of it then,
+                # not a part now and the rest after it.
                 delay = next_time_to_run if is_numeric_value(next_time_to_run) else max_interval
                 successors.append(event_t(self._when(entry, delay), event[1], entry))
                 break
