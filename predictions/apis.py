@@ -1,6 +1,7 @@
-"""Seed 004's REST API under /api/v1/predictions/. Thin: the upload streams
-to storage (predictions.uploads), one service or selector does the work, the
-response shapes are in predictions.serializers."""
+"""Seed 004's REST API under /api/v1/predictions/. Thin viewsets: the upload
+streams to storage (predictions.uploads), a serializer checks the rest of the
+input, one service or selector does the work, the response shapes are in
+predictions.serializers."""
 from __future__ import annotations
 
 from django.http import HttpResponse, StreamingHttpResponse
@@ -10,13 +11,13 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from jobsite.exceptions import ApplicationError
 from predictions import exports, selectors, serializers, services
 from predictions.errors import ErrorCode
 from predictions.models import BulkUploadJob
 from predictions.uploads import UPLOAD_FIELD, StoredUpload, StoredUploadHandler, file_format_for
+from scheduling.serializers import query_params
 
 _ERR = OpenApiResponse(description="`{\"detail\": ...}` naming the problem.")
 
@@ -61,35 +62,35 @@ class StreamedUploadMixin:
         return super().handle_exception(exc)
 
 
-class BulkUploadApi(StreamedUploadMixin, APIView):
+class BulkUploadViewSet(StreamedUploadMixin, viewsets.ViewSet):
     """POST /api/v1/predictions/{annual,quarterly}/bulk-upload-async"""
 
     parser_classes = [MultiPartParser]
-    job_type = BulkUploadJob.JobType.ANNUAL
+    job_type = BulkUploadJob.JobType.ANNUAL  # one route per type (predictions/urls.py)
 
     @extend_schema(
         tags=["predictions"], summary="Upload a CSV/XLSX file for bulk default-risk predictions",
         request={"multipart/form-data": serializers.UploadSerializer},
         responses={202: OpenApiTypes.OBJECT, 400: _ERR, 413: _ERR},
     )
-    def post(self, request):
+    def create(self, request):
         stored, file_format = self.stored_upload(request)
         upload = services.upload_create(user=request.user, job_type=self.job_type, stored=stored, file_format=file_format)
         self._upload_kept = True
         return Response(serializers.upload_accepted(upload), status=status.HTTP_202_ACCEPTED)
 
 
-class TemplateApi(APIView):
+class TemplateViewSet(viewsets.ViewSet):
     """GET /api/v1/predictions/templates/{annual,quarterly}: an empty file with the header row."""
 
-    job_type = BulkUploadJob.JobType.ANNUAL
+    job_type = BulkUploadJob.JobType.ANNUAL  # one route per type (predictions/urls.py)
 
     @extend_schema(
         tags=["predictions"], summary="Download an empty upload template (CSV, or ?file_format=xlsx)",
         parameters=[OpenApiParameter("file_format", str, enum=["csv", "xlsx"], required=False)],
         responses={200: OpenApiTypes.BINARY},
     )
-    def get(self, request):
+    def retrieve(self, request):
         file_format = request.query_params.get("file_format", "csv")
         if file_format == "xlsx":
             response = HttpResponse(
@@ -131,9 +132,7 @@ class PredictionJobViewSet(StreamedUploadMixin, viewsets.ViewSet):
                    parameters=[serializers.JobListQuerySerializer],
                    responses={200: OpenApiTypes.OBJECT, 400: _ERR})
     def list(self, request):
-        query = serializers.JobListQuerySerializer(data=request.query_params.dict())
-        query.is_valid(raise_exception=True)
-        params = query.validated_data
+        params = query_params(serializers.JobListQuerySerializer, request)
         uploads = list(selectors.upload_list(user=request.user, status=params.get("status"), limit=params["limit"]))
         return Response({"success": True, "jobs": [serializers.job_summary(u) for u in uploads],
                          "count": len(uploads), "limit": params["limit"]})
@@ -141,11 +140,9 @@ class PredictionJobViewSet(StreamedUploadMixin, viewsets.ViewSet):
     @extend_schema(tags=["predictions"], summary="Job details", parameters=[serializers.JobDetailQuerySerializer],
                    responses={200: OpenApiTypes.OBJECT, 404: _ERR})
     def retrieve(self, request, job_id=None):
-        query = serializers.JobDetailQuerySerializer(data=request.query_params.dict())
-        query.is_valid(raise_exception=True)
+        params = query_params(serializers.JobDetailQuerySerializer, request)
         upload = self._get(request, job_id)
-        return Response({"success": True,
-                         "job": serializers.job_detail(upload, include_errors=query.validated_data["include_errors"])})
+        return Response({"success": True, "job": serializers.job_detail(upload, include_errors=params["include_errors"])})
 
     @extend_schema(tags=["predictions"], summary="Delete a job (not while processing)",
                    responses={200: OpenApiTypes.OBJECT, 400: _ERR, 404: _ERR})
@@ -167,16 +164,7 @@ class PredictionJobViewSet(StreamedUploadMixin, viewsets.ViewSet):
     def cancel(self, request, job_id=None):
         upload = self._get(request, job_id)
         upload, revoked = services.upload_cancel(upload=upload, actor=request.user, reason="cancelled through the API")
-        return Response({
-            "success": True,
-            "message": f"Job {upload.pk} cancelled successfully",
-            "cancelled_job": {
-                "id": str(upload.pk), "status": upload.status, "job_type": upload.job_type,
-                "original_filename": upload.original_filename, "celery_cancelled": revoked,
-                "error_message": upload.error_message,
-                "completed_at": serializers._iso(upload.completed_at),
-            },
-        })
+        return Response(serializers.upload_cancelled(upload, revoked=revoked))
 
     @extend_schema(tags=["predictions"], summary="Download the predictions (CSV)",
                    responses={200: OpenApiTypes.BINARY, 400: _ERR, 404: _ERR})

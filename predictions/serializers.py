@@ -187,6 +187,20 @@ def upload_accepted(upload: BulkUploadJob) -> dict:
     }
 
 
+def upload_cancelled(upload: BulkUploadJob, *, revoked: bool) -> dict:
+    """The answer to POST .../jobs/{job_id}/cancel; ``revoked``: a Celery task was revoked."""
+    return {
+        "success": True,
+        "message": f"Job {upload.pk} cancelled successfully",
+        "cancelled_job": {
+            "id": str(upload.pk), "status": upload.status, "job_type": upload.job_type,
+            "original_filename": upload.original_filename, "celery_cancelled": revoked,
+            "error_message": upload.error_message,
+            "completed_at": _iso(upload.completed_at),
+        },
+    }
+
+
 # ---------------------------------------------------------------------------
 # Query parameters
 # ---------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """Routes of the predictions app (seed 004). jobsite/urls.py includes this
-module at the root, so every pattern carries its full path."""
+module at the root, so every pattern carries its full path. The jobs are a
+router's collection; the upload and the template have one route per job
+type, the type being part of the seed's path."""
 from django.urls import include, path
 
 from jobsite.routers import SeedPathRouter
@@ -14,8 +16,8 @@ urlpatterns = [
 ]
 for job_type in BulkUploadJob.JobType.values:
     urlpatterns += [
-        path(f"api/v1/predictions/{job_type}/bulk-upload-async", apis.BulkUploadApi.as_view(job_type=job_type),
-             name=f"prediction-{job_type}-upload"),
-        path(f"api/v1/predictions/templates/{job_type}", apis.TemplateApi.as_view(job_type=job_type),
-             name=f"prediction-{job_type}-template"),
+        path(f"api/v1/predictions/{job_type}/bulk-upload-async",
+             apis.BulkUploadViewSet.as_view({"post": "create"}, job_type=job_type), name=f"prediction-{job_type}-upload"),
+        path(f"api/v1/predictions/templates/{job_type}",
+             apis.TemplateViewSet.as_view({"get": "retrieve"}, job_type=job_type), name=f"prediction-{job_type}-template"),
     ]

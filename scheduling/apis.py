@@ -19,17 +19,17 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, status, viewsets
 from rest_framework.decorators import action
-from jobsite.parsers import StrictJSONParser
 from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 
 from jobsite.exceptions import django_validation_error_detail
+from jobsite.parsers import StrictJSONParser
 from jobsite.tenancy import user_default_organization
 from scheduling import selectors, services
 from scheduling.beat import schedule_preview
 from scheduling.executors import schedulable_tasks
 from scheduling.models import Execution, Job
-from scheduling.pagination import paginate
+from scheduling.pagination import list_envelope, paginate
 from scheduling.serializers import (
     AllExecutionsQuerySerializer,
     DetailSerializer,
@@ -49,6 +49,8 @@ from scheduling.serializers import (
     ScheduleValidateInputSerializer,
     ScheduleValidationSerializer,
     SchedulableTaskListSerializer,
+    query_params,
+    request_body,
 )
 
 # Services name model fields; the API names some differently (seed 003).
@@ -75,18 +77,6 @@ def api_field_names():
             raise
         detail = django_validation_error_detail(exc)
         raise exceptions.ValidationError({API_FIELD_NAMES.get(f, f): m for f, m in detail.items()}) from exc
-
-
-def _query_params(serializer_class, request) -> dict:
-    serializer = serializer_class(data=request.query_params.dict())
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
-def _body(serializer_class, request, **kwargs) -> dict:
-    serializer = serializer_class(data=request.data, **kwargs)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
 
 
 def _execution_page(queryset, params) -> Response:
@@ -159,7 +149,7 @@ class JobViewSet(viewsets.GenericViewSet):
         responses={200: JobPageSerializer, 400: _400},
     )
     def list(self, request):
-        params = _query_params(JobListQuerySerializer, request)
+        params = query_params(JobListQuerySerializer, request)
         filters = {key: params.get(key) for key in ("status", "is_enabled", "job_type", "kind", "search", "overdue")}
         page = paginate(selectors.job_list(user=request.user, filters=filters), page=params["page"], size=params["size"])
         return Response(page.envelope(JobSerializer(page.items, many=True).data))
@@ -169,7 +159,7 @@ class JobViewSet(viewsets.GenericViewSet):
         responses={201: JobSerializer, 400: _400, 403: _403, 409: _409},
     )
     def create(self, request):
-        data = _body(JobCreateSerializer, request)
+        data = request_body(JobCreateSerializer, request)
         if "organization" not in data:
             data["organization"] = user_default_organization(request.user)
         with api_field_names():
@@ -189,7 +179,7 @@ class JobViewSet(viewsets.GenericViewSet):
     def update(self, request, pk=None):
         # Seed 003's PUT example sends two fields: PUT is partial, like PATCH.
         job = self.get_object()
-        data = _body(JobUpdateSerializer, request, partial=True)
+        data = request_body(JobUpdateSerializer, request, partial=True)
         with api_field_names():
             job = services.job_update(job=job, actor=request.user, data=data)
         return Response(JobSerializer(job).data)
@@ -221,7 +211,7 @@ class JobViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["post"])
     def execute(self, request, pk=None):
         job = self.get_object()
-        data = _body(JobExecuteSerializer, request)
+        data = request_body(JobExecuteSerializer, request)
         with api_field_names():
             execution = services.job_execute(
                 job=job, actor=request.user, trigger=Execution.Trigger.API,
@@ -254,7 +244,7 @@ class JobViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def executions(self, request, pk=None):
         job = self.get_object()
-        params = _query_params(ExecutionListQuerySerializer, request)
+        params = query_params(ExecutionListQuerySerializer, request)
         queryset = selectors.execution_list(user=request.user, job=job, status=params.get("status") or None)
         return _execution_page(queryset, params)
 
@@ -273,7 +263,7 @@ class JobViewSet(viewsets.GenericViewSet):
     @action(detail=False, methods=["get"], url_path="overdue/list", url_name="overdue-list")
     def overdue(self, request):
         jobs = list(selectors.job_overdue_list(user=request.user))
-        return Response({"items": JobSerializer(jobs, many=True).data, "total": len(jobs)})
+        return Response(list_envelope(JobSerializer(jobs, many=True).data))
 
     @extend_schema(tags=["jobs"], summary="Statistics over all visible jobs", responses={200: JobStatsOverviewSerializer})
     @action(detail=False, methods=["get"], url_path="stats/overview", url_name="stats-overview")
@@ -298,7 +288,7 @@ class JobViewSet(viewsets.GenericViewSet):
         request the endpoint cannot answer — a missing field, a malformed
         body — is a 400.
         """
-        data = _body(ScheduleValidateInputSerializer, request)
+        data = request_body(ScheduleValidateInputSerializer, request)
         preview = schedule_preview(data["schedule_type"], data["schedule_expression"], data["timezone"])
         if preview["valid"]:
             preview["next_runs"] = [run.isoformat() for run in preview["next_runs"]]
@@ -308,11 +298,8 @@ class JobViewSet(viewsets.GenericViewSet):
     @action(detail=False, methods=["get"])
     def tasks(self, request):
         """The allow-listed values a job of kind ``task`` may use as ``task_name``."""
-        items = [
-            {"name": task.name, "description": task.description, "default_queue": task.default_queue}
-            for task in schedulable_tasks().values()
-        ]
-        return Response(SchedulableTaskListSerializer({"items": items, "total": len(items)}).data)
+        tasks = list(schedulable_tasks().values())
+        return Response(SchedulableTaskListSerializer(list_envelope(tasks)).data)
 
 
 class ExecutionViewSet(viewsets.GenericViewSet):
@@ -337,7 +324,7 @@ class ExecutionViewSet(viewsets.GenericViewSet):
         responses={200: ExecutionPageSerializer, 400: _400},
     )
     def list(self, request):
-        params = _query_params(AllExecutionsQuerySerializer, request)
+        params = query_params(AllExecutionsQuerySerializer, request)
         queryset = selectors.execution_list(
             user=request.user, job_id=params.get("job_id") or None, status=params.get("status") or None
         )

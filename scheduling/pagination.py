@@ -1,4 +1,8 @@
-"""Seed 003's page envelope: ``{"items": [...], "total", "page", "size", "pages"}``.
+"""The list envelopes of the API and the CLI's ``--json``.
+
+``{"items": [...], "total"}`` (``list_envelope``) is the shape of every list
+whose seed fixes no other; seed 003's page envelope adds ``"page", "size",
+"pages"`` to it.
 
 ``page`` is 1-based; ``size`` defaults to 20 and is at most 100. Parameters are
 validated by the query serializers in scheduling.serializers, so a bad page
@@ -39,7 +43,13 @@ class Page:
 
     def envelope(self, items: list[Any]) -> dict[str, Any]:
         """The response body, with ``items`` already serialized."""
-        return {"items": items, "total": self.total, "page": self.page, "size": self.size, "pages": self.pages}
+        return {**list_envelope(items, total=self.total), "page": self.page, "size": self.size, "pages": self.pages}
+
+
+def list_envelope(items: list[Any], *, total: int | None = None) -> dict[str, Any]:
+    """``{"items": items, "total": total}``; ``total`` is ``len(items)`` unless
+    ``items`` is a slice of a longer list."""
+    return {"items": items, "total": len(items) if total is None else total}
 
 
 def paginate(queryset: QuerySet, *, page: int, size: int) -> Page:

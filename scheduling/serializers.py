@@ -9,6 +9,9 @@ query beyond the page itself.
 
 Names are module-level and distinct: drf-spectacular names schema components
 after the class, and other facades of the same jobs live in this project too.
+
+``validated``, ``query_params`` and ``request_body`` are how every facade's
+viewsets validate their input (docs/architecture.md, "API style").
 """
 from __future__ import annotations
 
@@ -233,6 +236,24 @@ class ErrorSerializer(serializers.Serializer):
 # ---------------------------------------------------------------------------
 # Input
 # ---------------------------------------------------------------------------
+def validated(serializer_class, data, **kwargs) -> dict:
+    """``data`` checked by ``serializer_class``, as a plain dict; a 400 naming
+    the field otherwise."""
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def query_params(serializer_class, request) -> dict:
+    """The request's query string, validated (one value per parameter)."""
+    return validated(serializer_class, request.query_params.dict())
+
+
+def request_body(serializer_class, request, **kwargs) -> dict:
+    """The request's parsed body, validated."""
+    return validated(serializer_class, request.data, **kwargs)
+
+
 class StrictInputSerializer(serializers.Serializer):
     """Rejects body keys it does not know, naming them: a misspelt
     ``schedule_expresion`` must not be silently ignored."""

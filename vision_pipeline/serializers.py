@@ -80,6 +80,12 @@ def cron_job_data(job: Job) -> dict:
     }
 
 
+def cron_job_created(job: Job) -> dict:
+    """Seed 000's answer to POST /cron-jobs (201)."""
+    return {"status": "success", "job_id": str(job.uuid), "name": job.title, "schedule": job.schedule_expression,
+            "enabled": job.is_enabled}
+
+
 def execution_data(execution: Execution, job: Job) -> dict:
     result = execution.result if isinstance(execution.result, dict) else {}
     batch_ids = [str(b) for b in result.get("batch_ids") or [] if b]

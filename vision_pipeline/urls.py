@@ -1,25 +1,38 @@
 """Routes of the vision pipeline (jobsite/urls.py includes this module at the
 root, so every pattern carries its full path). Seed paths have no trailing
-slash; both forms are accepted (APPEND_SLASH is off, nothing redirects a POST)."""
-from django.urls import re_path
+slash; both forms are accepted (APPEND_SLASH is off, nothing redirects a POST).
 
-from vision_pipeline import apis
+Spelt out rather than left to a router: the seeds' paths are not one
+collection each (``/available_models`` stands alone), and the URL names are
+the ones the API index (jobsite.views) links to. A route whose actions read a
+body names its parsers, as a router does for an ``@action(parser_classes=...)``:
+seed 000's JSON for the cron jobs, seed 001's multipart form for a batch."""
+from django.urls import re_path
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+
+from vision_pipeline.apis import AvailableModelViewSet, BatchViewSet, CronJobViewSet
 
 JOB = r"(?P<job_id>[^/]+)"
 BATCH = r"(?P<batch_id>[^/]+)"
 
+cron_jobs = CronJobViewSet.as_view({"get": "list", "post": "create"}, parser_classes=[JSONParser])
+batches = BatchViewSet.as_view({"get": "list", "post": "create"}, parser_classes=[MultiPartParser, FormParser])
+
 urlpatterns = [
-    re_path(r"^cron-jobs/?$", apis.CronJobListApi.as_view(), name="vision-cron-jobs"),
-    re_path(rf"^cron-jobs/{JOB}/?$", apis.CronJobDetailApi.as_view(), name="vision-cron-job"),
-    re_path(rf"^cron-jobs/{JOB}/activate/?$", apis.CronJobStateApi.as_view(enabled=True),
+    re_path(r"^cron-jobs/?$", cron_jobs, name="vision-cron-jobs"),
+    re_path(rf"^cron-jobs/{JOB}/?$", CronJobViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
+            name="vision-cron-job"),
+    re_path(rf"^cron-jobs/{JOB}/activate/?$", CronJobViewSet.as_view({"post": "activate"}),
             name="vision-cron-job-activate"),
-    re_path(rf"^cron-jobs/{JOB}/deactivate/?$", apis.CronJobStateApi.as_view(enabled=False),
+    re_path(rf"^cron-jobs/{JOB}/deactivate/?$", CronJobViewSet.as_view({"post": "deactivate"}),
             name="vision-cron-job-deactivate"),
-    re_path(rf"^cron-jobs/{JOB}/executions/?$", apis.CronJobExecutionsApi.as_view(),
+    re_path(rf"^cron-jobs/{JOB}/executions/?$", CronJobViewSet.as_view({"get": "executions"}),
             name="vision-cron-job-executions"),
-    re_path(r"^available_models/?$", apis.AvailableModelsApi.as_view(), name="vision-available-models"),
-    re_path(r"^api/v1/vision/batches/?$", apis.BatchListApi.as_view(), name="vision-batches"),
-    re_path(rf"^api/v1/vision/batches/{BATCH}/?$", apis.BatchDetailApi.as_view(), name="vision-batch"),
-    re_path(rf"^api/v1/vision/batches/{BATCH}/report/?$", apis.BatchReportApi.as_view(), name="vision-batch-report"),
-    re_path(rf"^api/v1/vision/batches/{BATCH}/cancel/?$", apis.BatchCancelApi.as_view(), name="vision-batch-cancel"),
+    re_path(r"^available_models/?$", AvailableModelViewSet.as_view({"get": "list"}), name="vision-available-models"),
+    re_path(r"^api/v1/vision/batches/?$", batches, name="vision-batches"),
+    re_path(rf"^api/v1/vision/batches/{BATCH}/?$", BatchViewSet.as_view({"get": "retrieve"}), name="vision-batch"),
+    re_path(rf"^api/v1/vision/batches/{BATCH}/report/?$", BatchViewSet.as_view({"get": "report"}),
+            name="vision-batch-report"),
+    re_path(rf"^api/v1/vision/batches/{BATCH}/cancel/?$", BatchViewSet.as_view({"post": "cancel"}),
+            name="vision-batch-cancel"),
 ]

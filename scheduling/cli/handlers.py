@@ -48,7 +48,7 @@ from scheduling.cli.rendering import (
 from scheduling.defaults import jobs_init_defaults
 from scheduling.executors import schedulable_tasks
 from scheduling.models import Execution, Job
-from scheduling.pagination import paginate
+from scheduling.pagination import list_envelope, paginate
 from scheduling.serializers import (
     ExecutionSerializer,
     JobSerializer,
@@ -283,7 +283,7 @@ def list_executions(console: Console, *, job, limit, status, json=False, **_):
     total = executions.count()
     shown = list(executions[:limit])
     if json:
-        console.json({"items": ExecutionSerializer(shown, many=True).data, "total": total})
+        console.json(list_envelope(ExecutionSerializer(shown, many=True).data, total=total))
         return
     console.executions(shown, with_job=job is None)
     where = f"of job '{job.name}' (id {job.pk})" if job is not None else "across all jobs"
@@ -346,7 +346,7 @@ def resume_job(console: Console, *, job, **_):
 def list_overdue_jobs(console: Console, json=False, **_):
     jobs = list(selectors.job_overdue_list(user=SYSTEM))
     if json:  # GET /api/v1/jobs/overdue/list
-        console.json({"items": JobSerializer(jobs, many=True).data, "total": len(jobs)})
+        console.json(list_envelope(JobSerializer(jobs, many=True).data))
         return
     if not jobs:
         console.out("No overdue jobs.")
@@ -419,8 +419,7 @@ def validate_schedule(console: Console, *, schedule_type, schedule_expression, t
 def list_tasks(console: Console, json=False, **_):
     tasks = schedulable_tasks()
     if json:  # GET /api/v1/jobs/tasks
-        items = [{"name": t.name, "description": t.description, "default_queue": t.default_queue} for t in tasks.values()]
-        console.json(SchedulableTaskListSerializer({"items": items, "total": len(items)}).data)
+        console.json(SchedulableTaskListSerializer(list_envelope(list(tasks.values()))).data)
         return
     if not tasks:
         console.out("No schedulable tasks are registered.")

@@ -1,13 +1,11 @@
-"""/api/v1/jobs/{id}/notifications (GET, PUT) and .../notifications/deliveries (GET).
+"""/api/v1/jobs/{id}/notifications (GET, PUT, PATCH) and .../notifications/deliveries (GET).
 
 Like the jobs API: whoever sees the job reads; superusers change."""
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions
+from rest_framework import exceptions, viewsets
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from jobsite.parsers import StrictJSONParser
 from scheduling import selectors as core_selectors
 from scheduling.notifications import selectors, services
 from scheduling.notifications.serializers import (
@@ -18,46 +16,42 @@ from scheduling.notifications.serializers import (
     NotificationDeliverySerializer,
 )
 from scheduling.pagination import paginate
+from scheduling.serializers import query_params, request_body
 
 
-def _job(request, job_id):
-    return core_selectors.job_get(user=request.user, job_id=job_id)
-
-
-class JobNotificationSettingsApi(APIView):
+# One job's notification settings and delivery attempts, routed by
+# scheduling/notifications/urls.py under the jobs API's paths. (No docstring:
+# drf-spectacular would show it as every operation's description.)
+class JobNotificationViewSet(viewsets.ViewSet):
     permission_classes = [IsAuthenticated]
-    parser_classes = [StrictJSONParser]
+
+    def _job(self):
+        return core_selectors.job_get(user=self.request.user, job_id=self.kwargs["job_id"])
 
     @extend_schema(tags=["notifications"], summary="A job's notification settings",
                    responses={200: JobNotificationSettingsSerializer})
-    def get(self, request, job_id):
-        job = _job(request, job_id)
+    def retrieve(self, request, job_id=None):
+        job = self._job()
         return Response(JobNotificationSettingsSerializer(selectors.job_notification_settings_effective(job=job)).data)
 
     @extend_schema(tags=["notifications"], summary="Change a job's notification settings (partial)",
                    request=JobNotificationSettingsUpdateSerializer, responses={200: JobNotificationSettingsSerializer})
-    def put(self, request, job_id):
-        job = _job(request, job_id)  # someone else's job: 404 before 403
+    def update(self, request, job_id=None):
+        job = self._job()  # someone else's job: 404 before 403
         if not request.user.is_superuser:
             raise exceptions.PermissionDenied("Only superusers can create or modify jobs.")
-        serializer = JobNotificationSettingsUpdateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        services.job_notification_settings_update(job=job, **serializer.validated_data)
+        services.job_notification_settings_update(job=job, **request_body(JobNotificationSettingsUpdateSerializer,
+                                                                          request))
         return Response(JobNotificationSettingsSerializer(selectors.job_notification_settings_effective(job=job)).data)
 
-    patch = put
-
-
-class JobNotificationDeliveryListApi(APIView):
-    permission_classes = [IsAuthenticated]
+    partial_update = update
 
     @extend_schema(tags=["notifications"], summary="A job's notification delivery attempts",
                    parameters=[DeliveryListQuerySerializer], responses={200: NotificationDeliveryPageSerializer})
-    def get(self, request, job_id):
-        job = _job(request, job_id)
-        query = DeliveryListQuerySerializer(data=request.query_params.dict())
-        query.is_valid(raise_exception=True)
-        params = query.validated_data
-        page = paginate(selectors.delivery_list(job=job, event=params.get("event"), status=params.get("status")),
+    def deliveries(self, request, job_id=None):
+        job = self._job()
+        params = query_params(DeliveryListQuerySerializer, request)
+        page = paginate(selectors.delivery_list(user=request.user, job=job, event=params.get("event"),
+                                                status=params.get("status")),
                         page=params["page"], size=params["size"])
         return Response(page.envelope(NotificationDeliverySerializer(page.items, many=True).data))

@@ -15,14 +15,15 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from jobsite.parsers import StrictJSONParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from jobsite.exceptions import ApplicationError, Forbidden
+from jobsite.parsers import StrictJSONParser
 from scheduling import services as core_services
 from scheduling.models import Job
-from scheduling.serializers import DetailSerializer, ErrorSerializer, ExecutionSerializer
+from scheduling.pagination import list_envelope
+from scheduling.serializers import DetailSerializer, ErrorSerializer, ExecutionSerializer, query_params, request_body
 from scheduling.workflows import selectors, services
 from scheduling.workflows.errors import ErrorCode
 from scheduling.workflows.models import Workflow
@@ -51,18 +52,6 @@ _404 = OpenApiResponse(ErrorSerializer, description="`Job {job_id} not found`.")
 _409 = OpenApiResponse(ErrorSerializer, description="Refused by the object's state.")
 
 
-def _body(serializer_class, request, **kwargs) -> dict:
-    serializer = serializer_class(data=request.data, **kwargs)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
-def _query(serializer_class, request) -> dict:
-    serializer = serializer_class(data=request.query_params.dict())
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 # ---------------------------------------------------------------------------
 # Seed 002: /api/cron/jobs
 # ---------------------------------------------------------------------------
@@ -86,7 +75,7 @@ class CronJobViewSet(viewsets.GenericViewSet):
         return selectors.schedule_get(user=self.request.user, job_id=self.kwargs["job_id"], forbidden=forbidden)
 
     def _save(self, request, schedule_type: str, serializer_class, label: str) -> Response:
-        data = _body(serializer_class, request)
+        data = request_body(serializer_class, request)
         job, _created = services.workflow_schedule_save(actor=request.user, schedule_type=schedule_type, **data)
         return Response({
             "status": "success",
@@ -165,7 +154,7 @@ class CronJobViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def executions(self, request, job_id=None):
         job = self._job()
-        params = _query(ScheduleExecutionsQuerySerializer, request)
+        params = query_params(ScheduleExecutionsQuerySerializer, request)
         executions = selectors.schedule_executions(user=request.user, job=job)
         return Response({
             "status": "success", "job_id": job_id, "total_executions": executions.count(),
@@ -202,12 +191,12 @@ class WorkflowViewSet(viewsets.GenericViewSet):
     @extend_schema(tags=["workflows"], summary="List workflows", responses={200: WorkflowListSerializer})
     def list(self, request):
         workflows = list(selectors.workflow_list(user=request.user))
-        return Response({"total": len(workflows), "items": WorkflowSerializer(workflows, many=True).data})
+        return Response(list_envelope(WorkflowSerializer(workflows, many=True).data))
 
     @extend_schema(tags=["workflows"], summary="Create a workflow", request=WorkflowCreateSerializer,
                    responses={201: WorkflowSerializer, 400: _400, 409: _409})
     def create(self, request):
-        workflow = services.workflow_create(actor=request.user, **_body(WorkflowCreateSerializer, request))
+        workflow = services.workflow_create(actor=request.user, **request_body(WorkflowCreateSerializer, request))
         return Response(WorkflowSerializer(workflow).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(tags=["workflows"], summary="Get a workflow", responses={200: WorkflowSerializer, 404: _404})
@@ -218,7 +207,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
                    responses={200: WorkflowSerializer, 400: _400, 403: _403, 404: _404})
     def update(self, request, pk=None):
         workflow = self._workflow(modify=True)
-        data = _body(WorkflowUpdateSerializer, request, partial=True)
+        data = request_body(WorkflowUpdateSerializer, request, partial=True)
         return Response(WorkflowSerializer(services.workflow_update(workflow=workflow, actor=request.user, data=data)).data)
 
     @extend_schema(tags=["workflows"], summary="Update a workflow (partial)", request=WorkflowUpdateSerializer,
@@ -253,10 +242,10 @@ class WorkflowRunViewSet(viewsets.GenericViewSet):
     @extend_schema(tags=["workflows"], summary="Workflow runs, newest first", parameters=[WorkflowRunListQuerySerializer],
                    responses={200: WorkflowRunListSerializer, 400: _400})
     def list(self, request):
-        params = _query(WorkflowRunListQuerySerializer, request)
+        params = query_params(WorkflowRunListQuerySerializer, request)
         runs = selectors.run_list(user=request.user, workflow_id=params.get("workflow_id"), status=params.get("status"))
         items = [run_data(execution) for execution in runs[: params["limit"]]]
-        return Response({"total": runs.count(), "items": WorkflowRunSerializer(items, many=True).data})
+        return Response(list_envelope(WorkflowRunSerializer(items, many=True).data, total=runs.count()))
 
     @extend_schema(tags=["workflows"], summary="A run, step by step (live while it runs)",
                    responses={200: WorkflowRunSerializer, 404: _404})
