@@ -1,7 +1,8 @@
 """The ``bulk_prediction`` workflow step: score a CSV/XLSX file fetched from a URL.
 
 Found by the workflows app (docs/architecture.md, "Workflow step types")
-without either app importing the other: this module only lists the type.
+without either app importing the other: this module only lists the type, built
+on the core's step-type base (scheduling.steps).
 The step downloads the file through the one outbound client (size cap, SSRF
 guard), then files it exactly like an upload to
 ``POST /api/v1/predictions/{annual,quarterly}/bulk-upload-async`` on behalf of
@@ -19,8 +20,9 @@ from django.conf import settings
 from rest_framework import serializers
 
 from jobsite import http
-from jobsite.exceptions import error_message, flatten_errors
+from jobsite.exceptions import error_message
 from predictions.models import BulkUploadJob
+from scheduling.steps import StepType
 
 
 class BulkPredictionStepConfig(serializers.Serializer):
@@ -29,33 +31,23 @@ class BulkPredictionStepConfig(serializers.Serializer):
     file_format = serializers.ChoiceField(choices=["csv", "xlsx"], default="csv")
 
 
-class BulkPredictionStep:
+class BulkPredictionStep(StepType):
     type = "bulk_prediction"
     label = "Bulk default-risk predictions"
     templated_fields = ("file_url",)
-    url_fields = ()
+    config_serializer = BulkPredictionStepConfig
+    default_timeout_seconds = 600  # the download and the header check; scoring runs as its own execution
 
-    def validate(self, config: dict, *, owner) -> dict[str, list[str]]:
-        allowed = set(BulkPredictionStepConfig().fields)
-        errors = {key: [f"Unknown field for a 'bulk_prediction' step. Its fields: {', '.join(sorted(allowed))}."]
-                  for key in sorted(set(config) - allowed)}
-        serializer = BulkPredictionStepConfig(data=config)
-        if not serializer.is_valid():
-            for key, messages in serializer.errors.items():
-                errors.setdefault(key, []).append(flatten_errors(messages))
-            return errors
-        url = serializer.validated_data["file_url"].strip()
+    def check(self, config: dict, *, owner) -> dict[str, list[str]]:
+        url = config["file_url"].strip()
         if not re.match(r"^https?://", url, re.IGNORECASE):
-            errors["file_url"] = ["Must start with http:// or https:// (a placeholder may not supply the scheme)."]
-        elif "${" not in url:  # a templated URL is checked when it is known, at run time
+            return {"file_url": ["Must start with http:// or https:// (a placeholder may not supply the scheme)."]}
+        if "${" not in url:  # a templated URL is checked when it is known, at run time
             try:
                 http.check_url(url)
             except ValueError as exc:
-                errors["file_url"] = [str(exc)]
-        return errors
-
-    def timeout_for(self, config: dict) -> float:
-        return 600  # the download and the header check; scoring runs as its own execution
+                return {"file_url": [str(exc)]}
+        return {}
 
     def run(self, config: dict, context) -> dict:
         from predictions import services

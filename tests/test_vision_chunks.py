@@ -8,10 +8,12 @@ import time
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from scheduling import services as core
 from scheduling.models import Execution
 from tests.worker import wait_for
 from vision_pipeline import samples, services
 from vision_pipeline.models import Batch, BatchImage
+from vision_pipeline.services import claims
 
 BATCHES = "/api/v1/vision/batches"
 
@@ -51,16 +53,16 @@ def test_two_runs_never_claim_the_same_image_and_a_taken_over_claim_does_not_cou
     batch = stored_batch(tmp_path, 5)
     job = services.chunk_job()
     first, second = run_of(job), run_of(job)
-    a = services._claim(batch.pk, first.pk)
-    b = services._claim(batch.pk, second.pk)
-    c = services._claim(batch.pk, first.pk, limit=10)
+    a = claims.claim(batch.pk, first.pk)
+    b = claims.claim(batch.pk, second.pk)
+    c = claims.claim(batch.pk, first.pk, limit=10)
     assert [r.position for r in a] == [0, 1] and [r.position for r in b] == [2, 3] and [r.position for r in c] == [4]
-    assert services._claim(batch.pk, second.pk) == []
+    assert claims.claim(batch.pk, second.pk) == []
     # the claim on image 0 is taken over (handed back and claimed again): the first run's outcome is dropped
     BatchImage.objects.filter(pk=a[0].pk).update(status=BatchImage.Status.PENDING, claimed_by=None, claimed_at=None)
-    again = services._claim(batch.pk, second.pk, limit=1)
-    assert not services._record(batch, a[0], error="late")
-    assert services._record(batch, again[0], error="counted")
+    again = claims.claim(batch.pk, second.pk, limit=1)
+    assert not claims.record(batch, a[0], error="late")
+    assert claims.record(batch, again[0], error="counted")
     batch.refresh_from_db()
     assert (batch.processed_images, batch.failed_images) == (1, 1)
     assert BatchImage.objects.get(pk=a[0].pk).error == "counted"
@@ -72,7 +74,7 @@ def test_images_claimed_by_a_run_that_is_gone_are_handed_back_and_analysed(tmp_p
     batch = stored_batch(tmp_path, 6)
     batch_run = run_of(services.batch_job())
     dead = run_of(services.chunk_job())
-    claimed = services._claim(batch.pk, dead.pk)
+    claimed = claims.claim(batch.pk, dead.pk)
     Execution.objects.filter(pk=dead.pk).update(status=Execution.Status.ERROR)
     # when the batch's own run analyses it
     batch = services.batch_analyze(batch=batch, execution=batch_run)
@@ -88,15 +90,15 @@ def test_images_claimed_by_a_run_that_is_gone_are_handed_back_and_analysed(tmp_p
 def test_the_batch_run_waits_for_images_a_live_chunk_run_is_analysing(tmp_path, monkeypatch):
     batch = stored_batch(tmp_path, 3)
     batch_run, helper = run_of(services.batch_job()), run_of(services.chunk_job())
-    held = services._claim(batch.pk, helper.pk, limit=1)[0]
+    held = claims.claim(batch.pk, helper.pk, limit=1)[0]
     polls = []
 
     def chunk_finishes_while_we_wait(seconds):  # what the chunk run does meanwhile, in another process
         polls.append(seconds)
         if len(polls) == 3:
-            services._record(batch, held, error="analysed by the chunk run")
+            claims.record(batch, held, error="analysed by the chunk run")
 
-    monkeypatch.setattr(services.time, "sleep", chunk_finishes_while_we_wait)
+    monkeypatch.setattr(claims.time, "sleep", chunk_finishes_while_we_wait)
     batch = services.batch_analyze(batch=batch, execution=batch_run)
     assert batch.status == "completed" and len(polls) == 3
     assert BatchImage.objects.get(pk=held.pk).claimed_by_id == helper.pk
@@ -107,7 +109,7 @@ def test_fan_out_records_the_chunk_runs_and_cancel_cancels_them_all(tmp_path, se
     settings.VISION_CHUNK_SIZE = 2
     batch = stored_batch(tmp_path, 7)
     batch.owner = user
-    batch.execution = services.core.job_execute(job=services.batch_job(), override_kwargs={"batch_id": str(batch.pk)})
+    batch.execution = core.job_execute(job=services.batch_job(), override_kwargs={"batch_id": str(batch.pk)})
     batch.save()
     Execution.objects.filter(pk=batch.execution_id).update(status=Execution.Status.RUNNING)
     chunks = services.batch_fan_out(batch=batch, execution=batch.execution)
@@ -125,7 +127,7 @@ def test_fan_out_records_the_chunk_runs_and_cancel_cancels_them_all(tmp_path, se
 def test_a_paused_chunk_job_means_the_batch_run_does_it_all(tmp_path, settings):
     settings.VISION_CHUNK_SIZE = 2
     batch = stored_batch(tmp_path, 5)
-    services.core.job_pause(job=services.chunk_job())
+    core.job_pause(job=services.chunk_job())
     assert services.batch_fan_out(batch=batch, execution=run_of(services.batch_job())) == []
 
 

@@ -13,6 +13,7 @@ from jobsite import http
 from vision_pipeline import samples, services
 from vision_pipeline.demo import DEMO_ORGANIZATION_ID, DemoExternalAPI
 from vision_pipeline.models import Batch
+from vision_pipeline.services import flow
 
 pytestmark = pytest.mark.django_db
 
@@ -250,7 +251,7 @@ def test_a_slow_analysis_times_out_and_the_next_one_runs(api, monkeypatch):
             kwargs["deadline"] = 0  # already past: the analysis is over its time
         return original(**kwargs)
 
-    monkeypatch.setattr(services, "batch_analyze", slow_then_normal)
+    monkeypatch.setattr(flow, "batch_analyze", slow_then_normal)
     summary = run(api, analysis_timeout_seconds=5)
     by_id = {r["vision_analysis_id"]: r for r in summary.results}
     assert by_id[first]["status"] == "timeout"
@@ -278,7 +279,7 @@ def test_a_run_whose_only_failures_are_timeouts_is_recorded_as_timeout(api, monk
         analysis_timeout_seconds=5,
     )
     original = services.batch_analyze
-    monkeypatch.setattr(services, "batch_analyze", lambda **kw: original(**{**kw, "deadline": 0}))
+    monkeypatch.setattr(flow, "batch_analyze", lambda **kw: original(**{**kw, "deadline": 0}))
     execution = core_services.job_execute(job=job, force=True)
     # when the worker's code runs it
     core_services.execution_run(execution_id=execution.pk, task_id=execution.celery_task_id, worker="pytest pid 0")

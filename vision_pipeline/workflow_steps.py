@@ -1,7 +1,8 @@
 """The ``vision_analysis`` workflow step: analyse images fetched from URLs as a vision batch.
 
 Found by the workflows app (docs/architecture.md, "Workflow step types")
-without either app importing the other: this module only lists the type.
+without either app importing the other: this module only lists the type, built
+on the core's step-type base (scheduling.steps).
 The step downloads every image through the one outbound client (SSRF guard
 on every hop, size cap ``VISION_MAX_IMAGE_BYTES``, ≤ 8 at a time), checks
 that each really is an image under the pixel limit, then files them exactly
@@ -22,7 +23,8 @@ from django.conf import settings
 from rest_framework import serializers
 
 from jobsite import http
-from jobsite.exceptions import error_message, flatten_errors
+from jobsite.exceptions import error_message
+from scheduling.steps import StepType
 
 URL_PATTERN = re.compile(r"^https?://", re.IGNORECASE)
 
@@ -63,35 +65,27 @@ def _file_name(url: str, index: int, taken: set[str]) -> str:
     return name
 
 
-class VisionAnalysisStep:
+class VisionAnalysisStep(StepType):
     type = "vision_analysis"
     label = "Vision analysis of images at URLs"
     templated_fields = ("image_urls", "query")
     url_fields = ("image_urls",)
+    config_serializer = VisionAnalysisStepConfig
+    default_timeout_seconds = 600  # the downloads and the header checks; the analysis runs as the batch's own run
 
-    def validate(self, config: dict, *, owner) -> dict[str, list[str]]:
-        allowed = set(VisionAnalysisStepConfig().fields)
-        errors = {key: [f"Unknown field for a 'vision_analysis' step. Its fields: {', '.join(sorted(allowed))}."]
-                  for key in sorted(set(config) - allowed)}
-        serializer = VisionAnalysisStepConfig(data=config)
-        if not serializer.is_valid():
-            for key, messages in serializer.errors.items():
-                errors.setdefault(key, []).append(flatten_errors(messages))
-            return errors
-        for index, url in enumerate(serializer.validated_data["image_urls"]):
+    def check(self, config: dict, *, owner) -> dict[str, list[str]]:
+        problems = []
+        for index, url in enumerate(config["image_urls"]):
             url = url.strip()
             if not URL_PATTERN.match(url):
-                errors.setdefault("image_urls", []).append(
+                problems.append(
                     f"Item {index + 1}: must start with http:// or https:// (a placeholder may not supply the scheme).")
             elif "${" not in url:  # a templated URL is checked when it is known, at run time
                 try:
                     http.check_url(url)
                 except ValueError as exc:
-                    errors.setdefault("image_urls", []).append(f"Item {index + 1}: {exc}")
-        return errors
-
-    def timeout_for(self, config: dict) -> float:
-        return 600  # the downloads and the header checks; the analysis runs as the batch's own run
+                    problems.append(f"Item {index + 1}: {exc}")
+        return {"image_urls": problems} if problems else {}
 
     def run(self, config: dict, context) -> dict:
         from vision_pipeline import services

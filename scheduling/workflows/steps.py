@@ -1,48 +1,35 @@
-"""Step types: a small registry, from the ``type`` of a step definition to the
-object that validates and runs it.
+"""The built-in step types (``http``, ``task`` and ``delay``), what a running
+step may read (``StepContext``), and the validation of a whole workflow's
+steps.
 
 A step definition is a JSON object. Every step has the common fields
 ``name`` (unique in the workflow; default ``step<N>``), ``type``,
 ``timeout_seconds``, ``retries``, ``retry_delay_seconds`` and
 ``continue_on_failure``; the rest is the type's own (``config``).
 
-Built in: ``http``, ``task`` and ``delay``. Other apps add types without this
+The step-type base class and registry are the core's (scheduling.steps):
+other apps add types through their ``workflow_steps`` modules without this
 package importing them, and without importing this package (DESIGN §1:
-facades never import each other): an installed app's ``workflow_steps``
-module lists them in ``WORKFLOW_STEP_TYPES``, and ``load_app_step_types``
-(``WorkflowsConfig.ready``) registers them. A step type is any object with::
-
-    type: str                       # the step's "type"
-    label: str
-    templated_fields: tuple[str]    # config fields rendered with ${...} before run
-    url_fields: tuple[str]          # (optional) of those, the ones percent-encoded as URLs
-    def validate(self, config: dict, *, owner) -> dict[str, list[str]]   # field → messages
-    def run(self, config: dict, context) -> Any                          # JSON-safe output
-
-``run`` gets the config with its templated fields already rendered; raising
-means the step failed (its message is the step's error); ``context`` is a
-``StepContext``. Optional: ``timeout_for(config) -> seconds``, the default
-``timeout_seconds`` of a step that sets none.
+facades never import each other). They are re-exported here for the
+package's own modules.
 """
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import re
 from dataclasses import dataclass, field
-from importlib import import_module
-from typing import Any, ClassVar
+from typing import Any
 
-from django.apps import apps
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured, ValidationError
-from django.utils.module_loading import module_has_submodule
+from django.core.exceptions import ValidationError
 from rest_framework import serializers
 
 from jobsite import http
-from jobsite.exceptions import flatten_errors
 from scheduling.executors import schedulable_task, schedulable_tasks
+from scheduling.steps import (  # noqa: F401  (the registry, re-exported for the package's modules)
+    StepType, load_app_step_types, register_step_type, step_type_for, step_types, unregister_step_type,
+)
 from scheduling.workflows import templating
 
 logger = logging.getLogger(__name__)
@@ -68,86 +55,6 @@ class StepContext:
 
     def render(self, value: Any, *, quote_url: bool = False) -> Any:
         return templating.render(value, self.variables, quote_url=quote_url)
-
-
-# ---------------------------------------------------------------------------
-# The registry
-# ---------------------------------------------------------------------------
-_STEP_TYPES: dict[str, Any] = {}
-
-
-def register_step_type(step_type):
-    """Register a step type (a class, instantiated here, or an instance). Usable as a decorator."""
-    instance = step_type() if inspect.isclass(step_type) else step_type
-    name = getattr(instance, "type", "")
-    if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", name):
-        raise ImproperlyConfigured(f"Step type {instance!r} needs a 'type' of 1-32 lowercase letters, digits and _.")
-    for method in ("validate", "run"):
-        if not callable(getattr(instance, method, None)):
-            raise ImproperlyConfigured(f"Step type '{name}' has no {method}() method.")
-    existing = _STEP_TYPES.get(name)
-    if existing is not None and type(existing).__qualname__ != type(instance).__qualname__:
-        raise ImproperlyConfigured(f"Step type '{name}' is registered twice.")
-    _STEP_TYPES[name] = instance
-    return step_type
-
-
-def unregister_step_type(name: str) -> None:
-    _STEP_TYPES.pop(name, None)
-
-
-def step_type_for(name: str):
-    return _STEP_TYPES.get(name)
-
-
-def step_types() -> dict[str, Any]:
-    return dict(sorted(_STEP_TYPES.items()))
-
-
-def load_app_step_types() -> None:
-    """Register the ``WORKFLOW_STEP_TYPES`` of every installed app's ``workflow_steps`` module."""
-    for app_config in apps.get_app_configs():
-        if not module_has_submodule(app_config.module, "workflow_steps"):
-            continue
-        module = import_module(f"{app_config.name}.workflow_steps")
-        for step_type in getattr(module, "WORKFLOW_STEP_TYPES", ()):
-            register_step_type(step_type)
-
-
-# ---------------------------------------------------------------------------
-# A convenience base for types whose config a DRF serializer checks
-# ---------------------------------------------------------------------------
-class StepType:
-    type: ClassVar[str]
-    label: ClassVar[str]
-    templated_fields: ClassVar[tuple[str, ...]] = ()
-    url_fields: ClassVar[tuple[str, ...]] = ()
-    config_serializer: ClassVar[type[serializers.Serializer]]
-    default_timeout_seconds: ClassVar[float] = 60
-
-    def validate(self, config: dict, *, owner) -> dict[str, list[str]]:
-        errors: dict[str, list[str]] = {}
-        allowed = set(self.config_serializer().fields)
-        for key in sorted(set(config) - allowed):
-            errors[key] = [f"Unknown field for a '{self.type}' step. Its fields: {', '.join(sorted(allowed))}."]
-        serializer = self.config_serializer(data=config)
-        if not serializer.is_valid():
-            for key, messages in serializer.errors.items():
-                errors.setdefault(key, []).append(flatten_errors(messages))
-        else:
-            for key, messages in self.check(serializer.validated_data, owner=owner).items():
-                errors.setdefault(key, []).extend(messages)
-        return errors
-
-    def check(self, config: dict, *, owner) -> dict[str, list[str]]:
-        """Rules beyond the serializer's types (a field → messages dict)."""
-        return {}
-
-    def timeout_for(self, config: dict) -> float:
-        return self.default_timeout_seconds
-
-    def run(self, config: dict, context: StepContext) -> Any:
-        raise NotImplementedError
 
 
 def _placeholder_free(text: str) -> str:

@@ -21,10 +21,13 @@ noise, exposure, colour cast, rust patches and line cracks
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
-from vision_pipeline.analyzers import Analyzer, BatchContext, ImageAnalysis, register
+from vision_pipeline.analyzers.base import Analyzer, BatchContext, ImageAnalysis
 from vision_pipeline.images import LoadedImage
+
+# Adds an image's text to its analysis: (analysis, image, description) -> analysis.
+TextReader = Callable[[ImageAnalysis, LoadedImage, str], ImageAnalysis]
 
 # Thresholds (documented in README "Vision analysis"; calibrated in tests/test_vision_inspector.py).
 SHARPNESS_INDEX_MIN = 0.05
@@ -209,26 +212,23 @@ def finding_sentence(filename: str, description: str, metrics: dict[str, Any], f
     return f"{subject} {joined}."
 
 
-@register
 class InspectorAnalyzer(Analyzer):
     name = "inspector"
     label = "Inspector (image quality and defect indicators)"
     description = ("Measures sharpness, noise, exposure, colour cast, rust-coloured areas, crack-like lines and "
                    "dominant colours with OpenCV; no model download.")
 
-    # Read the text too: True always (the ``ocr`` analyzer), None when the OCR
-    # package is installed and VISION_OCR is not "off" (vision_pipeline.analyzers.ocr).
-    reads_text: bool | None = None
+    def __init__(self, *, read_text: TextReader | None = None) -> None:
+        # Reads the text too when given a reader: the OCR one, as vision_pipeline.analyzers composes it.
+        self.read_text = read_text
 
     def analyze_image(self, image: LoadedImage, *, description: str, context: BatchContext) -> ImageAnalysis:
-        from vision_pipeline.analyzers import ocr
-
         metrics = measure(image.rgb)
         metrics.update(width=image.width, height=image.height, format=image.format, megapixels=image.megapixels,
                        size_bytes=image.size_bytes, exif=image.exif)
         flags = flags_for(metrics)
         analysis = ImageAnalysis(metrics=metrics, flags=flags,
                                  findings=[finding_sentence(image.filename, description, metrics, flags)])
-        if self.reads_text or (self.reads_text is None and ocr.in_default_analyzer()):
-            ocr.add_text(analysis, image, description)
+        if self.read_text is not None:
+            self.read_text(analysis, image, description)
         return analysis

@@ -13,8 +13,8 @@ with every socket connect refused).
   ``on``: always, a missing package fails the batch clearly).
 
 Text is read on the working copy (long side ≤ 1024 px, see
-vision_pipeline.images), one ONNX Runtime thread per worker process (on a
-2-vCPU machine more threads only fight the other worker process). Lines
+vision_pipeline.images), one ONNX Runtime thread per worker process (more
+threads only fight the other worker processes for the same cores). Lines
 below ``MIN_LINE_CONFIDENCE`` or without two letters or digits are dropped:
 on inspection photos (seams, rivets, rust) the detector otherwise reports
 stray "text". The image's ``metrics["ocr"]`` has the text, the mean confidence
@@ -32,9 +32,8 @@ from typing import Any
 
 from django.conf import settings
 
-from vision_pipeline.analyzers import BatchContext, ImageAnalysis, register
+from vision_pipeline.analyzers.base import ImageAnalysis, ModelError
 from vision_pipeline.analyzers.inspector import InspectorAnalyzer
-from vision_pipeline.analyzers.openai_compatible import ModelError
 from vision_pipeline.images import LoadedImage
 
 MIN_LINE_CONFIDENCE = 0.6
@@ -173,16 +172,19 @@ def add_text(analysis: ImageAnalysis, image: LoadedImage, description: str) -> I
     return analysis
 
 
-@register
+def add_text_when_enabled(analysis: ImageAnalysis, image: LoadedImage, description: str) -> ImageAnalysis:
+    """The other analyzers' reader: ``add_text`` when ``VISION_OCR`` allows (see the module docstring)."""
+    return add_text(analysis, image, description) if in_default_analyzer() else analysis
+
+
 class OCRAnalyzer(InspectorAnalyzer):
     name = "ocr"
     label = "OCR (text in document photos) with the inspector's measurements"
     description = ("Reads the text in each image offline with RapidOCR's bundled PP-OCR ONNX models (the 'ocr' extra) "
                    "and quotes it in the findings, beside the inspector's measurements.")
-    reads_text = True
+
+    def __init__(self) -> None:
+        super().__init__(read_text=add_text)
 
     def available(self) -> tuple[bool, str]:
         return status()
-
-    def analyze_image(self, image: LoadedImage, *, description: str, context: BatchContext) -> ImageAnalysis:
-        return super().analyze_image(image, description=description, context=context)

@@ -2,7 +2,8 @@
 to any OpenAI-compatible chat-completions endpoint that accepts images
 (``VISION_OPENAI_BASE_URL``, ``VISION_OPENAI_MODEL``, ``VISION_OPENAI_API_KEY``),
 and its answer goes into the report beside the inspector's measurements
-(which are still made: they cost milliseconds and back the answer with numbers).
+(which are still made: they are cheap beside a model call and back the
+answer with numbers).
 
 One request per batch: images as base64 JPEG data URIs (long side ≤ 1024 px),
 through jobsite.http like every call out. The endpoint is an operator's
@@ -18,16 +19,12 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from jobsite import http
-from vision_pipeline.analyzers import BatchContext, ImageAnalysis, register
+from vision_pipeline.analyzers.base import BatchContext, ImageAnalysis, ModelError
 from vision_pipeline.analyzers.inspector import InspectorAnalyzer
-from vision_pipeline.images import LoadedImage, jpeg_base64
+from vision_pipeline.images import jpeg_base64
 
 MAX_IMAGES_PER_REQUEST = 20
 MAX_ANSWER_CHARS = 20_000
-
-
-class ModelError(RuntimeError):
-    pass
 
 
 def _endpoint() -> str:
@@ -35,7 +32,6 @@ def _endpoint() -> str:
     return base if base.endswith("/chat/completions") else f"{base}/chat/completions"
 
 
-@register
 class OpenAICompatibleAnalyzer(InspectorAnalyzer):
     name = "openai-compatible"
     label = "OpenAI-compatible vision model"
@@ -46,9 +42,6 @@ class OpenAICompatibleAnalyzer(InspectorAnalyzer):
         if not (settings.VISION_OPENAI_BASE_URL and settings.VISION_OPENAI_MODEL):
             return False, "Set VISION_OPENAI_BASE_URL and VISION_OPENAI_MODEL."
         return True, ""
-
-    def analyze_image(self, image: LoadedImage, *, description: str, context: BatchContext) -> ImageAnalysis:
-        return super().analyze_image(image, description=description, context=context)
 
     def summarize(self, context: BatchContext, results: list[tuple[str, ImageAnalysis]]) -> dict[str, Any]:
         ok, why = self.available()

@@ -1,0 +1,22 @@
+"""Where a batch's files live: its stored images and its report, under
+``VISION_STORAGE_DIR/<batch id>/``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+
+from vision_pipeline.models import Batch, BatchImage
+
+
+def storage_dir(batch: Batch | str) -> Path:
+    return Path(settings.VISION_STORAGE_DIR) / str(getattr(batch, "pk", batch))
+
+
+def batch_report_path(batch: Batch) -> Path:
+    return Path(settings.VISION_STORAGE_DIR) / batch.report_path
+
+
+def image_path(batch: Batch, row: BatchImage, paths: dict[int, Path]) -> Path:
+    """Where to read image ``row``: the caller's own file for its position, else the stored copy."""
+    return paths.get(row.position) or storage_dir(batch) / "images" / row.stored_name
