@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test fuzz venv migrate lint benchmarks clean
+.PHONY: run test test-quick fuzz venv migrate lint benchmarks clean
 
 venv: $(STAMP)
 
@@ -32,11 +32,18 @@ test: venv
 			|| echo "chromium could not be installed: the browser tests will skip"; \
 	fi
 ifeq ($(strip $(PYTEST_ARGS)),)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --ignore=tests/test_fuzz_openapi.py
-	$(PY) -m pytest tests/test_fuzz_openapi.py
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25 --ignore=tests/test_fuzz_openapi.py
+	$(PY) -m pytest --durations=25 tests/test_fuzz_openapi.py
 else
 	$(PY) -m pytest $(PYTEST_ARGS)
 endif
+
+## make test-quick: the fast tier, for the edit-test loop: every test but those that
+## start real processes (a Celery worker, beat, runstack: marked e2e) or a browser,
+## and but the schema fuzzing. `make test` stays the full check.
+test-quick: venv
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=10 -m 'not e2e' \
+		--ignore=tests/test_browser_admin.py --ignore=tests/test_fuzz_openapi.py $(PYTEST_ARGS)
 
 ## make fuzz: schemathesis against the OpenAPI schema, 200 examples per operation
 ## (`make test` runs the same file with 8; FUZZ_MAX_EXAMPLES=N for another number)

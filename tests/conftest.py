@@ -1,5 +1,6 @@
 """Shared fixtures. Redis is real (tests/plugin.py); e2e tests use a real
 Celery worker subprocess (tests/worker.py)."""
+import os
 import time
 
 import pytest
@@ -30,6 +31,23 @@ def _execute_sql_flush_retrying_deadlocks(self, sql_list):
 
 
 BaseDatabaseOperations.execute_sql_flush = _execute_sql_flush_retrying_deadlocks
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """Server test databases (PostgreSQL) named for this session too, after
+    pytest-django's per-xdist-worker suffix (test_<name>_gw0_<session>): two
+    copies of the suite on one server never create, use or drop each other's.
+    pytest-django drops them when the session ends. (The SQLite test database
+    is already a file of the session's own: tests/plugin.py.)"""
+    from django.conf import settings
+
+    for db_settings in settings.DATABASES.values():
+        if db_settings["ENGINE"].endswith("sqlite3"):
+            continue
+        test_settings = db_settings.setdefault("TEST", {})
+        name = test_settings.get("NAME") or f"test_{db_settings['NAME']}"
+        test_settings["NAME"] = f"{name}_{os.environ['JOBSITE_TEST_SESSION']}"
 
 
 @pytest.fixture(autouse=True)
@@ -147,3 +165,12 @@ def serve_directory(settings):
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+def pytest_collection_modifyitems(items):
+    """A test that uses the session's real worker is an end-to-end test
+    whether or not its module says so: `make test-quick` (-m 'not e2e') must
+    not start one."""
+    for item in items:
+        if "celery_worker_process" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.e2e)

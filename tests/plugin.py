@@ -23,11 +23,21 @@ os.environ.setdefault("JOBS_TASK_MODULES", "tests.tasks")
 # A test-only app that adds a job kind of its own (tests/kinds), as a project would.
 os.environ.setdefault("JOBS_EXTRA_APPS", "tests.kinds")
 
-# Each test session gets its own SQLite test database file, so two sessions
-# on one checkout (or a session beside `make run`) never share one.
-os.environ.setdefault(
-    "JOBSITE_TEST_SQLITE_PATH", str(Path(tempfile.mkdtemp(prefix="jobsite-test-db-")) / "test.sqlite3")
-)
+# Each test session (one `pytest` run, its xdist workers included: they inherit
+# this environment) gets a token and a directory of its own, so two sessions on
+# one checkout (or a session beside `make run`) share no test database, no var/
+# directory (files, temp dir, storage) and no Redis. The token names the
+# PostgreSQL test databases (tests/conftest.py); the directory holds the SQLite
+# test database and the var/ directory, and is removed when the session ends.
+if "JOBSITE_TEST_SESSION" not in os.environ:
+    import shutil
+    import uuid
+
+    _session_dir = Path(tempfile.mkdtemp(prefix="jobsite-test-"))
+    os.environ["JOBSITE_TEST_SESSION"] = uuid.uuid4().hex[:8]
+    os.environ.setdefault("JOBSITE_TEST_SQLITE_PATH", str(_session_dir / "test.sqlite3"))
+    os.environ.setdefault("JOBSITE_VAR_DIR", str(_session_dir / "var"))
+    atexit.register(shutil.rmtree, _session_dir, ignore_errors=True)
 
 # Under pytest-xdist (`make test` runs the suite in PYTEST_WORKERS processes) each
 # worker process is a session of its own: its own Redis (so its own broker queues,

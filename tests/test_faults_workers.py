@@ -1,6 +1,6 @@
-"""Fault item 4 (issue 11): a worker that dies and comes back under another
-hostname does not leave its runs ``running``: they are marked lost once its
-heartbeat is missing, and retried. Real Redis, real workers, SIGKILL."""
+"""A worker that dies and comes back under another hostname does not leave its runs
+``running``: they are marked lost once its heartbeat is missing, and retried.
+Real Redis, real workers, SIGKILL."""
 import os
 import signal
 import time

@@ -1,4 +1,5 @@
 """The embedded runtime: Redis under var/, a real worker, and `./manage runstack`."""
+import base64
 import json
 import os
 import re
@@ -143,25 +144,49 @@ def _get_json(url: str, token: str) -> tuple[int, dict]:
         return error.code, json.loads(error.read() or b"{}")
 
 
-@pytest.mark.e2e
-@pytest.mark.timeout(120)
-def test_runstack_serves_a_healthy_stack_and_ctrl_c_stops_everything(tmp_path):
-    # given: a fresh var dir, free ports, and no external Redis or database
+def _start_stack(tmp_path, *options: str, **extra_env: str) -> tuple[subprocess.Popen, Path, Path, dict]:
+    """``manage.py runstack --port <free> --concurrency 1 *options`` on a fresh var dir and
+    a free Redis port, with no external Redis or database; its own process group, so that
+    SIGINT to it is exactly the terminal's Ctrl-C. Returns (process, var dir, log, ports)."""
     var_dir = tmp_path / "var"
-    web_port, redis_port = free_port(), free_port()
+    ports = {"web": free_port(), "redis": free_port()}
     env = {key: value for key, value in os.environ.items()
-           if key not in {"REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "DATABASE_URL", "SECRET_KEY"}}
-    env.update(JOBSITE_VAR_DIR=str(var_dir), EMBEDDED_REDIS_PORT=str(redis_port), PYTHONUNBUFFERED="1",
-               HEALTH_DISK_MIN_FREE_MB="1")
+           if key not in {"REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "DATABASE_URL", "SECRET_KEY",
+                          "FLOWER_BASIC_AUTH"}}
+    env.update(JOBSITE_VAR_DIR=str(var_dir), EMBEDDED_REDIS_PORT=str(ports["redis"]), PYTHONUNBUFFERED="1",
+               **extra_env)
     log_path = tmp_path / "runstack.log"
-    started = time.monotonic()
     with open(log_path, "wb") as log:
-        # Its own process group, so that SIGINT below is exactly the terminal's Ctrl-C.
         stack = subprocess.Popen(
-            [sys.executable, "manage.py", "runstack", "--port", str(web_port), "--concurrency", "1"],
+            [sys.executable, "manage.py", "runstack", "--port", str(ports["web"]), "--concurrency", "1", *options],
             cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+    return stack, var_dir, log_path, ports
+
+
+def _flower_workers(port: int, auth: str) -> dict:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/workers?refresh=1", headers={"Authorization": auth})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)
+    except (urllib.error.URLError, ValueError, TimeoutError):
+        return {}
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(150)
+def test_runstack_serves_a_healthy_stack_with_flower_and_ctrl_c_stops_everything(tmp_path):
+    # given: a fresh var dir, free ports, and no external Redis or database; Flower beside
+    # the stack (one start checks both: a stack start is the expensive part)
+    flower_port = free_port()
+    started = time.monotonic()
+    stack, var_dir, log_path, ports = _start_stack(
+        tmp_path, "--flower", "--flower-port", str(flower_port),
+        HEALTH_DISK_MIN_FREE_MB="1", FLOWER_BASIC_AUTH="ops:flower-pass",  # Flower reads it itself
+    )
+    web_port = ports["web"]
+    auth = "Basic " + base64.b64encode(b"ops:flower-pass").decode()
     try:
         # when: the banner shows a token and /health says ok with a live worker
         token, report, status = None, {}, None
@@ -185,6 +210,16 @@ def test_runstack_serves_a_healthy_stack_and_ctrl_c_stops_everything(tmp_path):
         assert (var_dir / "admin_password").stat().st_mode & 0o777 == 0o600
         assert any(path.name.startswith("appendonly") for path in (var_dir / "redis").iterdir())
         print(f"runstack healthy after {healthy_after:.1f}s")
+
+        # and: Flower answers its dashboard and lists the stack's worker
+        workers, deadline = {}, time.monotonic() + 60
+        while time.monotonic() < deadline and not workers:
+            assert stack.poll() is None, log_path.read_text()[-4000:]
+            workers = _flower_workers(flower_port, auth) if port_open(flower_port) else {}
+            if not workers:
+                time.sleep(0.5)
+        assert any(name.startswith("worker1@") for name in workers), log_path.read_text()[-4000:]
+        assert f"Flower      http://127.0.0.1:{flower_port}/" in log_path.read_text()
     finally:
         os.killpg(stack.pid, signal.SIGINT)
         try:
@@ -196,25 +231,14 @@ def test_runstack_serves_a_healthy_stack_and_ctrl_c_stops_everything(tmp_path):
     assert returncode == 0, log_path.read_text()[-4000:]
     assert "Stopped cleanly" in log_path.read_text()
     assert _processes_with_env(f"JOBSITE_VAR_DIR={var_dir}") == []
-    assert not port_open(web_port) and not port_open(redis_port)
+    assert not port_open(web_port) and not port_open(ports["redis"]) and not port_open(flower_port)
 
 
 @pytest.mark.e2e
 @pytest.mark.timeout(120)
 def test_runstack_killed_with_sigkill_leaves_no_process_behind(tmp_path):
     # given: a running stack (web, worker, beat, Redis)
-    var_dir = tmp_path / "var"
-    web_port, redis_port = free_port(), free_port()
-    env = {key: value for key, value in os.environ.items()
-           if key not in {"REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "DATABASE_URL", "SECRET_KEY"}}
-    env.update(JOBSITE_VAR_DIR=str(var_dir), EMBEDDED_REDIS_PORT=str(redis_port), PYTHONUNBUFFERED="1")
-    log_path = tmp_path / "runstack.log"
-    with open(log_path, "wb") as log:
-        stack = subprocess.Popen(
-            [sys.executable, "manage.py", "runstack", "--port", str(web_port), "--concurrency", "1"],
-            cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    stack, var_dir, log_path, ports = _start_stack(tmp_path)
     marker = f"JOBSITE_VAR_DIR={var_dir}"
     try:
         deadline = time.monotonic() + 60
@@ -232,7 +256,7 @@ def test_runstack_killed_with_sigkill_leaves_no_process_behind(tmp_path):
         while _processes_with_env(marker) and time.monotonic() < deadline:
             time.sleep(0.5)
         assert _processes_with_env(marker) == []
-        assert not port_open(web_port) and not port_open(redis_port)
+        assert not port_open(ports["web"]) and not port_open(ports["redis"])
     finally:
         if stack.poll() is None:
             os.killpg(stack.pid, signal.SIGKILL)
@@ -261,55 +285,14 @@ def test_runstack_installs_default_jobs_only_when_the_setting_is_on(settings, cr
         assert "JOBS_CREATE_DEFAULT_JOBS is off" in stdout.getvalue()
 
 
-@pytest.mark.e2e
-@pytest.mark.timeout(120)
-def test_runstack_flower_starts_flower_beside_the_stack(tmp_path):
-    # given: a fresh var dir and free ports
-    var_dir = tmp_path / "var"
-    web_port, redis_port, flower_port = free_port(), free_port(), free_port()
-    env = {key: value for key, value in os.environ.items()
-           if key not in {"REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "DATABASE_URL", "SECRET_KEY",
-                          "FLOWER_BASIC_AUTH"}}
-    env.update(JOBSITE_VAR_DIR=str(var_dir), EMBEDDED_REDIS_PORT=str(redis_port), PYTHONUNBUFFERED="1",
-               FLOWER_BASIC_AUTH="ops:flower-pass")  # Flower reads it itself
-    log_path = tmp_path / "runstack.log"
-    import base64
+def test_runstack_no_beat_and_flower_choose_the_processes(tmp_path):
+    # (the stack above runs them all: which processes each option leaves out or adds)
+    from jobsite.management.commands.runstack import process_commands
 
-    auth = "Basic " + base64.b64encode(b"ops:flower-pass").decode()
-    with open(log_path, "wb") as log:
-        stack = subprocess.Popen(
-            [sys.executable, "manage.py", "runstack", "--port", str(web_port), "--no-beat", "--concurrency", "1",
-             "--flower", "--flower-port", str(flower_port)],
-            cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    try:
-        # when: Flower answers its dashboard and lists the stack's worker
-        workers, deadline = {}, time.monotonic() + 60
-        while time.monotonic() < deadline and not workers:
-            assert stack.poll() is None, log_path.read_text()[-4000:]
-            if port_open(flower_port):
-                request = urllib.request.Request(f"http://127.0.0.1:{flower_port}/api/workers?refresh=1",
-                                                 headers={"Authorization": auth})
-                try:
-                    with urllib.request.urlopen(request, timeout=10) as response:
-                        workers = json.load(response)
-                except (urllib.error.URLError, ValueError, TimeoutError):
-                    pass
-            time.sleep(0.5)
-        # then
-        assert any(name.startswith("worker1@") for name in workers), log_path.read_text()[-4000:]
-        assert f"Flower      http://127.0.0.1:{flower_port}/" in log_path.read_text()
-    finally:
-        os.killpg(stack.pid, signal.SIGINT)
-        try:
-            returncode = stack.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(stack.pid, signal.SIGKILL)
-            raise
-    assert returncode == 0, log_path.read_text()[-4000:]
-    assert not port_open(flower_port)
-    assert _processes_with_env(f"JOBSITE_VAR_DIR={var_dir}") == []
+    options = {"host": "127.0.0.1", "port": 8000, "worker": True, "concurrency": 1, "var_dir": tmp_path}
+    assert set(process_commands(**options, beat=True)) == {"web", "worker", "beat"}
+    assert set(process_commands(**options, beat=False)) == {"web", "worker"}
+    assert set(process_commands(**options, beat=False, flower_port=5555)) == {"web", "worker", "flower"}
 
 
 @pytest.mark.timeout(60)

@@ -1,6 +1,6 @@
-"""The issue's "done when", end to end: a /cron-jobs job on a one-minute
-schedule, fired as beat fires it, run by the real Celery worker against a real
-local HTTP server standing in for the external API."""
+"""The vision pipeline end to end: a /cron-jobs job on a one-minute schedule, fired
+as beat fires it, run by the real Celery worker against a real local HTTP server
+standing in for the external API."""
 import pytest
 
 from scheduling import services as core

@@ -1,4 +1,4 @@
-"""Seed 002 end to end: a user with a Supabase-style JWT schedules workflows
+"""The workflow facade end to end: a user with a Supabase-style JWT schedules workflows
 that real beat fires on a real Celery worker, whose ``http`` steps reach a
 real local server through the outbound client's allow-list (the worker runs
 with the production policy: loopback refused except that one host:port)."""
@@ -93,16 +93,18 @@ def create_workflow(client, hook):
     assert response.status_code == 201, response.json()
 
 
-def test_seed_002_schedules_fire_pause_resume_replace_and_delete(wf_worker, hook):
+def test_workflow_schedules_fire_pause_resume_replace_and_delete(wf_worker, hook):
     alice = bearer(supabase_token(ALICE_SUB, "alice@example.com"))
     bob = bearer(supabase_token(BOB_SUB, "bob@example.com"))
     create_workflow(alice, hook)
-    # given an interval job (every 10 s) and a cron job (every minute)
+    # given an interval job (every 3 s: the fires, pause and resume below wait for a few of
+    # them) and a cron job (every minute: the suite's one wait for a real minute boundary,
+    # while the interval job's steps go on)
     base = {"workflow_id": "hook-flow", "user_id": ALICE_SUB}
-    response = alice.post(f"{CRON}/interval", {**base, "job_id": "every-10s", "input": "ten seconds", "seconds": 10},
+    response = alice.post(f"{CRON}/interval", {**base, "job_id": "every-3s", "input": "three seconds", "seconds": 3},
                           format="json")
     assert response.status_code == 200, response.json()
-    assert (response.json()["job"]["schedule"], response.json()["job"]["trigger"]) == ("10s", "interval[0:00:10]")
+    assert (response.json()["job"]["schedule"], response.json()["job"]["trigger"]) == ("3s", "interval[0:00:03]")
     response = alice.post(f"{CRON}/cron", {**base, "job_id": "minutely", "input": "every minute",
                                            "cron_expression": "* * * * *"}, format="json")
     assert response.status_code == 200, response.json()
@@ -112,42 +114,42 @@ def test_seed_002_schedules_fire_pause_resume_replace_and_delete(wf_worker, hook
     beat = start_beat()
     try:
         # when beat fires the interval job, the worker runs the workflow: the server gets the templated input
-        wait_for(lambda: texts(hook, "ten seconds") >= 1, timeout=30, message="the interval job's first call")
-        run = wait_for(lambda: scheduled_successes("every-10s"), timeout=15, message="a scheduled success")[0]
+        wait_for(lambda: texts(hook, "three seconds") >= 1, timeout=30, message="the interval job's first call")
+        run = wait_for(lambda: scheduled_successes("every-3s"), timeout=15, message="a scheduled success")[0]
         assert run.worker.startswith(wf_worker.nodename)
         assert [s["status"] for s in run.result["steps"]] == ["success", "success"]
-        assert run.result["steps"][1]["output"]["result"]["kwargs"] == {"reply": "ten seconds"}
-        hit = next(r for r in hook.received("/hook") if r["body"]["text"] == "ten seconds")
-        assert hit["body"] == {"text": "ten seconds", "job": "every-10s"}
+        assert run.result["steps"][1]["output"]["result"]["kwargs"] == {"reply": "three seconds"}
+        hit = next(r for r in hook.received("/hook") if r["body"]["text"] == "three seconds")
+        assert hit["body"] == {"text": "three seconds", "job": "every-3s"}
 
         # a manual trigger runs it now and leaves the schedule as it was
-        response = alice.post(f"{CRON}/every-10s/trigger")
-        assert response.json()["message"] == "Job every-10s triggered successfully"
+        response = alice.post(f"{CRON}/every-3s/trigger")
+        assert response.json()["message"] == "Job every-3s triggered successfully"
         manual = Execution.objects.get(pk=response.json()["execution_id"])
         wait_for(lambda: Execution.objects.get(pk=manual.pk).status == "success", message="the triggered run")
         assert Execution.objects.get(pk=manual.pk).trigger == "api"
-        assert alice.get(f"{CRON}/every-10s").json()["job"]["schedule"] == "10s"
+        assert alice.get(f"{CRON}/every-3s").json()["job"]["schedule"] == "3s"
 
         # pause: next_run_time is null and no further calls arrive
-        assert alice.post(f"{CRON}/every-10s/pause").status_code == 200
-        job = alice.get(f"{CRON}/every-10s").json()["job"]
+        assert alice.post(f"{CRON}/every-3s/pause").status_code == 200
+        job = alice.get(f"{CRON}/every-3s").json()["job"]
         assert (job["paused"], job["next_run_time"]) == (True, None)
         time.sleep(2)  # a run already sent may still land
-        settled = texts(hook, "ten seconds")
-        time.sleep(12)
-        assert texts(hook, "ten seconds") == settled
+        settled = texts(hook, "three seconds")
+        time.sleep(4)  # more than an interval
+        assert texts(hook, "three seconds") == settled
 
         # resume: it fires again
-        assert alice.post(f"{CRON}/every-10s/resume").status_code == 200
-        assert alice.get(f"{CRON}/every-10s").json()["job"]["next_run_time"] is not None
-        wait_for(lambda: texts(hook, "ten seconds") > settled, timeout=25, message="a call after resume")
+        assert alice.post(f"{CRON}/every-3s/resume").status_code == 200
+        assert alice.get(f"{CRON}/every-3s").json()["job"]["next_run_time"] is not None
+        wait_for(lambda: texts(hook, "three seconds") > settled, timeout=25, message="a call after resume")
 
         # replace by re-posting the job_id: one job, one beat entry, the new input on the next fires
-        job_pk = Job.objects.get(config__job_id="every-10s").pk
-        response = alice.post(f"{CRON}/interval", {**base, "job_id": "every-10s", "input": "replaced input",
-                                                   "seconds": 10}, format="json")
+        job_pk = Job.objects.get(config__job_id="every-3s").pk
+        response = alice.post(f"{CRON}/interval", {**base, "job_id": "every-3s", "input": "replaced input",
+                                                   "seconds": 3}, format="json")
         assert response.json()["job"]["input_text"] == "replaced input"
-        assert list(Job.objects.filter(config__job_id="every-10s").values_list("pk", flat=True)) == [job_pk]
+        assert list(Job.objects.filter(config__job_id="every-3s").values_list("pk", flat=True)) == [job_pk]
         assert PeriodicTask.objects.filter(name=f"job:{job_pk}").count() == 1
         wait_for(lambda: texts(hook, "replaced input") >= 1, timeout=25, message="a call with the new input")
 
@@ -157,25 +159,25 @@ def test_seed_002_schedules_fire_pause_resume_replace_and_delete(wf_worker, hook
         wait_for(lambda: scheduled_successes("minutely"), timeout=15, message="the cron job's scheduled success")
 
         # a second user gets 403 on every one of them
-        for job_id in ("every-10s", "minutely"):
+        for job_id in ("every-3s", "minutely"):
             for method, suffix in (("get", ""), ("post", "/trigger"), ("post", "/pause"), ("post", "/resume"),
                                    ("delete", ""), ("get", "/executions")):
                 response = getattr(bob, method)(f"{CRON}/{job_id}{suffix}")
                 assert response.status_code == 403, (method, suffix, response.json())
-        assert Job.objects.get(config__job_id="every-10s").is_schedulable
+        assert Job.objects.get(config__job_id="every-3s").is_schedulable
 
         # delete: the jobs and their beat entries are gone, and nothing fires any more
-        history = alice.get(f"{CRON}/every-10s/executions").json()
+        history = alice.get(f"{CRON}/every-3s/executions").json()
         assert history["total_executions"] >= 3
         task_names = [f"job:{pk}" for pk in Job.objects.filter(kind="workflow").values_list("pk", flat=True)]
-        for job_id in ("every-10s", "minutely"):
+        for job_id in ("every-3s", "minutely"):
             response = alice.delete(f"{CRON}/{job_id}")
             assert response.json()["message"] == f"Job {job_id} deleted successfully"
         assert not PeriodicTask.objects.filter(name__in=task_names).exists()
         assert alice.get(CRON).json()["total_jobs"] == 0
         time.sleep(2)
         settled = texts(hook, "replaced input")
-        time.sleep(11)
+        time.sleep(4)
         assert texts(hook, "replaced input") == settled
     finally:
         beat.terminate()
@@ -186,7 +188,7 @@ def test_a_run_shows_its_steps_live_is_cancelled_and_rerun_from_where_it_stopped
     alice = bearer(supabase_token(ALICE_SUB, "alice@example.com"))
     steps = [
         {"name": "notify", "type": "http", "method": "POST", "url": hook.url("/hook"), "body": {"text": "${input}"}},
-        {"name": "wait", "type": "delay", "seconds": 4},
+        {"name": "wait", "type": "delay", "seconds": 2},
         {"name": "record", "type": "task", "task_name": "tests.echo", "kwargs": {"reply": "${steps.notify.output.body.received}"}},
     ]
     assert alice.post(WORKFLOWS, {"id": "slow-flow", "name": "Slow", "steps": steps}, format="json").status_code == 201
@@ -205,7 +207,7 @@ def test_a_run_shows_its_steps_live_is_cancelled_and_rerun_from_where_it_stopped
     # cancel: recorded at once, and the rest never runs
     response = alice.post(f"{RUNS}/{execution_id}/cancel")
     assert response.status_code == 200 and response.json()["status"] == "cancelled"
-    time.sleep(5)
+    time.sleep(3)  # past the end of the delay: the last step would have run by now
     run = alice.get(f"{RUNS}/{execution_id}").json()
     assert run["status"] == "cancelled" and run["steps"][2]["status"] == "pending"
     hooks = texts(hook, "live")

@@ -7,8 +7,8 @@ ping. ``celery_worker_process`` is one such worker for the whole session.
 
 Rows a worker should see must be committed: use ``transactional_db`` (or
 ``@pytest.mark.django_db(transaction=True)``) in tests that hand work to it.
-On SQLite the test database is a file (settings: TEST NAME under var/), so the
-worker opens the very same database.
+On SQLite the test database is a file (the session's own: tests/plugin.py), so
+the worker opens the very same database.
 """
 from __future__ import annotations
 
