@@ -97,19 +97,20 @@ def fires(job):
 
 
 def test_two_beats_fire_an_interval_job_once_per_due_time_and_a_standby_takes_over(beats, beat_worker):
-    job = JobFactory(schedule_type="interval", schedule_expression="10s", task_name="tests.echo", overlap_policy="allow")
-    # as if last fired 8 s ago: the first due time comes while the beats start, not 10 s on
-    PeriodicTask.objects.filter(pk=job.periodic_task_id).update(last_run_at=timezone.now() - timedelta(seconds=8))
+    # every 5 s: more than the takeover (TTL + poll, asserted below) takes, so no due time
+    # passes unfired; as if last fired 3 s ago, so the first comes while the beats start
+    job = JobFactory(schedule_type="interval", schedule_expression="5s", task_name="tests.echo", overlap_policy="allow")
+    PeriodicTask.objects.filter(pk=job.periodic_task_id).update(last_run_at=timezone.now() - timedelta(seconds=3))
     first, second = beats(), beats()
     active = wait_for(lambda: active_beat(first, second), timeout=30, message="one beat to take the lock")
     standby = second if active is first else first
     wait_for(lambda: job.executions.count() >= 3, timeout=40, message="three fires")
     # (beat logs a fire once it is sent, just after its row is committed)
     wait_for(lambda: active.sends_of(job) >= len(fires(job)), timeout=10, message="the active beat's log of them")
-    # exactly one Execution per due time, 10 s apart, sent by the active beat only
+    # exactly one Execution per due time, 5 s apart, sent by the active beat only
     times = [when for when, _ in fires(job)]
     assert len(times) == len(set(times))
-    assert {b - a for a, b in zip(times, times[1:])} == {timedelta(seconds=10)}
+    assert {b - a for a, b in zip(times, times[1:])} == {timedelta(seconds=5)}
     assert standby.sends_of(job) == 0 and active.sends_of(job) == len(times)
     assert "standing by" not in active.log()
 
@@ -128,7 +129,7 @@ def test_two_beats_fire_an_interval_job_once_per_due_time_and_a_standby_takes_ov
     # between sending a fire and writing it down makes the standby send that fire again:
     # the database refuses it, so standby sends may outnumber new executions by one.)
     assert len(times) == len(set(times)) >= fired_before + 2
-    assert {b - a for a, b in zip(times, times[1:])} == {timedelta(seconds=10)}
+    assert {b - a for a, b in zip(times, times[1:])} == {timedelta(seconds=5)}
     assert not job.executions.filter(status="missed").exists()
     assert active.sends_of(job) + standby.sends_of(job) - len(times) in (0, 1)
     assert took_over < 4 + 1 + 4
