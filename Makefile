@@ -32,8 +32,8 @@ test: venv
 			|| echo "chromium could not be installed: the browser tests will skip"; \
 	fi
 ifeq ($(strip $(PYTEST_ARGS)),)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25 --ignore=tests/test_fuzz_openapi.py
-	$(PY) -m pytest --durations=25 tests/test_fuzz_openapi.py
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25 --ignore=tests/jobsite/test_fuzz_openapi.py
+	$(PY) -m pytest --durations=25 tests/jobsite/test_fuzz_openapi.py
 else
 	$(PY) -m pytest $(PYTEST_ARGS)
 endif
@@ -42,13 +42,13 @@ endif
 ## start real processes (a Celery worker, beat, runstack: marked e2e) or a browser,
 ## and but the schema fuzzing. `make test` stays the full check.
 test-quick: venv
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=10 -m 'not e2e' \
-		--ignore=tests/test_browser_admin.py --ignore=tests/test_fuzz_openapi.py $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=10 -m 'not e2e and not faults and not browser' \
+		--ignore=tests/jobsite/test_fuzz_openapi.py $(PYTEST_ARGS)
 
 ## make fuzz: schemathesis against the OpenAPI schema, 200 examples per operation
 ## (`make test` runs the same file with 8; FUZZ_MAX_EXAMPLES=N for another number)
 fuzz: venv
-	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-200} $(PY) -m pytest tests/test_fuzz_openapi.py $(PYTEST_ARGS)
+	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-200} $(PY) -m pytest tests/jobsite/test_fuzz_openapi.py $(PYTEST_ARGS)
 
 migrate: venv
 	$(PY) manage.py migrate

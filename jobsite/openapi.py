@@ -10,7 +10,7 @@ route's path, e.g. GET ``/api/cron/jobs/cron``: that route only creates). This
 hook documents them once, on every operation they apply to, with the
 project's error body (jobsite.exceptions.exception_handler). A response an
 operation documents itself is left as it is: its description is the more
-precise one. Schemathesis checks the result (tests/test_fuzz_openapi.py).
+precise one. Schemathesis checks the result (tests/jobsite/test_fuzz_openapi.py).
 """
 from __future__ import annotations
 

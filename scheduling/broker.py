@@ -41,7 +41,7 @@ def patch_kombu_collect() -> None:
     object has no attribute 'hostname'`` (kombu/transport/redis.py
     ``_connparams``), which is not a connection error, so the worker stops with
     "Unrecoverable error". Reproduced with celery 5.7.0 + kombu 5.7.0 in
-    tests/test_faults_broker.py; same failure shape as celery/kombu#970 and #582.
+    tests/faults/test_broker.py; same failure shape as celery/kombu#970 and #582.
 
     After ``collect()`` the old channel belongs to a transport that is gone:
     forget it, as ``Connection.revive`` and ``_connection_factory`` do. The

@@ -1,4 +1,4 @@
-"""URLconf for tests/test_auth.py: one protected endpoint (default
+"""URLconf for tests/jobsite/test_auth.py: one protected endpoint (default
 authentication and IsAuthenticated from REST_FRAMEWORK) plus the token API."""
 from django.urls import path
 from rest_framework.response import Response

@@ -2,6 +2,7 @@
 Celery worker subprocess (tests/worker.py)."""
 import os
 import time
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -167,10 +168,20 @@ def serve_directory(settings):
         server.server_close()
 
 
+# Tiers by folder: tests that start real processes of their own (beat, runstack,
+# a killed worker) live in e2e/ or faults/, browser tests in browser/.
+FOLDER_MARKERS = {"e2e": "e2e", "faults": "faults", "browser": "browser"}
+TESTS_ROOT = Path(__file__).resolve().parent
+
+
 def pytest_collection_modifyitems(items):
-    """A test that uses the session's real worker is an end-to-end test
-    whether or not its module says so: `make test-quick` (-m 'not e2e') must
-    not start one."""
+    """Each test gets its folder's tier marker. A test elsewhere that uses the
+    session's real worker is end-to-end too: `make test-quick`
+    (-m 'not e2e and not faults and not browser') must not start one."""
     for item in items:
+        parts = Path(str(item.path)).resolve().relative_to(TESTS_ROOT).parts
+        marker = FOLDER_MARKERS.get(parts[0]) if len(parts) > 1 else None
+        if marker:
+            item.add_marker(getattr(pytest.mark, marker))
         if "celery_worker_process" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("e2e"):
             item.add_marker(pytest.mark.e2e)

@@ -27,7 +27,7 @@ What django-celery-beat 2.9 does per change, and what this changes
 * The hour-window query django-celery-beat runs at every read gets one CASE
   branch per time zone instead of one per crontab.
 
-Invariants (tests/test_beat_scheduler.py):
+Invariants (tests/scheduling/beat/test_scheduler.py):
 
 * The heap holds exactly one event per entry of the schedule. It is built only
   by ``populate_heap`` (from scratch, after reading the schedule) and patched

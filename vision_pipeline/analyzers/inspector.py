@@ -4,7 +4,7 @@ Everything is measured on the working copy (long side ≤ 1024 px, see
 vision_pipeline.images), so thresholds hold whatever the camera resolution.
 The thresholds below were calibrated on generated images with known blur,
 noise, exposure, colour cast, rust patches and line cracks
-(tests/test_vision_inspector.py keeps them honest).
+(tests/vision/test_inspector.py keeps them honest).
 
 | metric | how | flag |
 | --- | --- | --- |
@@ -29,7 +29,7 @@ from vision_pipeline.images import LoadedImage
 # Adds an image's text to its analysis: (analysis, image, description) -> analysis.
 TextReader = Callable[[ImageAnalysis, LoadedImage, str], ImageAnalysis]
 
-# Thresholds (documented in README "Vision analysis"; calibrated in tests/test_vision_inspector.py).
+# Thresholds (documented in README "Vision analysis"; calibrated in tests/vision/test_inspector.py).
 SHARPNESS_INDEX_MIN = 0.05
 CONTRAST_FLOOR = 10.0
 NOISE_SIGMA_MAX = 3.0

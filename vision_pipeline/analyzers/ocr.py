@@ -4,7 +4,7 @@ The engine is RapidOCR (``pip install '.[ocr]'``: the ``rapidocr`` package,
 whose wheel ships PaddleOCR's PP-OCR detection, orientation and recognition
 models as ONNX files, run by ``onnxruntime``). The models are loaded from the
 installed package by explicit path, so nothing is ever downloaded: with no
-network at all the engine starts and reads (tests/test_vision_ocr.py runs it
+network at all the engine starts and reads (tests/vision/test_ocr.py runs it
 with every socket connect refused).
 
 - ``ocr`` (this analyzer): the inspector's measurements plus the text.

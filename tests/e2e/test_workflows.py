@@ -14,7 +14,7 @@ import pytest
 from django_celery_beat.models import PeriodicTask
 
 from scheduling.models import Execution, Job
-from tests.test_workflows import (
+from tests.workflows.test_workflows import (
     ALICE_SUB,
     BOB_SUB,
     CRON,
@@ -64,7 +64,7 @@ def _settings(settings, hook):
 
 
 def start_beat() -> subprocess.Popen:
-    """``celery beat`` as tests/test_e2e_scheduling.py starts it."""
+    """``celery beat`` as tests/e2e/test_scheduling.py starts it."""
     schedule_file = os.path.join(tempfile.mkdtemp(), "beat-schedule")
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "jobsite", "beat", "--loglevel", "info",

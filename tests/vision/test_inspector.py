@@ -65,7 +65,7 @@ def test_exif_is_read(tmp_path):
 
 
 def test_analysis_of_a_2_megapixel_photo_is_fast(tmp_path, settings):
-    settings.VISION_OCR = "off"  # the target is the inspector's without OCR (OCR: tests/test_vision_ocr.py)
+    settings.VISION_OCR = "off"  # the target is the inspector's without OCR (OCR: tests/vision/test_ocr.py)
     path = tmp_path / "a.jpg"
     path.write_bytes(samples.encode(samples.variant("cracks", 1633, 1225)))
     inspector = get("inspector")

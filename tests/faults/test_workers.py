@@ -10,7 +10,7 @@ import pytest
 from scheduling import heartbeat, services
 from scheduling.models import Execution
 from tests.factories import JobFactory
-from tests.faults import own_redis, wait_for  # noqa: F401  (fixture)
+from tests.faults.support import own_redis, wait_for  # noqa: F401  (fixture)
 from tests.worker import pid_alive, start_worker_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GOOD_SECRET_KEY = "s" * 20 + "-a-long-random-production-key"  # 49 characters
 CONTROLLED = ("DEBUG", "SECRET_KEY", "FIELD_ENCRYPTION_KEY", "DATABASE_URL", "JOBSITE_VAR_DIR", "JWT_SIGNING_KEY")
 

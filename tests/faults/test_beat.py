@@ -16,7 +16,7 @@ from django_celery_beat.models import PeriodicTask
 from scheduling.beat.lock import LOCK_KEY
 from scheduling.broker import broker_client
 from tests.factories import JobFactory
-from tests.faults import own_redis, wait_for  # noqa: F401  (fixture)
+from tests.faults.support import own_redis, wait_for  # noqa: F401  (fixture)
 from tests.worker import start_worker_process, worker_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -140,7 +140,7 @@ def owed_cron_job():
     """A cron job with its minute due now: an hourly cron at the minute that just began,
     which beat last fired before it (as a beat that comes back just after the minute finds
     it). The next fire is an hour away, so the minute's fire is the only one, and beat
-    sends it at start instead of at a real minute boundary (tests/test_workflows_e2e.py
+    sends it at start instead of at a real minute boundary (tests/e2e/test_workflows.py
     waits for one)."""
     if timezone.now().second > 40:  # the fire must come within the missed-run grace (60 s)
         time.sleep(61 - timezone.now().second)

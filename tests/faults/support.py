@@ -1,4 +1,4 @@
-"""Helpers for the fault tests (tests/test_faults*.py): a Redis of the test's
+"""Helpers for the fault tests (tests/faults/): a Redis of the test's
 own that it may kill and restart, this process's Celery app pointed at it,
 and small waiting helpers. Nothing here is mocked: the Redis, the workers
 and beats are real processes."""

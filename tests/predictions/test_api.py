@@ -1,7 +1,7 @@
 """Seed 004's API: uploads and their validation, job details/status/list,
 cancel, delete, downloads, access rules. Runs are executed in-process
 through the core's run lifecycle (scheduling.services.execution_run); the
-real worker is in tests/test_predictions_e2e.py."""
+real worker is in tests/e2e/test_predictions.py."""
 import csv
 import io
 import resource
@@ -107,7 +107,7 @@ def test_quarterly_upload_annualises_flows(api):
     assert response.status_code == 202, response.json()
     job = run(response.json()["job_id"])
     prediction = Prediction.objects.get(upload=job)
-    # the quarter's flows ×4 are the annual example's: same T (tests/test_predictions_scoring.py)
+    # the quarter's flows ×4 are the annual example's: same T (tests/predictions/test_scoring.py)
     assert prediction.o_score == pytest.approx(-4.272416, abs=1e-5)
     assert (prediction.fiscal_quarter, prediction.risk_band) == (2, "safe")
 

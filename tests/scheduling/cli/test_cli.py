@@ -23,7 +23,7 @@ from scheduling.models import AuditLog, Execution, Job
 from tests.factories import ExecutionFactory, JobFactory
 
 pytestmark = pytest.mark.django_db
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @schedulable("tests.cli_noop", description="Does nothing (CLI test task).")

@@ -2,7 +2,7 @@
 messages, status codes), step validation, and the runner against a real local
 HTTP server (reached through OUTBOUND_HTTP_ALLOW_HOSTS, never by turning the
 guard off). Runs here go through the core's ``execution_run`` in this
-process; tests/test_workflows_e2e.py runs them on a real worker and beat."""
+process; tests/e2e/test_workflows.py runs them on a real worker and beat."""
 from __future__ import annotations
 
 import json
@@ -33,7 +33,7 @@ RUNS = "/api/workflows/runs"
 
 
 # ---------------------------------------------------------------------------
-# Helpers shared with tests/test_workflows_e2e.py
+# Helpers shared with tests/e2e/test_workflows.py
 # ---------------------------------------------------------------------------
 class _HookHandler(BaseHTTPRequestHandler):
     """/hook answers 200 {"received": <body.text>}; /fail answers 500 while

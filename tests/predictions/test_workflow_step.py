@@ -9,7 +9,7 @@ from scheduling import services as scheduling_services
 from scheduling.workflows.steps import StepContext, step_type_for, validate_steps
 
 pytestmark = pytest.mark.django_db
-SAMPLES = Path(__file__).resolve().parent.parent / "predictions" / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "predictions" / "samples"
 
 
 @pytest.fixture(autouse=True)

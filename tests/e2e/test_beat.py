@@ -17,8 +17,8 @@ from jobsite.services_health import BEAT_HEARTBEAT_KEY
 from scheduling import services
 from scheduling.models import Execution
 from tests.factories import JobFactory
-from tests.test_beat_scheduler import clock_behind
-from tests.test_e2e_scheduling import wait_for
+from tests.scheduling.beat.test_scheduler import clock_behind
+from tests.e2e.test_scheduling import wait_for
 from tests.worker import worker_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

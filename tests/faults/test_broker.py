@@ -12,7 +12,7 @@ from scheduling import broker, services
 from scheduling.models import Execution
 from scheduling.services import sending
 from tests.factories import JobFactory
-from tests.faults import own_redis, wait_for  # noqa: F401  (fixture)
+from tests.faults.support import own_redis, wait_for  # noqa: F401  (fixture)
 from tests.worker import start_worker_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

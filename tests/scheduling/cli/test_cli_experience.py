@@ -21,7 +21,7 @@ from tests.factories import ExecutionFactory, JobFactory
 from tests.worker import worker_env
 
 pytestmark = pytest.mark.django_db
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def jobs(*args) -> str:
