@@ -1,4 +1,4 @@
-"""Burst firing: K jobs due at the same minute (issue 10).
+"""Burst firing: K jobs due at the same minute.
 
 K jobs on ``* * * * *`` (task bench.noop), created through services.job_create;
 then a real ``celery -A jobsite beat`` (the scheduler from settings: the beat
@@ -15,7 +15,7 @@ that minute (``Execution.scheduled_for``) is looked at:
   queued when a worker can take it, not when its row is written;
 - started: ``started_at`` − the minute (a worker claimed it).
 
-Targets (issue 10): K=1,000 → the last queued ≤ 1 s and the last started
+Targets: K=1,000 → the last queued ≤ 1 s and the last started
 ≤ 5 s after the minute; K=10,000 → the last queued ≤ 5 s. Also prints beat's
 CPU time per minute, and any run missing, skipped or doubled.
 
@@ -52,7 +52,7 @@ MINUTES = int(os.environ.get("BENCH_MINUTES", 2))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", 2))
 NODES = int(os.environ.get("BENCH_NODES", 1))
 QUEUED_TARGET = 1.0 if K <= 1000 else 5.0
-STARTED_TARGET = 5.0 if K <= 1000 else None  # issue 10 sets none for 10,000
+STARTED_TARGET = 5.0 if K <= 1000 else None  # no target is set for 10,000
 WAIT_AFTER_MINUTE = 30 + K / 50  # seconds to wait for every run of a minute to start
 
 

@@ -1,7 +1,7 @@
 """Bulk predictions end to end: a 1,000,000-row annual CSV through the real
 HTTP API (gunicorn), Redis and ONE Celery worker process.
 
-Measures, against the targets of issue 8:
+Measures, against its targets:
 
 * the upload request (multipart POST of the ~125 MB file) — target < 2 s
   for a 100 MB file;

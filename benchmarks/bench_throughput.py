@@ -10,7 +10,7 @@ One run of this script measures, on the same worker(s), broker and settings:
 (c) jobsite, JOBS jobs: the same N runs spread round-robin over JOBS jobs.
 
 Each figure is runs/s from the first send to the last completion; the ratio
-jobsite ÷ raw Celery is printed. Target (issue 10): ≥ 0.7 for (b) and (c).
+jobsite ÷ raw Celery is printed. Target: ≥ 0.7 for (b) and (c).
 The scenarios are interleaved ROUNDS times (a, b, c, a, b, c, ...) and the
 median of each is reported, so a burst of other load on the machine does not
 land on one scenario only.

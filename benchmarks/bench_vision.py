@@ -1,4 +1,4 @@
-"""Vision pipeline (issue 9) in one process, against its targets:
+"""Vision pipeline in one process, against its targets:
 
 * the default analyzer (``inspector``, no OCR) on 100 images of 2 megapixels
   (1633 x 1225 JPEG): decode + working copy + measurements + thumbnail,

@@ -134,7 +134,7 @@ def test_list_shows_an_aligned_table_and_a_page_footer():
 
     header = output.splitlines()[0]
     # Enabled and Status are one column (a disabled job reads "disabled"), and the
-    # last run shows its status: the table fits in 100 columns (issue 12).
+    # last run shows its status: the table fits in 100 columns.
     for column in ("ID", "Name", "Schedule", "Status", "Last run", "Next run", "Runs"):
         assert column in header
     assert max(len(line) for line in output.splitlines()) <= 100

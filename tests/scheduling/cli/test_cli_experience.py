@@ -1,4 +1,4 @@
-"""Issue 12, "A CLI people enjoy": --json with the API's shapes, one execution
+"""A CLI people enjoy: --json with the API's shapes, one execution
 in full, executions across jobs, --wait and Ctrl-C, one clear line and a
 non-zero exit for what goes wrong (through the real ``./manage``), and tab
 completion through a real bash."""

@@ -1,4 +1,4 @@
-"""Items 5 and 6 of issue 11: standard cron semantics and DST, on the schedule
+"""Standard cron semantics and DST, on the schedule
 beat actually fires (``JobCrontab``'s ``is_due``/``remaining_estimate``,
 driven as beat drives it), compared with the preview and with croniter."""
 from datetime import date, datetime, timedelta

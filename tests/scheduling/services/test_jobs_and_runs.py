@@ -353,7 +353,7 @@ def test_execution_finished_is_sent_after_commit(django_capture_on_commit_callba
 
 
 # ---------------------------------------------------------------------------
-# Issue 11, items 2 and 3: a fire is (job, scheduled time); catch-up policy
+# A fire is (job, scheduled time); catch-up policy
 # ---------------------------------------------------------------------------
 def _due(minutes_ago=0):
     return (timezone.now() - timedelta(minutes=minutes_ago)).replace(second=0, microsecond=0)
