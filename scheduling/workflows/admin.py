@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 
 from jobsite.exceptions import ApplicationError, django_validation_error_detail, error_message
-from jobsite.tenancy import scope_to_user
+from jobsite.tenancy import scope_to_user, user_default_organization
 from scheduling.workflows import selectors, services
 from scheduling.workflows.models import Workflow
 
@@ -16,7 +16,7 @@ from scheduling.workflows.models import Workflow
 class WorkflowForm(forms.ModelForm):
     class Meta:
         model = Workflow
-        fields = ["id", "name", "description", "steps", "enabled", "owner", "organization"]
+        fields = ["id", "name", "description", "steps", "enabled", "owner", "organization", "shared_with_organization"]
 
     def clean(self):
         cleaned = super().clean()
@@ -36,14 +36,20 @@ class WorkflowForm(forms.ModelForm):
             detail = django_validation_error_detail(exc)
             messages = detail if isinstance(detail, list) else [f"{k}: {' '.join(v)}" for k, v in detail.items()]
             self.add_error("steps", messages)
+        if cleaned.get("shared_with_organization"):
+            owner = cleaned.get("owner") or self.request_user
+            organization = cleaned.get("organization") or (None if instance else user_default_organization(owner))
+            if organization is None:
+                self.add_error("shared_with_organization", "Choose the organization to share it with.")
         return cleaned
 
 
 @admin.register(Workflow)
 class WorkflowAdmin(admin.ModelAdmin):
     form = WorkflowForm
-    list_display = ["id", "name", "enabled", "owner", "organization", "step_count", "schedules", "updated_at"]
-    list_filter = ["enabled"]
+    list_display = ["id", "name", "enabled", "owner", "organization", "shared_with_organization", "step_count",
+                    "schedules", "updated_at"]
+    list_filter = ["enabled", "shared_with_organization"]
     search_fields = ["id", "name", "description"]
     readonly_fields = ["created_at", "updated_at"]
 
@@ -69,18 +75,21 @@ class WorkflowAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         if change:
-            updated = services.workflow_update(workflow=obj, actor=request.user, data={
-                key: data[key] for key in ("name", "description", "steps", "enabled")
+            current = Workflow.objects.get(pk=obj.pk)
+            if data.get("owner") != current.owner or data.get("organization") != current.organization:
+                # Ownership is an operator's decision, made here only; first, so
+                # that sharing is checked against the organization it will have.
+                services.workflow_transfer(workflow=current, owner=data.get("owner"),
+                                           organization=data.get("organization"), actor=request.user)
+            services.workflow_update(workflow=current, actor=request.user, data={
+                key: data[key] for key in ("name", "description", "steps", "enabled", "shared_with_organization")
             })
-            if data.get("owner") != updated.owner or data.get("organization") != updated.organization:
-                # Ownership is an operator's decision, made here only.
-                services.workflow_transfer(workflow=updated, owner=data.get("owner"),
-                                           organization=data.get("organization"))
         else:
             created = services.workflow_create(
-                actor=data.get("owner") or request.user, id=data["id"], name=data["name"],
+                actor=request.user, owner=data.get("owner") or request.user, id=data["id"], name=data["name"],
                 description=data.get("description") or "", steps=data["steps"], enabled=data["enabled"],
                 organization=data.get("organization"),
+                shared_with_organization=bool(data.get("shared_with_organization")),
             )
             obj.pk = created.pk
 

@@ -47,7 +47,8 @@ from scheduling.workflows.serializers import (
 )
 
 _400 = OpenApiResponse(ErrorSerializer, description="Invalid input; `detail` names the field (or the step and field).")
-_403 = OpenApiResponse(ErrorSerializer, description="Someone else's job or workflow (seed 002 messages).")
+_403 = OpenApiResponse(ErrorSerializer, description="Someone else's job, or a workflow you may not use "
+                                                     "(neither yours nor shared with you).")
 _404 = OpenApiResponse(ErrorSerializer, description="`Job {job_id} not found`.")
 _409 = OpenApiResponse(ErrorSerializer, description="Refused by the object's state.")
 
@@ -56,7 +57,7 @@ _409 = OpenApiResponse(ErrorSerializer, description="Refused by the object's sta
 # Seed 002: /api/cron/jobs
 # ---------------------------------------------------------------------------
 class CronJobViewSet(viewsets.GenericViewSet):
-    """Workflow schedules (seed 002): the caller's jobs of kind ``workflow``."""
+    """Workflow schedules: the caller's jobs of kind ``workflow``."""
 
     queryset = Job.objects.none()  # reads go through selectors; this only types the path parameter
     permission_classes = [IsAuthenticated]
@@ -167,7 +168,9 @@ class CronJobViewSet(viewsets.GenericViewSet):
 # ---------------------------------------------------------------------------
 class WorkflowViewSet(viewsets.GenericViewSet):
     """Workflows: ordered steps, data not code. Everyone sees their own and
-    their organization's; the owner (or a superuser) changes them."""
+    their organization's; the owner (or a superuser) changes them. Only the
+    owner schedules, triggers and re-runs a workflow, unless they share it with
+    its organization (`shared_with_organization`, set with PATCH)."""
 
     queryset = Workflow.objects.none()
     permission_classes = [IsAuthenticated]
@@ -257,6 +260,8 @@ class WorkflowRunViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         execution = core_services.execution_cancel(execution=self._run(act=True), actor=request.user)
+        # read again: the step it was in has been closed as cancelled since (workflows.receivers)
+        execution = selectors.run_get(user=request.user, execution_id=execution.pk)
         return Response(WorkflowRunSerializer(run_data(execution)).data)
 
     @extend_schema(tags=["workflows"], summary="Re-run a failed run from its failed step", request=None,

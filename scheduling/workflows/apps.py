@@ -11,6 +11,7 @@ class WorkflowsConfig(AppConfig):
         # Step types other apps offer (vision_analysis, bulk_prediction, ...)
         # live in their own ``workflow_steps`` modules; reading them here keeps
         # this package free of imports of other facades.
+        from scheduling.workflows import receivers  # noqa: F401  (closes a run's open step when it ends)
         from scheduling.workflows.steps import load_app_step_types
 
         load_app_step_types()

@@ -1,6 +1,9 @@
 """Stable error codes of the workflows facade (the ``code`` of an error body)."""
 from enum import StrEnum
 
+# The workflow schedules contract's refusal of someone else's workflow.
+NOT_YOUR_WORKFLOW = "Unauthorized: You can only run your own workflows."
+
 
 class ErrorCode(StrEnum):
     INVALID_CRON_EXPRESSION = "invalid_cron_expression"

@@ -12,9 +12,10 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from rest_framework import serializers
 
-from jobsite.tenancy import user_can_access
 from scheduling.executors import Executor, RunResult, register
+from scheduling.workflows.errors import NOT_YOUR_WORKFLOW
 from scheduling.workflows.models import Workflow
+from scheduling.workflows.selectors import workflow_usable_by
 
 RUN_PARAMS = ("input", "resume_from", "previous_outputs", "resumed_from_execution")
 
@@ -34,8 +35,12 @@ class WorkflowExecutor(Executor):
     def check(self, job, *, errors) -> dict[str, list[str]]:
         problems: dict[str, list[str]] = {}
         workflow_id = (job.config or {}).get("workflow_id") if isinstance(job.config, dict) else None
-        if "config" not in errors and not Workflow.objects.filter(pk=workflow_id).exists():
+        workflow = Workflow.objects.filter(pk=workflow_id).first() if "config" not in errors else None
+        if "config" not in errors and workflow is None:
             problems["config"] = [f"Workflow '{workflow_id}' does not exist."]
+        elif workflow is not None and job.owner_id is not None and not workflow_usable_by(workflow, job.owner):
+            problems["config"] = [f"{NOT_YOUR_WORKFLOW} The job's owner may not use workflow '{workflow_id}' "
+                                  f"(neither theirs nor shared with them)."]
         if isinstance(job.task_kwargs, dict):
             unknown = sorted(set(job.task_kwargs) - {"input"})
             if unknown:
@@ -72,6 +77,13 @@ class WorkflowExecutor(Executor):
             return RunResult(ok=False, output=f"Workflow '{workflow_id}' no longer exists.")
         if not workflow.enabled:
             return RunResult(ok=False, output=f"Workflow '{workflow_id}' is disabled.")
-        if job.owner is not None and not user_can_access(workflow, job.owner):
-            return RunResult(ok=False, output=f"The job's owner may no longer use workflow '{workflow_id}'.")
+        # Whoever the run is for must (still) be allowed to use the workflow:
+        # the job's owner, and the person who asked for this run.
+        users = [("The job's owner", job.owner)] if job.owner_id is not None else []
+        if execution.triggered_by_id is not None and execution.triggered_by_id != job.owner_id:
+            users.append(("The user who asked for this run", execution.triggered_by))
+        for who, user in users:
+            if not workflow_usable_by(workflow, user):
+                return RunResult(ok=False, output=f"{NOT_YOUR_WORKFLOW} {who} may not use workflow "
+                                                  f"'{workflow_id}' (neither theirs nor shared with them).")
         return workflow_run(job=job, execution=execution, workflow=workflow, params=params)

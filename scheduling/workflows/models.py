@@ -30,11 +30,18 @@ class Workflow(models.Model):
     enabled = models.BooleanField(default=True, help_text="A disabled workflow cannot be scheduled and its runs fail.")
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="workflows",
-        help_text="Who the workflow belongs to; they and their organization may use it.",
+        help_text="Who the workflow belongs to: the one user who may schedule and run it, unless it is shared.",
     )
     organization = models.ForeignKey(
         "jobsite.Organization", null=True, blank=True, on_delete=models.SET_NULL, related_name="workflows",
-        help_text="Members of this organization may see and schedule the workflow.",
+        help_text="Members of this organization may see the workflow; they may use it only when it is shared.",
+    )
+    # Seeing a workflow is the tenancy rule; using it (schedule, trigger, run,
+    # re-run) runs it with its owner's encrypted secrets, so it needs the
+    # owner's explicit consent ("You can only run your own workflows").
+    shared_with_organization = models.BooleanField(
+        default=False,
+        help_text="Members of the workflow's organization may schedule, trigger and re-run it (set by its owner).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -1,17 +1,18 @@
 """Reads of workflows, their schedules (jobs of kind ``workflow``) and runs.
 
 Every selector takes ``user=`` explicitly (``jobsite.tenancy.SYSTEM`` for
-tasks). Workflows follow the shared tenancy rules (owner, organization,
-superusers; someone else's is a 404). Seed-002 schedules are per user: a
-``job_id`` names one of the *caller's* jobs, and one that only someone else
-has answers 403 with the seed's message.
+tasks). Seeing a workflow follows the shared tenancy rules (owner,
+organization, superusers; someone else's is a 404); *using* one is stricter
+(``workflow_usable_by``). Schedules are per user: a ``job_id`` names one of
+the *caller's* jobs, and one that only someone else has answers 403 with the
+contract's message.
 """
 from __future__ import annotations
 
 from django.db.models import QuerySet
 
 from jobsite.exceptions import Forbidden, NotFound
-from jobsite.tenancy import get_visible, scope_to_user, user_can_access
+from jobsite.tenancy import get_visible, scope_to_user, user_organization_ids
 from scheduling import selectors as core_selectors
 from scheduling.models import Execution, Job
 from scheduling.workflows.models import Workflow
@@ -54,7 +55,19 @@ def workflow_get(*, user, workflow_id: str) -> Workflow:
 
 
 def workflow_usable_by(workflow: Workflow, user) -> bool:
-    return user_can_access(workflow, user)
+    """Whether ``user`` may use ``workflow``: schedule it, trigger or re-run it,
+    or have it run for their job. A run uses the owner's encrypted secrets, so
+    seeing the workflow (an organization member does) is not enough: it takes
+    its owner, or the owner's sharing it with its organization. Superusers
+    (and SYSTEM) operate every workflow."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return False
+    if user.is_superuser:
+        return True
+    if workflow.owner_id is not None and workflow.owner_id == user.pk:
+        return True
+    return bool(workflow.shared_with_organization and workflow.organization_id is not None
+                and workflow.organization_id in user_organization_ids(user))
 
 
 def workflow_schedule_count(*, workflow: Workflow) -> int:

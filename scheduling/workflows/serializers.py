@@ -133,6 +133,10 @@ class WorkflowCreateSerializer(serializers.Serializer):
     description = serializers.CharField(allow_blank=True, required=False, default="")
     steps = serializers.JSONField(help_text="Ordered list of step objects (see the README).")
     enabled = serializers.BooleanField(required=False, default=True)
+    shared_with_organization = serializers.BooleanField(
+        required=False, default=False,
+        help_text="Let members of the workflow's organization schedule, trigger and re-run it (default: only you).",
+    )
     secrets = serializers.DictField(
         child=serializers.CharField(allow_blank=True, trim_whitespace=False), required=False, write_only=True,
         help_text="NAME → value, for ${secrets.NAME}; stored encrypted, shown as ***.",
@@ -144,6 +148,9 @@ class WorkflowUpdateSerializer(serializers.Serializer):
     description = serializers.CharField(allow_blank=True, required=False)
     steps = serializers.JSONField(required=False)
     enabled = serializers.BooleanField(required=False)
+    shared_with_organization = serializers.BooleanField(
+        required=False, help_text="Share (true) or stop sharing (false) with the workflow's organization; owner only.",
+    )
     secrets = serializers.DictField(child=serializers.CharField(allow_blank=True, trim_whitespace=False),
                                     required=False, write_only=True)
 
@@ -162,7 +169,7 @@ class WorkflowSerializer(serializers.ModelSerializer):
     class Meta:
         model = Workflow
         fields = ["id", "name", "description", "steps", "enabled", "secrets", "owner", "organization_id",
-                  "created_at", "updated_at"]
+                  "shared_with_organization", "created_at", "updated_at"]
         read_only_fields = fields
 
     def get_owner(self, workflow: Workflow) -> str | None:
@@ -184,7 +191,11 @@ class WorkflowListSerializer(serializers.Serializer):
 # Runs
 # ---------------------------------------------------------------------------
 def run_data(execution: Execution) -> dict:
+    """A run as the API shows it. Until the worker writes its first progress
+    the run's parameters say where it will start (a re-run: its
+    ``resume_from``), so a queued re-run's answer is already true."""
     result = execution.result if isinstance(execution.result, dict) else {}
+    params = execution.override_kwargs if isinstance(execution.override_kwargs, dict) else {}
     config = execution.job.config or {}
     return {
         "execution_id": execution.pk,
@@ -195,9 +206,9 @@ def run_data(execution: Execution) -> dict:
         "trigger": execution.trigger,
         "attempt": execution.attempt,
         "celery_task_id": execution.celery_task_id,
-        "input": result.get("input", (execution.job.task_kwargs or {}).get("input")),
-        "resume_from": result.get("resume_from", 0),
-        "resumed_from_execution": result.get("resumed_from_execution"),
+        "input": result.get("input", params.get("input", (execution.job.task_kwargs or {}).get("input"))),
+        "resume_from": result.get("resume_from", params.get("resume_from") or 0),
+        "resumed_from_execution": result.get("resumed_from_execution", params.get("resumed_from_execution")),
         "created_at": execution.created_at,
         "started_at": execution.started_at,
         "completed_at": execution.completed_at,

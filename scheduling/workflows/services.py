@@ -17,15 +17,15 @@ from django.db import IntegrityError, transaction
 from jobsite.crypto import secrets_decrypt, secrets_encrypt
 from jobsite.exceptions import ApplicationError, Conflict, Forbidden
 from jobsite.tenancy import user_default_organization
+from scheduling import audit
 from scheduling import services as core
 from scheduling.models import Execution, Job
 from scheduling.schedules import format_interval_short, validate_cron_expression
 from scheduling.workflows import selectors
-from scheduling.workflows.errors import ErrorCode
+from scheduling.workflows.errors import NOT_YOUR_WORKFLOW, ErrorCode
 from scheduling.workflows.models import Workflow
 from scheduling.workflows.steps import validate_steps
 
-NOT_YOUR_WORKFLOW = "Unauthorized: You can only run your own workflows."
 SEED_JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,149}$")
 # Paths of the seed's collection (/api/cron/jobs/all, /cron, /interval) and of
 # the workflow runs (/api/workflows/runs): never ids.
@@ -48,7 +48,7 @@ def _clean_secrets(secrets: Any) -> dict[str, str]:
     return dict(secrets)
 
 
-def _check_fields(*, name: Any, description: Any, enabled: Any) -> None:
+def _check_fields(*, name: Any, description: Any, enabled: Any, shared: Any, organization) -> None:
     errors = {}
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
         errors["name"] = ["Give a name of 1-200 characters."]
@@ -56,39 +56,66 @@ def _check_fields(*, name: Any, description: Any, enabled: Any) -> None:
         errors["description"] = ["Must be a string."]
     if not isinstance(enabled, bool):
         errors["enabled"] = ["Must be true or false."]
+    if not isinstance(shared, bool):
+        errors["shared_with_organization"] = ["Must be true or false."]
+    elif shared and organization is None:
+        errors["shared_with_organization"] = ["The workflow belongs to no organization to share it with."]
     if errors:
         raise ValidationError(errors)
+
+
+def _snapshot(workflow: Workflow, secret_names) -> dict[str, Any]:
+    """What the audit log records of a workflow (secrets by name only)."""
+    return {
+        "name": workflow.name, "description": workflow.description, "steps": workflow.steps,
+        "enabled": workflow.enabled, "shared_with_organization": workflow.shared_with_organization,
+        "owner": workflow.owner_id, "organization": workflow.organization_id, "secrets": sorted(secret_names),
+    }
+
+
+def refuse_unless_usable(*, workflow: Workflow, user) -> None:
+    """403 with the contract's message unless ``user`` may use ``workflow``
+    (selectors.workflow_usable_by): their own, or shared with them."""
+    if not selectors.workflow_usable_by(workflow, user):
+        raise ApplicationError(NOT_YOUR_WORKFLOW, status=403, code=ErrorCode.NOT_YOUR_WORKFLOW)
 
 
 @transaction.atomic
 def workflow_create(
     *, actor, id: str, name: str, steps: list, description: str = "", enabled: bool = True,
-    secrets: dict[str, str] | None = None, organization=None,
+    secrets: dict[str, str] | None = None, organization=None, shared_with_organization: bool = False,
+    owner=None,
 ) -> Workflow:
-    """Create a workflow owned by ``actor`` (in their organization unless one is given)."""
+    """Create a workflow owned by ``owner`` (default: ``actor``), in the
+    owner's organization unless one is given; only its owner may use it
+    unless ``shared_with_organization``."""
     if not isinstance(id, str) or not WORKFLOW_ID_RE.match(id) or id in RESERVED_WORKFLOW_IDS:
         raise ValidationError({"id": ["Use 1-100 letters, digits, - and _ (starting with a letter or digit); "
                                       "'runs' is reserved."]})
-    _check_fields(name=name, description=description, enabled=enabled)
+    owner = owner if owner is not None else actor
+    owner = owner if getattr(owner, "pk", None) else None
+    organization = organization if organization is not None else user_default_organization(owner)
+    _check_fields(name=name, description=description, enabled=enabled, shared=shared_with_organization,
+                  organization=organization)
     secrets = _clean_secrets(secrets or {})
-    steps = validate_steps(steps, owner=actor, secret_names=set(secrets))
+    steps = validate_steps(steps, owner=owner, secret_names=set(secrets))
     if Workflow.objects.filter(pk=id).exists():
         raise Conflict(f"A workflow with id '{id}' already exists.", code=ErrorCode.WORKFLOW_ID_TAKEN)
-    owner = actor if getattr(actor, "pk", None) else None
     workflow = Workflow(
         id=id, name=name.strip(), description=description, steps=steps, enabled=enabled,
-        secrets=secrets_encrypt(secrets), owner=owner,
-        organization=organization if organization is not None else user_default_organization(owner),
+        secrets=secrets_encrypt(secrets), owner=owner, organization=organization,
+        shared_with_organization=shared_with_organization,
     )
     try:
         with transaction.atomic():
             workflow.save(force_insert=True)
     except IntegrityError:
         raise Conflict(f"A workflow with id '{id}' already exists.", code=ErrorCode.WORKFLOW_ID_TAKEN) from None
+    audit.record(actor=actor, action="create", obj=workflow, changes=_snapshot(workflow, secrets))
     return workflow
 
 
-WORKFLOW_EDITABLE_FIELDS = ("name", "description", "steps", "enabled", "secrets")
+WORKFLOW_EDITABLE_FIELDS = ("name", "description", "steps", "enabled", "secrets", "shared_with_organization")
 
 
 @transaction.atomic
@@ -102,18 +129,28 @@ def workflow_update(*, workflow: Workflow, actor, data: dict[str, Any]) -> Workf
     _check_fields(
         name=data.get("name", workflow.name), description=data.get("description", workflow.description),
         enabled=data.get("enabled", workflow.enabled),
+        shared=data.get("shared_with_organization", workflow.shared_with_organization),
+        organization=workflow.organization,
     )
-    secrets = _clean_secrets(data["secrets"]) if "secrets" in data else secrets_decrypt(workflow.secrets)
+    stored_secrets = secrets_decrypt(workflow.secrets)
+    secrets = _clean_secrets(data["secrets"]) if "secrets" in data else stored_secrets
     # The owner's rights decide which tasks the steps may call, whoever edits them.
     owner = workflow.owner or actor
     steps = validate_steps(data.get("steps", workflow.steps), owner=owner, secret_names=set(secrets))
+    before = _snapshot(workflow, stored_secrets)
     workflow.name = data.get("name", workflow.name).strip()
     workflow.description = data.get("description", workflow.description)
     workflow.enabled = data.get("enabled", workflow.enabled)
+    workflow.shared_with_organization = data.get("shared_with_organization", workflow.shared_with_organization)
     workflow.steps = steps
     if "secrets" in data:
         workflow.secrets = secrets_encrypt(secrets)
     workflow.save()
+    changes = audit.diff(before, _snapshot(workflow, secrets))
+    if "secrets" in data and secrets != stored_secrets and "secrets" not in changes:
+        changes["secrets"] = ["changed", "changed"]  # same names, new values: say so, never what
+    if changes:
+        audit.record(actor=actor, action="update", obj=workflow, changes=changes)
     return workflow
 
 
@@ -126,14 +163,24 @@ def workflow_delete(*, workflow: Workflow, actor) -> None:
             f"Workflow {workflow.pk} is used by {count} scheduled job(s); delete them first.",
             code=ErrorCode.WORKFLOW_IN_USE,
         )
+    audit.record(actor=actor, action="delete", obj=workflow, changes={"owner": workflow.owner_id})
     workflow.delete()
 
 
 @transaction.atomic
-def workflow_transfer(*, workflow: Workflow, owner, organization) -> Workflow:
-    """Give the workflow another owner and/or organization (operators, in the admin)."""
+def workflow_transfer(*, workflow: Workflow, owner, organization, actor=None) -> Workflow:
+    """Give the workflow another owner and/or organization (operators, in the
+    admin). Without an organization it is shared with nobody."""
+    before = {"owner": workflow.owner_id, "organization": workflow.organization_id,
+              "shared_with_organization": workflow.shared_with_organization}
     workflow.owner, workflow.organization = owner, organization
-    workflow.save(update_fields=["owner", "organization", "updated_at"])
+    if organization is None:
+        workflow.shared_with_organization = False
+    workflow.save(update_fields=["owner", "organization", "shared_with_organization", "updated_at"])
+    changes = audit.diff(before, {"owner": workflow.owner_id, "organization": workflow.organization_id,
+                                  "shared_with_organization": workflow.shared_with_organization})
+    if changes:
+        audit.record(actor=actor, action="update", obj=workflow, changes=changes)
     return workflow
 
 
@@ -150,8 +197,7 @@ def _usable_workflow(*, actor, workflow_id: Any) -> Workflow:
     workflow = Workflow.objects.filter(pk=workflow_id).first()
     if workflow is None:
         raise ValidationError({"workflow_id": [f"Workflow '{workflow_id}' does not exist."]})
-    if not selectors.workflow_usable_by(workflow, actor):
-        raise Forbidden(NOT_YOUR_WORKFLOW)
+    refuse_unless_usable(workflow=workflow, user=actor)
     if not workflow.enabled:
         raise ValidationError({"workflow_id": [f"Workflow '{workflow_id}' is disabled; enable it first."]})
     return workflow
@@ -243,10 +289,19 @@ def _raise_for_seed_fields(exc: ValidationError):
     raise ValidationError({names.get(field, field): messages for field, messages in exc.message_dict.items()}) from exc
 
 
+def _refuse_unless_job_may_run(*, job: Job, actor) -> None:
+    """403 unless the caller may (still) use the workflow ``job`` runs: its
+    owner may have stopped sharing it since the job was scheduled."""
+    workflow = Workflow.objects.filter(pk=(job.config or {}).get("workflow_id")).first()
+    if workflow is not None:  # a workflow deleted since: the run fails saying so
+        refuse_unless_usable(workflow=workflow, user=actor)
+
+
 def workflow_schedule_trigger(*, job: Job, actor) -> Execution:
     """Run the job now; its schedule is unchanged. A manual trigger is an
     explicit request, so it runs even while the job is paused (like calling
     the job's function in APScheduler)."""
+    _refuse_unless_job_may_run(job=job, actor=actor)
     return core.job_execute(job=job, actor=actor, trigger=Execution.Trigger.API, force=True)
 
 
@@ -255,6 +310,7 @@ def workflow_schedule_pause(*, job: Job, actor) -> Job:
 
 
 def workflow_schedule_resume(*, job: Job, actor) -> Job:
+    _refuse_unless_job_may_run(job=job, actor=actor)
     return core.job_resume(job=job, actor=actor)
 
 
@@ -271,6 +327,7 @@ def workflow_run_rerun(*, execution: Execution, actor) -> Execution:
     if execution.status in Execution.ACTIVE_STATUSES or execution.status == Execution.Status.SUCCESS:
         raise Conflict(f"Execution {execution.pk} is {execution.status}; only a finished, unsuccessful run can be re-run.",
                        code=ErrorCode.NOTHING_TO_RERUN)
+    _refuse_unless_job_may_run(job=execution.job, actor=actor)
     result = execution.result if isinstance(execution.result, dict) else {}
     steps = result.get("steps") if isinstance(result.get("steps"), list) else []
     resume_from = next((s.get("index", i) for i, s in enumerate(steps) if s.get("status") in ("failed", "timeout")), None)

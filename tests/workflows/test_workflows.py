@@ -693,7 +693,13 @@ def test_workflows_follow_tenancy(client_for, make_user, org, other_org, server)
     assert mate_api.get(f"{WORKFLOWS}video-automation-workflow").status_code == 200
     response = mate_api.patch(f"{WORKFLOWS}video-automation-workflow", {"name": "mine now"}, format="json")
     assert response.status_code == 403
-    # an organization member may schedule the organization's workflow
+    # an organization member sees the workflow but may use it only once its owner shares it
+    response = mate_api.post(f"{CRON}/cron", cron_body(user_id=str(mate.pk)), format="json")
+    assert response.status_code == 403
+    assert response.json()["detail"] == "Unauthorized: You can only run your own workflows."
+    response = client_for(owner).patch(f"{WORKFLOWS}video-automation-workflow", {"shared_with_organization": True},
+                                       format="json")
+    assert response.status_code == 200, response.json()
     response = mate_api.post(f"{CRON}/cron", cron_body(user_id=str(mate.pk)), format="json")
     assert response.status_code == 200, response.json()
     # a workflow in use cannot be deleted
