@@ -38,6 +38,7 @@ DESCRIPTIONS = {
     "401": "No valid credentials: send `Authorization: Bearer <token>`.",
     "403": "Not allowed for this user (or a session-authenticated write without its CSRF token).",
     "404": "No such object visible to you.",
+    "413": "The request body is larger than DATA_UPLOAD_MAX_MEMORY_SIZE (jobsite.middleware).",
     "415": "The request body's Content-Type is not one this operation reads.",
 }
 
@@ -81,7 +82,7 @@ def framework_statuses(path: str, method: str, operation: dict) -> list[str]:
     if "{" in path:
         statuses.append("404")
     if has_body:
-        statuses.append("415")
+        statuses += ["413", "415"]
     return statuses
 
 

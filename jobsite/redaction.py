@@ -14,6 +14,8 @@ import re
 from typing import Any
 from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
+from django.core.exceptions import ValidationError
+
 #: A header or query parameter name that carries a credential.
 SECRET_NAME = re.compile(r"token|key|secret|passw|pwd|signature|sig$|auth|credential|session|cookie", re.I)
 _SECRET_QUERY = re.compile(
@@ -56,6 +58,51 @@ def redact_text(text: str) -> str:
     query values replaced by ``***``."""
     text = _USERINFO.sub(r"\g<scheme>***@", text)
     return _SECRET_QUERY.sub(r"\g<name>***", text)
+
+
+#: Credentials shorter than this are refused at save (``short_secret_names``):
+#: a value that short would match ordinary words, and protects nothing.
+MIN_SECRET_CHARS = 8
+
+
+def short_secret_names(secrets: dict) -> list[str]:
+    """The names in ``secrets`` whose value is set but shorter than
+    ``MIN_SECRET_CHARS`` (an empty value means "none" and is not counted)."""
+    return [str(name) for name, value in secrets.items() if value and len(str(value)) < MIN_SECRET_CHARS]
+
+
+def short_secret_message(names: list[str]) -> str:
+    return (f"A credential must have at least {MIN_SECRET_CHARS} characters (a shorter one would be "
+            f"redacted out of ordinary words, and guessed); too short: {', '.join(names)}.")
+
+
+def secrets_check(secrets: dict, *, field: str = "secrets") -> None:
+    """Refuse, naming ``field``, credentials too short to redact safely."""
+    short = short_secret_names(secrets or {})
+    if short:
+        raise ValidationError({field: [short_secret_message(short)]})
+
+
+def _whole_token(value: str) -> str:
+    """A pattern for ``value`` as a whole token: where it starts or ends with a
+    letter or digit, no letter or digit may touch it there."""
+    start = r"(?<![^\W_])" if value[0].isalnum() else ""
+    end = r"(?![^\W_])" if value[-1].isalnum() else ""
+    return start + re.escape(value) + end
+
+
+def redact_values(text: str, secrets: Any, *, min_chars: int = 1) -> str:
+    """``text`` with each whole occurrence of a secret value (or of its
+    URL-encoded form) replaced by ``***``. A value inside a longer word is
+    left alone: a key "end" must not turn "Backend" into "Back***". Values
+    shorter than ``min_chars`` are not searched for."""
+    values = {str(value) for value in secrets or () if value and len(str(value)) >= min_chars}
+    values |= {quote(value, safe="") for value in values}
+    if not text or not values:
+        return text
+    # the longest first: one value may contain another
+    pattern = "|".join(_whole_token(value) for value in sorted(values, key=len, reverse=True))
+    return re.sub(pattern, "***", text)
 
 
 def redact_headers(headers: Any) -> dict[str, str]:

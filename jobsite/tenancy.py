@@ -82,6 +82,9 @@ def get_visible(
     Someone else's object answers 404 ``not_found`` (it is never revealed),
     unless the facade's contract asks for 403: pass ``forbidden`` (the workflow
     schedules API: "You don't have permission to access this job")."""
+    if any(isinstance(value, str) and "\x00" in value for value in lookup.values()):
+        # PostgreSQL refuses NUL in text: no row can match, and asking would fail (CLI, tasks).
+        raise NotFound(not_found)
     scoped = scope_to_user(queryset, user, owner_field=owner_field, org_field=org_field)
     obj = scoped.filter(**lookup).first()
     if obj is not None:

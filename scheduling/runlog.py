@@ -27,9 +27,8 @@ import threading
 import time
 import traceback as traceback_module
 from collections.abc import Iterable
-from urllib.parse import quote
 
-from jobsite.redaction import redact_text
+from jobsite.redaction import redact_text, redact_values
 
 logger = logging.getLogger(__name__)
 
@@ -63,10 +62,7 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     URL credentials and credential-bearing header values replaced by ``***``."""
     if not text:
         return text
-    values = {str(value) for value in secrets if value and len(str(value)) >= MIN_SECRET_CHARS}
-    values |= {quote(value, safe="") for value in values}
-    for value in sorted(values, key=len, reverse=True):  # the longest first: one may contain another
-        text = text.replace(value, "***")
+    text = redact_values(text, secrets, min_chars=MIN_SECRET_CHARS)  # whole tokens only
     text = redact_text(text)  # jobsite.redaction: user info in URLs, secret-looking query values
     text = _HEADER_VALUE.sub(lambda m: m.group("name") + "***", text)
     return _BEARER.sub(lambda m: m.group("scheme") + " ***", text)

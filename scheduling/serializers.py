@@ -37,6 +37,24 @@ def _choice_field(choices, **kwargs) -> serializers.ChoiceField:
     )
 
 
+class TimeZoneNameField(serializers.CharField):
+    """An IANA time zone name, as a JSON string. DRF's CharField turns the
+    number 0 into "0"; a zone is a name, so anything but a string is refused
+    here. Whether the name exists is the schedule parser's to say."""
+
+    default_error_messages = {"invalid": "Must be a string: an IANA time zone name such as 'UTC' or 'Europe/Paris'."}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 64)
+        kwargs.setdefault("help_text", 'IANA name; default "UTC".')
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 # ---------------------------------------------------------------------------
 # Output
 # ---------------------------------------------------------------------------
@@ -293,7 +311,7 @@ class JobCreateSerializer(StrictInputSerializer):
         max_length=255, required=False, allow_blank=True,
         help_text="Read according to schedule_type; required for every type but manual.",
     )
-    timezone = serializers.CharField(max_length=64, required=False, help_text='IANA name; default "UTC".')
+    timezone = TimeZoneNameField(required=False)
     task_name = serializers.CharField(
         max_length=255, required=False, allow_blank=True,
         help_text="A schedulable task (GET /api/v1/jobs/tasks); required for kind task.",
@@ -344,7 +362,7 @@ class JobExecuteSerializer(StrictInputSerializer):
 class ScheduleValidateInputSerializer(serializers.Serializer):
     schedule_type = serializers.CharField(max_length=32, help_text="cron, interval, daily, weekly, monthly or once.")
     schedule_expression = serializers.CharField(max_length=255)
-    timezone = serializers.CharField(max_length=64, default="UTC")
+    timezone = TimeZoneNameField(default="UTC")
 
 
 class PageQuerySerializer(serializers.Serializer):

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from jobsite import http
+from jobsite.redaction import redact_values
 
 logger = logging.getLogger(__name__)
 
@@ -78,11 +79,7 @@ class FetchResult:
 
 def scrub(text: str, *secrets: str) -> str:
     """``text`` with every secret replaced by ``***`` (and URLs redacted)."""
-    text = http.redact_text(str(text))
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+    return redact_values(http.redact_text(str(text)), secrets)  # whole tokens: "Backend" keeps its "end"
 
 
 def _auth(key: str) -> dict[str, str]:

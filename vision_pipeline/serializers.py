@@ -7,6 +7,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
+from jobsite.redaction import MIN_SECRET_CHARS
 from scheduling.models import Execution, Job
 from vision_pipeline import analyzers
 from vision_pipeline.models import Batch
@@ -30,7 +31,8 @@ class CronJobCreateSerializer(serializers.Serializer):
     schedule = serializers.CharField(max_length=255, help_text="Cron expression: minute hour day month day_of_week.")
     external_api_get_url = serializers.URLField(max_length=2000)
     external_api_post_url = serializers.URLField(max_length=2000)
-    external_api_key = serializers.CharField(max_length=8192, write_only=True, trim_whitespace=True,
+    external_api_key = serializers.CharField(min_length=MIN_SECRET_CHARS, max_length=8192, write_only=True,
+                                             trim_whitespace=True,
                                              help_text="JWT for the external API; stored encrypted, shown as ***.")
     backend_api_url = serializers.URLField(max_length=2000, required=False, default="http://localhost:8000")
     organization_id = serializers.CharField(max_length=100)
@@ -41,7 +43,8 @@ class CronJobCreateSerializer(serializers.Serializer):
     analysis_timeout_seconds = serializers.IntegerField(min_value=1, max_value=24 * 3600, required=False,
                                                         help_text="Per analysis (default 3600).")
     page_size = serializers.IntegerField(min_value=1, max_value=1000, required=False)
-    backend_api_key = serializers.CharField(max_length=8192, required=False, write_only=True, allow_blank=True,
+    backend_api_key = serializers.CharField(min_length=MIN_SECRET_CHARS, max_length=8192, required=False,
+                                            write_only=True, allow_blank=True,
                                             help_text="Bearer token for a remote backend_api_url; stored encrypted.")
 
     def __init__(self, *args, **kwargs):

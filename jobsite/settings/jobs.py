@@ -14,6 +14,9 @@ JOBS_TASK_MODULES = env.list("JOBS_TASK_MODULES", default=[])
 # A run past its timeout gets SoftTimeLimitExceeded; one that ignores it is killed this much later.
 JOBS_HARD_TIMEOUT_GRACE_SECONDS = env.int("JOBS_HARD_TIMEOUT_GRACE_SECONDS", default=30)
 JOBS_OVERDUE_GRACE_SECONDS = env.int("JOBS_OVERDUE_GRACE_SECONDS", default=300)
+# The largest JSON a job parameter may hold (task_args, task_kwargs, config, a workflow's input,
+# a run's override_kwargs), in bytes of UTF-8 JSON: larger is a 400 naming the field.
+JOBS_JSON_PARAM_MAX_BYTES = env.int("JOBS_JSON_PARAM_MAX_BYTES", default=64 * 1024)
 JOBS_EXECUTION_RETENTION_DAYS = env.int("JOBS_EXECUTION_RETENTION_DAYS", default=90)
 JOBS_TEMP_RETENTION_HOURS = env.int("JOBS_TEMP_RETENTION_HOURS", default=24)
 JOBS_TEMP_DIR = env.path("JOBS_TEMP_DIR", default=str(VAR_DIR / "tmp"))

@@ -4,7 +4,6 @@ credentials, and the manual jobs that facades' one-off work runs as.
 The Job row and its beat PeriodicTask change in the same transaction."""
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -13,6 +12,8 @@ from django.db import IntegrityError, transaction
 
 from jobsite.crypto import secrets_decrypt, secrets_encrypt
 from jobsite.exceptions import Conflict
+from jobsite.limits import json_params_errors
+from jobsite.redaction import secrets_check
 from scheduling import audit
 from scheduling.beat import job_next_runs, job_schedule, periodic_task_delete, periodic_task_sync
 from scheduling.errors import ErrorCode
@@ -25,7 +26,6 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")
 # /api/v1/jobs/<these> are routes, so a job of that name could not be addressed by name.
 RESERVED_NAMES = frozenset({"tasks", "overdue", "stats", "validate-schedule"})
 MAX_DESCRIPTION_CHARS = 10_000
-MAX_JSON_FIELD_BYTES = 64 * 1024
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
 MAX_BACKOFF_SECONDS = MAX_RETRY_DELAY_SECONDS
 
@@ -50,9 +50,9 @@ def job_validate(job: Job) -> None:
         add("title", "At most 255 characters.")
     if len(job.description or "") > MAX_DESCRIPTION_CHARS:
         add("description", f"At most {MAX_DESCRIPTION_CHARS} characters.")
-    for field in ("task_args", "task_kwargs", "config"):
-        if len(json.dumps(getattr(job, field), default=str)) > MAX_JSON_FIELD_BYTES:
-            add(field, f"At most {MAX_JSON_FIELD_BYTES // 1024} KiB of JSON.")
+    params = {field: getattr(job, field) for field in ("task_args", "task_kwargs", "config")}
+    for field, messages in json_params_errors(params).items():
+        add(field, messages[0])
     if job.kind not in registered_kinds():
         add("kind", f"Unknown job kind '{job.kind}'. Use one of: {', '.join(registered_kinds())}.")
     else:
@@ -140,6 +140,7 @@ def job_create(
     organization=None,
 ) -> Job:
     """Create a job and its beat PeriodicTask (disabled unless the job is enabled)."""
+    secrets_check(secrets)
     job = Job(
         name=name, title=title or name, description=description, kind=kind, job_type=job_type,
         schedule_type=schedule_type, schedule_expression=str(schedule_expression).strip(), timezone=timezone or "UTC",
@@ -212,6 +213,7 @@ def job_set_secrets(*, job: Job, secrets: dict[str, str], actor=None, actor_labe
     """Replace the job's credentials (stored encrypted; the audit log names only the keys)."""
     if not isinstance(secrets, dict) or not all(isinstance(v, str) for v in secrets.values()):
         raise ValidationError({"secrets": ["Must be an object of string values."]})
+    secrets_check(secrets)
     job.secrets = secrets_encrypt(secrets)
     job.save(update_fields=["secrets", "updated_at"])
     audit.record(actor=actor, actor_label=actor_label, action="update", obj=job,

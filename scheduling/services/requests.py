@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from jobsite.db import InsertedPk, create_rows_if_updated
 from jobsite.exceptions import ApplicationError, Conflict
+from jobsite.limits import json_params_errors
 from scheduling import audit
 from scheduling.errors import ErrorCode
 from scheduling.executors import executor_for
@@ -23,6 +24,9 @@ def job_execute(
     running (overlap policy ``skip``) is refused with 409."""
     if override_kwargs is not None and not isinstance(override_kwargs, dict):
         raise ValidationError({"override_kwargs": ["Must be a JSON object."]})
+    too_big = json_params_errors({"override_kwargs": override_kwargs}) if override_kwargs else {}
+    if too_big:
+        raise ValidationError(too_big)
     request = {"actor": actor, "actor_label": actor_label, "trigger": trigger, "force": force,
                "override_kwargs": override_kwargs}
     execution = _execute_unless_changed(job, **request)

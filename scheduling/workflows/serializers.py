@@ -13,7 +13,7 @@ from jobsite.crypto import secrets_decrypt
 from jobsite.exceptions import ApplicationError
 from scheduling.beat import job_schedule
 from scheduling.models import Execution, Job
-from scheduling.serializers import ExecutionSerializer
+from scheduling.serializers import ExecutionSerializer, TimeZoneNameField
 from scheduling.workflows.models import Workflow
 
 MAX_INTERVAL_PART = 366 * 24 * 3600
@@ -27,8 +27,8 @@ class _ScheduleCreateBase(serializers.Serializer):
     workflow_id = serializers.CharField(max_length=100)
     user_id = serializers.CharField(max_length=255)
     input = serializers.CharField(allow_blank=True, max_length=100_000, trim_whitespace=False)
-    timezone = serializers.CharField(max_length=64, required=False, default="UTC",
-                                     help_text="IANA time zone the schedule is read in (an addition to seed 002).")
+    timezone = TimeZoneNameField(required=False, default="UTC",
+                                 help_text="IANA time zone the schedule is read in (an addition to seed 002).")
 
 
 class CronJobCreateSerializer(_ScheduleCreateBase):

@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from jobsite.crypto import secrets_decrypt, secrets_encrypt
+from jobsite.redaction import secrets_check
 from jobsite.exceptions import ApplicationError, Conflict, Forbidden
 from jobsite.tenancy import user_default_organization
 from scheduling import audit
@@ -45,6 +46,7 @@ def _clean_secrets(secrets: Any) -> dict[str, str]:
     if bad:
         raise ValidationError({"secrets": [f"Names are letters, digits and _ (not starting with a digit) and values "
                                            f"strings; check: {', '.join(map(str, bad))}."]})
+    secrets_check(secrets)
     return dict(secrets)
 
 

@@ -567,7 +567,7 @@ def test_schema_declares_bearer_auth():
     assert {"bearerAuth": []} in schema["paths"]["/whoami"]["get"]["security"]
     token_op = schema["paths"]["/api/auth/token"]["post"]
     assert {"bearerAuth": []} not in token_op.get("security", [])
-    assert set(token_op["responses"]) == {"200", "400", "401", "415", "429"}
+    assert set(token_op["responses"]) == {"200", "400", "401", "413", "415", "429"}
 
 
 # ---------------------------------------------------------------------------

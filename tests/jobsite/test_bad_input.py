@@ -1,5 +1,5 @@
 """Bad input is a clear 4xx naming the problem — never a 500, never a
-half-written row (issue: core under faults and bad input, items 7-10)."""
+half-written row."""
 import json
 
 import pytest

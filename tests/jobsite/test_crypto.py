@@ -11,18 +11,18 @@ pytestmark = pytest.mark.django_db
 
 
 def test_credentials_are_encrypted_at_rest_and_readable_by_services():
-    job = JobFactory(secrets={"external_api_key": "tok-123"})
+    job = JobFactory(secrets={"external_api_key": "tok-1234567"})
     stored = Job.objects.values_list("secrets", flat=True).get(pk=job.pk)
-    assert "tok-123" not in stored and stored
-    assert services.job_secrets(job) == {"external_api_key": "tok-123"}
+    assert "tok-1234567" not in stored and stored
+    assert services.job_secrets(job) == {"external_api_key": "tok-1234567"}
 
 
 def test_set_secrets_audits_only_the_key_names():
-    job = services.job_set_secrets(job=JobFactory(), secrets={"external_api_key": "tok-456"})
-    assert services.job_secrets(job) == {"external_api_key": "tok-456"}
+    job = services.job_set_secrets(job=JobFactory(), secrets={"external_api_key": "tok-4567890"})
+    assert services.job_secrets(job) == {"external_api_key": "tok-4567890"}
     entry = AuditLog.objects.filter(action="update").latest("id")
     assert entry.changes == {"secrets": ["external_api_key"]}
-    assert "tok-456" not in str(AuditLog.objects.values_list("changes", flat=True))
+    assert "tok-4567890" not in str(AuditLog.objects.values_list("changes", flat=True))
 
 
 def test_a_changed_key_is_a_clear_error_not_a_crash(settings):

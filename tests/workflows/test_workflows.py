@@ -651,7 +651,7 @@ def test_a_queued_run_can_be_cancelled_through_the_runs_api(alice, bob, server):
 # ---------------------------------------------------------------------------
 def test_workflow_crud(alice, server):
     created = create_workflow(alice, server, description="posts and records",
-                              secrets={"TOKEN": "s3cr3t"})
+                              secrets={"TOKEN": "s3cr3t-t0ken"})
     assert created["secrets"] == {"TOKEN": "***"}
     assert "s3cr3t" not in json.dumps(created)
     assert [s["name"] for s in created["steps"]] == ["notify", "record"]
@@ -671,14 +671,14 @@ def test_workflow_crud(alice, server):
 
 
 def test_secrets_are_templated_into_headers_and_never_shown(alice, server):
-    create_workflow(alice, server, secrets={"TOKEN": "s3cr3t"}, steps=[
+    create_workflow(alice, server, secrets={"TOKEN": "s3cr3t-t0ken"}, steps=[
         {"name": "call", "type": "http", "url": server.url("/hook"), "method": "POST",
          "headers": {"Authorization": "Bearer ${secrets.TOKEN}"}, "body": {"text": "${input}"}},
     ])
     alice.post(f"{CRON}/cron", cron_body(), format="json")
     execution = trigger_and_run(alice, "daily-video-generation")
     assert execution.status == "success"
-    assert server.received("/hook")[-1]["headers"]["Authorization"] == "Bearer s3cr3t"
+    assert server.received("/hook")[-1]["headers"]["Authorization"] == "Bearer s3cr3t-t0ken"
     assert "s3cr3t" not in json.dumps(alice.get(f"{WORKFLOWS}video-automation-workflow").json())
     assert "s3cr3t" not in json.dumps(alice.get(f"{RUNS}/{execution.pk}").json())
 
