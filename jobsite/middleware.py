@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 
 from django.conf import settings
+from django.core.exceptions import TooManyFieldsSent
 from django.http import JsonResponse
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -72,7 +73,11 @@ class InputBoundaryMiddleware:
     def __call__(self, request):
         if unstorable_text_problem(request.path_info):
             return JsonResponse({"detail": "Not found: a path may not hold NUL characters."}, status=404)
-        problem = query_string_problem(request.GET)
+        try:
+            problem = query_string_problem(request.GET)
+        except TooManyFieldsSent:
+            limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+            problem = f"Too many query parameters (over DATA_UPLOAD_MAX_NUMBER_FIELDS, {limit})."
         if problem:
             return JsonResponse({"detail": problem}, status=400)
         too_big = _body_too_big(request)

@@ -177,3 +177,23 @@ def test_every_probed_route_resolves():
         except Resolver404:
             unresolved.append(route)
     assert not unresolved
+
+
+def test_a_surrogate_that_reaches_a_query_value_is_named():
+    # Django's WSGI decoding replaces invalid UTF-8, but a server or client that hands over a
+    # decoded surrogate gets the same 400 as a NUL.
+    from django.http import QueryDict
+
+    from jobsite.middleware import query_string_problem
+
+    query = QueryDict(mutable=True)
+    query["name"] = "a\ud800b"
+    assert query_string_problem(query) == (
+        "Query parameter 'name': an unpaired surrogate (\\ud800-\\udfff) is not valid Unicode text.")
+
+
+def test_too_many_query_parameters_is_a_json_400(root_client, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
+    response = root_client.get("/api/v1/jobs/?" + "&".join(f"p{n}=1" for n in range(20)))
+    assert response.status_code == 400
+    assert "Too many query parameters" in response.json()["detail"]
