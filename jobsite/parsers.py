@@ -57,7 +57,8 @@ def unstorable_value(value, path: str = "") -> str | None:
         return None
     if isinstance(value, dict):
         for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
+            shown = str(key).encode("utf-8", "backslashreplace").decode("utf-8")  # a refused key, quoted escaped
+            where = f"{path}.{shown}" if path else shown
             problem = unstorable_value(key, where) or unstorable_value(item, where)
             if problem:
                 return problem

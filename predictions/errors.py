@@ -12,6 +12,8 @@ class ErrorCode(StrEnum):
     FILE_UNREADABLE = "prediction_file_unreadable"
     FILE_UNSAFE = "prediction_file_unsafe"
     HEADER_INVALID = "prediction_header_invalid"
+    LINE_TOO_LONG = "prediction_line_too_long"
+    TEXT_INVALID = "prediction_text_invalid"
     JOB_TYPE = "prediction_job_type"
     CANNOT_CANCEL = "prediction_cannot_cancel"
     CANNOT_DELETE = "prediction_cannot_delete"

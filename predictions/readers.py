@@ -36,6 +36,7 @@ from predictions.errors import ErrorCode
 # ~8,500 annual rows a batch. Bigger blocks are barely faster but the reader's buffers
 # grow with them: 4 MB blocks put a worker's peak RSS near 400 MB, 1 MB keeps it near 260 MB.
 CSV_BLOCK_BYTES = 1024 * 1024
+BLOCK_SLACK_BYTES = 64 * 1024
 XLSX_BATCH_ROWS = 2_000
 XLSX_BATCH_SECONDS = 0.5
 XLSX_MAX_MEMBERS = 10_000
@@ -237,23 +238,28 @@ def csv_batches(path: Path, header: list[str]) -> Iterator[Batch]:
                                            "(check for unquoted commas)"))
         return "skip"
 
-    reader = pacsv.open_csv(
-        str(path),
-        read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, skip_rows=1, column_names=names, use_threads=False),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid_row),
-        convert_options=pacsv.ConvertOptions(
-            column_types={name: pa.string() for name in names}, strings_can_be_null=True,
-            quoted_strings_can_be_null=True, null_values=[""],
-        ),
-    )
+    # A row must fit in one block: blocks hold the longest line an upload may have.
+    block_size = max(CSV_BLOCK_BYTES, settings.PREDICTIONS_MAX_LINE_BYTES + BLOCK_SLACK_BYTES)
     next_row = 2
+    try:
+        reader = pacsv.open_csv(
+            str(path),
+            read_options=pacsv.ReadOptions(block_size=block_size, skip_rows=1, column_names=names, use_threads=False),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid_row),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in names}, strings_can_be_null=True,
+                quoted_strings_can_be_null=True, null_values=[""],
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        raise _unparsable(exc, next_row, block_size) from None
     while True:
         try:
             record_batch = reader.read_next_batch()
         except StopIteration:
             break
         except pa.ArrowInvalid as exc:
-            raise _bad(f"The CSV file could not be parsed after row {next_row - 1}: {exc}.") from None
+            raise _unparsable(exc, next_row, block_size) from None
         n = record_batch.num_rows
         skipped = np.array(sorted(number for number, _ in malformed if number >= next_row), dtype=np.int64)
         candidates = np.arange(next_row, next_row + n + len(skipped), dtype=np.int64)
@@ -268,6 +274,15 @@ def csv_batches(path: Path, header: list[str]) -> Iterator[Batch]:
     if malformed:
         yield Batch(table=pa.table({name: pa.array([], pa.string()) for name in names}),
                     row_numbers=np.array([], dtype=np.int64), malformed=list(malformed))
+
+
+def _unparsable(exc: pa.ArrowInvalid, next_row: int, block_size: int) -> ApplicationError:
+    where = f"after row {next_row - 1}" if next_row > 2 else "near its start"
+    if "straddl" in str(exc):  # pyarrow's words for a row larger than a block
+        return _bad(f"The CSV file could not be read {where}: a row there is longer than {block_size:,} bytes "
+                    "(PREDICTIONS_MAX_LINE_BYTES). Is a quoted cell with line breaks left open?",
+                    ErrorCode.LINE_TOO_LONG)
+    return _bad(f"The CSV file could not be parsed {where}: {exc}.")
 
 
 def xlsx_batches(path: Path, header: list[str], *, clock: Callable[[], float] = time.monotonic) -> Iterator[Batch]:

@@ -12,6 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from django.conf import settings
+
 from predictions import scoring
 from predictions.readers import Batch
 from predictions.schema import Column, Kind, columns_for
@@ -75,10 +77,32 @@ def parse_numbers(texts) -> tuple[np.ndarray, np.ndarray]:
     return array, invalid
 
 
+def _oversized_cells(table: pa.Table) -> list[tuple[np.ndarray, str]]:
+    """(mask, message) for each column, the unknown ones too, with a cell over
+    PREDICTIONS_MAX_CELL_BYTES (one vectorised maximum per column when none is)."""
+    limit = settings.PREDICTIONS_MAX_CELL_BYTES
+    failures = []
+    for name in table.column_names:
+        lengths = pc.binary_length(table.column(name))
+        longest = pc.max(lengths).as_py()
+        if longest is not None and longest > limit:
+            mask = pc.fill_null(pc.greater(lengths, limit), False).to_numpy(zero_copy_only=False)
+            failures.append((mask, f"Cell {name} is longer than {limit:,} bytes (PREDICTIONS_MAX_CELL_BYTES)"))
+    return failures
+
+
+def _capped(value):
+    """A cell as kept with its row error: an oversized one cut to the limit."""
+    limit = settings.PREDICTIONS_MAX_CELL_BYTES
+    if isinstance(value, str) and len(value) > limit // 4 and len(value.encode("utf-8")) > limit:
+        return value.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
+    return value
+
+
 def _checks(table: pa.Table, job_type: str):
     """Per column: its parsed values, and the (mask, message) of every failed check."""
     n = table.num_rows
-    failures: list[tuple[np.ndarray, str]] = []
+    failures: list[tuple[np.ndarray, str]] = _oversized_cells(table)
     values: dict[str, object] = {}
     for column in columns_for(job_type):
         texts = _texts(table, column.name)
@@ -143,7 +167,7 @@ def score_batch(batch: Batch, *, job_type: str, upload_id: str) -> BatchOutcome:
             error = "; ".join(message for mask, message in masks if mask[position])
             outcome_failures.append(RowFailure(
                 row_number=int(batch.row_numbers[index]), company_symbol=symbols[position] or "",
-                error=error, values={k: v for k, v in originals[position].items()},
+                error=error, values={k: _capped(v) for k, v in originals[position].items()},
             ))
     good = ~bad
     keep = pa.array(good)

@@ -12,6 +12,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from jobsite.exceptions import ApplicationError, Conflict
+from jobsite.parsers import unstorable_value
 from predictions.errors import ErrorCode
 from predictions.models import BulkUploadJob, Prediction, RowError
 from predictions.schema import RETRY_EXTRA_COLUMNS, header_problems
@@ -66,6 +67,9 @@ def upload_create(
         if job_type not in BulkUploadJob.JobType.values:
             raise ApplicationError(f"Unknown job type '{job_type}': use annual or quarterly.", status=400,
                                    code=ErrorCode.JOB_TYPE)
+        problem = unstorable_value(stored.name or "", "file (file name)")
+        if problem:
+            raise ApplicationError(problem, status=400, code=ErrorCode.TEXT_INVALID)
         inspection = _inspect(stored, file_format)
         problem = header_problems(inspection.header, job_type, allow_extra=RETRY_EXTRA_COLUMNS if retry_of else ())
         if problem:

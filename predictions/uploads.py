@@ -130,6 +130,7 @@ class StoredUploadHandler(FileUploadHandler):
         self._last_byte = b""
         self._header_done = False
         self._has_data = False
+        self._line_bytes = 0  # of the line not yet ended
         self._problem: ApplicationError | None = None
         self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
 
@@ -191,9 +192,43 @@ class StoredUploadHandler(FileUploadHandler):
             rest = raw
         if rest and not self._has_data and rest.translate(None, b"\r\n \t"):
             self._has_data = True
+        self._check_line_lengths(raw)
         self._newlines += raw.count(b"\n")
         if raw:
             self._last_byte = raw[-1:]
+
+    def _check_line_lengths(self, raw: bytes) -> None:
+        """Refuse a line over PREDICTIONS_MAX_LINE_BYTES: the reader needs each
+        row inside one of its blocks. Linear in C (find/rfind, and numpy only
+        when a chunk is longer than the limit and so could hold such a line)."""
+        limit = settings.PREDICTIONS_MAX_LINE_BYTES
+        first = raw.find(b"\n")
+        if first < 0:
+            self._line_bytes += len(raw)
+            if self._line_bytes > limit:
+                self._line_too_long(self._newlines + 1, limit)
+            return
+        if self._line_bytes + first > limit:
+            self._line_too_long(self._newlines + 1, limit)
+            return
+        if len(raw) > limit:
+            import numpy as np
+
+            ends = np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) == 10)
+            gaps = np.diff(ends) - 1
+            if len(gaps) and int(gaps.max()) > limit:
+                self._line_too_long(self._newlines + int(gaps.argmax()) + 2, limit)
+                return
+        self._line_bytes = len(raw) - raw.rfind(b"\n") - 1
+        if self._line_bytes > limit:
+            self._line_too_long(self._newlines + raw.count(b"\n") + 1, limit)
+
+    def _line_too_long(self, line: int, limit: int) -> None:
+        self._problem = ApplicationError(
+            f"Line {line} of the file is longer than {limit:,} bytes, the limit per line "
+            "(PREDICTIONS_MAX_LINE_BYTES): each row must be one line of at most that size.",
+            status=400, code=ErrorCode.LINE_TOO_LONG,
+        )
 
     def file_complete(self, file_size):
         if not self._active:

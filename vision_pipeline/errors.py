@@ -13,3 +13,4 @@ class ErrorCode(StrEnum):
     UNKNOWN_MODEL = "vision_unknown_model"
     MODEL_NOT_CONFIGURED = "vision_model_not_configured"
     DESCRIPTIONS_INVALID = "vision_descriptions_invalid"
+    TEXT_INVALID = "vision_text_invalid"

@@ -28,6 +28,15 @@ class VisionAnalysisConfig(serializers.Serializer):
     analysis_timeout_seconds = serializers.IntegerField(min_value=1, max_value=24 * 3600, required=False)
     page_size = serializers.IntegerField(min_value=1, max_value=1000, required=False)
 
+    def validate(self, attrs):
+        # The URLs are checked when the job is saved, not first when it runs.
+        from vision_pipeline.services.cron_jobs import outbound_url_problems
+
+        problems = outbound_url_problems(attrs)
+        if problems:
+            raise serializers.ValidationError(problems)
+        return attrs
+
     def validate_analyzer(self, value):
         from vision_pipeline import analyzers
 

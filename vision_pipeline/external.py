@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from jobsite import http
+from jobsite.parsers import nesting_depth, unstorable_value
 from jobsite.redaction import redact_values
 
 logger = logging.getLogger(__name__)
@@ -123,6 +124,9 @@ def _text(item: dict, name: str, *, required: bool = False, limit: int = 10_000)
         return ""
     if not isinstance(value, str) or (required and not value.strip()):
         raise ValueError(f"{name} must be a non-empty string" if required else f"{name} must be a string")
+    problem = unstorable_value(value, name)
+    if problem:
+        raise ValueError(problem)
     return value[:limit]
 
 
@@ -270,12 +274,22 @@ def download_descriptions(analysis: Analysis, *, dest: Path, key: str, api_url: 
 
 
 def parse_descriptions(raw: bytes | str, *, name: str = "descriptions") -> dict[str, str]:
+    """A descriptions document: a flat JSON object of file name → description.
+    Its nesting is measured before it is decoded (the decoder recurses once per
+    level), and text no database can hold (NUL, unpaired surrogates) is refused."""
+    shape = f"Descriptions {name}: must be a JSON object of file name → description strings"
     try:
-        data = json.loads(raw)
+        text = raw.decode(json.detect_encoding(raw)) if isinstance(raw, bytes) else raw
+        if nesting_depth(text) > 1:
+            raise ExternalAPIError(f"{shape}, not nested objects or lists")
+        data = json.loads(text)
     except (ValueError, UnicodeDecodeError):
         raise ExternalAPIError(f"Descriptions {name}: not valid JSON") from None
     if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
-        raise ExternalAPIError(f"Descriptions {name}: must be a JSON object of file name → description strings")
+        raise ExternalAPIError(shape)
+    problem = unstorable_value(data)
+    if problem:
+        raise ExternalAPIError(f"Descriptions {name}: {problem}")
     return {k[:255]: v[:5000] for k, v in data.items()}
 
 

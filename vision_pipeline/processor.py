@@ -153,12 +153,10 @@ def execute(options: dict[str, Any], *, stream=None, environ=os.environ) -> int:
     handlers = _logging(options, [values["external_api_key"]], stream)
     log = logging.getLogger(LOGGER)
     try:
-        for name in ("external_api_get_url", "external_api_post_url"):
-            try:
-                services.check_outbound_url(name, values[name])
-            except Exception as exc:  # ValidationError: a refused URL is a configuration error
-                log.error("%s", "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items()))
-                return EXIT_CONFIG
+        problems = services.outbound_url_problems(values)
+        if problems:  # a refused URL is a configuration error
+            log.error("%s", "; ".join(f"{k}: {' '.join(v)}" for k, v in problems.items()))
+            return EXIT_CONFIG
         config = services.ProcessorConfig(
             external_api_get_url=values["external_api_get_url"], external_api_post_url=values["external_api_post_url"],
             external_api_key=values["external_api_key"], organization_id=values["organization_id"],

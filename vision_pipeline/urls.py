@@ -6,16 +6,18 @@ Spelt out rather than left to a router: the seeds' paths are not one
 collection each (``/available_models`` stands alone), and the URL names are
 the ones the API index (jobsite.views) links to. A route whose actions read a
 body names its parsers, as a router does for an ``@action(parser_classes=...)``:
-seed 000's JSON for the cron jobs, seed 001's multipart form for a batch."""
+seed 000's JSON for the cron jobs (the project's strict parser, which refuses
+deep nesting, NULs and unpaired surrogates), seed 001's multipart form for a batch."""
 from django.urls import re_path
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 
+from jobsite.parsers import StrictJSONParser
 from vision_pipeline.apis import AvailableModelViewSet, BatchViewSet, CronJobViewSet
 
 JOB = r"(?P<job_id>[^/]+)"
 BATCH = r"(?P<batch_id>[^/]+)"
 
-cron_jobs = CronJobViewSet.as_view({"get": "list", "post": "create"}, parser_classes=[JSONParser])
+cron_jobs = CronJobViewSet.as_view({"get": "list", "post": "create"}, parser_classes=[StrictJSONParser])
 batches = BatchViewSet.as_view({"get": "list", "post": "create"}, parser_classes=[MultiPartParser, FormParser])
 
 urlpatterns = [

@@ -24,8 +24,14 @@ VISION_JOB_TIMEOUT_SECONDS = env.int("VISION_JOB_TIMEOUT_SECONDS", default=3 * 3
 VISION_ANALYSIS_TIMEOUT_SECONDS = env.int("VISION_ANALYSIS_TIMEOUT_SECONDS", default=3600)
 # Page size of the external GET API (it is asked for page=1&page_size=...).
 VISION_EXTERNAL_PAGE_SIZE = env.int("VISION_EXTERNAL_PAGE_SIZE", default=50)
-# backend_api_url values that mean "this installation": batches are then made
-# and analysed in-process instead of over HTTP.
+# Where this installation is reached (scheme, host, port), e.g.
+# https://jobs.example.com; `make run` sets it to its own web address when it
+# is unset. A backend_api_url is "this installation" (batches made and analysed
+# in-process, never over HTTP) when its origin is this one or one of
+# VISION_LOCAL_BACKEND_URLS (seed 000's default http://localhost:8000 included),
+# or when its host is one of ALLOWED_HOSTS (a bare "*" aside) with the scheme and
+# port of one of those.
+JOBSITE_PUBLIC_URL = env.str("JOBSITE_PUBLIC_URL", default="")
 VISION_LOCAL_BACKEND_URLS = env.list("VISION_LOCAL_BACKEND_URLS",
                                      default=["http://localhost:8000", "http://127.0.0.1:8000"])
 # The openai-compatible analyzer: any chat-completions endpoint that accepts images.

@@ -187,3 +187,21 @@ def test_executions_with_limit(api, user):
     assert len(api.get(f"/cron-jobs/{job_id}/executions").json()["executions"]) == 4
     response = api.get(f"/cron-jobs/{job_id}/executions?limit=0")
     assert response.status_code == 400 and response.json()["detail"].startswith("limit:")
+
+
+@pytest.mark.parametrize("raw, field", [
+    (b'"name": "half \\ud800 pair"', "name"),
+    (b'"organization_id": "ORG\\u0000"', "organization_id"),
+    (b'"\\udfff": 1', "\\udfff"),  # a refused key is quoted escaped: the answer must be valid text
+    (b'"name": "Job", "schedule": {"a": ' + b"[" * 5000 + b"]" * 5000 + b"}", None),
+])
+def test_text_no_database_can_hold_is_a_400_not_a_500(api, raw, field):
+    fields = {k: v for k, v in body().items() if k not in ("name", "organization_id", "schedule")}
+    fields.setdefault("schedule", "0 2 * * *")
+    text = json.dumps(fields)[:-1].encode() + b", " + raw + b"}"
+    response = api.generic("POST", "/cron-jobs", text, content_type="application/json")
+    assert response.status_code == 400, response.content[:300]
+    assert response.json()["detail"].startswith("Malformed request body: ")
+    if field:
+        assert f"{field}: " in response.json()["detail"]
+    assert not Job.objects.filter(kind=KIND).exists()

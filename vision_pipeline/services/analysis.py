@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobsite.exceptions import ApplicationError
+from jobsite.parsers import unstorable_value
 from scheduling.models import Execution
 from vision_pipeline import analyzers, external
 from vision_pipeline.errors import ErrorCode
@@ -21,36 +22,64 @@ from vision_pipeline.services.deadlines import AnalysisTimeout, BatchStopped, ch
 from vision_pipeline.services.storage import image_path, storage_dir
 
 
-@transaction.atomic
 def batch_create(*, source: str, files: list[tuple[str, Path]], user_query: str = "",
                  descriptions: dict[str, str] | None = None, model: str = analyzers.DEFAULT,
                  execution: Execution | None = None, owner=None, organization=None, vision_analysis_id: str = "",
                  run_code: str = "", external_organization_id: str = "", organization_name: str = "",
                  store_images: bool = True) -> Batch:
-    """Record a batch and its images (copied into storage when ``store_images``)."""
+    """Record a batch and its images (copied into storage when ``store_images``).
+
+    Text no database can hold is a 400 naming its field before anything is
+    written. The rows are written first and the files after them, and the
+    files are removed if anything fails before this returns, so a failure
+    leaves neither (a caller whose own transaction fails later calls
+    ``batch_discard_files``)."""
     try:
         analyzers.get(model)
     except LookupError as exc:
         raise ApplicationError(str(exc), status=400, code=ErrorCode.UNKNOWN_MODEL) from None
     descriptions = descriptions or {}
-    batch = Batch.objects.create(
-        source=source, execution=execution, user_query=user_query, model=model, descriptions=descriptions,
-        total_images=len(files), owner=owner if getattr(owner, "pk", None) else None, organization=organization,
-        vision_analysis_id=vision_analysis_id, run_code=run_code, external_organization_id=external_organization_id,
-        organization_name=organization_name,
-    )
-    rows = []
-    for position, (name, path) in enumerate(files):
-        stored = ""
-        if store_images:
-            stored = external.safe_filename(name, position)
-            target = storage_dir(batch) / "images" / stored
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target)
-        rows.append(BatchImage(batch=batch, position=position, filename=name[:255], stored_name=stored,
-                               description=descriptions.get(name, ""), size_bytes=Path(path).stat().st_size))
-    BatchImage.objects.bulk_create(rows)
+    _check_text({"user_query": user_query, "descriptions": descriptions, "model": model,
+                 "organization_id": external_organization_id, "organization_name": organization_name,
+                 "vision_analysis_id": vision_analysis_id, "run_code": run_code,
+                 "images": [name for name, _path in files]})
+    batch = None
+    try:
+        with transaction.atomic():
+            batch = Batch.objects.create(
+                source=source, execution=execution, user_query=user_query, model=model, descriptions=descriptions,
+                total_images=len(files), owner=owner if getattr(owner, "pk", None) else None,
+                organization=organization, vision_analysis_id=vision_analysis_id, run_code=run_code,
+                external_organization_id=external_organization_id, organization_name=organization_name,
+            )
+            rows = [BatchImage(batch=batch, position=position, filename=name[:255],
+                               stored_name=external.safe_filename(name, position) if store_images else "",
+                               description=descriptions.get(name, ""), size_bytes=Path(path).stat().st_size)
+                    for position, (name, path) in enumerate(files)]
+            BatchImage.objects.bulk_create(rows)
+            if store_images:
+                for row, (_name, path) in zip(rows, files):
+                    target = storage_dir(batch) / "images" / row.stored_name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(path, target)
+    except BaseException:
+        if batch is not None:
+            batch_discard_files(batch)
+        raise
     return batch
+
+
+def _check_text(fields: dict[str, Any]) -> None:
+    problem = unstorable_value(fields)
+    if problem:
+        if problem.startswith("images["):
+            problem = problem.replace(":", " (file name):", 1)
+        raise ApplicationError(problem, status=400, code=ErrorCode.TEXT_INVALID)
+
+
+def batch_discard_files(batch: Batch) -> None:
+    """Remove a batch's stored files (its rows were not kept)."""
+    shutil.rmtree(storage_dir(batch), ignore_errors=True)
 
 
 def batch_analyze(*, batch: Batch, files: list[tuple[str, Path]] | None = None, deadline: float | None = None,

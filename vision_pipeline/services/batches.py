@@ -17,7 +17,7 @@ from scheduling.models import Execution, Job
 from vision_pipeline import analyzers
 from vision_pipeline.errors import ErrorCode
 from vision_pipeline.models import Batch, BatchImage
-from vision_pipeline.services.analysis import batch_analyze, batch_create, batch_fail
+from vision_pipeline.services.analysis import batch_analyze, batch_create, batch_discard_files, batch_fail
 from vision_pipeline.services.claims import analyse_pending
 from vision_pipeline.services.deadlines import AnalysisTimeout, BatchStopped
 
@@ -73,16 +73,23 @@ def batch_submit(*, user, files: list[tuple[str, Path]], user_query: str, descri
         if not ok:
             raise ApplicationError(f"Model '{model}' is not available: {why}", status=400,
                                    code=ErrorCode.MODEL_NOT_CONFIGURED)
-    with transaction.atomic():
-        owner = user if getattr(user, "pk", None) else None
-        batch = batch_create(source=Batch.Source.API, files=files, user_query=user_query, descriptions=descriptions,
-                             model=model, owner=owner, organization=user_default_organization(owner),
-                             external_organization_id=organization_id)
-        core.job_execute_for(
-            obj=batch, job=batch_job(), actor=owner, actor_label=getattr(user, "username", ""),
-            override_kwargs={"batch_id": str(batch.pk)},
-            paused_message=f"Vision batches are paused by an operator (job '{BATCH_JOB_NAME}'); try again later.",
-        )
+    batch = None
+    try:
+        with transaction.atomic():
+            owner = user if getattr(user, "pk", None) else None
+            batch = batch_create(source=Batch.Source.API, files=files, user_query=user_query,
+                                 descriptions=descriptions, model=model, owner=owner,
+                                 organization=user_default_organization(owner),
+                                 external_organization_id=organization_id)
+            core.job_execute_for(
+                obj=batch, job=batch_job(), actor=owner, actor_label=getattr(user, "username", ""),
+                override_kwargs={"batch_id": str(batch.pk)},
+                paused_message=f"Vision batches are paused by an operator (job '{BATCH_JOB_NAME}'); try again later.",
+            )
+    except BaseException:
+        if batch is not None:  # its rows were rolled back: so go its files
+            batch_discard_files(batch)
+        raise
     return batch
 
 

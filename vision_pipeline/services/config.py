@@ -5,8 +5,10 @@ one-shot processor."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.http.request import validate_host
 
 from scheduling import services as core
 from scheduling.models import Job
@@ -46,5 +48,41 @@ class ProcessorConfig:
 
     @property
     def backend_is_local(self) -> bool:
-        url = (self.backend_api_url or "").rstrip("/")
-        return not url or url in {u.rstrip("/") for u in settings.VISION_LOCAL_BACKEND_URLS}
+        return is_this_server(self.backend_api_url)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an http(s) URL, the port filled in; None for anything else."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme]
+
+
+def is_this_server(url: str) -> bool:
+    """Whether a ``backend_api_url`` names this installation, whose batches are
+    then made and analysed in-process: empty; the origin of ``JOBSITE_PUBLIC_URL``
+    (the stack's own address) or of one of ``VISION_LOCAL_BACKEND_URLS``; or a
+    host this site answers to (``ALLOWED_HOSTS``, a bare ``*`` aside: it would
+    make every server this one) with the scheme and port of one of those origins."""
+    if not (url or "").strip():
+        return True
+    target = _origin(url)
+    if target is None:
+        return False
+    known = {origin for origin in map(_origin, [settings.JOBSITE_PUBLIC_URL, *settings.VISION_LOCAL_BACKEND_URLS])
+             if origin is not None}
+    if target in known:
+        return True
+    hosts = [host for host in settings.ALLOWED_HOSTS if host != "*"]
+    scheme, host, port = target
+    return (scheme, port) in {(known_scheme, known_port) for known_scheme, _host, known_port in known} \
+        and validate_host(host, hosts)

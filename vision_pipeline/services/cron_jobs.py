@@ -14,7 +14,7 @@ from scheduling import services as core
 from scheduling.models import Job
 from vision_pipeline import analyzers
 from vision_pipeline.selectors import KIND
-from vision_pipeline.services.config import BACKEND_SECRET_NAME, DEFAULT_BACKEND_URL, SECRET_KEY_NAME
+from vision_pipeline.services.config import BACKEND_SECRET_NAME, DEFAULT_BACKEND_URL, SECRET_KEY_NAME, is_this_server
 
 
 def _rename(errors: ValidationError) -> ValidationError:
@@ -29,12 +29,30 @@ def _by(actor) -> dict:
             "actor_label": getattr(actor, "username", "") or "system"}
 
 
-def check_outbound_url(field_name: str, url: str) -> None:
-    """A 400 naming the field when the SSRF guard would refuse ``url``."""
-    try:
-        http.check_url(url)
-    except http.BlockedURL as exc:
-        raise ValidationError({field_name: [exc.detail]}) from None
+URL_FIELDS = ("external_api_get_url", "external_api_post_url", "backend_api_url")
+
+
+def outbound_url_problems(values: dict) -> dict[str, list[str]]:
+    """Field → messages for each URL of ``values`` (``URL_FIELDS``) that the
+    SSRF guard would refuse. A ``backend_api_url`` naming this installation is
+    never called over HTTP (its batches run in-process), so it passes."""
+    problems: dict[str, list[str]] = {}
+    for field_name in URL_FIELDS:
+        url = values.get(field_name)
+        if not isinstance(url, str) or not url or (field_name == "backend_api_url" and is_this_server(url)):
+            continue
+        try:
+            http.check_url(url)
+        except http.BlockedURL as exc:
+            problems[field_name] = [exc.detail]
+    return problems
+
+
+def check_outbound_urls(values: dict) -> None:
+    """A 400 naming every URL field of ``values`` the SSRF guard would refuse."""
+    problems = outbound_url_problems(values)
+    if problems:
+        raise ValidationError(problems)
 
 
 @transaction.atomic
@@ -47,9 +65,8 @@ def cron_job_create(
     """Create a ``vision_analysis`` job on a cron schedule; the key is stored encrypted."""
     from jobsite.tenancy import user_default_organization
 
-    for field_name, url in (("external_api_get_url", external_api_get_url),
-                            ("external_api_post_url", external_api_post_url)):
-        check_outbound_url(field_name, url)
+    check_outbound_urls({"external_api_get_url": external_api_get_url, "external_api_post_url": external_api_post_url,
+                         "backend_api_url": backend_api_url})
     config = {
         "external_api_get_url": external_api_get_url,
         "external_api_post_url": external_api_post_url,

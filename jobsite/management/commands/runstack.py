@@ -337,6 +337,9 @@ class Command(BaseCommand):
                    DJANGO_SETTINGS_MODULE=os.environ.get("DJANGO_SETTINGS_MODULE", "jobsite.settings"))
         if redis_server is not None:
             env["REDIS_URL"] = redis_server.url
+        # The stack's own address: a vision job's backend_api_url naming it runs in-process.
+        web_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        env.setdefault("JOBSITE_PUBLIC_URL", f"http://{f'[{web_host}]' if ':' in web_host else web_host}:{port}")
         if beat:
             remove_stale_pidfile(var_dir / "celerybeat.pid")
         manager = Manager(printer=Printer(sys.stdout))
