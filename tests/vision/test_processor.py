@@ -148,3 +148,12 @@ def test_the_console_script_runs_as_a_real_process(external, tmp_path):
     assert "1 succeeded" in log_file.read_text() and KEY not in log_file.read_text()
     done = subprocess.run([*script], env={**env, "EXTERNAL_API_KEY": ""}, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "--external-api-key (or EXTERNAL_API_KEY)" in done.stderr
+
+
+@pytest.mark.django_db
+def test_a_refused_backend_url_is_a_configuration_error_and_this_server_is_not(external, settings):
+    code, log = run(environ=env_for(external, BACKEND_API_URL="http://169.254.169.254"))
+    assert code == 2 and "backend_api_url: refused: 169.254.169.254 is a link-local" in log
+    settings.JOBSITE_PUBLIC_URL = "http://127.0.0.1:8010"
+    code, log = run(["--dry-run"], environ=env_for(external, BACKEND_API_URL="http://localhost:8010"))
+    assert code == 0, log
