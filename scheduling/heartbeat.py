@@ -6,7 +6,9 @@ started when the worker is ready. ``services.executions_reap_lost`` marks a
 ``running`` execution lost when its worker's last heartbeat is older than
 ``JOBS_WORKER_HEARTBEAT_TIMEOUT_SECONDS`` — a worker killed with SIGKILL, or
 one that came back under another hostname and so never reaps its old runs
-itself.
+itself. The same judgment tells a redelivered message of a run that still
+goes on (its worker beats: the copy is dropped) from one whose worker died
+(``services.execution_claim``).
 
 Times come from the Redis server's clock (``TIME``), on both sides, so clock
 skew between hosts does not matter. A worker with no entry at all (Redis lost
@@ -83,6 +85,25 @@ def stop(hostname: str) -> None:
         forget(hostname)
     except Exception:
         logger.warning("worker heartbeat of %s not removed", hostname)
+
+
+def age_of(hostname: str, *, client=None) -> int | None:
+    """Seconds since ``hostname``'s last heartbeat; None when it has no entry."""
+    client = client or _client()
+    with client.pipeline(transaction=False) as pipe:
+        pipe.time()
+        pipe.hget(HEARTBEATS_KEY, hostname)
+        (seconds, _), stamp = pipe.execute()
+    try:
+        return int(seconds) - int(stamp) if stamp is not None else None
+    except ValueError:
+        return None
+
+
+def is_stale(age: int | None) -> bool:
+    """Whether a worker whose heartbeat is ``age`` seconds old is taken for
+    dead (no entry: not judged, so False)."""
+    return age is not None and age > settings.JOBS_WORKER_HEARTBEAT_TIMEOUT_SECONDS
 
 
 def ages(*, client=None) -> tuple[dict[str, int], int]:

@@ -1,14 +1,20 @@
 """Celery tasks of the scheduling core: thin, take ids, call one service."""
+import logging
 import os
 from datetime import datetime
 
+from billiard.exceptions import WorkerLostError
 from celery import Task, shared_task
 from celery.exceptions import TimeLimitExceeded
 from celery.signals import worker_ready, worker_shutdown
+from celery.worker import state as worker_state
+from celery.worker.request import Request
 
 from scheduling import heartbeat, services
 from scheduling.broker import patch_kombu_collect, patch_kombu_redis_client_reuse
 from scheduling.services.sending import RUN_EXECUTION_TASK
+
+logger = logging.getLogger(__name__)
 
 # Before any worker connects: a broker restart must not stop the worker (see the docstring).
 patch_kombu_collect()
@@ -29,7 +35,46 @@ def run_job(job_id: int, scheduled_for: str | None = None, missed: int = 0, miss
     )
 
 
+class ExecutionRequest(Request):
+    """A run's request as the worker's main process holds it."""
+
+    def on_failure(self, exc_info, send_failed_event=True, return_ok=False):
+        # The pool process running it died (kill -9, out of memory): its worker lives
+        # on and beats, so the message put back next would be taken for a copy of a
+        # run still going. Recorded here, first, by the process that saw it die.
+        exc = getattr(exc_info.exception, "exc", exc_info.exception)
+        if isinstance(exc, (WorkerLostError, SystemExit, KeyboardInterrupt)) and self.args and self.worker_pid:
+            try:
+                services.execution_process_lost(execution_id=self.args[0],
+                                                worker=f"{self.hostname} pid {self.worker_pid}")
+            except Exception:  # the database is away: the hard-limit sweep finds the run
+                logger.exception("run of task %s: its lost pool process not recorded", self.id)
+        try:
+            return super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+        finally:
+            self._hand_id_back()
+
+    def acknowledge(self):
+        # (The worker's own subclass of this class replaces on_success; it acks here.)
+        try:
+            return super().acknowledge()
+        finally:
+            self._hand_id_back()
+
+    def _hand_id_back(self) -> None:
+        # A copy of a message this worker still runs (the broker's visibility timeout
+        # passed) took the task id in the worker's table of requests by id, and took it
+        # out again when done: hand it back to the run, or a cancel's revoke would not
+        # find the process to terminate.
+        for request in worker_state.active_requests:
+            if request.id == self.id and request is not self:
+                worker_state.requests[self.id] = request
+                return
+
+
 class ExecutionTask(Task):
+    Request = ExecutionRequest
+
     def on_failure(self, exc, task_id, args, kwargs, einfo):
         # Runs in the worker's main process when the pool killed the task at its
         # hard time limit: the task itself never got to record anything.

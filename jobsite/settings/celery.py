@@ -33,10 +33,16 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 JOBS_QUEUES = env.list("CELERY_QUEUES", default=["default", "maintenance", "vision", "workflows", "predictions"])
 CELERY_TASK_QUEUES = [Queue(name) for name in JOBS_QUEUES]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A redelivered unacked message comes back after this long; it must exceed the
-# longest task, or a slow task would run twice.
+# Redis delivers an unacked message again after this long. A run may last longer:
+# the copy finds its run going on with a live worker and is dropped (README, "Runs").
+_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=4 * 3600)
+# kombu looks for such messages every 10 × 10 s (interval × throttle); a short timeout
+# is looked at about every tenth of it (kombu.transport.redis, "Transport Options").
+_RESTORE_EVERY = min(max(_VISIBILITY_TIMEOUT // 10, 1), 100)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=4 * 3600),
+    "visibility_timeout": _VISIBILITY_TIMEOUT,
+    "unacked_restore_interval": min(_RESTORE_EVERY, 10),
+    "unacked_restore_throttle": max(_RESTORE_EVERY // 10, 1),
 }
 # When Redis is down, fail a send within a few seconds instead of after the
 # result backend's default 20 retries (a web request would hang before

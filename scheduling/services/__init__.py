@@ -22,7 +22,8 @@ from scheduling.services.jobs import (  # noqa: F401
 )
 from scheduling.services.lifecycle import (  # noqa: F401
     execution_cancel, execution_claim, execution_finish, execution_hard_timeout, execution_is_queued,
-    execution_is_running, execution_mark_lost, execution_record_progress, execution_run, run_params,
+    execution_is_running, execution_mark_lost, execution_process_lost, execution_record_progress, execution_run,
+    run_params,
 )
 from scheduling.services.requests import job_execute, job_execute_for  # noqa: F401
 from scheduling.services.sending import executions_send, revoke_task  # noqa: F401

@@ -16,7 +16,7 @@ from django.utils import timezone
 from jobsite.crypto import secrets_decrypt
 from jobsite.db import PkLookup, update_row, update_row_then
 from jobsite.exceptions import Conflict
-from scheduling import audit, runlog
+from scheduling import audit, heartbeat, runlog
 from scheduling.errors import ErrorCode
 from scheduling.executors import executor_for
 from scheduling.models import Execution, Job
@@ -113,9 +113,12 @@ _run_jobs = _RunJobs()
 
 def execution_claim(*, execution_id: int, task_id: str, worker: str) -> Execution | None:
     """Move a queued execution to running, atomically. Returns None when it must
-    not run (cancelled, finished, deleted). A redelivered message whose
-    execution is already running means the previous worker died: that attempt
-    is recorded as an error and retried per policy."""
+    not run (cancelled, finished, deleted, or already running).
+
+    A message that finds its execution already running was delivered again:
+    by the broker's visibility timeout while the run goes on, or after the
+    worker that claimed it died. Its worker's heartbeat tells which
+    (``_redelivered_while_running``)."""
     # The claim, the read of the execution and of its job's version: one statement.
     # The job row is not written here (its last_run_at was set when the run was
     # queued): workers never queue up behind a hot job row to start.
@@ -138,8 +141,30 @@ def execution_claim(*, execution_id: int, task_id: str, worker: str) -> Executio
         return execution
     execution = _execution_row.first(execution_id)
     if execution is not None and execution.status == Execution.Status.RUNNING:
-        execution_mark_lost(execution=execution, reason=f"worker {execution.worker or '?'} was lost mid-run; message redelivered")
+        _redelivered_while_running(execution, to=worker)
     return None
+
+
+def _redelivered_while_running(execution: Execution, *, to: str) -> None:
+    """A running execution's message came again (to worker ``to``). Its run
+    goes on while the worker that claimed it beats: this copy is dropped (the
+    task returns and its message is acknowledged), and should that worker die
+    later, the lost-run sweep finds the run by its heartbeat. Only a fresh
+    heartbeat vouches for the run: a worker whose heartbeat is stale, missing
+    or unreadable (a broker that keeps none) is taken for dead with the run,
+    which is lost and retried per policy."""
+    claimed_by = execution.worker or "?"
+    try:
+        age = heartbeat.age_of(claimed_by.split(" ", 1)[0])
+    except Exception as exc:
+        age, beat = None, f"its heartbeat is unreadable: {type(exc).__name__}"
+    else:
+        beat = "it has no heartbeat" if age is None else f"its heartbeat is {age} s old"
+    if age is not None and not heartbeat.is_stale(age):
+        logger.warning("execution %s of job %s: message delivered again to %s while it runs on %s (heartbeat %s s "
+                       "ago): this copy is dropped, the run goes on", execution.pk, execution.job_id, to, claimed_by, age)
+        return
+    execution_mark_lost(execution=execution, reason=f"worker {claimed_by} was lost mid-run; message redelivered ({beat})")
 
 
 def execution_finish(
@@ -202,6 +227,15 @@ def execution_is_queued(*, execution_id: int) -> bool:
     return Execution.objects.filter(pk=execution_id, status=Execution.Status.QUEUED).exists()
 
 
+def execution_process_lost(*, execution_id: int, worker: str) -> Execution | None:
+    """The pool process ``worker`` ("<hostname> pid <n>") died while it ran the
+    execution: seen by its worker's main process, which lives on (so the
+    heartbeat would vouch for the run). Lost, and retried per policy; the
+    message the worker puts back then finds it no longer running."""
+    execution = Execution(pk=execution_id)
+    return execution_mark_lost(execution=execution, reason=f"worker process {worker} died mid-run", worker=worker)
+
+
 def execution_hard_timeout(*, execution_id: int, limit_seconds: float) -> Execution | None:
     """The worker killed a run that overran its hard time limit (it ignored the soft one)."""
     execution = Execution.objects.select_related("job").filter(pk=execution_id).first()
@@ -216,8 +250,14 @@ def execution_hard_timeout(*, execution_id: int, limit_seconds: float) -> Execut
 
 
 @transaction.atomic
-def execution_mark_lost(*, execution: Execution, reason: str) -> Execution | None:
-    updated = Execution.objects.filter(pk=execution.pk, status=Execution.Status.RUNNING).update(
+def execution_mark_lost(*, execution: Execution, reason: str, worker: str | None = None) -> Execution | None:
+    """Record a running execution as lost (``error``) and retry it per policy.
+    With ``worker``: only while that worker process is the one running it.
+    None when it was no longer running (finished, cancelled, lost already)."""
+    running = Execution.objects.filter(pk=execution.pk, status=Execution.Status.RUNNING)
+    if worker is not None:
+        running = running.filter(worker=worker)
+    updated = running.update(
         status=Execution.Status.ERROR, completed_at=timezone.now(), error=f"Lost: {reason}", output="Lost: worker died",
     )
     if not updated:

@@ -23,7 +23,10 @@ def executions_reap_lost(*, now=None, hostname: str | None = None) -> int:
     restarted, so nothing of its is still running). Without: those whose
     worker missed its heartbeat for ``JOBS_WORKER_HEARTBEAT_TIMEOUT_SECONDS``
     (``scheduling.heartbeat``), and those running past their hard time limit
-    plus a margin (the worker must have died)."""
+    plus a margin (the worker must have died). A run longer than the broker's
+    visibility timeout is found here too when its worker dies after the
+    message's redelivered copy was dropped (``execution_claim``): no message
+    of it is left to come again."""
     now = now or timezone.now()
     running = Execution.objects.filter(status=Execution.Status.RUNNING).select_related("job")
     if hostname:
@@ -40,7 +43,7 @@ def executions_reap_lost(*, now=None, hostname: str | None = None) -> int:
             worker_name = execution.worker.split(" ", 1)[0]
             age = heartbeat_ages.get(worker_name)
             started_long_enough = execution.started_at and execution.started_at <= now - timedelta(seconds=heartbeat_timeout)
-            if age is not None and age > heartbeat_timeout and started_long_enough:
+            if heartbeat.is_stale(age) and started_long_enough:
                 why = f"worker {worker_name} missed its heartbeat for {age} s (limit {heartbeat_timeout} s)"
             else:
                 limit = execution.job.timeout_seconds + settings.JOBS_HARD_TIMEOUT_GRACE_SECONDS + 60

@@ -74,6 +74,20 @@ def celery_app_on(url: str, settings):
         reset()
 
 
+def short_visibility_env(redis_server: RestartableRedis, visibility_seconds: int, **settings) -> dict[str, str]:
+    """Worker environment on ``redis_server`` whose broker delivers an unacked
+    message again after ``visibility_seconds`` (and looks for such messages
+    every second), with heartbeats every second; ``settings`` are more env
+    variables."""
+    return {**redis_server.env(), "CELERY_VISIBILITY_TIMEOUT": str(visibility_seconds),
+            "JOBS_WORKER_HEARTBEAT_SECONDS": "1", **{name: str(value) for name, value in settings.items()}}
+
+
+def copies_dropped(worker) -> int:
+    """How many redelivered copies of a running run ``worker`` dropped (its log)."""
+    return worker.log().count("this copy is dropped")
+
+
 # ---------------------------------------------------------------------------
 # Fixtures (import them into the test module)
 # ---------------------------------------------------------------------------
