@@ -76,15 +76,15 @@ class StrictJSONParser(JSONParser):
         try:
             text = stream.read().decode(encoding)
         except UnicodeDecodeError as exc:
-            raise ParseError(f"Malformed request body: not valid {encoding} text ({exc.reason}).") from None
+            raise ParseError(f"not valid {encoding} text ({exc.reason}).") from None
         limit = settings.API_MAX_JSON_DEPTH
         if nesting_depth(text) > limit:
-            raise ParseError(f"Malformed request body: JSON nested deeper than {limit} levels.")
+            raise ParseError(f"JSON nested deeper than {limit} levels.")
         try:
             data = json.loads(text)  # 1e400 decodes as inf, NaN as nan: unstorable_value names them
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}") from None
         problem = unstorable_value(data)
         if problem:
-            raise ParseError(f"Malformed request body: {problem}.")
+            raise ParseError(f"{problem}.")
         return data
