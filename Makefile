@@ -45,10 +45,14 @@ test-quick: venv
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=10 -m 'not e2e and not faults and not browser' \
 		--ignore=tests/jobsite/test_fuzz_openapi.py $(PYTEST_ARGS)
 
-## make fuzz: schemathesis against the OpenAPI schema, 200 examples per operation
-## (`make test` runs the same file with 8; FUZZ_MAX_EXAMPLES=N for another number)
+## make fuzz: schemathesis against the OpenAPI schema, 200 examples per operation with
+## the coverage phase's boundary values, then stateful call sequences along the schema's
+## links (4 scenarios per example); prints how many requests reached existing objects.
+## (`make test` runs the same file with 8 and no coverage phase; FUZZ_MAX_EXAMPLES=N,
+## FUZZ_COVERAGE=0|1 to change either)
 fuzz: venv
-	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-200} $(PY) -m pytest tests/jobsite/test_fuzz_openapi.py $(PYTEST_ARGS)
+	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-200} FUZZ_COVERAGE=$${FUZZ_COVERAGE:-1} \
+		$(PY) -m pytest tests/jobsite/test_fuzz_openapi.py $(PYTEST_ARGS)
 
 migrate: venv
 	$(PY) manage.py migrate

@@ -13,6 +13,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from jobsite.exceptions import ApplicationError
+from jobsite.openapi import links
 from predictions import exports, selectors, serializers, services
 from predictions.errors import ErrorCode
 from predictions.models import BulkUploadJob
@@ -72,12 +73,16 @@ class BulkUploadViewSet(StreamedUploadMixin, viewsets.ViewSet):
         tags=["predictions"], summary="Upload a CSV/XLSX file for bulk default-risk predictions",
         request={"multipart/form-data": serializers.UploadSerializer},
         responses={202: OpenApiTypes.OBJECT, 400: _ERR, 413: _ERR},
+        extensions=links({"/api/v1/predictions/jobs/{job_id}": "job_id"}),
     )
     def create(self, request):
         stored, file_format = self.stored_upload(request)
         upload = services.upload_create(user=request.user, job_type=self.job_type, stored=stored, file_format=file_format)
         self._upload_kept = True
         return Response(serializers.upload_accepted(upload), status=status.HTTP_202_ACCEPTED)
+
+
+XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 class TemplateViewSet(viewsets.ViewSet):
@@ -88,14 +93,14 @@ class TemplateViewSet(viewsets.ViewSet):
     @extend_schema(
         tags=["predictions"], summary="Download an empty upload template (CSV, or ?file_format=xlsx)",
         parameters=[OpenApiParameter("file_format", str, enum=["csv", "xlsx"], required=False)],
-        responses={200: OpenApiTypes.BINARY},
+        responses={(200, "text/csv"): OpenApiTypes.BINARY, (200, XLSX_MEDIA_TYPE): OpenApiTypes.BINARY, 400: _ERR},
     )
     def retrieve(self, request):
         file_format = request.query_params.get("file_format", "csv")
         if file_format == "xlsx":
             response = HttpResponse(
                 exports.template_xlsx(self.job_type),
-                content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                content_type=XLSX_MEDIA_TYPE,
             )
         elif file_format == "csv":
             response = HttpResponse(exports.template_csv(self.job_type), content_type="text/csv; charset=utf-8")
@@ -130,7 +135,8 @@ class PredictionJobViewSet(StreamedUploadMixin, viewsets.ViewSet):
 
     @extend_schema(tags=["predictions"], summary="List bulk upload jobs", operation_id="api_v1_predictions_jobs_list",
                    parameters=[serializers.JobListQuerySerializer],
-                   responses={200: OpenApiTypes.OBJECT, 400: _ERR})
+                   responses={200: OpenApiTypes.OBJECT, 400: _ERR},
+                   extensions=links({"/api/v1/predictions/jobs/{job_id}": "jobs/0/id"}))
     def list(self, request):
         params = query_params(serializers.JobListQuerySerializer, request)
         uploads = list(selectors.upload_list(user=request.user, status=params.get("status"), limit=params["limit"]))
@@ -167,7 +173,7 @@ class PredictionJobViewSet(StreamedUploadMixin, viewsets.ViewSet):
         return Response(serializers.upload_cancelled(upload, revoked=revoked))
 
     @extend_schema(tags=["predictions"], summary="Download the predictions (CSV)",
-                   responses={200: OpenApiTypes.BINARY, 400: _ERR, 404: _ERR})
+                   responses={(200, "text/csv"): OpenApiTypes.BINARY, 400: _ERR, 404: _ERR})
     @action(detail=True, methods=["get"])
     def results(self, request, job_id=None):
         upload = self._get(request, job_id)
@@ -179,7 +185,7 @@ class PredictionJobViewSet(StreamedUploadMixin, viewsets.ViewSet):
         return _csv_response(exports.results_csv(upload), f"predictions_{upload.pk}.csv")
 
     @extend_schema(tags=["predictions"], summary="Download the row errors with the original columns (CSV)",
-                   responses={200: OpenApiTypes.BINARY, 400: _ERR, 404: _ERR})
+                   responses={(200, "text/csv"): OpenApiTypes.BINARY, 400: _ERR, 404: _ERR})
     @action(detail=True, methods=["get"], url_path="errors.csv")
     def errors_csv(self, request, job_id=None):
         upload = self._get(request, job_id)

@@ -23,6 +23,7 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthentic
 from rest_framework.response import Response
 
 from jobsite.exceptions import django_validation_error_detail
+from jobsite.openapi import links
 from jobsite.parsers import StrictJSONParser
 from jobsite.tenancy import user_default_organization
 from scheduling import selectors, services
@@ -147,6 +148,7 @@ class JobViewSet(viewsets.GenericViewSet):
     @extend_schema(
         tags=["jobs"], summary="List jobs", operation_id="api_v1_jobs_list", parameters=[JobListQuerySerializer],
         responses={200: JobPageSerializer, 400: _400},
+        extensions=links({"/api/v1/jobs/{id}": "items/0/id", "/api/v1/jobs/{job_id}": "items/0/id"}),
     )
     def list(self, request):
         params = query_params(JobListQuerySerializer, request)
@@ -157,6 +159,7 @@ class JobViewSet(viewsets.GenericViewSet):
     @extend_schema(
         tags=["jobs"], summary="Create a job", request=JobCreateSerializer,
         responses={201: JobSerializer, 400: _400, 403: _403, 409: _409},
+        extensions=links({"/api/v1/jobs/{id}": "id", "/api/v1/jobs/{job_id}": "id"}),
     )
     def create(self, request):
         data = request_body(JobCreateSerializer, request)
@@ -174,7 +177,9 @@ class JobViewSet(viewsets.GenericViewSet):
     @extend_schema(
         tags=["jobs"], summary="Update a job (partial)",
         description="Any subset of the create fields except `kind`; a schedule change re-syncs beat.",
-        request=JobUpdateSerializer, responses={200: JobSerializer, 400: _400, 403: _403, 404: _404, 409: _409},
+        # partial: PUT takes any subset as PATCH does, so its body requires nothing
+        request=JobUpdateSerializer(partial=True),
+        responses={200: JobSerializer, 400: _400, 403: _403, 404: _404, 409: _409},
     )
     def update(self, request, pk=None):
         # Seed 003's PUT example sends two fields: PUT is partial, like PATCH.
@@ -207,6 +212,7 @@ class JobViewSet(viewsets.GenericViewSet):
     @extend_schema(
         tags=["jobs"], summary="Run a job now", request=JobExecuteSerializer,
         responses={202: ExecutionSerializer, 400: _400, 403: _403, 404: _404, 409: _409},
+        extensions=links({"/api/v1/executions/{id}": "id"}),
     )
     @action(detail=True, methods=["post"])
     def execute(self, request, pk=None):
@@ -322,6 +328,7 @@ class ExecutionViewSet(viewsets.GenericViewSet):
         tags=["executions"], summary="List executions", operation_id="api_v1_executions_list",
         parameters=[AllExecutionsQuerySerializer],
         responses={200: ExecutionPageSerializer, 400: _400},
+        extensions=links({"/api/v1/executions/{id}": "items/0/id"}),
     )
     def list(self, request):
         params = query_params(AllExecutionsQuerySerializer, request)

@@ -16,6 +16,7 @@ from rest_framework import status, viewsets
 from rest_framework.response import Response
 
 from jobsite.exceptions import ApplicationError
+from jobsite.openapi import links
 from scheduling.serializers import query_params, request_body, validated
 from vision_pipeline import analyzers, selectors, serializers, services, uploads
 from vision_pipeline.errors import ErrorCode
@@ -36,14 +37,15 @@ class CronJobViewSet(viewsets.ViewSet):
         return selectors.cron_job_get(user=self.request.user, job_id=self.kwargs["job_id"])
 
     @extend_schema(tags=[TAG], summary="List cron jobs", operation_id="cron_jobs_list",
-                   parameters=[serializers.CronJobListQuerySerializer], responses={200: OpenApiTypes.OBJECT})
+                   parameters=[serializers.CronJobListQuerySerializer], responses={200: OpenApiTypes.OBJECT},
+                   extensions=links({"/cron-jobs/{job_id}": "cron_jobs/0/job_id"}))
     def list(self, request):
         query = query_params(serializers.CronJobListQuerySerializer, request)
         jobs = selectors.cron_job_list(user=request.user, enabled_only=query["enabled_only"])
         return Response({"cron_jobs": [serializers.cron_job_data(job) for job in jobs]})
 
     @extend_schema(tags=[TAG], summary="Create a cron job", request=serializers.CronJobCreateSerializer,
-                   responses={201: OpenApiTypes.OBJECT, 400: _ERR})
+                   responses={201: OpenApiTypes.OBJECT, 400: _ERR}, extensions=links({"/cron-jobs/{job_id}": "job_id"}))
     def create(self, request):
         job = services.cron_job_create(actor=request.user, **request_body(serializers.CronJobCreateSerializer, request))
         return Response(serializers.cron_job_created(job), status=status.HTTP_201_CREATED)
@@ -96,7 +98,8 @@ class BatchViewSet(viewsets.ViewSet):
 
     @extend_schema(tags=[BATCH_TAG], summary="The caller's batches (newest first)",
                    operation_id="api_v1_vision_batches_list",
-                   parameters=[serializers.CronJobExecutionsQuerySerializer], responses={200: OpenApiTypes.OBJECT})
+                   parameters=[serializers.CronJobExecutionsQuerySerializer], responses={200: OpenApiTypes.OBJECT},
+                   extensions=links({"/api/v1/vision/batches/{batch_id}": "batches/0/batch_id"}))
     def list(self, request):
         query = query_params(serializers.CronJobExecutionsQuerySerializer, request)
         batches = selectors.batch_list(user=request.user, limit=query["limit"])
@@ -104,7 +107,8 @@ class BatchViewSet(viewsets.ViewSet):
 
     @extend_schema(tags=[BATCH_TAG], summary="Upload images and queue their analysis",
                    request={"multipart/form-data": serializers.BatchCreateSerializer},
-                   responses={202: OpenApiTypes.OBJECT, 400: _ERR})
+                   responses={202: OpenApiTypes.OBJECT, 400: _ERR},
+                   extensions=links({"/api/v1/vision/batches/{batch_id}": "batch_id"}))
     def create(self, request):
         data = validated(serializers.BatchCreateSerializer, uploads.batch_form(request))
         descriptions = uploads.form_descriptions(data["descriptions"])
@@ -120,7 +124,7 @@ class BatchViewSet(viewsets.ViewSet):
         return Response(serializers.batch_data(self._batch()))
 
     @extend_schema(tags=[BATCH_TAG], summary="The batch's HTML report",
-                   responses={200: OpenApiTypes.BINARY, 404: _ERR, 409: _ERR})
+                   responses={(200, "text/html"): OpenApiTypes.BINARY, 404: _ERR, 409: _ERR})
     def report(self, request, batch_id=None):
         batch = self._batch()
         path = services.batch_report_path(batch) if batch.report_path else None

@@ -54,5 +54,9 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "jobsite.openapi.document_framework_responses",
+        # additionalProperties: false where a serializer refuses unknown keys.
+        "jobsite.openapi.declare_closed_request_bodies",
+        # OpenAPI links from each view's x-jobsite-links (stateful testing follows them).
+        "jobsite.openapi.link_declared_targets",
     ],
 }

@@ -19,6 +19,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from jobsite.exceptions import ApplicationError, Forbidden
+from jobsite.openapi import links
 from jobsite.parsers import StrictJSONParser
 from scheduling import services as core_services
 from scheduling.models import Job
@@ -85,20 +86,23 @@ class CronJobViewSet(viewsets.GenericViewSet):
         })
 
     @extend_schema(tags=["cron jobs (seed 002)"], summary="Create (or replace) a cron job",
-                   request=CronJobCreateSerializer, responses={200: ScheduleResponseSerializer, 400: _400, 403: _403})
+                   request=CronJobCreateSerializer, responses={200: ScheduleResponseSerializer, 400: _400, 403: _403},
+                   extensions=links({"/api/cron/jobs/{job_id}": "job/job_id"}))
     @action(detail=False, methods=["post"])
     def cron(self, request):
         return self._save(request, Job.ScheduleType.CRON, CronJobCreateSerializer, "Cron")
 
     @extend_schema(tags=["cron jobs (seed 002)"], summary="Create (or replace) an interval job",
                    request=IntervalJobCreateSerializer,
-                   responses={200: ScheduleResponseSerializer, 400: _400, 403: _403})
+                   responses={200: ScheduleResponseSerializer, 400: _400, 403: _403},
+                   extensions=links({"/api/cron/jobs/{job_id}": "job/job_id"}))
     @action(detail=False, methods=["post"])
     def interval(self, request):
         return self._save(request, Job.ScheduleType.INTERVAL, IntervalJobCreateSerializer, "Interval")
 
     @extend_schema(tags=["cron jobs (seed 002)"], summary="The caller's jobs",
-                   responses={200: ScheduleListResponseSerializer})
+                   responses={200: ScheduleListResponseSerializer},
+                   extensions=links({"/api/cron/jobs/{job_id}": "jobs/0/job_id"}))
     def list(self, request):
         jobs = [schedule_job_data(job) for job in selectors.schedule_list(user=request.user)]
         return Response({"status": "success", "user_id": selectors.user_seed_id(request.user),
@@ -119,7 +123,8 @@ class CronJobViewSet(viewsets.GenericViewSet):
         return Response({"status": "success", "job": schedule_job_data(self._job())})
 
     @extend_schema(tags=["cron jobs (seed 002)"], summary="Run a job now (schedule unchanged)", request=None,
-                   responses={200: ScheduleActionResponseSerializer, 403: _403, 404: _404})
+                   responses={200: ScheduleActionResponseSerializer, 403: _403, 404: _404},
+                   extensions=links({"/api/workflows/runs/{id}": "execution_id", "/api/v1/executions/{id}": "execution_id"}))
     @action(detail=True, methods=["post"])
     def trigger(self, request, job_id=None):
         job = self._job("You don't have permission to trigger this job")
@@ -191,13 +196,15 @@ class WorkflowViewSet(viewsets.GenericViewSet):
             raise Forbidden("Only the workflow's owner can change or delete it.")
         return workflow
 
-    @extend_schema(tags=["workflows"], summary="List workflows", responses={200: WorkflowListSerializer})
+    @extend_schema(tags=["workflows"], summary="List workflows", responses={200: WorkflowListSerializer},
+                   extensions=links({"/api/workflows/{id}": "items/0/id"}))
     def list(self, request):
         workflows = list(selectors.workflow_list(user=request.user))
         return Response(list_envelope(WorkflowSerializer(workflows, many=True).data))
 
     @extend_schema(tags=["workflows"], summary="Create a workflow", request=WorkflowCreateSerializer,
-                   responses={201: WorkflowSerializer, 400: _400, 409: _409})
+                   responses={201: WorkflowSerializer, 400: _400, 409: _409},
+                   extensions=links({"/api/workflows/{id}": "id"}))
     def create(self, request):
         workflow = services.workflow_create(actor=request.user, **request_body(WorkflowCreateSerializer, request))
         return Response(WorkflowSerializer(workflow).data, status=status.HTTP_201_CREATED)
@@ -243,7 +250,8 @@ class WorkflowRunViewSet(viewsets.GenericViewSet):
         return execution
 
     @extend_schema(tags=["workflows"], summary="Workflow runs, newest first", parameters=[WorkflowRunListQuerySerializer],
-                   responses={200: WorkflowRunListSerializer, 400: _400})
+                   responses={200: WorkflowRunListSerializer, 400: _400},
+                   extensions=links({"/api/workflows/runs/{id}": "items/0/execution_id"}))
     def list(self, request):
         params = query_params(WorkflowRunListQuerySerializer, request)
         runs = selectors.run_list(user=request.user, workflow_id=params.get("workflow_id"), status=params.get("status"))

@@ -7,6 +7,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from jobsite.crypto import secrets_decrypt
@@ -99,6 +100,7 @@ class ScheduleResponseSerializer(serializers.Serializer):
     job = ScheduleJobSerializer()
 
 
+@extend_schema_serializer(many=False)  # a list action's answer, but one envelope object, not an array
 class ScheduleListResponseSerializer(serializers.Serializer):
     status = serializers.CharField()
     user_id = serializers.CharField(required=False)
@@ -182,6 +184,7 @@ class WorkflowSerializer(serializers.ModelSerializer):
             return {}
 
 
+@extend_schema_serializer(many=False)  # a list action's answer, but one envelope object, not an array
 class WorkflowListSerializer(serializers.Serializer):
     total = serializers.IntegerField()
     items = WorkflowSerializer(many=True)
@@ -248,6 +251,7 @@ class WorkflowRunListQuerySerializer(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, max_value=500, default=50)
 
 
+@extend_schema_serializer(many=False)  # a list action's answer, but one envelope object, not an array
 class WorkflowRunListSerializer(serializers.Serializer):
     total = serializers.IntegerField()
     items = WorkflowRunSerializer(many=True)
