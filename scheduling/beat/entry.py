@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from zoneinfo import ZoneInfo
 
+from celery.schedules import schedstate
 from celery.utils.time import maybe_make_aware
 from django_celery_beat.schedulers import ModelEntry
 
@@ -25,7 +26,11 @@ class JobEntry(ModelEntry):
       (job, due time) and applies the job's catch-up policy;
     * after a fire, the entry's ``last_run_at`` is the due time it fired for,
       not the moment it was sent: intervals keep their absolute spacing, and a
-      beat that takes over (or restarts) counts what it owes from there.
+      beat that takes over (or restarts) counts what it owes from there;
+    * an interval entry that is due asks beat to look again at its next due
+      time on that grid, not a whole interval after now (Celery's answer):
+      a late fire (the catch-up after an outage, a restart or a takeover)
+      would otherwise make every later fire as late.
 
     Other entries (CELERY_BEAT_SCHEDULE's) behave exactly as before.
     """
@@ -79,6 +84,17 @@ class JobEntry(ModelEntry):
         if missed:
             fire.update(missed=missed, missed_from=first_missed.astimezone(dt_timezone.utc).isoformat())
         return fire
+
+    def is_due(self):
+        state = super().is_due()
+        interval = self.job_schedule.interval if self.job_schedule is not None else None
+        if not state.is_due or interval is None:
+            return state
+        now = self._default_now().astimezone(dt_timezone.utc)
+        last = maybe_make_aware(self.last_run_at).astimezone(dt_timezone.utc)
+        # The fire sent now is the latest due time up to now (current_fire); the next is one interval after it.
+        latest = last + interval * max(int((now - last) / interval), 1)
+        return schedstate(True, max((latest + interval - now).total_seconds(), 0.0))
 
     def record_fire(self, now: datetime | None = None) -> dict | None:
         """Fix the fire this entry is sending (what ``kwargs`` then carries)."""

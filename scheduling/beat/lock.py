@@ -133,6 +133,17 @@ class LockedScheduler(Scheduler):
         return super().tick(*args, **kwargs)
 
     # -- a minute's fires in one go ----------------------------------------
+    def reserve(self, entry):
+        """Celery's reserve marks the entry to be written back as fired by the
+        next ``sync()``, and beat's shutdown (SIGTERM, Ctrl-C) calls ``sync()``
+        from wherever the tick is: a job fire taken but not yet recorded would
+        be written as fired with no run. Its record is made with its Execution
+        (``_record_fires``), or, when that fails, once it has been sent."""
+        new_entry = next(entry)
+        if not _records_its_own_fire(entry):
+            self._dirty.add(new_entry.name)
+        return new_entry
+
     def apply_entries(self, entries: list) -> None:
         """Job fires due at this tick are recorded together — their executions
         (``services.jobs_dispatch_scheduled``) and beat's own record of each
@@ -206,7 +217,9 @@ class LockedScheduler(Scheduler):
         except Exception:
             logger.exception("beat: could not record %d job fire(s) in the database; sending them as "
                              "scheduling.run_job messages instead", len(fires))
-            super().apply_entries([entry for entry, _ in fires])  # saved by sync(), as any entry
+            for entry, _ in fires:
+                self.apply_entry(entry, producer=self.producer)
+                self._dirty.add(entry.name)  # sent: written back by sync(), as any entry
             return None
         self._dirty.difference_update(entry.name for entry, _ in fires)  # recorded above
         return counts
@@ -226,12 +239,18 @@ class LockedScheduler(Scheduler):
                 self.beat_lock.release()
 
 
+def _records_its_own_fire(entry) -> bool:
+    """A job's cron or interval entry with the fire it is sending (``JobEntry.record_fire``):
+    ``apply_entries`` records it with its Execution."""
+    return isinstance(entry, JobEntry) and entry.job_schedule is not None and bool(entry._fire)
+
+
 def _scheduled_fire(entry):
-    """The fire a job's cron or interval entry is sending (``JobEntry.record_fire``),
-    as ``services.jobs_dispatch_scheduled`` takes it; None for any other entry."""
-    fire = getattr(entry, "_fire", None)
-    if not isinstance(entry, JobEntry) or entry.job_schedule is None or not fire:
+    """The fire a job's cron or interval entry is sending, as
+    ``services.jobs_dispatch_scheduled`` takes it; None for any other entry."""
+    if not _records_its_own_fire(entry):
         return None
+    fire = entry._fire
     return services.ScheduledFire(
         job_id=int(entry.args[0]),
         scheduled_for=datetime.fromisoformat(fire["scheduled_for"]),

@@ -7,9 +7,11 @@ What django-celery-beat 2.9 does per change, and what this changes
 * Any PeriodicTask change re-reads every enabled task and rebuilds the heap,
   which takes seconds at ten thousand tasks; nothing is sent meanwhile, so
   jobs due then start late. Here a change lists each enabled task's name,
-  ``date_changed`` and whether django-celery-beat's window takes it, re-reads
-  the tasks whose listing differs from the one last read (or that are new),
-  drops the ones gone, and re-heaps only those entries.
+  ``date_changed`` and whether django-celery-beat's window takes it, and the
+  values of the schedule rows the tasks use (an interval or crontab edited in
+  place changes no task), re-reads the tasks whose listing differs from the
+  one last read (or that are new, or on an edited row), drops the ones gone,
+  and re-heaps only those entries.
 * Celery compares the old and the new schedule entry by entry on every tick
   (O(n)) — a tick sends one task, so 20 jobs due at the same minute queue up
   behind 20 comparisons. Here the comparison is skipped: the heap is
@@ -34,8 +36,9 @@ Invariants (tests/scheduling/beat/test_scheduler.py):
   only by ``_reheap`` (per name); Celery's ``tick`` pops the event it runs and
   pushes its successor.
 * No change is missed, whatever the clocks: a change is any ``date_changed``
-  that differs from the value last read (not newer than some time), and any
-  ``PeriodicTasks.last_update`` that differs from the baseline (not greater).
+  or schedule row value that differs from the one last read (not newer than
+  some time), and any ``PeriodicTasks.last_update`` that differs from the
+  baseline (not greater).
 """
 from __future__ import annotations
 
@@ -47,9 +50,9 @@ import time
 from celery.beat import event_t
 from celery.utils.functional import is_numeric_value
 from django.db import DatabaseError, InterfaceError, close_old_connections, transaction
-from django.db.models import BooleanField, Case, TextField, Value, When
+from django.db.models import BooleanField, Case, Q, TextField, Value, When
 from django.db.models.functions import Cast
-from django_celery_beat.models import CrontabSchedule
+from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, SolarSchedule
 from django_celery_beat.schedulers import DatabaseScheduler
 
 from jobsite.db import id_batches
@@ -61,6 +64,13 @@ FULL_SYNC_EVERY_SECONDS = 300
 FULL_SYNC_QUIET_SECONDS = 5.0  # no full re-read when a run is due this soon
 FULL_SYNC_MAX_DEFER_SECONDS = 120
 MAX_DUE_PER_TICK = 20_000  # entries sent together by one tick; the rest at the next (at once)
+# The schedule rows a task's entry is built from (PeriodicTask field, model, the columns it reads).
+SCHEDULE_ROWS = (
+    ("interval", IntervalSchedule, ("every", "period")),
+    ("crontab", CrontabSchedule, ("minute", "hour", "day_of_month", "month_of_year", "day_of_week", "timezone")),
+    ("clocked", ClockedSchedule, ("clocked_time",)),
+    ("solar", SolarSchedule, ("event", "latitude", "longitude")),
+)
 
 
 class Scheduler(DatabaseScheduler):
@@ -74,6 +84,8 @@ class Scheduler(DatabaseScheduler):
         # name -> (date_changed as last read, in django-celery-beat's window),
         # for every enabled task (see _incremental_read).
         self._versions: dict = {}
+        # (PeriodicTask field, pk) -> values as last read, of the schedule rows enabled tasks use.
+        self._rows: dict = {}
         super().__init__(*args, **kwargs)
 
     # -- start-up ------------------------------------------------------------
@@ -106,8 +118,8 @@ class Scheduler(DatabaseScheduler):
             try:
                 if not self._incremental_read():
                     # A change announced and no task found changed: a bulk
-                    # update() that left date_changed alone (or an edit of a
-                    # schedule row in place), then update_changed(). Read it all.
+                    # update() that left date_changed alone, then
+                    # update_changed(). Read it all.
                     return self._full_read(initial=False)
             except (DatabaseError, InterfaceError):
                 logger.exception("beat: incremental schedule read failed; full read next time")
@@ -148,6 +160,7 @@ class Scheduler(DatabaseScheduler):
         # Listed before the models are read: a task changed in between is newer
         # in the model than in its version, and is read once more next time.
         listed = self._listing(window)
+        rows = self._schedule_rows()  # before the models: a row edited after it differs next time
         schedule, read = {}, set()
         for model in window:
             read.add(model.name)
@@ -158,7 +171,7 @@ class Scheduler(DatabaseScheduler):
         # In the window as read here: one that entered or left it since the
         # listing differs from its version next time, and is read again.
         versions = {name: (changed, name in read) for pk, name, changed, in_window in listed}
-        self._schedule, self._versions = schedule, versions
+        self._schedule, self._versions, self._rows = schedule, versions, rows
         self._last_full_read = time.monotonic()
         self.full_reads += 1
         if not initial:
@@ -197,12 +210,15 @@ class Scheduler(DatabaseScheduler):
 
         Every enabled task has a version: its ``date_changed`` as last read, and
         whether it is in django-celery-beat's window. A task whose version
-        differs is re-read (in the window) or dropped (out of it); one no longer
-        listed (disabled, deleted, renamed) is dropped. Equality, not a time
+        differs, or whose schedule row's values differ from the ones last read
+        (a row edited in place: the task's ``date_changed`` stays), is re-read
+        (in the window) or dropped (out of it); one no longer listed
+        (disabled, deleted, renamed) is dropped. Equality, not a time
         window: a ``date_changed`` older than our last read (a host whose
         clock is behind, a transaction that commits late) is still a
-        difference. One query lists the versions, a second reads the changed
-        tasks that are in the window.
+        difference. One query lists the versions, one the schedule rows' values
+        (and one more names the tasks on a row edited in place, if any), a
+        last one reads the changed tasks that are in the window.
         """
         self.sync()  # write our own last_run_at first, so re-read entries keep it
         window = self.enabled_models_qs()  # runs the hour-window queries: before the baseline
@@ -214,6 +230,7 @@ class Scheduler(DatabaseScheduler):
         listed = {name: (pk, changed, in_window) for pk, name, changed, in_window in self._listing(window)}
         stale = {name for name, (pk, changed, in_window) in listed.items()
                  if self._versions.get(name) != (changed, in_window)}
+        stale |= self._on_edited_rows(listed)
         pks = [listed[name][0] for name in stale if listed[name][2]]
         models = []
         for batch in id_batches(pks):
@@ -243,6 +260,37 @@ class Scheduler(DatabaseScheduler):
             self._reheap(reheap)
         logger.debug("beat: incremental schedule read, %d tasks changed, %d entries", len(touched), len(reheap))
         return bool(touched)
+
+    def _schedule_rows(self) -> dict:
+        """(PeriodicTask field, pk) -> values, of every schedule row an
+        enabled task uses: a few rows (tasks share them), in one query."""
+        enabled, width = self.Model.objects.filter(enabled=True), max(len(columns) for _, _, columns in SCHEDULE_ROWS)
+        kinds = []
+        for field, model, columns in SCHEDULE_ROWS:
+            used = enabled.filter(**{f"{field}__isnull": False}).values(f"{field}_id")
+            # as text (no ZoneInfo or Decimal made per row), padded to one width for the union
+            texts = [Cast(column, TextField()) for column in columns]
+            texts += [Value("", output_field=TextField())] * (width - len(columns))
+            kinds.append(model.objects.order_by().filter(pk__in=used)
+                         .values_list(Value(field, output_field=TextField()), "pk", *texts))
+        return {(field, pk): tuple(values) for field, pk, *values in kinds[0].union(*kinds[1:], all=True)}
+
+    def _on_edited_rows(self, listed: dict) -> set[str]:
+        """Names of the listed tasks whose schedule row was edited in place
+        since it was last read; the rows are remembered as read now."""
+        rows = self._schedule_rows()
+        edited = [key for key, values in rows.items() if self._rows.get(key, values) != values]
+        self._rows = rows
+        if not edited:
+            return set()
+        by_field: dict[str, list[int]] = {}
+        for field, pk in edited:
+            by_field.setdefault(field, []).append(pk)
+        on_edited = Q()
+        for field, pks in by_field.items():
+            on_edited |= Q(**{f"{field}_id__in": pks})
+        names = self.Model.objects.filter(enabled=True).filter(on_edited).values_list("name", flat=True)
+        return set(names) & listed.keys()
 
     def _get_unique_timezone_names(self):
         # django-celery-beat 2.9's query keeps CrontabSchedule's default
