@@ -24,7 +24,9 @@ run: venv
 ## do not survive xdist). With PYTEST_ARGS: pytest $(PYTEST_ARGS), in one process.
 ## (the browser tests want Debian's chromium + chromium-driver: installed here when
 ## missing, as root with apt-get; elsewhere those tests skip and say why)
-PYTEST_WORKERS ?= 2
+# Three processes on a 2-core machine: most of the end-to-end tests wait on beat
+# intervals and real workers, so a third process fills the cores while they wait.
+PYTEST_WORKERS ?= 3
 test: venv
 	@if { ! command -v chromium || ! command -v chromedriver; } >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 		echo "Installing chromium and chromium-driver for the browser tests"; \
