@@ -192,15 +192,16 @@ def request_components(result, media_types: tuple[str, ...] | None = None) -> se
     return found
 
 
-#: A string that is not only whitespace (Python's ``str.isspace``, which is
-#: what both DRF's trimming and this pattern's ``\S`` use).
-NOT_BLANK = "\\S"
+#: A string that is not only whitespace, in Python's sense (``str.isspace``,
+#: which DRF's trimming uses): every such character listed, as ``\s`` means
+#: other sets in other regex dialects.
+NOT_BLANK = r"[^\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 
 
 class NonBlankCharField(OpenApiSerializerFieldExtension):
     """DRF trims a CharField's input, so one that refuses blanks refuses a
     whitespace-only value too: as input (a body or a query parameter) it gets
-    a ``\\S`` pattern. (A form body's empty optional field means absent:
+    the ``NOT_BLANK`` pattern. (A form body's empty optional field means absent:
     ``open_optional_form_fields`` takes the rule back there.)"""
 
     target_class = "rest_framework.fields.CharField"
@@ -217,13 +218,17 @@ class NonBlankCharField(OpenApiSerializerFieldExtension):
 
 def open_optional_form_fields(result) -> None:
     """A form field sent empty and not required is read as absent (DRF), so
-    the not-blank rule does not hold for it there."""
+    neither the not-blank rule nor a minimum length of 1 holds for it there."""
     schemas = result.get("components", {}).get("schemas", {})
     for name in request_components(result, FORM_MEDIA_TYPES):
         schema = schemas[name]
         for prop, prop_schema in schema.get("properties", {}).items():
-            if prop not in schema.get("required", []) and prop_schema.get("pattern") == NOT_BLANK:
+            if prop in schema.get("required", []) or prop_schema.get("type") != "string":
+                continue
+            if prop_schema.get("pattern") == NOT_BLANK:
                 del prop_schema["pattern"]
+            if prop_schema.get("minLength") == 1:
+                del prop_schema["minLength"]
 
 
 def optional_bodies(result) -> None:

@@ -83,7 +83,8 @@ def drf_reads_as(schema_type, value) -> bool:
     if schema_type == "string":
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if schema_type == "boolean":
-        return isinstance(value, (int, str)) and not isinstance(value, bool) and value in DRF_BOOLEANS
+        # 0.0 == 0: a float that equals one of them is read as it
+        return isinstance(value, (int, float, str)) and not isinstance(value, bool) and value in DRF_BOOLEANS
     return False
 
 
@@ -106,8 +107,12 @@ def only_drf_coercions(case) -> bool:
     if mutations:
         return all(m.parameter_location == ParameterLocation.BODY and "type" in m.keywords and len(m.path) == 1
                    and drf_reads_as(m.original_value, case.body.get(m.path[0])) for m in mutations)
-    if getattr(data, "scenario", None) == "incorrect_type" and data.parameter_location == ParameterLocation.BODY:
-        return drf_reads_as(_body_property_type(case, data.parameter), case.body.get(data.parameter))
+    # The coverage phase names the property by its schema location: /properties/<name>/type.
+    location = getattr(data, "location", None) or ""
+    parts = location.strip("/").split("/")
+    if (getattr(data, "scenario", None) == "incorrect_type" and data.parameter_location == ParameterLocation.BODY
+            and len(parts) == 3 and parts[0] == "properties" and parts[2] == "type"):
+        return drf_reads_as(_body_property_type(case, parts[1]), case.body.get(parts[1]))
     return False
 
 
@@ -265,6 +270,8 @@ SEMANTIC_CHECKS: dict[str, str] = {
     "api_v1_predictions_jobs_retry_failed_create": "as the upload",
     "api_v1_predictions_jobs_results_retrieve": "there are results once the upload has completed (400 until then)",
     "api_v1_predictions_jobs_errors.csv_retrieve": "there are errors once the upload has finished (400 until then)",
+    "api_v1_predictions_jobs_cancel_create": "only a pending or processing upload can be cancelled (400 otherwise)",
+    "api_v1_predictions_jobs_destroy": "a processing upload cannot be deleted (400 until it has finished)",
     "api_v1_vision_batches_create": "each file must be an image the analyzers can decode",
     "api_workflows_create": "steps are read by the step grammar (types, task names, ${...} templates); secret "
                             "names are identifiers",
