@@ -24,6 +24,13 @@ EXPECTED = {
 }
 
 
+@pytest.fixture(autouse=True)
+def no_ocr(settings):
+    """These tests check the inspector's measurements and flags; the text it reads
+    is tests/vision/test_ocr.py's, and reading it costs more than measuring."""
+    settings.VISION_OCR = "off"
+
+
 def analyse(tmp_path, kind, seed=0, size=(1600, 1200), fmt="JPEG"):
     path = tmp_path / f"{kind}-{seed}.{fmt.lower()}"
     path.write_bytes(samples.encode(samples.variant(kind, *size, seed=seed), fmt))
@@ -64,8 +71,8 @@ def test_exif_is_read(tmp_path):
     assert load_image(path).exif == {"Make": "Oceanix", "Model": "Inspector <script>"}
 
 
-def test_analysis_of_a_2_megapixel_photo_is_fast(tmp_path, settings):
-    settings.VISION_OCR = "off"  # the target is the inspector's without OCR (OCR: tests/vision/test_ocr.py)
+def test_analysis_of_a_2_megapixel_photo_is_fast(tmp_path):
+    # the target is the inspector's without OCR (the module's no_ocr fixture)
     path = tmp_path / "a.jpg"
     path.write_bytes(samples.encode(samples.variant("cracks", 1633, 1225)))
     inspector = get("inspector")
