@@ -1,6 +1,5 @@
 """The inspector's thresholds, calibrated on generated images with known
 properties (vision_pipeline.samples), the safe image reader, and the report."""
-import time
 import tracemalloc
 from datetime import datetime, timezone
 
@@ -71,18 +70,6 @@ def test_exif_is_read(tmp_path):
     assert load_image(path).exif == {"Make": "Oceanix", "Model": "Inspector <script>"}
 
 
-def test_analysis_of_a_2_megapixel_photo_is_fast(tmp_path):
-    # the target is the inspector's without OCR (the module's no_ocr fixture)
-    path = tmp_path / "a.jpg"
-    path.write_bytes(samples.encode(samples.variant("cracks", 1633, 1225)))
-    inspector = get("inspector")
-    inspector.analyze_image(load_image(path), description="", context=BatchContext())  # warm up
-    started = time.perf_counter()
-    for _ in range(5):
-        inspector.analyze_image(load_image(path), description="", context=BatchContext())
-    assert (time.perf_counter() - started) / 5 < 0.25  # generous: far above the measurement's own cost, for a busy CI
-
-
 @pytest.mark.parametrize("payload, message", [
     (b"GIF89a-not-really", "not an image"),
     (b"%PDF-1.4 ...", "not an image"),
@@ -95,18 +82,18 @@ def test_content_that_is_not_an_image_is_refused(tmp_path, payload, message):
         check_header(path)
 
 
-def test_a_decompression_bomb_is_refused_in_under_a_second_without_memory_growth(tmp_path):
+def test_a_decompression_bomb_is_refused_without_decoding_it(tmp_path):
+    # how fast the refusal is, and the inspector's images/s, are measured by
+    # benchmarks/bench_vision.py; here: refused, and never decoded (memory)
     path = tmp_path / "bomb.png"
     path.write_bytes(samples.decompression_bomb())
     assert path.stat().st_size < 100_000
     tracemalloc.start()
-    started = time.perf_counter()
     with pytest.raises(ImageRefused, match="decompression bomb|over the limit"):
         load_image(path)
-    elapsed = time.perf_counter() - started
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert elapsed < 1.0 and peak < 100 * 1024 * 1024
+    assert peak < 100 * 1024 * 1024
 
 
 def test_over_the_pixel_limit_is_refused_from_the_header(tmp_path, settings):
