@@ -12,7 +12,7 @@ from tests.worker import pid_alive, start_worker_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-VISIBILITY_SECONDS = 3
+VISIBILITY_SECONDS = 2
 RUN_SECONDS = 3 * VISIBILITY_SECONDS + 1
 
 

@@ -16,9 +16,9 @@ from tests.worker import pid_alive, start_worker_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-VISIBILITY_SECONDS = 3
+VISIBILITY_SECONDS = 2
 RUN_SECONDS = 3 * VISIBILITY_SECONDS + 1
-HEARTBEAT_TIMEOUT_SECONDS = 5
+HEARTBEAT_TIMEOUT_SECONDS = 4  # workers beat every second (short_visibility_env): slack for a loaded machine
 
 
 def status_of(execution):
