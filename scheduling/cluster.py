@@ -23,10 +23,10 @@ from kombu.utils.url import maybe_sanitize_url
 from jobsite.redaction import redact_text
 from scheduling import selectors
 from scheduling.models import Execution
+from scheduling.services.sending import RUN_EXECUTION_TASK
 
 logger = logging.getLogger(__name__)
 
-RUN_EXECUTION_TASK = "scheduling.run_execution"
 SOCKET_TIMEOUT_SECONDS = 1.5
 
 
