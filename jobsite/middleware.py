@@ -17,23 +17,11 @@ key at fault), form and multipart fields by its Strict*Parser siblings.
 """
 from __future__ import annotations
 
-import re
-
 from django.conf import settings
 from django.core.exceptions import TooManyFieldsSent
 from django.http import JsonResponse
 
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
-def unstorable_text_problem(text: str) -> str | None:
-    """Why ``text`` cannot be stored (NUL, unpaired surrogate), or None."""
-    match = _UNSTORABLE.search(text)
-    if match is None:
-        return None
-    if match.group() == "\x00":
-        return "NUL characters (\\u0000) are not allowed"
-    return "an unpaired surrogate (\\ud800-\\udfff) is not valid Unicode text"
+from jobsite.parsers import unstorable_text_problem
 
 
 def query_string_problem(query) -> str | None:

@@ -18,7 +18,17 @@ from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def unstorable_text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be stored (a NUL, an unpaired surrogate), or None."""
+    match = _UNSTORABLE.search(text)
+    if match is None:
+        return None
+    if match.group() == "\x00":
+        return "NUL characters (\\u0000) are not allowed"
+    return "an unpaired surrogate (\\ud800-\\udfff) is not valid Unicode text"
 
 
 def nesting_depth(text: str) -> int:
@@ -50,11 +60,8 @@ def unstorable_value(value, path: str = "") -> str | None:
     if isinstance(value, float) and not math.isfinite(value):
         return f"{path or 'body'}: numbers must be finite (this one is too large, or NaN/Infinity)"
     if isinstance(value, str):
-        if "\x00" in value:
-            return f"{path or 'body'}: NUL characters (\\u0000) are not allowed"
-        if _SURROGATE.search(value):
-            return f"{path or 'body'}: an unpaired surrogate (\\ud800-\\udfff) is not valid Unicode text"
-        return None
+        problem = unstorable_text_problem(value)
+        return f"{path or 'body'}: {problem}" if problem else None
     if isinstance(value, dict):
         for key, item in value.items():
             shown = str(key).encode("utf-8", "backslashreplace").decode("utf-8")  # a refused key, quoted escaped
