@@ -177,24 +177,14 @@ class PredictionJobViewSet(StreamedUploadMixin, viewsets.ViewSet):
     @action(detail=True, methods=["get"])
     def results(self, request, job_id=None):
         upload = self._get(request, job_id)
-        if upload.status != BulkUploadJob.Status.COMPLETED:
-            raise ApplicationError(
-                f"Job {upload.pk} is {upload.status}: results can be downloaded once it has completed.",
-                status=400, code=ErrorCode.NOT_COMPLETED,
-            )
-        return _csv_response(exports.results_csv(upload), f"predictions_{upload.pk}.csv")
+        return _csv_response(exports.results_download(upload), f"predictions_{upload.pk}.csv")
 
     @extend_schema(tags=["predictions"], summary="Download the row errors with the original columns (CSV)",
                    responses={(200, "text/csv"): OpenApiTypes.BINARY, 400: _ERR, 404: _ERR})
     @action(detail=True, methods=["get"], url_path="errors.csv")
     def errors_csv(self, request, job_id=None):
         upload = self._get(request, job_id)
-        if upload.is_active:
-            raise ApplicationError(
-                f"Job {upload.pk} is {upload.status}: its errors can be downloaded once it has finished.",
-                status=400, code=ErrorCode.NOT_COMPLETED,
-            )
-        return _csv_response(exports.errors_csv(upload), f"errors_{upload.pk}.csv")
+        return _csv_response(exports.errors_download(upload), f"errors_{upload.pk}.csv")
 
     @extend_schema(tags=["predictions"], summary="Re-score only the rows that failed, from a corrected file",
                    request={"multipart/form-data": serializers.UploadSerializer},

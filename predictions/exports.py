@@ -9,6 +9,8 @@ import io
 import re
 from typing import Iterable, Iterator
 
+from jobsite.exceptions import ApplicationError
+from predictions.errors import ErrorCode
 from predictions.models import BulkUploadJob
 from predictions.schema import column_names
 
@@ -74,6 +76,26 @@ def errors_csv(upload: BulkUploadJob) -> Iterator[str]:
                    *[values.get(name) if values.get(name) is not None else "" for name in original]]
 
     return _stream(header, rows())
+
+
+def results_download(upload: BulkUploadJob) -> Iterator[str]:
+    """The predictions CSV of a completed upload; a 400 before it has completed."""
+    if upload.status != BulkUploadJob.Status.COMPLETED:
+        raise ApplicationError(
+            f"Job {upload.pk} is {upload.status}: results can be downloaded once it has completed.",
+            status=400, code=ErrorCode.NOT_COMPLETED,
+        )
+    return results_csv(upload)
+
+
+def errors_download(upload: BulkUploadJob) -> Iterator[str]:
+    """The row errors CSV of a finished upload; a 400 while it runs."""
+    if upload.is_active:
+        raise ApplicationError(
+            f"Job {upload.pk} is {upload.status}: its errors can be downloaded once it has finished.",
+            status=400, code=ErrorCode.NOT_COMPLETED,
+        )
+    return errors_csv(upload)
 
 
 def template_csv(job_type: str) -> str:

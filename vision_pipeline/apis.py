@@ -15,11 +15,9 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.response import Response
 
-from jobsite.exceptions import ApplicationError
 from jobsite.openapi import links
 from scheduling.serializers import query_params, request_body, validated
 from vision_pipeline import analyzers, selectors, serializers, services, uploads
-from vision_pipeline.errors import ErrorCode
 from vision_pipeline.models import Batch
 
 TAG = "vision cron jobs (seed 000)"
@@ -127,10 +125,7 @@ class BatchViewSet(viewsets.ViewSet):
                    responses={(200, "text/html"): OpenApiTypes.BINARY, 404: _ERR, 409: _ERR})
     def report(self, request, batch_id=None):
         batch = self._batch()
-        path = services.batch_report_path(batch) if batch.report_path else None
-        if batch.status != Batch.Status.COMPLETED or path is None or not path.exists():
-            raise ApplicationError(f"Batch {batch_id} is {batch.effective_status}: its report is not ready.",
-                                   status=409, code=ErrorCode.REPORT_NOT_READY)
+        path = services.batch_report_file(batch)
         response = HttpResponse(path.read_bytes(), content_type="text/html; charset=utf-8")
         response["Content-Disposition"] = f'inline; filename="report_{batch.pk}.html"'
         # The report is data, never a page of this site: no script, nothing remote.

@@ -291,6 +291,22 @@ def test_cancel_pending_job_marks_it_failed_and_it_never_runs(api):
                                       "Only pending or processing jobs can be cancelled.")
 
 
+def test_downloads_wait_for_the_upload_to_finish(api):
+    # given an upload not run yet
+    job_id = upload(api, csv_bytes(rows_with_bad(3))).json()["job_id"]
+    # then neither its results nor its errors can be downloaded
+    results = api.get(f"{JOBS}/{job_id}/results")
+    assert results.status_code == 400 and results.json()["detail"] == (
+        f"Job {job_id} is pending: results can be downloaded once it has completed.")
+    errors = api.get(f"{JOBS}/{job_id}/errors.csv")
+    assert errors.status_code == 400 and errors.json()["detail"] == (
+        f"Job {job_id} is pending: its errors can be downloaded once it has finished.")
+    # when it has run, both are served
+    run(job_id)
+    assert api.get(f"{JOBS}/{job_id}/results").status_code == 200
+    assert api.get(f"{JOBS}/{job_id}/errors.csv").status_code == 200
+
+
 def test_cancel_completed_job_is_400(api):
     job_id = upload(api, csv_bytes(rows_with_bad(2))).json()["job_id"]
     run(job_id)

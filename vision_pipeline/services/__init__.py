@@ -22,13 +22,13 @@ from vision_pipeline.services.cron_jobs import (
 from vision_pipeline.services.deadlines import AnalysisTimeout, BatchStopped
 from vision_pipeline.services.flow import ProcessSummary, cron_run, process_analyses, process_one
 from vision_pipeline.services.remote import remote_batch
-from vision_pipeline.services.storage import batch_report_path, storage_dir
+from vision_pipeline.services.storage import batch_report_file, batch_report_path, storage_dir
 
 __all__ = [
     "AnalysisTimeout", "BACKEND_SECRET_NAME", "BATCH_JOB_NAME", "BATCH_KIND", "BatchStopped", "CHUNK_JOB_NAME",
     "CHUNK_KIND", "DEFAULT_BACKEND_URL", "ProcessSummary", "ProcessorConfig", "SECRET_KEY_NAME", "batch_analyze",
     "batch_cancel", "batch_chunk_run", "batch_create", "batch_fail", "batch_fan_out", "batch_job",
-    "batch_report_path", "batch_run", "batch_submit", "check_outbound_urls", "chunk_job", "chunk_runs_for",
+    "batch_report_file", "batch_report_path", "batch_run", "batch_submit", "check_outbound_urls", "chunk_job", "chunk_runs_for",
     "cron_job_create", "cron_job_delete", "cron_job_set_enabled", "cron_run", "is_this_server",
     "outbound_url_problems", "process_analyses", "process_one", "remote_batch", "storage_dir",
 ]

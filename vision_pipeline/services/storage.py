@@ -6,6 +6,9 @@ from pathlib import Path
 
 from django.conf import settings
 
+from jobsite.exceptions import ApplicationError
+from vision_pipeline.errors import ErrorCode
+
 from vision_pipeline.models import Batch, BatchImage
 
 
@@ -15,6 +18,15 @@ def storage_dir(batch: Batch | str) -> Path:
 
 def batch_report_path(batch: Batch) -> Path:
     return Path(settings.VISION_STORAGE_DIR) / batch.report_path
+
+
+def batch_report_file(batch: Batch) -> Path:
+    """The stored HTML report of a completed batch; a 409 while there is none."""
+    path = batch_report_path(batch) if batch.report_path else None
+    if batch.status != Batch.Status.COMPLETED or path is None or not path.exists():
+        raise ApplicationError(f"Batch {batch.pk} is {batch.effective_status}: its report is not ready.",
+                               status=409, code=ErrorCode.REPORT_NOT_READY)
+    return path
 
 
 def image_path(batch: Batch, row: BatchImage, paths: dict[int, Path]) -> Path:
