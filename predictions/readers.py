@@ -18,7 +18,6 @@ any XML is parsed (sizes and compression ratios: zip bombs).
 from __future__ import annotations
 
 import csv
-import io
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -333,15 +332,3 @@ def _xlsx_batch(names, columns, numbers, malformed) -> Batch:
 
 def batches(path: Path, file_format: str, header: list[str]) -> Iterator[Batch]:
     return xlsx_batches(path, header) if file_format == "xlsx" else csv_batches(path, header)
-
-
-def header_of(path: Path, file_format: str) -> list[str]:
-    """The header of a stored file (the worker re-reads it: the file is the truth)."""
-    if file_format == "xlsx":
-        return inspect_xlsx(path).header
-    with open(path, "rb") as fh:
-        line = fh.readline(HEADER_LIMIT).decode("utf-8", errors="replace").lstrip("\ufeff")
-    return normalise_header(next(csv.reader(io.StringIO(line)), []))
-
-
-HEADER_LIMIT = 64 * 1024
