@@ -17,6 +17,8 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import formats, timezone
 from django.utils.html import format_html
 
+from jobsite import humanize
+
 
 class Palette:
     """The admin's badge colours: green ok, red bad, amber waiting, blue busy."""
@@ -64,23 +66,37 @@ def when_stacked(value: datetime | None):
 
 
 def human_duration(seconds: float | timedelta | None) -> str:
-    """``1.0 s``, ``2 min 3 s``, ``1 h 5 min``, ``2 d 3 h``."""
-    if isinstance(seconds, timedelta):
-        seconds = seconds.total_seconds()
-    if seconds is None:
+    """``1.0s``, ``2m 3s``, ``1h 5m``, ``2d 3h``: the one duration format (jobsite.humanize)."""
+    return humanize.duration(seconds)
+
+
+def relative_when(value: datetime | None, *, now: datetime | None = None):
+    """A time as ``3m ago`` / ``in 2h 5m`` on one line, the exact time (seconds
+    and zone) on hover and in ``datetime``: for list columns."""
+    if value is None:
         return "-"
-    seconds = max(0.0, float(seconds))
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    whole = int(round(seconds))
-    days, rest = divmod(whole, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days} d {hours} h" if hours else f"{days} d"
-    if hours:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    return format_html('<time class="ops-when" datetime="{}" title="{}">{}</time>',
+                       value.isoformat(), when(value), humanize.relative(value, now))
+
+
+def progress_bar(percent: float | None, *, failed_percent: float | None = None, eta_seconds: float | None = None,
+                 label: str | None = None):
+    """A progress bar: the done part green, the failed part (``failed_percent``,
+    of the whole) red, and the percentage and ETA beside it."""
+    if percent is None:
+        return "-"
+    percent = min(100.0, max(0.0, float(percent)))
+    failed = min(percent, max(0.0, float(failed_percent or 0.0)))
+    text = label or f"{percent:.0f}%"
+    if eta_seconds is not None and percent < 100:
+        text += f" · ETA {humanize.duration(eta_seconds)}"
+    return format_html(
+        '<span class="ops-progress" role="progressbar" aria-valuenow="{}" aria-valuemin="0" aria-valuemax="100">'
+        '<span class="ops-progress-track"><span class="ops-progress-ok" style="width:{}%"></span>'
+        '<span class="ops-progress-failed" style="width:{}%"></span></span>'
+        '<span class="ops-progress-text">{}</span></span>',
+        f"{percent:.0f}", f"{percent - failed:.2f}", f"{failed:.2f}", text,
+    )
 
 
 def admin_change_url(obj) -> str | None:
