@@ -166,12 +166,7 @@ class Schedule:
             return f"Every {format_interval_words(self.interval)}"
         if self.clocked:
             return f"Once at {self.clocked.astimezone(self.tz).isoformat()}"
-        from cron_descriptor import Options, get_description
-
-        options = Options()
-        options.verbose = False
-        options.use_24hour_time_format = True
-        return f"{get_description(self.cron, options)} ({self.timezone_name})"
+        return f"{cron_in_words(self.cron)} ({self.timezone_name})"
 
     def trigger_repr(self) -> str:
         """Seed 002's trigger string: ``cron[day='*', hour='9', minute='0']``, ``interval[1:30:00]``."""
@@ -191,6 +186,26 @@ class Schedule:
         if self.interval:
             return format_interval_short(self.interval)
         return self.cron or self.expression or self.schedule_type
+
+
+def cron_in_words(cron: str) -> str:
+    """``cron`` in English, agreeing with its fires: with both day fields
+    restricted a day matching either fires (croniter's rule, ``cron_fires``),
+    so ``0 9 1 * 1`` reads "At 09:00, on day 1 of the month and on every
+    Monday", not cron-descriptor's "..., only on Monday" (an AND)."""
+    from cron_descriptor import ExpressionDescriptor, Options
+
+    options = Options()
+    options.verbose, options.use_24hour_time_format = False, True
+    words = ExpressionDescriptor(cron, options)
+    days = croniter.expand(cron)[0]
+    if days[2][0] == "*" or days[4][0] == "*":
+        return words.get_description()
+    weekdays = words.get_day_of_week_description().removeprefix(", ").replace("only on ", "on every ", 1)
+    weekdays = weekdays if weekdays.startswith(("on ", "every ")) else f"on {weekdays}"  # "Monday through Friday"
+    text = (f"{words.get_time_of_day_description()}{words.get_day_of_month_description()} and {weekdays}"
+            f"{words.get_month_description()}{words.get_year_description()}")
+    return words.transform_verbosity(text, options.verbose)
 
 
 def _repeated_wall_clock(run: datetime) -> bool:
