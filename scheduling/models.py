@@ -111,9 +111,18 @@ class Job(models.Model):
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    last_run_at = models.DateTimeField(null=True, blank=True, help_text="When a run was last queued: fired by beat, or triggered through the API, admin or CLI.")
+    last_run_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When a run was last queued: fired by beat, or triggered through the API, admin or CLI. "
+                  "Not the time of last_status (that is last_finished_at).",
+    )
     next_run_at = models.DateTimeField(null=True, blank=True, help_text="Next run computed from the schedule.")
     last_status = models.CharField(max_length=16, blank=True, help_text="Status of the last finished run.")
+    last_finished_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When the run whose outcome is last_status finished: written with last_status, so the two "
+                  "always describe the same run (the API's last_status / last_run_at pair).",
+    )
 
     total_runs = models.PositiveIntegerField(default=0, help_text="Finished runs (skipped fires not counted).")
     successful_runs = models.PositiveIntegerField(default=0, help_text="Runs that ended in success.")
@@ -221,6 +230,11 @@ class Execution(models.Model):
     traceback = models.TextField(blank=True, help_text="Traceback of an unhandled failure (size-capped, secrets redacted).")
     log = models.TextField(blank=True, help_text="Output and log lines captured during the run (size-capped, secrets redacted).")
     batch_id = models.CharField(max_length=64, null=True, blank=True, help_text="Vision batch this run produced, if any.")
+    did_nothing = models.BooleanField(
+        default=False,
+        help_text="The run succeeded and found no work (a poll with nothing new): its executor said so. "
+                  "The admin's run list hides these unless asked.",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -230,6 +244,9 @@ class Execution(models.Model):
             models.Index(fields=["-created_at", "-id"], name="exec_created_id"),
             models.Index(fields=["status"], name="exec_status_idx"),
             models.Index(fields=["job", "status"], name="exec_job_status"),
+            # the admin's run list hides the runs that did nothing by default: its page and its
+            # (capped) count read this index, however many no-op polls there are between real runs
+            models.Index(fields=["-created_at", "-id"], condition=Q(did_nothing=False), name="exec_did_something"),
         ]
         constraints = [
             # A fire is (job, due time): a duplicated or redelivered fire, or a

@@ -183,7 +183,7 @@ def job_statistics(*, job: Job) -> dict[str, Any]:
     return {
         **stats,
         "last_status": job.last_status or None,
-        "last_run_at": job.last_run_at,
+        "last_run_at": job.last_finished_at,  # the time of last_status's run (a consistent pair)
         "next_run_at": job.next_run_at,
     }
 

@@ -83,6 +83,11 @@ class JobSerializer(serializers.ModelSerializer):
     owner = serializers.SerializerMethodField(help_text="Username of the job's owner.")
     organization_id = serializers.UUIDField(allow_null=True)
     last_status = serializers.SerializerMethodField(help_text="Status of the last finished run (null: none yet).")
+    last_run_at = serializers.DateTimeField(
+        source="last_finished_at", allow_null=True,
+        help_text="When the run whose outcome is last_status finished (null: none yet). The two always describe "
+                  "the same run: a run that is queued or running now changes neither until it ends.",
+    )
     statistics = serializers.SerializerMethodField()
 
     class Meta:
@@ -178,8 +183,8 @@ class DurationStatsSerializer(serializers.Serializer):
 class JobStatisticsSerializer(DurationStatsSerializer):
     job_id = serializers.IntegerField()
     name = serializers.CharField()
-    last_status = serializers.CharField(allow_null=True)
-    last_run_at = serializers.DateTimeField(allow_null=True)
+    last_status = serializers.CharField(allow_null=True, help_text="Status of the last finished run (null: none yet).")
+    last_run_at = serializers.DateTimeField(allow_null=True, help_text="When the run whose outcome is last_status finished.")
     next_run_at = serializers.DateTimeField(allow_null=True)
 
 

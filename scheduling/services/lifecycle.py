@@ -169,14 +169,16 @@ def _redelivered_while_running(execution: Execution, *, to: str) -> None:
 
 def execution_finish(
     *, execution: Execution, status: str, output: str = "", result: dict | None = None,
-    error: str = "", batch_id: str | None = None,
+    error: str = "", batch_id: str | None = None, did_nothing: bool = False,
 ) -> Execution:
     """Record the outcome of a running execution (a concurrent cancel wins) and
-    queue a retry if the job's policy allows one."""
+    queue a retry if the job's policy allows one. ``did_nothing``: a success
+    that found no work (``RunResult.did_nothing``)."""
     now = timezone.now()
     duration = (now - execution.started_at).total_seconds() if execution.started_at else None
     values = {"status": status, "completed_at": now, "duration_seconds": duration, "output": output[:10000],
-              "error": error[:10000], "batch_id": batch_id}
+              "error": error[:10000], "batch_id": batch_id,
+              "did_nothing": bool(did_nothing and status == Execution.Status.SUCCESS)}
     if result is not None:  # else keep what the run recorded as it went (execution_record_progress)
         values["result"] = result
     running = {"pk": execution.pk, "status": Execution.Status.RUNNING}
@@ -191,7 +193,7 @@ def execution_finish(
     else:
         # The run's row and its job's counters in one statement (one commit), as
         # every successful run does this: docs/benchmarks.md, "bench_throughput".
-        for_job, increments = _outcome_counters(status, values["duration_seconds"])
+        for_job, increments = _outcome_counters(status, values["duration_seconds"], now)
         updated = update_row_then(Execution, where=running, values=values, then_model=Job,
                                   then_where={"pk": execution.job_id}, then_values=for_job,
                                   then_increments=increments)
@@ -274,13 +276,15 @@ def _record_outcome(execution: Execution) -> None:
     if execution.status == Execution.Status.SKIPPED:
         return
     _announce_finished(execution)
-    values, increments = _outcome_counters(execution.status, execution.duration_seconds)
+    values, increments = _outcome_counters(execution.status, execution.duration_seconds, execution.completed_at)
     update_row(Job, where={"pk": execution.job_id}, values=values, increments=increments)
 
 
-def _outcome_counters(status: str, duration_seconds: float | None) -> tuple[dict, dict]:
-    """What one finished run adds to its job's statistics: (values, increments)."""
-    return {"last_status": status}, {
+def _outcome_counters(status: str, duration_seconds: float | None, finished_at) -> tuple[dict, dict]:
+    """What one finished run adds to its job's statistics: (values, increments).
+    The outcome and its time are written together, so ``last_status`` and
+    ``last_finished_at`` always describe the same run."""
+    return {"last_status": status, "last_finished_at": finished_at}, {
         "total_runs": 1,
         "successful_runs": 1 if status == Execution.Status.SUCCESS else 0,
         "failed_runs": 1 if status in Execution.FAILURE_STATUSES else 0,
@@ -355,7 +359,7 @@ def execution_run(*, execution_id: int, task_id: str, worker: str) -> Execution 
         execution=execution,
         status=outcome.outcome,
         output=outcome.output, result=outcome.result, batch_id=outcome.batch_id,
-        error="" if outcome.ok else (outcome.output or "failed"),
+        error="" if outcome.ok else (outcome.output or "failed"), did_nothing=outcome.did_nothing,
     )
 
 

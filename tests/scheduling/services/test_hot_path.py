@@ -248,7 +248,7 @@ def test_a_worker_reads_a_job_once_per_version_and_runs_each_edit(monkeypatch):
     assert (third.job.task_kwargs, third.job.timeout_seconds) == ({"n": 2}, 45)
     reference = Job.objects.get(pk=job.pk)
     for field in Job._meta.concrete_fields:
-        if field.name not in ("last_run_at", "last_status", "total_runs", "failed_runs", "successful_runs",
+        if field.name not in ("last_run_at", "last_status", "last_finished_at", "total_runs", "failed_runs", "successful_runs",
                               "total_duration_seconds"):
             assert getattr(third.job, field.attname) == getattr(reference, field.attname), field.name
 
