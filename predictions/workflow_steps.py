@@ -22,7 +22,7 @@ from rest_framework import serializers
 from jobsite import http
 from jobsite.exceptions import error_message
 from predictions.models import BulkUploadJob
-from scheduling.steps import StepType
+from scheduling.steps import StepField, StepType
 
 
 class BulkPredictionStepConfig(serializers.Serializer):
@@ -32,10 +32,20 @@ class BulkPredictionStepConfig(serializers.Serializer):
 
 
 class BulkPredictionStep(StepType):
+    """Download a CSV or XLSX file and score it like a bulk upload; the output
+    is the upload's id and where to follow it."""
+
     type = "bulk_prediction"
     label = "Bulk default-risk predictions"
     templated_fields = ("file_url",)
     config_serializer = BulkPredictionStepConfig
+    fields = (
+        StepField("file_url", "url", "File URL", required=True, placeholder="https://files.example.com/companies.csv",
+                  help="http(s) URL of the CSV or XLSX file; may use ${...}."),
+        StepField("job_type", "choice", "Figures", choices=tuple(BulkUploadJob.JobType.values),
+                  default=BulkUploadJob.JobType.ANNUAL, help="Annual or quarterly figures."),
+        StepField("file_format", "choice", "File format", choices=("csv", "xlsx"), default="csv"),
+    )
     default_timeout_seconds = 600  # the download and the header check; scoring runs as its own execution
 
     def check(self, config: dict, *, owner) -> dict[str, list[str]]:

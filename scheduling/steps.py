@@ -22,11 +22,18 @@ workflows package's ``StepContext``. Optional: ``timeout_for(config) ->
 seconds``, the default ``timeout_seconds`` of a step that sets none.
 ``StepType`` is the convenience base for types whose config a DRF
 serializer checks.
+
+Every type also declares its config fields for people (``fields``: a tuple
+of ``StepField``, in the order a form shows them): the admin's step editor
+draws a step's form from them, and ``step_type_spec`` is what it reads. They
+describe; ``validate`` still decides.
 """
 from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import import_module
 from typing import Any, ClassVar
 
@@ -78,6 +85,83 @@ def load_app_step_types() -> None:
             register_step_type(step_type)
 
 
+# ---------------------------------------------------------------------------
+# Field declarations (what a form shows of a step's config)
+# ---------------------------------------------------------------------------
+FIELD_KINDS = (
+    "text",       # one line of text
+    "long_text",  # several lines of text
+    "url",        # an http(s) URL
+    "choice",     # one of ``choices``
+    "number",     # a number (decimals allowed)
+    "integer",    # a whole number
+    "boolean",    # true / false
+    "list",       # a list of strings, one a line
+    "mapping",    # string → string, one ``key: value`` a line
+    "json",       # any JSON value (an object, usually)
+)
+
+
+@dataclass(frozen=True)
+class StepField:
+    """One config field of a step type, as a form shows it.
+
+    ``choices`` are the only values a ``choice`` field takes; ``suggestions``
+    (a list, or a callable returning one) are offered while typing a ``text``
+    field that takes other values too. ``default`` is what an absent field
+    means (shown as a placeholder, never written into the step)."""
+
+    name: str
+    kind: str
+    label: str
+    help: str = ""
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    suggestions: tuple[str, ...] | Callable[[], list[str]] = ()
+    default: Any = None
+    placeholder: str = ""
+
+    def __post_init__(self):
+        if self.kind not in FIELD_KINDS:
+            raise ImproperlyConfigured(f"Step field '{self.name}': kind '{self.kind}' is not one of {FIELD_KINDS}.")
+        if self.kind == "choice" and not self.choices:
+            raise ImproperlyConfigured(f"Step field '{self.name}' is a choice with no choices.")
+
+    def as_dict(self, *, templated: bool) -> dict[str, Any]:
+        suggestions = self.suggestions() if callable(self.suggestions) else self.suggestions
+        return {"name": self.name, "kind": self.kind, "label": self.label, "help": self.help,
+                "required": self.required, "choices": list(self.choices), "suggestions": list(suggestions),
+                "default": self.default, "placeholder": self.placeholder, "templated": templated}
+
+
+def step_type_fields(step_type) -> tuple[StepField, ...]:
+    """The declared fields of ``step_type``; a duck-typed type that declares
+    none gets one text field per templated field (all a form can know)."""
+    declared = getattr(step_type, "fields", None)
+    if declared is not None:
+        return tuple(declared)
+    return tuple(StepField(name, "text", name.replace("_", " ").capitalize())
+                 for name in getattr(step_type, "templated_fields", ()))
+
+
+def step_type_spec(step_type) -> dict[str, Any]:
+    """What a form needs to draw a step of ``step_type``: its type, label,
+    description and fields (JSON-safe)."""
+    templated = set(getattr(step_type, "templated_fields", ()))
+    doc = inspect.cleandoc(type(step_type).__dict__.get("__doc__") or "")  # its own, not its base's
+    return {
+        "type": step_type.type,
+        "label": getattr(step_type, "label", step_type.type),
+        "description": getattr(step_type, "description", "") or " ".join(doc.split("\n\n")[0].split()),
+        "fields": [field.as_dict(templated=field.name in templated) for field in step_type_fields(step_type)],
+    }
+
+
+def step_type_specs() -> list[dict[str, Any]]:
+    """``step_type_spec`` of every registered type, by type name."""
+    return [step_type_spec(step_type) for step_type in step_types().values()]
+
+
 class StepType:
     """A step type whose config ``config_serializer`` checks: unknown fields
     and the serializer's errors are reported by field, then ``check`` adds the
@@ -85,9 +169,11 @@ class StepType:
 
     type: ClassVar[str]
     label: ClassVar[str]
+    description: ClassVar[str] = ""  # one sentence for people; default: the class docstring's first paragraph
     templated_fields: ClassVar[tuple[str, ...]] = ()
     url_fields: ClassVar[tuple[str, ...]] = ()
     config_serializer: ClassVar[type[serializers.Serializer]]
+    fields: ClassVar[tuple[StepField, ...]] = ()
     default_timeout_seconds: ClassVar[float] = 60
 
     def validate(self, config: dict, *, owner) -> dict[str, list[str]]:

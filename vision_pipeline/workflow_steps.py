@@ -24,7 +24,7 @@ from rest_framework import serializers
 
 from jobsite import http
 from jobsite.exceptions import error_message
-from scheduling.steps import StepType
+from scheduling.steps import StepField, StepType
 
 URL_PATTERN = re.compile(r"^https?://", re.IGNORECASE)
 
@@ -65,12 +65,33 @@ def _file_name(url: str, index: int, taken: set[str]) -> str:
     return name
 
 
+def _model_names() -> list[str]:
+    from vision_pipeline import analyzers
+
+    return list(analyzers.names())
+
+
 class VisionAnalysisStep(StepType):
+    """Download images from URLs and analyse them as one vision batch; the
+    output is the batch's id and the address of its report."""
+
     type = "vision_analysis"
     label = "Vision analysis of images at URLs"
     templated_fields = ("image_urls", "query")
     url_fields = ("image_urls",)
     config_serializer = VisionAnalysisStepConfig
+    fields = (
+        StepField("image_urls", "list", "Image URLs", required=True,
+                  placeholder="https://files.example.com/site-12/photo-1.jpg",
+                  help="One http(s) URL a line; each may use ${...}."),
+        StepField("query", "long_text", "What to look for", placeholder="Rust or cracks on the beams?",
+                  help="The batch's question to the model; may use ${input}."),
+        StepField("descriptions", "mapping", "Descriptions", placeholder="photo-1.jpg: north beam",
+                  help="One 'file name: description' a line (the file name is the URL's last part)."),
+        StepField("model", "text", "Model", default="inspector", suggestions=_model_names,
+                  help="The analyzer (GET /available_models)."),
+        StepField("organization_id", "text", "Organization id", help="Shown on the report (optional)."),
+    )
     default_timeout_seconds = 600  # the downloads and the header checks; the analysis runs as the batch's own run
 
     def check(self, config: dict, *, owner) -> dict[str, list[str]]:

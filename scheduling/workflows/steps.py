@@ -28,7 +28,7 @@ from rest_framework import serializers
 from jobsite import http
 from scheduling.executors import schedulable_task, schedulable_tasks
 from scheduling.steps import (  # noqa: F401  (the registry, re-exported for the package's modules)
-    StepType, load_app_step_types, register_step_type, step_type_for, step_types, unregister_step_type,
+    StepField, StepType, load_app_step_types, register_step_type, step_type_for, step_types, unregister_step_type,
 )
 from scheduling.workflows import templating
 
@@ -39,6 +39,18 @@ COMMON_FIELDS = ("name", "type", "timeout_seconds", "retries", "retry_delay_seco
 MAX_STEP_TIMEOUT_SECONDS = 24 * 3600
 MAX_STEP_RETRIES = 10
 MAX_RETRY_DELAY_SECONDS = 300
+# The common fields as a form shows them (``type`` is the form's type picker).
+COMMON_STEP_FIELDS = (
+    StepField("name", "text", "Name", required=True, placeholder="fetch_items",
+              help="Unique in the workflow: letters, digits, _ and -. Later steps read its output as "
+                   "${steps.<name>.output}."),
+    StepField("timeout_seconds", "number", "Timeout (s)", help="Default: the step type's own."),
+    StepField("retries", "integer", "Retries", default=0, help=f"0 to {MAX_STEP_RETRIES}."),
+    StepField("retry_delay_seconds", "number", "Retry delay (s)", default=1,
+              help=f"0 to {MAX_RETRY_DELAY_SECONDS} seconds."),
+    StepField("continue_on_failure", "boolean", "Continue on failure", default=False,
+              help="Run the next steps even if this one fails."),
+)
 
 
 @dataclass
@@ -82,9 +94,19 @@ class HttpStep(StepType):
 
     type = "http"
     label = "HTTP request"
+    description = "Send one HTTP request; the output is its status code and (JSON) body."
     templated_fields = ("url", "headers", "body")
     url_fields = ("url",)
     config_serializer = HttpStepConfig
+    fields = (
+        StepField("method", "choice", "Method", choices=HTTP_METHODS, default="GET"),
+        StepField("url", "url", "URL", required=True, placeholder="https://api.example.com/items/${input}",
+                  help="Where to send the request. May use ${input}, ${steps.<name>.output...}."),
+        StepField("headers", "mapping", "Headers", placeholder="Authorization: Bearer ${secrets.API_TOKEN}",
+                  help="One 'Name: value' a line. Credentials come from the workflow's secrets: ${secrets.NAME}."),
+        StepField("body", "json", "JSON body", placeholder='{"text": "${input}"}',
+                  help="Sent as JSON (not with GET or HEAD). Placeholders work inside strings."),
+    )
     default_timeout_seconds = 30
 
     def check(self, config: dict, *, owner) -> dict[str, list[str]]:
@@ -148,8 +170,15 @@ class TaskStep(StepType):
 
     type = "task"
     label = "Schedulable task"
+    description = "Call one of the platform's schedulable tasks with arguments."
     templated_fields = ("kwargs",)
     config_serializer = TaskStepConfig
+    fields = (
+        StepField("task_name", "text", "Task", required=True, suggestions=lambda: list(schedulable_tasks()),
+                  help="A schedulable task workflows may call (WORKFLOWS_TASK_NAMES; operators' workflows: any)."),
+        StepField("kwargs", "json", "Arguments", default={}, placeholder='{"seconds": 5}',
+                  help="The task's keyword arguments, as a JSON object. Placeholders work inside strings."),
+    )
     default_timeout_seconds = 300
 
     def check(self, config: dict, *, owner) -> dict[str, list[str]]:
@@ -196,7 +225,12 @@ class DelayStep(StepType):
 
     type = "delay"
     label = "Delay"
+    description = "Wait a number of seconds before the next step."
     config_serializer = DelayStepConfig
+    fields = (
+        StepField("seconds", "number", "Seconds", required=True, placeholder="30",
+                  help=f"How long to wait (0 to {MAX_STEP_TIMEOUT_SECONDS} seconds)."),
+    )
 
     def validate(self, config: dict, *, owner) -> dict[str, list[str]]:
         if isinstance(config.get("seconds"), bool):  # DRF's FloatField would read true as 1.0
