@@ -55,7 +55,11 @@ class VisionAnalysisExecutor(Executor):
         # Imported here: OpenCV and numpy load in the worker, not in every web process.
         from vision_pipeline.services import cron_run
 
-        return cron_run(job=job, execution=execution)
+        outcome = cron_run(job=job, execution=execution)
+        # The every-minute poll mostly finds nothing: such a run says so, and the
+        # admin's run list hides it unless asked (scheduling.executors.RunResult).
+        outcome.did_nothing = outcome.ok and not (outcome.result or {}).get("total")
+        return outcome
 
 
 @register

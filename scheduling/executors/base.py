@@ -27,7 +27,11 @@ class RunResult:
 
     ``status`` names the outcome when ``ok`` alone cannot: an executor that
     enforces its own deadlines (one analysis of a batch, say) reports
-    ``Outcome.TIMEOUT``. Default: ``SUCCESS`` if ok, else ``FAILED``."""
+    ``Outcome.TIMEOUT``. Default: ``SUCCESS`` if ok, else ``FAILED``.
+
+    ``did_nothing`` says a successful run found no work (a poll that found
+    nothing new): it is stored on the Execution, still a success, and the
+    admin's run list hides such runs unless asked. Only a success can be one."""
 
     class Outcome(StrEnum):
         """How a run ended, as its executor says; stored as the Execution's status."""
@@ -42,8 +46,11 @@ class RunResult:
     ok: bool = True
     batch_id: str | None = None
     status: Outcome | None = None
+    did_nothing: bool = False
 
     def __post_init__(self):
+        if self.did_nothing and not self.ok:
+            raise ValueError("RunResult(ok=False) cannot have did_nothing: a failure is never a run without work.")
         if self.status is None:
             return
         try:
