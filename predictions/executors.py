@@ -15,7 +15,8 @@ from scheduling.executors import Executor, register
 class BulkPredictionExecutor(Executor):
     kind = "bulk_prediction"
     keeps_celery_result = True  # celery_info shows the task's state and progress meta
-    label = "Bulk default-risk predictions (seed 004 uploads)"
+    internal = True  # its one job is the uploads' manual job (scheduling.kinds: internal kinds)
+    label = "Bulk default-risk predictions (uploaded files)"
 
     def validate_params(self, job, params):
         try:

@@ -8,6 +8,12 @@ module; ``SchedulingConfig.ready`` finds them with
 
 It imports nothing of the app: the Job model takes its choices from here, and
 the executors, which read the model, stay out of the model's imports.
+
+A kind is **internal** when its executor says ``internal = True``: its jobs
+exist only as the manual job a facade runs its one-off work as
+(``services.job_ensure_manual``: a bulk upload, a vision batch), never made
+by a user. The admin lists them apart from users' jobs and offers them no
+Pause and no Run now: their runs come from their facade's objects.
 """
 from __future__ import annotations
 
@@ -57,3 +63,13 @@ def registered_kinds() -> list[str]:
 def kind_choices() -> list[tuple[str, str]]:
     """``Job.kind``'s choices (a callable, so migrations never list the kinds)."""
     return [(kind, _EXECUTORS[kind].label) for kind in registered_kinds()]
+
+
+def is_internal_kind(kind: str) -> bool:
+    """Whether jobs of ``kind`` are a facade's internal manual jobs (its executor's ``internal``)."""
+    return bool(getattr(_EXECUTORS.get(kind), "internal", False))
+
+
+def internal_kinds() -> list[str]:
+    """The internal kinds (``is_internal_kind``), sorted."""
+    return [kind for kind in registered_kinds() if is_internal_kind(kind)]
