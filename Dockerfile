@@ -9,12 +9,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies first (from pyproject.toml), so a code change does not reinstall them.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
+# Dependencies first, so a code change does not reinstall them: exactly the
+# locked versions (uv.lock, exported for pip; every file checked against its hash).
+# The image is the production deployment of every part, the vision workers
+# included, so it carries OCR (rapidocr + onnxruntime, ~120 MB with its models);
+# build with --build-arg LOCKED=requirements/runtime.txt for an image without it
+# (the `ocr` model is then listed as unavailable, the default analyzer still runs).
+ARG LOCKED=requirements/runtime-ocr.txt
+COPY requirements/ requirements/
+RUN pip install --require-hashes --no-deps -r "$LOCKED"
 
 COPY . .
 RUN pip install --no-deps .

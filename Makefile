@@ -3,16 +3,74 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# The lock: uv.lock (every platform, every extra), exported for pip as
+# requirements/dev.txt (runtime + ocr + test + docs + observability: the venv),
+# requirements/runtime.txt and requirements/runtime-ocr.txt (the Docker image).
+# docs/operations/dependencies.md says how it works and how to update it.
+LOCKED := requirements/dev.txt
+PIP_VERSION := 26.3
+# uv makes the lock (`make lock`) and the throwaway venv of `make test-latest`;
+# installs need only pip. Pinned, in a venv of its own under var/.
+UV_VERSION := 0.13.9
+UV_DIR := var/uv-$(UV_VERSION)
+UV     := $(UV_DIR)/bin/uv
+LATEST := var/latest-venv
 
-.PHONY: run test test-quick fuzz venv migrate lint benchmarks clean
+.PHONY: run test test-quick fuzz venv lock lock-check test-latest migrate lint benchmarks clean
 
+## make venv: .venv with exactly the locked versions (pip --require-hashes from
+## requirements/dev.txt); redone when the lock or pyproject.toml changes
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): $(LOCKED) pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,ocr]'
+	$(PY) -m pip install --quiet pip==$(PIP_VERSION)
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r $(LOCKED)
+	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m jobsite.versions $(LOCKED)
 	@touch $(STAMP)
+
+$(UV):
+	$(PYTHON) -m venv $(UV_DIR)
+	$(UV_DIR)/bin/python -m pip install --quiet uv==$(UV_VERSION)
+
+## make lock: uv.lock and its exports under requirements/ from pyproject.toml (commit all
+## four). Keeps every pin that still fits the ranges: add, remove or narrow a dependency
+## in pyproject.toml, then make lock. UPGRADE=1: the newest versions inside the ranges for
+## every package; UPGRADE=celery: for that one (and what it needs).
+lock: $(UV)
+	$(UV) lock $(if $(filter 1 all,$(UPGRADE)),--upgrade,$(if $(UPGRADE),--upgrade-package $(UPGRADE)))
+	@mkdir -p requirements
+	$(UV) export --quiet --frozen --no-emit-project --all-extras -o requirements/dev.txt
+	$(UV) export --quiet --frozen --no-emit-project -o requirements/runtime.txt
+	$(UV) export --quiet --frozen --no-emit-project --extra ocr -o requirements/runtime-ocr.txt
+
+## make lock-check: fail when pyproject.toml or requirements/ no longer match uv.lock
+lock-check: $(UV)
+	$(UV) lock --check
+	@for args in "dev --all-extras" "runtime" "runtime-ocr --extra ocr"; do \
+		set -- $$args; file=requirements/$$1.txt; shift; \
+		$(UV) export --quiet --frozen --no-emit-project "$$@" | grep -v '^ *#' > var/lock-check.txt; \
+		grep -v '^ *#' $$file | cmp -s - var/lock-check.txt \
+			|| { echo "$$file is not uv.lock's export: run make lock"; rm -f var/lock-check.txt; exit 1; }; \
+	done; rm -f var/lock-check.txt; echo "uv.lock and requirements/ match pyproject.toml"
+
+## make test-latest: the suite against the newest versions pyproject.toml's ranges allow
+## today (not the lock), in a throwaway venv (var/latest-venv, made anew each time); first
+## lists the versions that differ from the lock. Run it weekly and before make lock
+## UPGRADE=1 (docs/operations/dependencies.md). PYTEST_ARGS narrows it as for make test.
+test-latest: $(UV)
+	rm -rf $(LATEST)
+	$(UV) venv --quiet --python $(PYTHON) $(LATEST)
+	$(UV) pip install --quiet --python $(LATEST)/bin/python --refresh --all-extras -r pyproject.toml
+	$(UV) pip install --quiet --python $(LATEST)/bin/python --no-deps -e .
+	@$(LATEST)/bin/python -m jobsite.versions $(LOCKED) || true
+ifeq ($(strip $(PYTEST_ARGS)),)
+	$(LATEST)/bin/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25 --ignore=tests/jobsite/test_fuzz_openapi.py
+	$(LATEST)/bin/python -m pytest --durations=25 tests/jobsite/test_fuzz_openapi.py
+else
+	$(LATEST)/bin/python -m pytest $(PYTEST_ARGS)
+endif
 
 ## make run: migrate, default jobs, local admin + JWT, Redis, web, worker, beat (Ctrl-C stops all)
 run: venv

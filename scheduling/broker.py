@@ -16,7 +16,16 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from jobsite.versions import TESTED, check_tested
+
 logger = logging.getLogger(__name__)
+# What this module patches, checked once at start (one warning outside the tested versions).
+check_tested("kombu", TESTED["kombu"],
+             "kombu's Connection.collect and the Redis transport's Channel._create_client, and reads "
+             "its unacked/priority key layout (scheduling/broker.py)")
+check_tested("celery", TESTED["celery"],
+             "the worker's reconnect after a broker restart, which patch_kombu_collect works around "
+             "(scheduling/broker.py)")
 
 # kombu.transport.redis defaults (the transport options can rename them; we don't).
 UNACKED_KEY = "unacked"

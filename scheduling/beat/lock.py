@@ -27,12 +27,18 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
+from jobsite.versions import TESTED, check_tested
 from scheduling import services
 from scheduling.beat.entry import JobEntry
 from scheduling.beat.scheduler import Scheduler
 from scheduling.beat.sync import periodic_tasks_record_fires
 
 logger = logging.getLogger(__name__)
+# What this module overrides, checked once at start (one warning outside the tested versions).
+check_tested("celery", TESTED["celery"],
+             "celery.beat.Scheduler's reserve, tick and apply_entries (scheduling/beat/lock.py)")
+check_tested("django-celery-beat", TESTED["django-celery-beat"],
+             "ModelEntry.__next__ (scheduling/beat/entry.py, the beat's job entries)")
 
 LOCK_KEY = "jobsite:beat-lock"
 

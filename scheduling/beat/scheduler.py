@@ -57,8 +57,16 @@ from django_celery_beat.schedulers import DatabaseScheduler
 
 from jobsite.db import id_batches
 from jobsite.services_health import record_beat_heartbeat
+from jobsite.versions import TESTED, check_tested
 
 logger = logging.getLogger(__name__)
+# What this module overrides, checked once at start (one warning outside the tested versions).
+check_tested("django-celery-beat", TESTED["django-celery-beat"],
+             "DatabaseScheduler's setup_schedule, schedule, schedule_changed and _get_unique_timezone_names "
+             "(scheduling/beat/scheduler.py)")
+check_tested("celery", TESTED["celery"],
+             "celery.beat.Scheduler's tick, populate_heap, schedules_equal and apply_entries "
+             "(scheduling/beat/scheduler.py)")
 HEARTBEAT_EVERY_SECONDS = 5.0
 FULL_SYNC_EVERY_SECONDS = 300
 FULL_SYNC_QUIET_SECONDS = 5.0  # no full re-read when a run is due this soon
