@@ -73,8 +73,9 @@ else
 endif
 
 ## make run: migrate, default jobs, local admin + JWT, Redis, web, worker, beat (Ctrl-C stops all)
+## make run PORT=8080 REDIS_PORT=6391: other ports for the web server and the embedded Redis
 run: venv
-	$(PY) manage.py runstack
+	@$(PY) manage.py runstack $(if $(PORT),--port $(PORT)) $(if $(REDIS_PORT),--redis-port $(REDIS_PORT))
 
 ## make test: the whole suite against a real Redis and a real Celery worker, in
 ## PYTEST_WORKERS processes (pytest-xdist; each its own Redis and test database; 0:

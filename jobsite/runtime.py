@@ -1,4 +1,6 @@
-"""The embedded runtime: a Redis server the project starts itself under var/.
+"""The embedded runtime: a Redis server the project starts itself under var/,
+and the stack file (var/stack.json) through which every ``./manage`` command
+finds the local stack that ``make run`` started.
 
 Used by ``make run`` (``./manage runstack``) and by the test-suite when
 REDIS_URL is not set, so that neither needs a Redis installed by hand. The
@@ -7,6 +9,7 @@ else from a ``redis-server`` on PATH.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -25,6 +28,17 @@ _PR_SET_PDEATHSIG = 1
 
 class RedisUnavailable(RuntimeError):
     pass
+
+
+class PortInUse(RedisUnavailable):
+    """The embedded Redis's port is held by a program that is not a Redis of ours."""
+
+    def __init__(self, port: int):
+        self.port = port
+        super().__init__(
+            f"Port {port} is already in use by another program; set EMBEDDED_REDIS_PORT to a free "
+            "port, or REDIS_URL to the Redis listening there."
+        )
 
 
 def redis_server_binary() -> str:
@@ -85,6 +99,84 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def next_free_port(after: int, host: str = "127.0.0.1", *, avoid: tuple[int, ...] = ()) -> int:
+    """The first port above ``after`` that nothing answers on (what to suggest
+    when ``after`` is taken)."""
+    port = after + 1
+    while port < 65535 and (port in avoid or port_open(port, host)):
+        port += 1
+    return port
+
+
+# ---------------------------------------------------------------------------
+# The stack file: what a running `make run` started, for the other commands
+# ---------------------------------------------------------------------------
+STACK_FILE_NAME = "stack.json"
+
+
+def stack_file(var_dir: Path) -> Path:
+    return Path(var_dir) / STACK_FILE_NAME
+
+
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` names a running (not zombie) process."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): the signal said it exists
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def write_stack_file(var_dir: Path, info: dict) -> Path:
+    """Record the running stack (``pid``: runstack's own; ``web_url``,
+    ``redis_url``, ``pids`` of what it started) in var/stack.json, atomically,
+    readable by the owner only (a REDIS_URL may carry a password)."""
+    path = stack_file(var_dir)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(info, handle, indent=2)
+        handle.write("\n")
+    os.replace(temporary, path)
+    return path
+
+
+def remove_stack_file(var_dir: Path, *, pid: int) -> None:
+    """Remove var/stack.json if it is ``pid``'s (a stack's own, on its way out)."""
+    path = stack_file(var_dir)
+    try:
+        if json.loads(path.read_text()).get("pid") == pid:
+            path.unlink()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def running_stack(var_dir: Path) -> dict | None:
+    """The stack that var/stack.json describes, if its runstack still runs;
+    None when there is no file, it is unreadable, or it is left over from a
+    stack that died (its pid is gone or now another program's)."""
+    try:
+        info = json.loads(stack_file(var_dir).read_text())
+        pid = int(info["pid"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    if not pid_alive(pid):
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        cmdline = None  # no /proc: trust the live pid
+    if cmdline is not None and b"runstack" not in cmdline:
+        return None  # the pid was reused
+    return info
+
+
 @dataclass
 class EmbeddedRedis:
     """A redis-server child process with its data (append-only file) under ``data_dir``."""
@@ -141,17 +233,24 @@ class EmbeddedRedis:
             raise
         return self
 
-    def _shut_down_leftover(self) -> None:
+    def check_port(self) -> None:
+        """PortInUse unless the port is free or held by a Redis serving this
+        data directory (a leftover that ``start`` replaces)."""
+        if not port_open(self.port):
+            return
         client = redis.Redis.from_url(self.url, socket_connect_timeout=1, socket_timeout=2)
         try:
             directory = client.config_get("dir").get("dir")
         except redis.RedisError:
             directory = None
+        finally:
+            client.close()
         if directory is None or Path(directory).resolve() != self.data_dir.resolve():
-            raise RedisUnavailable(
-                f"Port {self.port} is already in use by another program; set EMBEDDED_REDIS_PORT to a free "
-                "port, or REDIS_URL to the Redis listening there."
-            )
+            raise PortInUse(self.port)
+
+    def _shut_down_leftover(self) -> None:
+        self.check_port()
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1, socket_timeout=2)
         try:
             client.shutdown(save=True)
         except redis.RedisError:

@@ -1,14 +1,22 @@
 """Celery: broker and results, serialization, acks, time limits, queues.
-REDIS_URL unset → the embedded Redis under var/. The beat side is in
+REDIS_URL unset → the Redis of the local stack `make run` is running from this
+checkout (var/stack.json), else the embedded Redis's port. The beat side is in
 settings/beat.py. https://docs.celeryq.dev/en/stable/userguide/configuration.html"""
 from datetime import timedelta
 
 from kombu import Queue
 
-from jobsite.settings.base import env
+from jobsite.runtime import running_stack
+from jobsite.settings.base import VAR_DIR, env
 
 EMBEDDED_REDIS_PORT = env.int("EMBEDDED_REDIS_PORT", default=6390)
-REDIS_URL = env.str("REDIS_URL", default=f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0")
+# The local stack `make run` (./manage runstack) started with this var/ directory,
+# while its runstack process lives: any ./manage command, started without
+# REDIS_URL, uses that stack's Redis whatever port it was given (`make run
+# REDIS_PORT=...`). A file left by a stack that died is ignored (its pid is checked).
+LOCAL_STACK = None if env.str("REDIS_URL", default="") else running_stack(VAR_DIR)
+REDIS_URL = env.str("REDIS_URL", default=(LOCAL_STACK or {}).get("redis_url")
+                    or f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0")
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
 CELERY_ACCEPT_CONTENT = ["json"]

@@ -7,6 +7,11 @@ under var/redis unless REDIS_URL is set, then runs web, one Celery worker and
 Celery beat under honcho with prefixed, interleaved logs. Ctrl-C, SIGTERM or
 SIGHUP stops everything, Redis last; a second run reuses the database, the
 Redis append-only file and the password.
+
+While it runs, var/stack.json says what it started (web and Redis URLs, pids),
+so that every other ``./manage`` command finds this stack's Redis whatever
+port it was given (settings/celery.py); runstack removes the file as it stops,
+and a file whose runstack died is ignored.
 """
 from __future__ import annotations
 
@@ -29,7 +34,17 @@ from honcho.manager import Manager
 from honcho.printer import Printer
 from kombu.utils.url import maybe_sanitize_url
 
-from jobsite.runtime import EmbeddedRedis, RedisUnavailable, die_with_parent, port_open
+from jobsite.runtime import (
+    EmbeddedRedis,
+    PortInUse,
+    RedisUnavailable,
+    die_with_parent,
+    next_free_port,
+    port_open,
+    remove_stack_file,
+    running_stack,
+    write_stack_file,
+)
 
 ADMIN_USERNAME = "admin"
 # honcho's Manager.returncode after it stopped everything on SIGINT / SIGTERM
@@ -188,7 +203,8 @@ def banner(*, base_url: str, password: str, token: str | None, redis_line: str, 
         rule,
         f"  jobsite is up (ready in {ready_seconds:.1f} s)",
         "",
-        f"  API docs    {base_url}/api/docs/",
+        f"  Home        {base_url}/",
+        f"  API docs    {base_url}/api/docs/    (ReDoc: {base_url}/api/redoc/)",
         f"  API schema  {base_url}/api/schema/",
         f"  Admin       {base_url}/admin/",
         f"  Health      {base_url}/health",
@@ -226,6 +242,14 @@ def banner(*, base_url: str, password: str, token: str | None, redis_line: str, 
     return "\n".join(lines)
 
 
+def port_in_use_message(*, what: str, port: int, host: str, make_option: str, flag: str,
+                        avoid: tuple[int, ...] = ()) -> str:
+    """One line: which port is taken and the command that picks a free one."""
+    free = next_free_port(port, host, avoid=avoid)
+    return (f"{what} port {port} is already in use on {host} (another `make run`, or another program). "
+            f"Choose another one: make run {make_option}={free}  (or ./manage runstack {flag} {free})")
+
+
 def database_description() -> str:
     db = settings.DATABASES["default"]
     if db["ENGINE"].endswith("sqlite3"):
@@ -238,7 +262,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1", help="Web server address (default 127.0.0.1).")
-        parser.add_argument("--port", type=int, default=8000, help="Web server port (default 8000).")
+        parser.add_argument("--port", type=int, default=8000,
+                            help="Web server port (default 8000; `make run PORT=8080`).")
+        parser.add_argument("--redis-port", type=int, default=None,
+                            help="Port of the embedded Redis (default: EMBEDDED_REDIS_PORT, 6390; "
+                                 "`make run REDIS_PORT=6391`). Not used when REDIS_URL is set.")
         parser.add_argument("--no-worker", action="store_true", help="Do not start a Celery worker.")
         parser.add_argument("--no-beat", action="store_true", help="Do not start Celery beat.")
         parser.add_argument("--concurrency", type=int, default=None,
@@ -247,11 +275,37 @@ class Command(BaseCommand):
                             help="Also start Flower, Celery's monitoring UI (on --flower-port).")
         parser.add_argument("--flower-port", type=int, default=5555, help="Flower's port (default 5555).")
 
-    def handle(self, *args, host, port, no_worker, no_beat, concurrency, flower=False, flower_port=5555, **options):
+    def handle(self, *args, host, port, no_worker, no_beat, concurrency, flower=False, flower_port=5555,
+               redis_port=None, **options):
         started = time.monotonic()
         # Line-buffered, so `make run | tee run.log` shows logs as they happen.
         if hasattr(sys.stdout, "reconfigure"):
             sys.stdout.reconfigure(line_buffering=True)
+        var_dir = Path(settings.VAR_DIR).resolve()
+        redis_port = redis_port or settings.EMBEDDED_REDIS_PORT
+        already = running_stack(var_dir)
+        if already:
+            raise CommandError(
+                f"A stack is already running from {var_dir} (runstack pid {already['pid']}, "
+                f"{already.get('web_url', 'web')}); stop it first (Ctrl-C in its terminal), "
+                "or give this one another JOBSITE_VAR_DIR."
+            )
+        probe_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        if port_open(port, probe_host):
+            raise CommandError(port_in_use_message(what="Web", port=port, host=probe_host, make_option="PORT",
+                                                   flag="--port", avoid=(redis_port,)))
+        if flower and port_open(flower_port, probe_host):
+            raise CommandError(f"Flower port {flower_port} is already in use on {probe_host}; "
+                               f"choose another one: ./manage runstack --flower --flower-port "
+                               f"{next_free_port(flower_port, probe_host)}")
+        if not os.environ.get("REDIS_URL"):
+            try:
+                EmbeddedRedis(port=redis_port, data_dir=var_dir / "redis").check_port()
+            except PortInUse:
+                raise CommandError(port_in_use_message(what="Redis", port=redis_port, host="127.0.0.1",
+                                                       make_option="REDIS_PORT", flag="--redis-port",
+                                                       avoid=(port,))) from None
+
         # Until honcho installs its handlers, SIGTERM unwinds like Ctrl-C, so
         # the finally-block below stops whatever was already started. A closed
         # terminal (SIGHUP) stops the stack like SIGTERM, then and under honcho.
@@ -260,13 +314,6 @@ class Command(BaseCommand):
         # Every process forked from here on (honcho's readers) dies with runstack.
         os.register_at_fork(after_in_child=die_with_parent(signal.SIGKILL))
 
-        var_dir = Path(settings.VAR_DIR).resolve()
-        probe_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-        if port_open(port, probe_host):
-            raise CommandError(f"Port {port} is already in use on {probe_host}; choose another one with --port.")
-        if flower and port_open(flower_port, probe_host):
-            raise CommandError(f"Port {flower_port} is already in use on {probe_host}; choose another one with --flower-port.")
-
         redis_server = None
         try:
             password, token, token_note = self._prepare(var_dir, verbosity=options["verbosity"])
@@ -274,21 +321,30 @@ class Command(BaseCommand):
                 redis_line = f"{maybe_sanitize_url(os.environ['REDIS_URL'])} (REDIS_URL)"
                 self._step(f"Using the Redis at {redis_line}; not starting the embedded one")
             else:
-                redis_server = self._start_redis(var_dir)
+                redis_server = self._start_redis(var_dir, redis_port)
                 redis_line = f"{redis_server.url} (embedded, data in {redis_server.data_dir})"
+            base_url = f"http://{probe_host}:{port}"
+            stack_info = {
+                "pid": os.getpid(), "web_url": base_url,
+                "redis_url": redis_server.url if redis_server else os.environ["REDIS_URL"],
+                "redis_embedded": redis_server is not None, "var_dir": str(var_dir),
+                "pids": {"runstack": os.getpid(), **({"redis": redis_server.process.pid} if redis_server else {})},
+            }
+            write_stack_file(var_dir, stack_info)
 
             manager = self._manager(host=host, port=port, worker=not no_worker, beat=not no_beat,
                                     concurrency=concurrency, var_dir=var_dir, redis_server=redis_server,
                                     flower_port=flower_port if flower else None)
             stop_banner = threading.Event()
             text = dict(
-                base_url=f"http://{probe_host}:{port}", password=password, token=token, token_note=token_note,
+                base_url=base_url, password=password, token=token, token_note=token_note,
                 redis_line=redis_line, database_line=database_description(),
                 disabled=[name for name, off in (("worker", no_worker), ("beat", no_beat)) if off],
                 flower_url=f"http://{probe_host}:{flower_port}/" if flower else None,
             )
             threading.Thread(
-                target=self._print_banner_when_up, args=(probe_host, port, started, text, stop_banner),
+                target=self._print_banner_when_up,
+                args=(probe_host, port, started, text, stop_banner, manager, var_dir, stack_info),
                 name="runstack-banner", daemon=True,
             ).start()
 
@@ -304,12 +360,17 @@ class Command(BaseCommand):
                 return
             finally:
                 stop_banner.set()
+        except PortInUse as exc:
+            raise CommandError(port_in_use_message(what="Redis", port=exc.port, host="127.0.0.1",
+                                                   make_option="REDIS_PORT", flag="--redis-port",
+                                                   avoid=(port,))) from None
         except RedisUnavailable as exc:
             raise CommandError(f"Cannot start the embedded Redis: {exc}") from None
         except KeyboardInterrupt:
             self.stdout.write("\nInterrupted; stopping.")
             return
         finally:
+            remove_stack_file(var_dir, pid=os.getpid())
             if redis_server is not None:
                 redis_server.stop()
                 self._step("Redis stopped (data kept)")
@@ -360,23 +421,28 @@ class Command(BaseCommand):
         note = f"JWT valid {minutes} min; a new one: ./manage token {ADMIN_USERNAME} or POST /api/auth/token"
         return access_token_for(user), note
 
-    def _start_redis(self, var_dir: Path) -> EmbeddedRedis:
-        port = settings.EMBEDDED_REDIS_PORT
+    def _start_redis(self, var_dir: Path, port: int) -> EmbeddedRedis:
         self._step(f"Starting the embedded Redis on 127.0.0.1:{port} (data in {var_dir / 'redis'})")
-        if port_open(port):
-            self._step(f"Port {port} is taken; if it is a Redis left over from a previous run on this "
-                       "data directory, it is shut down first (data saved)")
+        leftover = port_open(port)  # a Redis of this data directory is replaced, any other program refused
         server = EmbeddedRedis(port=port, data_dir=var_dir / "redis", persistent=True).start(15.0, supervised=True)
+        if leftover:
+            self._step(f"A Redis left over from a previous run held port {port}: it was shut down first (data saved)")
         self._step(f"Redis ready (pid {server.process.pid})")
         return server
 
     def _print_banner_when_up(self, host: str, port: int, started: float, text: dict,
-                              stop: threading.Event) -> None:
+                              stop: threading.Event, manager: Manager, var_dir: Path, stack_info: dict) -> None:
         deadline = time.monotonic() + 90
         while not stop.is_set() and time.monotonic() < deadline and not port_open(port, host):
             time.sleep(0.2)
         if stop.is_set():
             return
+        # The processes' pids, now that honcho has started them (its Manager keeps
+        # them in _processes; it has no public accessor), into var/stack.json.
+        pids = {name: entry.get("pid") for name, entry in getattr(manager, "_processes", {}).items()}
+        stack_info["pids"].update({name: pid for name, pid in pids.items() if pid})
+        if not stop.is_set():
+            write_stack_file(var_dir, stack_info)
         message = banner(ready_seconds=time.monotonic() - started, **text)
         if not port_open(port, host):
             message += f"\n(the web server is not answering on port {port} yet; see its log above)\n"
