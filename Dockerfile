@@ -11,11 +11,14 @@ WORKDIR /app
 
 # Dependencies first, so a code change does not reinstall them: exactly the
 # locked versions (uv.lock, exported for pip; every file checked against its hash).
-# The image is the production deployment of every part, the vision workers
-# included, so it carries OCR (rapidocr + onnxruntime, ~120 MB with its models);
-# build with --build-arg LOCKED=requirements/runtime.txt for an image without it
-# (the `ocr` model is then listed as unavailable, the default analyzer still runs).
-ARG LOCKED=requirements/runtime-ocr.txt
+# The image is the production deployment of every part, so requirements/image.txt
+# is the runtime plus two extras: ocr, since the vision workers run from this image
+# and an operator picks the `ocr` model in the admin, not at build time (rapidocr +
+# onnxruntime, ~120 MB with PP-OCR's models), and observability, since tracing and
+# Sentry are turned on by environment variables in production (a few MB).
+# --build-arg LOCKED=requirements/runtime.txt builds a smaller image without either
+# (the `ocr` model is then listed as unavailable; tracing and Sentry stay off).
+ARG LOCKED=requirements/image.txt
 COPY requirements/ requirements/
 RUN pip install --require-hashes --no-deps -r "$LOCKED"
 

@@ -5,7 +5,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # The lock: uv.lock (every platform, every extra), exported for pip as
 # requirements/dev.txt (runtime + ocr + test + docs + observability: the venv),
-# requirements/runtime.txt and requirements/runtime-ocr.txt (the Docker image).
+# requirements/image.txt (runtime + ocr + observability: the Docker image) and
+# requirements/runtime.txt (runtime alone: a smaller image, see Dockerfile).
 # docs/operations/dependencies.md says how it works and how to update it.
 LOCKED := requirements/dev.txt
 PIP_VERSION := 26.3
@@ -43,12 +44,12 @@ lock: $(UV)
 	@mkdir -p requirements
 	$(UV) export --quiet --frozen --no-emit-project --all-extras -o requirements/dev.txt
 	$(UV) export --quiet --frozen --no-emit-project -o requirements/runtime.txt
-	$(UV) export --quiet --frozen --no-emit-project --extra ocr -o requirements/runtime-ocr.txt
+	$(UV) export --quiet --frozen --no-emit-project --extra ocr --extra observability -o requirements/image.txt
 
 ## make lock-check: fail when pyproject.toml or requirements/ no longer match uv.lock
 lock-check: $(UV)
 	$(UV) lock --check
-	@for args in "dev --all-extras" "runtime" "runtime-ocr --extra ocr"; do \
+	@for args in "dev --all-extras" "runtime" "image --extra ocr --extra observability"; do \
 		set -- $$args; file=requirements/$$1.txt; shift; \
 		$(UV) export --quiet --frozen --no-emit-project "$$@" | grep -v '^ *#' > var/lock-check.txt; \
 		grep -v '^ *#' $$file | cmp -s - var/lock-check.txt \
