@@ -42,7 +42,7 @@ class BulkUploadJob(models.Model):
         Execution.Status.SUCCESS: Status.COMPLETED,
     }
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, help_text="The job_id of seed 004.")
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, help_text="The upload's job_id in /api/v1/predictions (a UUID).")
     job_type = models.CharField(max_length=16, choices=JobType.choices, help_text="Which column schema the file follows.")
     execution = models.OneToOneField(
         Execution, null=True, blank=True, on_delete=models.CASCADE, related_name="bulk_upload",

@@ -59,8 +59,8 @@ class Job(models.Model):
         "max_retries", "retry_backoff_seconds", "overlap_policy", "is_enabled", "organization", "catch_up_policy",
     )
 
-    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, help_text="Public id used by the /cron-jobs facade.")
-    name = models.CharField(max_length=200, unique=True, help_text="Unique machine name; the CLI accepts it in place of the id.")
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, help_text="A UUID: a vision cron job's job_id in /cron-jobs.")
+    name = models.CharField(max_length=200, unique=True, help_text="Unique machine name (vision cron jobs get vision-<16 hex digits>); the CLI accepts it in place of the id.")
     title = models.CharField(max_length=255, blank=True, help_text="Human-readable name shown in lists; defaults to the name.")
     description = models.TextField(blank=True, help_text="What the job is for, for whoever is on call.")
     kind = models.CharField(

@@ -21,7 +21,7 @@ class Workflow(models.Model):
     description = models.TextField(blank=True, help_text="What the workflow does.")
     steps = models.JSONField(
         default=list,
-        help_text="Ordered step definitions (JSON list); see the README, 'Workflows (seed 002)'.",
+        help_text="Ordered step definitions (a JSON list); see the docs, 'Workflows'.",
     )
     secrets = models.TextField(
         blank=True, default="",
