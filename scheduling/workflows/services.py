@@ -50,6 +50,26 @@ def _clean_secrets(secrets: Any) -> dict[str, str]:
     return dict(secrets)
 
 
+def workflow_secrets_clean(secrets: Any) -> dict[str, str]:
+    """Check a NAME → value secrets dict as workflow_create/workflow_update do
+    (ValidationError under ``secrets``); for forms that check before saving."""
+    return _clean_secrets(secrets)
+
+
+def workflow_steps_check(*, steps: Any, owner, workflow: Workflow | None = None,
+                         secret_names: set[str] | None = None) -> list[dict]:
+    """Validate ``steps`` exactly as workflow_create/workflow_update do, without
+    saving anything: against the rights of ``workflow``'s owner (else
+    ``owner``) and ``secret_names`` (default: the workflow's stored secrets).
+    Returns the normalised steps; raises ValidationError keyed
+    ``steps[<i>].<field>`` (the API's ``errors``)."""
+    if workflow is not None:
+        owner = workflow.owner or owner
+        if secret_names is None:
+            secret_names = set(secrets_decrypt(workflow.secrets))
+    return validate_steps(steps, owner=owner, secret_names=set(secret_names or ()))
+
+
 def _check_fields(*, name: Any, description: Any, enabled: Any, shared: Any, organization) -> None:
     errors = {}
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
@@ -272,7 +292,7 @@ def workflow_schedule_save(
             return job, False
         job = core.job_create(
             actor=actor, name=selectors.schedule_job_name(user=actor, job_id=job_id), kind=selectors.WORKFLOW_KIND,
-            job_type=Job.JobType.WORKFLOW, description=f"Seed-002 workflow schedule '{job_id}'",
+            job_type=Job.JobType.WORKFLOW, description=f"Workflow schedule '{job_id}' (created through /api/cron/jobs)",
             queue=settings.WORKFLOWS_QUEUE, timeout_seconds=settings.WORKFLOWS_JOB_TIMEOUT_SECONDS,
             # Per-user isolation (seed 002): the job is its owner's alone, not
             # their organization's, unlike the workflow it runs.
