@@ -1,108 +1,70 @@
 """Jobs in the admin. Writes go through the services: saving calls
 ``job_create``/``job_update`` (so the job's beat PeriodicTask changes in the
 same transaction), deleting calls ``job_delete``, and the buttons and actions
-call ``job_execute``/``job_pause``/``job_resume``/``job_set_enabled``.
-``Job.secrets`` is never part of any form or page.
+call ``job_execute``/``job_pause``/``job_resume``/``job_set_enabled``/
+``execution_cancel``. ``Job.secrets`` is never shown: a kind's keys are
+write-only fields (``kind_fields``).
 
-Besides the model pages: buttons on the job page (object tools posting to
-the views below), a live schedule preview on the form (``job_form.js`` asking
-``schedule_preview_view``), and a list that reloads itself while a run of a
-job it shows is queued or running."""
+The list (``job_list``): run-history strips, relative times, pause/resume
+and run buttons per row, users' jobs apart from the facades' internal ones,
+and a page that reloads itself while a run of a job it shows is going. The
+job page (``job_page``): a summary first (state, next runs, success rate,
+duration chart, recent runs with Cancel), "Run now with parameters"
+(``run_forms``), then the form with its kind's fields and a live schedule
+preview (``job_form.js`` asking ``schedule_preview_view``)."""
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import OuterRef, Subquery
-from django.forms.models import BaseInlineFormSet
 from django.http import Http404, HttpResponseRedirect, JsonResponse
+from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils import formats, timezone
+from django.utils import formats
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
-from django.utils.http import urlencode
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_POST
 
-from jobsite.admin.base import ObjectToolsMixin, ReadOnlyAdminMixin, RefreshingListMixin, act_on_each
-from jobsite.admin.widgets import admin_change_url, human_duration, when, when_stacked
+from jobsite.admin.base import ObjectToolsMixin, RefreshingListMixin, act_on_each
+from jobsite.admin.widgets import admin_change_url, human_duration, relative_when, when
 from jobsite.exceptions import ApplicationError, error_message
 from jobsite.tenancy import scope_to_user
 from scheduling import selectors, services
 from scheduling.admin.forms import JobAdminForm
-from scheduling.admin.widgets import RunColumns, SchedulingMedia, badge, status_label
-from scheduling.beat import schedule_description, schedule_preview
+from scheduling.admin.job_list import JobListColumns, JobOriginFilter, job_is_internal, with_activity
+from scheduling.admin.job_page import job_summary
+from scheduling.admin.kind_fields import SPECS, kind_fields_for
+from scheduling.admin.run_forms import RunWithParametersForm
+from scheduling.admin.widgets import SchedulingMedia, badge, status_label
+from scheduling.beat import schedule_preview
 from scheduling.executors import DEFAULT_KIND
 from scheduling.models import DailyJobStatistics, Execution, Job
 
-RECENT_EXECUTIONS = 20
 PREVIEW_RUNS = 5
 
 
-class RecentExecutionsFormSet(BaseInlineFormSet):
-    def get_queryset(self):
-        # Sliced after the inline's own filtering by job (a sliced queryset cannot be filtered).
-        if not hasattr(self, "_recent"):
-            self._recent = super().get_queryset()[:RECENT_EXECUTIONS]
-        return self._recent
-
-
-class ExecutionInline(RunColumns, ReadOnlyAdminMixin, admin.TabularInline):
-    model = Execution
-    formset = RecentExecutionsFormSet
-    fk_name = "job"
-    extra = 0
-    show_change_link = True
-    verbose_name_plural = f"Recent executions (last {RECENT_EXECUTIONS})"
-    fields = ["status_badge", "trigger", "attempt", "created_time", "started_time", "duration", "worker", "output"]
-    readonly_fields = fields
-    ordering = ["-created_at", "-id"]
-
-
-def with_activity(queryset):
-    """Annotate each job with its oldest running and oldest queued run: the
-    list's "Now" column in the page's one query (correlated subqueries)."""
-    def oldest(status: str, field: str):
-        runs = Execution.objects.filter(job=OuterRef("pk"), status=status).order_by(field, "pk")
-        return Subquery(runs.values(field)[:1])
-
-    return queryset.annotate(
-        running_since=oldest(Execution.Status.RUNNING, "started_at"),
-        queued_since=oldest(Execution.Status.QUEUED, "created_at"),
-    )
-
-
 @admin.register(Job)
-class JobAdmin(ObjectToolsMixin, RefreshingListMixin, admin.ModelAdmin):
+class JobAdmin(JobListColumns, ObjectToolsMixin, RefreshingListMixin, admin.ModelAdmin):
     form = JobAdminForm
     exclude = ["secrets"]  # never shown, never editable here
-    # Seven columns that fit 1,400 px beside the nav sidebar and the filters:
-    # the kind goes under the name, times are stacked (date over time).
+    # Fits 1,400 px with the navigation sidebar folded away on this list and a
+    # narrow filter column: relative times on one line, the kind under the name.
     list_display = [
-        "name_display", "schedule", "status_badge", "now_display", "last_result", "next_run", "success_rate_display",
+        "name_display", "schedule", "status_badge", "run_history_strip", "now_display", "last_result", "next_run",
+        "success_rate_display", "row_actions",
     ]
     list_display_links = ["name_display"]
-    list_filter = ["kind", "job_type", "status", "is_enabled", "schedule_type", "queue"]
+    list_filter = [JobOriginFilter, "kind", "status", "is_enabled", "schedule_type", "job_type", "queue"]
     search_fields = ["name", "title", "description", "task_name"]
     list_select_related = ["owner", "organization"]
+    list_per_page = 50
     ordering = ["id"]
     actions = ["run_now", "run_now_forced", "pause", "resume", "enable", "disable"]
-    inlines = [ExecutionInline]
     readonly_fields = [
         # catch_up_policy: shown, not edited here (not in Job.EDITABLE_FIELDS, which the services take)
         "uuid", "status", "catch_up_policy", "statistics", "periodic_task_link", "owner",
         "created_time", "updated_time", "last_run_time", "next_run_time", "last_status_badge", "executions_link",
-    ]
-    fieldsets = [
-        (None, {"fields": ["name", "title", "description", "kind", "job_type", "uuid"]}),
-        ("Schedule", {"fields": ["schedule_type", "schedule_expression", "timezone", "catch_up_policy"]}),
-        ("Work", {"fields": ["task_name", "task_args", "task_kwargs", "config"]}),
-        ("Execution", {"fields": [
-            "queue", "priority", "timeout_seconds", "max_retries", "retry_backoff_seconds", "overlap_policy",
-        ]}),
-        ("State", {"fields": ["is_enabled", "status", "owner", "organization", "periodic_task_link"]}),
-        ("Runs", {"fields": [
-            "last_run_time", "last_status_badge", "next_run_time", "statistics", "executions_link",
-            "created_time", "updated_time",
-        ]}),
     ]
     change_form_template = "admin/scheduling/job/change_form.html"
     change_list_template = "admin/scheduling/job/change_list.html"
@@ -120,65 +82,64 @@ class JobAdmin(ObjectToolsMixin, RefreshingListMixin, admin.ModelAdmin):
             fields.append("kind")  # the executor is fixed at creation (not in Job.EDITABLE_FIELDS)
         return fields
 
-    def get_inlines(self, request, obj):
-        return self.inlines if obj is not None else []
+    # -- the form: common fieldsets, and the fields of the job's kind ----------
+    def _work_fieldsets(self, obj) -> list:
+        """The job's work: a kind's own fields where it has them (the add page
+        has every kind's, each fieldset marked with its kind for job_form.js)."""
+        if obj is None:
+            sets = [("Work", {"fields": ["task_name", "task_args", "task_kwargs"],
+                              "classes": ["ops-kind", "ops-kind-task", "ops-kind-other"]}),
+                    ("Settings", {"fields": ["config"], "classes": ["ops-kind", "ops-kind-other"]})]
+            for spec in SPECS.values():
+                sets.append((spec.title, {"fields": list(self._spec_fields(spec)),
+                                          "classes": ["ops-kind", "ops-kind-spec", f"ops-kind-{spec.kind}"]}))
+            return sets
+        spec = kind_fields_for(obj.kind)
+        if spec is not None:
+            return [(spec.title, {"fields": list(self._spec_fields(spec, obj))})]
+        if obj.kind == DEFAULT_KIND:
+            return [("Work", {"fields": ["task_name", "task_args", "task_kwargs"]})]
+        return [("Settings", {"fields": ["task_kwargs", "config"]})]
 
-    # -- columns -------------------------------------------------------------
-    @admin.display(description="Job", ordering="name")
-    def name_display(self, obj):
-        title = obj.title if obj.title and obj.title != obj.name else ""
-        return format_html('<span class="ops-name">{}</span>{}<div class="ops-sub">{}</div>', obj.name,
-                           format_html('<div class="ops-title">{}</div>', title) if title else "",
-                           obj.get_kind_display())
+    def _spec_fields(self, spec, obj=None):
+        return spec.fields(job=obj, user=None).keys() if spec.kind != "workflow" else ["workflow", "workflow_input"]
 
-    @admin.display(description="Schedule", ordering="schedule_type")
-    def schedule(self, obj):
-        words = schedule_description(obj) or f"{obj.schedule_type} {obj.schedule_expression}"
-        raw = f"{obj.schedule_type} {obj.schedule_expression} ({obj.timezone})"
-        return format_html('<span title="{}">{}</span>', raw, words)
+    def get_fieldsets(self, request, obj=None):
+        return [
+            (None, {"fields": ["name", "title", "description", "kind", "job_type", "uuid"]}),
+            ("Schedule", {"fields": ["schedule_type", "schedule_expression", "timezone", "catch_up_policy"]}),
+            *self._work_fieldsets(obj),
+            ("Execution", {"fields": [
+                "queue", "priority", "timeout_seconds", "max_retries", "retry_backoff_seconds", "overlap_policy",
+            ]}),
+            ("State", {"fields": ["is_enabled", "status", "owner", "organization", "periodic_task_link"]}),
+            ("Runs", {"fields": [
+                "last_run_time", "last_status_badge", "next_run_time", "statistics", "executions_link",
+                "created_time", "updated_time",
+            ], "classes": ["collapse"]}),
+        ]
 
-    @admin.display(description="State", ordering="status")
-    def status_badge(self, obj):
-        return badge(obj.state, Job.State(obj.state).label)
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        # A kind's fields are the form's own (added as it is made), not the model's.
+        model_fields = {field.name for field in Job._meta.get_fields()}
+        fields = [f for f in flatten_fieldsets(self.get_fieldsets(request, obj)) if f in model_fields]
+        kwargs["fields"] = [f for f in fields if f not in self.get_readonly_fields(request, obj)]
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"user": request.user})
 
-    @admin.display(description="Now")
-    def now_display(self, obj):
-        running_since = getattr(obj, "running_since", None)
-        queued_since = getattr(obj, "queued_since", None)
-        now = timezone.now()
-        for since, status in ((running_since, Execution.Status.RUNNING), (queued_since, Execution.Status.QUEUED)):
-            if since is not None:
-                return format_html(
-                    '{}<div>since {}</div><div class="ops-sub">for {}</div>',
-                    badge(status, Execution.Status(status).label), when_stacked(since), human_duration(now - since),
-                )
-        return "-"
-
-    @admin.display(description="Last result", ordering="last_run_at")
-    def last_result(self, obj):
-        if not obj.last_status and obj.last_run_at is None:
-            return "-"
-        return format_html(
-            '{}<div>{}</div>',
-            badge(obj.last_status, status_label(obj.last_status)) if obj.last_status else "",
-            when_stacked(obj.last_run_at),
-        )
-
-    @admin.display(description="Next run", ordering="next_run_at")
-    def next_run(self, obj):
-        if not obj.is_schedulable or obj.next_run_at is None:
-            return "-"
-        return when_stacked(obj.next_run_at)
-
-    @admin.display(description="Success rate")
-    def success_rate_display(self, obj):
-        if not obj.total_runs:
-            return "-"
-        return format_html('{}%<div class="ops-sub">of {} runs</div>', f"{obj.success_rate:.1f}", obj.total_runs)
+    # -- the list ----------------------------------------------------------------
+    def changelist_view(self, request, extra_context=None):
+        # The list wants the width: the navigation sidebar folds away here.
+        extra_context = {**(extra_context or {}), "is_nav_sidebar_enabled": False}
+        response = super().changelist_view(request, extra_context)
+        cl = (getattr(response, "context_data", None) or {}).get("cl")
+        if cl is not None:
+            self.attach_run_history(cl.result_list)
+        return response
 
     @admin.display(description="Last run")
     def last_run_time(self, obj):
-        return when(obj.last_run_at) if obj and obj.pk else "-"
+        return when(obj.last_finished_at) if obj and obj.pk else "-"
 
     @admin.display(description="Last status")
     def last_status_badge(self, obj):
@@ -217,6 +178,8 @@ class JobAdmin(ObjectToolsMixin, RefreshingListMixin, admin.ModelAdmin):
 
     @admin.display(description="Beat periodic task")
     def periodic_task_link(self, obj):
+        if obj is not None and obj.pk and obj.schedule_type == Job.ScheduleType.MANUAL:
+            return "manual: no schedule"  # by design: a manual job has no beat entry
         if obj is None or not obj.periodic_task_id:
             return "-"
         task = obj.periodic_task
@@ -230,8 +193,11 @@ class JobAdmin(ObjectToolsMixin, RefreshingListMixin, admin.ModelAdmin):
     def executions_link(self, obj):
         if obj is None or not obj.pk:
             return "-"
-        url = reverse("admin:scheduling_execution_changelist") + "?" + urlencode({"job__id__exact": obj.pk})
-        return format_html('<a href="{}">All executions of {}</a>', url, obj.name)
+        return format_html('<a href="{}">All executions of {}</a>', self.executions_url(obj), obj.name)
+
+    @staticmethod
+    def executions_url(job) -> str:
+        return reverse("admin:scheduling_execution_changelist") + "?" + urlencode({"job__id__exact": job.pk})
 
     # -- pages -----------------------------------------------------------------
     def is_going(self, obj) -> bool:
@@ -241,34 +207,58 @@ class JobAdmin(ObjectToolsMixin, RefreshingListMixin, admin.ModelAdmin):
         # The form validates with the service's rules, so this only catches what
         # changed in between (a name taken meanwhile, a concurrent edit): the
         # admin's transaction is rolled back and the user is told, never a 500.
-        extra_context = {**(extra_context or {}), **self._preview_context(request, object_id)}
+        extra_context = {**(extra_context or {}), **self._page_context(request, object_id)}
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except (ValidationError, ApplicationError) as exc:
             self.message_user(request, f"Not saved: {error_message(exc)}", messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
 
-    def _preview_context(self, request, object_id) -> dict:
+    def _page_context(self, request, object_id) -> dict:
         job = self.get_object(request, object_id) if object_id else None
+        preview = None
         if job is not None:
             preview = schedule_preview_display(job.schedule_type, job.schedule_expression, job.timezone)
-        else:
-            preview = None
-        return {
+        context = {
             "schedule_preview": preview,
             "schedule_preview_url": reverse("admin:scheduling_job_schedule_preview"),
             "job_object": job,
         }
+        if job is not None and request.method == "GET":
+            context.update(self._summary_context(request, job, preview))
+        return context
+
+    def _summary_context(self, request, job, preview, run_form=None) -> dict:
+        summary = job_summary(job=job, user=request.user, preview=preview)
+        internal = job_is_internal(job)
+        may_change = self.has_change_permission(request, job)
+        if run_form is None and may_change and not internal:
+            run_form = RunWithParametersForm(job=job, initial={"force": not job.is_schedulable})
+        return {
+            "summary": summary,
+            "job_internal": internal,
+            "run_form": run_form,
+            "state_badge": badge(job.state, Job.State(job.state).label),
+            "last_badge": badge(job.last_status, status_label(job.last_status)) if job.last_status else None,
+            "last_when": relative_when(job.last_finished_at),
+            "p50_text": human_duration(summary["p50"]),
+            "p95_text": human_duration(summary["p95"]),
+            "executions_url": self.executions_url(job),
+            "may_change": may_change,
+        }
 
     # -- writes through the services -----------------------------------------
     def save_model(self, request, obj, form, change):
-        data = {field: form.cleaned_data[field] for field in form.cleaned_data if field in Job.EDITABLE_FIELDS}
+        data = form.job_data(change=change)
+        secrets = form.new_secrets()
         if change:
-            changed = {field: value for field, value in data.items() if field in form.changed_data}
-            if changed:
-                services.job_update(job=obj, actor=request.user, data=changed)
+            if data:
+                services.job_update(job=obj, actor=request.user, data=data)
+            if secrets:
+                services.job_set_secrets(job=obj, actor=request.user, secrets={**services.job_secrets(obj), **secrets})
         else:
-            created = services.job_create(actor=request.user, kind=form.cleaned_data.get("kind", DEFAULT_KIND), **data)
+            created = services.job_create(actor=request.user, kind=form.cleaned_data.get("kind", DEFAULT_KIND),
+                                          secrets=secrets or None, **data)
             obj.pk = created.pk
             obj._state.adding = False
         obj.refresh_from_db()
@@ -287,12 +277,14 @@ class JobAdmin(ObjectToolsMixin, RefreshingListMixin, admin.ModelAdmin):
         for job in queryset:
             services.job_delete(job=job, actor=request.user)
 
-    # -- buttons on the job page (object tools) --------------------------------
+    # -- buttons on the job page and the list's rows -----------------------------
     def tool_urls(self):
         return [
             ("schedule-preview/", self.schedule_preview_view, "scheduling_job_schedule_preview"),
             ("<path:object_id>/run/", self.run_view, "scheduling_job_run"),
+            ("<path:object_id>/run-with-parameters/", self.run_with_parameters_view, "scheduling_job_run_with_parameters"),
             ("<path:object_id>/state/<str:change>/", self.state_view, "scheduling_job_state"),
+            ("<path:object_id>/runs/<int:execution_id>/cancel/", self.cancel_run_view, "scheduling_job_cancel_run"),
         ]
 
     def _job_for_button(self, request, object_id) -> Job:
@@ -301,19 +293,70 @@ class JobAdmin(ObjectToolsMixin, RefreshingListMixin, admin.ModelAdmin):
             raise PermissionDenied
         return job
 
+    def _back(self, request, job) -> HttpResponseRedirect:
+        """Back where the button was pressed (the list posts ``next``), else the job's page."""
+        target = request.POST.get("next", "")
+        if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                                      require_https=request.is_secure()):
+            return HttpResponseRedirect(target)
+        return self.back_to(job)
+
+    def _refuse_internal(self, request, job, what: str) -> bool:
+        if job_is_internal(job):
+            self.message_user(request, f"{job.name}: an internal job has no {what} here; its runs come from its API.",
+                              messages.WARNING)
+            return True
+        return False
+
     @method_decorator(require_POST)
     def run_view(self, request, object_id):
         job = self._job_for_button(request, object_id)
+        if self._refuse_internal(request, job, "Run now"):
+            return self._back(request, job)
         force = request.POST.get("force") == "1"
         execution = self.tool_call(request, lambda: services.job_execute(
             job=job, actor=request.user, trigger=Execution.Trigger.MANUAL, force=force,
         ), refused=f"{job.name}: ")
         if execution is None:
-            return self.back_to(job)
+            return self._back(request, job)
         url = reverse("admin:scheduling_execution_change", args=[execution.pk])
         self.message_user(request, format_html('Queued <a href="{}">run {}</a> of {}.', url, execution.pk, job.name),
                           messages.SUCCESS)
-        return HttpResponseRedirect(url)
+        return self._back(request, job) if request.POST.get("next") else HttpResponseRedirect(url)
+
+    def run_with_parameters_view(self, request, object_id):
+        """"Run now with parameters": the kind's form, checked by the API's
+        service; its refusals are form errors on this page."""
+        job = self._job_for_button(request, object_id)
+        if self._refuse_internal(request, job, "Run now"):
+            return self.back_to(job)
+        form = RunWithParametersForm(request.POST or None, job=job, initial={"force": not job.is_schedulable})
+        if request.method == "POST" and form.is_valid():
+            execution = form.run(actor=request.user)
+            if execution is not None:
+                url = reverse("admin:scheduling_execution_change", args=[execution.pk])
+                self.message_user(request, format_html('Queued <a href="{}">run {}</a> of {} with {}.', url,
+                                                       execution.pk, job.name, execution.override_kwargs or "its own parameters"),
+                                  messages.SUCCESS)
+                return HttpResponseRedirect(url)
+        context = {
+            **self.admin_site.each_context(request), "opts": self.opts, "job_object": job, "run_form": form,
+            "title": f"Run {job.name} with parameters", "has_view_permission": True,
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/scheduling/job/run_with_parameters.html", context,
+                                status=400 if form.errors else 200)
+
+    @method_decorator(require_POST)
+    def cancel_run_view(self, request, object_id, execution_id):
+        job = self._job_for_button(request, object_id)
+        execution = job.executions.filter(pk=execution_id).first()
+        if execution is None:
+            raise Http404(f"Job {job.name} has no run {execution_id}.")
+        if self.tool_call(request, lambda: services.execution_cancel(execution=execution, actor=request.user),
+                          refused=f"Run {execution_id}: ") is not None:
+            self.message_user(request, f"Cancelled run {execution_id} of {job.name}.", messages.SUCCESS)
+        return self._back(request, job)
 
     STATE_CHANGES = {
         "pause": ("Paused", lambda job, user: services.job_pause(job=job, actor=user)),
@@ -327,10 +370,12 @@ class JobAdmin(ObjectToolsMixin, RefreshingListMixin, admin.ModelAdmin):
         if change not in self.STATE_CHANGES:
             raise Http404(f"No such change: {change}.")
         job = self._job_for_button(request, object_id)
+        if change in ("pause", "resume") and self._refuse_internal(request, job, "Pause or Resume"):
+            return self._back(request, job)
         verb, call = self.STATE_CHANGES[change]
         if self.tool_call(request, lambda: call(job, request.user), refused=f"{job.name}: ") is not None:
             self.message_user(request, f"{verb} {job.name}.", messages.SUCCESS)
-        return self.back_to(job)
+        return self._back(request, job)
 
     @method_decorator(require_GET)
     def schedule_preview_view(self, request):
@@ -342,7 +387,13 @@ class JobAdmin(ObjectToolsMixin, RefreshingListMixin, admin.ModelAdmin):
         ))
 
     # -- actions (the list) ----------------------------------------------------
-    def _each(self, request, queryset, verb: str, call) -> None:
+    def _each(self, request, queryset, verb: str, call, *, users_only: str = "") -> None:
+        if users_only:
+            internal = [job for job in queryset if job_is_internal(job)]
+            for job in internal:
+                self.message_user(request, f"{job.name}: an internal job has no {users_only} here; its runs come "
+                                           f"from its API.", messages.WARNING)
+            queryset = [job for job in queryset if not job_is_internal(job)]
         act_on_each(self, request, queryset, call, done=lambda names: f"{verb}: {', '.join(names)}",
                     label=lambda job: job.name)
 
@@ -353,11 +404,12 @@ class JobAdmin(ObjectToolsMixin, RefreshingListMixin, admin.ModelAdmin):
             )
             return f"{job.name} (execution {execution.pk})"
 
-        self._each(request, queryset, "Queued", run)
+        self._each(request, queryset, "Queued", run, users_only="Run now")
 
     def _change(self, request, queryset, change: str) -> None:
         verb, call = self.STATE_CHANGES[change]
-        self._each(request, queryset, verb, lambda job: call(job, request.user).name)
+        users_only = "Pause or Resume" if change in ("pause", "resume") else ""
+        self._each(request, queryset, verb, lambda job: call(job, request.user).name, users_only=users_only)
 
     @admin.action(description="Run now", permissions=["change"])
     def run_now(self, request, queryset):

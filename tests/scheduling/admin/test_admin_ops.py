@@ -177,8 +177,9 @@ def test_job_list_shows_state_running_since_and_times_with_zone(admin_client, jo
     assert "for 2m" in rows["nightly-cleanup"]
     assert "ops-badge-paused" in rows["paused-job"] and "ops-badge-active" not in rows["paused-job"]
     assert "ops-badge-disabled" in rows["disabled-job"] and ">Active<" not in rows["disabled-job"]
-    # next run: the date, and under it the time with seconds and zone
-    assert re.search(r"\d{4}-\d\d-\d\d</span><br><span class=\"ops-nowrap\">02:00:00 UTC", rows["nightly-cleanup"])
+    # next run: relative on one line, the exact time (seconds and zone) on hover
+    assert re.search(r'<time class="ops-when" datetime="[^"]+" title="\d{4}-\d\d-\d\d 02:00:00 UTC">in \d',
+                     rows["nightly-cleanup"])
     assert "At 02:00" in rows["nightly-cleanup"]  # the schedule in words
     assert '<meta name="ops-autorefresh"' in html  # a run is going: the list refreshes itself
 
@@ -227,7 +228,8 @@ def test_task_queue_and_timezone_are_choices(admin_client, job):
 def test_change_page_renders_the_saved_schedule_preview(admin_client, job):
     html = admin_client.get(url("job_change", job.pk)).content.decode()
     assert "In words: <strong>At 02:00 (UTC)</strong>" in html
-    assert html.count("02:00:00 UTC</li>") == 5
+    preview = html[html.index('id="schedule-preview"'):]
+    assert preview.count("02:00:00 UTC</li>") == 5
 
 
 def test_schedule_preview_view(admin_client):

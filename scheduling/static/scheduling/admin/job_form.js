@@ -1,7 +1,10 @@
 /* The job form's live schedule preview: as the schedule type, expression or
  * time zone change, ask the admin's schedule-preview view (which uses
  * scheduling.beat.schedule_preview) and show the schedule in words and its
- * next runs, or the reason it is invalid. */
+ * next runs, or the reason it is invalid.
+ *
+ * On the add page, the fieldsets of every kind are there (".ops-kind-<kind>",
+ * scheduling/admin/jobs.py): only those of the kind chosen are shown. */
 (function () {
   "use strict";
 
@@ -85,9 +88,26 @@
     if (!box.hasAttribute("data-rendered")) update();
   }
 
+  function initKinds() {
+    var kind = document.getElementById("id_kind");
+    var sets = document.querySelectorAll("fieldset.ops-kind");
+    if (!kind || !sets.length) return;
+    function show() {
+      var own = document.querySelector("fieldset.ops-kind-spec.ops-kind-" + kind.value);
+      var generic = kind.value === "task" ? "ops-kind-task" : "ops-kind-other";
+      sets.forEach(function (set) {
+        set.hidden = own ? set !== own : !set.classList.contains(generic);
+      });
+    }
+    kind.addEventListener("change", show);
+    show();
+  }
+
+  function start() { init(); initKinds(); }
+
   if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", init);
+    document.addEventListener("DOMContentLoaded", start);
   } else {
-    init();
+    start();
   }
 })();

@@ -1,0 +1,196 @@
+"""The jobs list's columns and filter: what the operator reads at a glance.
+
+Each row shows the job, its schedule in words, its state, a strip of its
+last runs (one coloured square a run, newest on the right, each a link to
+the run: Airflow's grid), what it is doing now, its last outcome with that
+outcome's own time, its next run and success rate, and buttons to pause or
+resume and run it now. Times are relative with the exact time on hover
+(``jobsite.admin.widgets.relative_when``).
+
+The strips of a whole page come from one query (``selectors.job_run_history``),
+attached to the page's rows by ``JobListColumns.attach_run_history``.
+"""
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import OuterRef, Subquery
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+
+from jobsite import humanize
+from jobsite.admin.widgets import relative_when, when
+from scheduling import selectors
+from scheduling.admin.widgets import BADGE_COLOURS, badge, status_label
+from scheduling.beat import schedule_description
+from scheduling.kinds import internal_kinds, is_internal_kind
+from scheduling.models import Execution, Job
+
+#: Runs in a job's history strip.
+RUN_HISTORY_LENGTH = 20
+
+
+def with_activity(queryset):
+    """Annotate each job with its oldest running and oldest queued run: the
+    list's "Now" column in the page's one query (correlated subqueries)."""
+    def oldest(status: str, field: str):
+        runs = Execution.objects.filter(job=OuterRef("pk"), status=status).order_by(field, "pk")
+        return Subquery(runs.values(field)[:1])
+
+    return queryset.annotate(
+        running_since=oldest(Execution.Status.RUNNING, "started_at"),
+        queued_since=oldest(Execution.Status.QUEUED, "created_at"),
+    )
+
+
+def job_is_internal(job: Job) -> bool:
+    """A facade's internal manual job (``scheduling.kinds``): no Pause, no Run now here."""
+    return is_internal_kind(job.kind)
+
+
+class JobOriginFilter(admin.SimpleListFilter):
+    """Users' jobs by default; the facades' internal jobs (bulk uploads,
+    vision batches) on demand, or everything."""
+
+    title = "jobs"
+    parameter_name = "origin"
+    USERS, INTERNAL, ALL = "users", "internal", "all"
+
+    def lookups(self, request, model_admin):
+        return [(self.USERS, "Users' jobs"), (self.INTERNAL, "Internal jobs"), (self.ALL, "All jobs")]
+
+    def value(self):
+        return super().value() or self.USERS
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == self.INTERNAL:
+            return queryset.filter(kind__in=internal_kinds())
+        if value == self.ALL:
+            return queryset
+        return queryset.exclude(kind__in=internal_kinds())
+
+    def choices(self, changelist):
+        # No "All" of Django's own: the default (no parameter) is users' jobs.
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": self.value() == lookup,
+                "query_string": changelist.get_query_string(
+                    {self.parameter_name: lookup} if lookup != self.USERS else {}, [self.parameter_name]),
+                "display": title,
+            }
+
+
+def run_square(run: Execution):
+    """One run of a history strip: a square in its status's colour, a link to
+    the run, its status and time on hover."""
+    colour = BADGE_COLOURS.get(run.status, "#607d8b")
+    at = run.started_at or run.created_at
+    tip = f"Run {run.pk} · {status_label(run.status)} · {humanize.relative(at)} ({when(at)})"
+    if run.duration_seconds is not None:
+        tip += f" · {humanize.duration(run.duration_seconds)}"
+    return format_html(
+        '<a class="ops-run ops-run-{}" href="{}" title="{}" aria-label="{}" style="background:{}"></a>',
+        run.status, reverse("admin:scheduling_execution_change", args=[run.pk]), tip, tip, colour,
+    )
+
+
+class JobListColumns:
+    """The columns of the jobs list (mixed into ``JobAdmin``)."""
+
+    def attach_run_history(self, jobs) -> None:
+        """Give each job of a page its ``run_history`` (newest first), one query for the page."""
+        jobs = list(jobs)
+        history = selectors.job_run_history(job_ids=[job.pk for job in jobs], limit=RUN_HISTORY_LENGTH)
+        for job in jobs:
+            job.run_history = history.get(job.pk, [])
+
+    @admin.display(description="Job", ordering="name")
+    def name_display(self, obj):
+        title = obj.title if obj.title and obj.title != obj.name else ""
+        internal = mark_safe(' <span class="ops-chip">internal</span>') if job_is_internal(obj) else ""
+        return format_html('<span class="ops-name">{}</span>{}{}<div class="ops-sub ops-kind">{}</div>', obj.name,
+                           internal, format_html('<div class="ops-title">{}</div>', title) if title else "",
+                           obj.get_kind_display())
+
+    @admin.display(description="Schedule", ordering="schedule_type")
+    def schedule(self, obj):
+        if obj.schedule_type == Job.ScheduleType.MANUAL:
+            return mark_safe('<span class="ops-sub">manual: no schedule</span>')
+        words = schedule_description(obj) or f"{obj.schedule_type} {obj.schedule_expression}"
+        raw = f"{obj.schedule_type} {obj.schedule_expression} ({obj.timezone})"
+        return format_html('<span title="{}">{}</span>', raw, words)
+
+    @admin.display(description="State", ordering="status")
+    def status_badge(self, obj):
+        return badge(obj.state, Job.State(obj.state).label)
+
+    @admin.display(description=f"Last {RUN_HISTORY_LENGTH} runs")
+    def run_history_strip(self, obj):
+        runs = getattr(obj, "run_history", None)
+        if runs is None:  # not a list page (a single object): read it alone
+            runs = selectors.job_run_history(job_ids=[obj.pk], limit=RUN_HISTORY_LENGTH)[obj.pk]
+        if not runs:
+            return mark_safe('<span class="ops-sub">no runs yet</span>')
+        squares = format_html_join("", "{}", ((run_square(run),) for run in reversed(runs)))
+        return format_html('<div class="ops-strip" role="list">{}</div>', squares)
+
+    @admin.display(description="Now")
+    def now_display(self, obj):
+        now = timezone.now()
+        for since, status in ((getattr(obj, "running_since", None), Execution.Status.RUNNING),
+                              (getattr(obj, "queued_since", None), Execution.Status.QUEUED)):
+            if since is not None:
+                return format_html('{}<div class="ops-sub ops-nowrap" title="since {}">for {}</div>',
+                                   badge(status, Execution.Status(status).label), when(since),
+                                   humanize.duration(now - since))
+        return mark_safe('<span class="ops-sub">idle</span>')
+
+    @admin.display(description="Last result", ordering="last_finished_at")
+    def last_result(self, obj):
+        """The last outcome and the time of that same run (``Job.last_finished_at``),
+        never the start of a run still going."""
+        if not obj.last_status:
+            return mark_safe('<span class="ops-sub">no result yet</span>')
+        return format_html('{}<div class="ops-sub">{}</div>', badge(obj.last_status, status_label(obj.last_status)),
+                           relative_when(obj.last_finished_at))
+
+    @admin.display(description="Next run", ordering="next_run_at")
+    def next_run(self, obj):
+        if obj.schedule_type == Job.ScheduleType.MANUAL:
+            return mark_safe('<span class="ops-sub">on request</span>')
+        if not obj.is_schedulable or obj.next_run_at is None:
+            return format_html('<span class="ops-sub">{}</span>', "not scheduled" if obj.is_schedulable else obj.state)
+        return relative_when(obj.next_run_at)
+
+    @admin.display(description="Success", ordering="successful_runs")
+    def success_rate_display(self, obj):
+        if not obj.total_runs:
+            return "-"
+        rate = obj.success_rate
+        tone = "ops-ok" if rate >= 95 else ("ops-bad" if rate < 80 else "")
+        return format_html('<span class="{}">{}%</span><div class="ops-sub ops-nowrap">of {} runs</div>', tone,
+                           f"{rate:.1f}".removesuffix(".0"), f"{obj.total_runs:,}")
+
+    @admin.display(description="")
+    def row_actions(self, obj):
+        """Pause or resume, and run now: buttons posting to the job's own
+        button views through the page's row form (outside the list's form)."""
+        if job_is_internal(obj):
+            return format_html('<span class="ops-sub ops-nowrap" title="{}">runs from its API</span>',
+                               "An internal job: each upload or batch sent to its API is one run of it.")
+        buttons = []
+        if obj.is_enabled:
+            change = "resume" if obj.status == Job.Status.PAUSED else "pause"
+            buttons.append((reverse("admin:scheduling_job_state", args=[obj.pk, change]),
+                            f"ops-row-btn ops-row-{change}", change.capitalize(), f"{change.capitalize()} {obj.name}"))
+        else:
+            buttons.append((reverse("admin:scheduling_job_state", args=[obj.pk, "enable"]),
+                            "ops-row-btn ops-row-enable", "Enable", f"Enable {obj.name}"))
+        if obj.is_schedulable:
+            buttons.append((reverse("admin:scheduling_job_run", args=[obj.pk]), "ops-row-btn ops-row-run", "Run",
+                            f"Run {obj.name} now"))
+        return format_html('<div class="ops-row-actions">{}</div>', format_html_join(
+            "", '<button type="submit" form="ops-row-post" formaction="{}" class="{}" title="{}">{}</button>',
+            ((url, css, tip, label) for url, css, label, tip in buttons)))
