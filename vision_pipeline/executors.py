@@ -66,6 +66,7 @@ class VisionAnalysisExecutor(Executor):
 class VisionBatchExecutor(Executor):
     kind = "vision_batch"
     label = "Vision batch (uploaded through /api/v1/vision/batches)"
+    internal = True  # its one job is the batches' manual job (scheduling.kinds: internal kinds)
 
     def validate_params(self, job, params):
         try:
@@ -83,6 +84,7 @@ class VisionBatchExecutor(Executor):
 class VisionBatchChunkExecutor(Executor):
     kind = "vision_batch_chunk"
     label = "Vision batch chunk (shares a large batch's images with its run)"
+    internal = True  # its one job is the batch chunks' manual job
 
     def validate_params(self, job, params):
         errors = []
