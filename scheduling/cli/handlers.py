@@ -125,10 +125,12 @@ def show_job(console: Console, *, job, json=False, **_):
         ["Overdue", fmt_bool(selectors.job_is_overdue(job))],
         ["Owner", job.owner.get_username() if job.owner else "-"],
         ["Organization", job.organization or "-"],
-        ["Beat task", job.periodic_task.name if job.periodic_task_id else f"- (expected {periodic_task_name(job)})"],
+        ["Beat task", job.periodic_task.name if job.periodic_task_id else (
+            "manual: no schedule" if job.schedule_type == Job.ScheduleType.MANUAL
+            else f"- (expected {periodic_task_name(job)})")],
         ["Created", fmt_dt(job.created_at)],
         ["Updated", fmt_dt(job.updated_at)],
-        ["Last run", fmt_dt(job.last_run_at)],
+        ["Last run", fmt_dt(job.last_finished_at)],  # the time of last_status's run
         ["Last status", styled(job.last_status or "-")],
         ["Next run", fmt_dt(job.next_run_at)],
     ])
@@ -356,7 +358,7 @@ def list_overdue_jobs(console: Console, json=False, **_):
     console.table(
         [
             [job.pk, job.name, fmt_schedule_words(job), fmt_dt(since[job.pk]),
-             fmt_duration((now - since[job.pk]).total_seconds()), fmt_ago(job.last_run_at, now),
+             fmt_duration((now - since[job.pk]).total_seconds()), fmt_ago(job.last_finished_at, now),
              styled(job.last_status or "-")]
             for job in jobs
         ],

@@ -154,13 +154,13 @@ RUN_HEADERS = ["Runs", "Succeeded", "Failed", "Cancelled", "Rate", "Avg time", "
 
 def fmt_last_run(job: Job, now: datetime | None = None) -> Text:
     """``failed 3m ago`` (status coloured), ``-`` before the first run."""
-    if not job.last_run_at and not job.last_status:
+    if not job.last_finished_at and not job.last_status:
         return Text("-")
     text = Text()
     if job.last_status:
         text.append(job.last_status, style=STATUS_STYLES.get(job.last_status, ""))
         text.append(" ")
-    text.append(fmt_ago(job.last_run_at, now) if job.last_run_at else "")
+    text.append(fmt_ago(job.last_finished_at, now) if job.last_finished_at else "")  # its own time
     return text
 
 

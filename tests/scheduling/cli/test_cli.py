@@ -127,7 +127,7 @@ def test_list_shows_an_aligned_table_and_a_page_footer():
     Job.objects.filter(pk=job.pk).update(total_runs=4, successful_runs=3, last_status="success")
     make_job("every30", schedule_type="interval", schedule_expression="30")
 
-    Job.objects.filter(pk=job.pk).update(last_run_at=timezone.now() - timedelta(minutes=3))
+    Job.objects.filter(pk=job.pk).update(last_finished_at=timezone.now() - timedelta(minutes=3))  # last_status's time
     make_job("off", is_enabled=False)
 
     output = jobs("list")
