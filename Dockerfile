@@ -13,9 +13,10 @@ WORKDIR /app
 # locked versions (uv.lock, exported for pip; every file checked against its hash).
 # The image is the production deployment of every part, so requirements/image.txt
 # is the runtime plus two extras: ocr, since the vision workers run from this image
-# and an operator picks the `ocr` model in the admin, not at build time (rapidocr +
-# onnxruntime, ~120 MB with PP-OCR's models), and observability, since tracing and
-# Sentry are turned on by environment variables in production (a few MB).
+# and read text as in development and the tests (the `ocr` model, and the default
+# analyzer with VISION_OCR=auto; VISION_OCR=off skips it) — rapidocr + onnxruntime,
+# ~120 MB with PP-OCR's models; and observability, since tracing and Sentry are
+# turned on by environment variables in production (a few MB).
 # --build-arg LOCKED=requirements/runtime.txt builds a smaller image without either
 # (the `ocr` model is then listed as unavailable; tracing and Sentry stay off).
 ARG LOCKED=requirements/image.txt
