@@ -171,6 +171,7 @@ def serve_directory(settings):
 # Tiers by folder: tests that start real processes of their own (beat, runstack,
 # a killed worker) live in e2e/ or faults/, browser tests in browser/.
 FOLDER_MARKERS = {"e2e": "e2e", "faults": "faults", "browser": "browser"}
+FOLDER_MARKERS["docs"] = "e2e"  # tests/docs runs every documented command against a live stack
 TESTS_ROOT = Path(__file__).resolve().parent
 
 

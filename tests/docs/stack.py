@@ -1,0 +1,192 @@
+"""A live local stack for the doc tests, and a bash that runs a page against it.
+
+The stack is what `make run` starts (``manage.py runstack``), on free ports and a
+var dir of its own (tests/e2e/test_runstack.py's helper). A page runs in a
+"clone": a temporary folder that links every entry of the project but ``var/``,
+which links the stack's var dir — so ``cat var/admin_password`` and relative
+paths such as ``predictions/samples/...`` work as written, and files a page
+writes (``-o predictions.csv``) land in the temporary folder, not the project.
+
+The pages use the documented addresses; the test points them at its own ports:
+``127.0.0.1:8000`` / ``localhost:8000`` (the web server) and ``8765`` (the
+stand-in external API) are rewritten before a page runs.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.docs.blocks import Block, squash
+from tests.e2e.test_runstack import _get_json, _start_stack
+from jobsite.runtime import free_port, port_open
+
+ROOT = Path(__file__).resolve().parents[2]
+NOT_LINKED = {".git", "var", "site", ".pytest_cache", "__pycache__"}
+PAGE_PRELUDE = r"""set -euo pipefail
+# Each request also reports its HTTP status on stderr, for the test to check.
+curl() { command curl -w '%{stderr}@@http %{http_code}\n' "$@"; }
+"""
+
+
+@dataclass
+class Stack:
+    process: subprocess.Popen
+    var_dir: Path
+    log: Path
+    web_port: int
+    redis_port: int
+    token: str
+    clone: Path
+
+    def rewrite(self, text: str, demo_port: int) -> str:
+        text = text.replace("127.0.0.1:8000", f"127.0.0.1:{self.web_port}")
+        text = text.replace("localhost:8000", f"localhost:{self.web_port}")
+        return re.sub(r"\b8765\b", str(demo_port), text)
+
+    def env(self) -> dict[str, str]:
+        env = {key: value for key, value in os.environ.items()
+               if key not in {"REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "DATABASE_URL",
+                              "SECRET_KEY", "DJANGO_SETTINGS_MODULE", "VIRTUAL_ENV", "PYTEST_CURRENT_TEST"}}
+        env.update(JOBSITE_VAR_DIR=str(self.var_dir), EMBEDDED_REDIS_PORT=str(self.redis_port), TOKEN=self.token,
+                   NO_COLOR="1", COLUMNS="100", PYTHONUNBUFFERED="1")
+        return env
+
+
+def start_stack(tmp_path: Path) -> Stack:
+    process, var_dir, log, ports = _start_stack(tmp_path, "--concurrency", "2", HEALTH_DISK_MIN_FREE_MB="1")
+    token, deadline = None, time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()[-4000:]
+            if token is None:
+                match = re.search(r"export TOKEN=(\S+)", log.read_text())
+                token = match.group(1) if match else None
+            elif port_open(ports["web"]):
+                status, report = _get_json(f"http://127.0.0.1:{ports['web']}/health", token)
+                if status == 200 and report["checks"]["workers"]["ok"]:
+                    break
+            time.sleep(0.3)
+        else:
+            raise AssertionError("the stack did not become healthy in 90 s:\n" + log.read_text()[-4000:])
+    except BaseException:
+        stop_stack_process(process)
+        raise
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    for entry in ROOT.iterdir():
+        if entry.name not in NOT_LINKED:
+            (clone / entry.name).symlink_to(entry)
+    (clone / "var").symlink_to(var_dir)
+    return Stack(process=process, var_dir=var_dir, log=log, web_port=ports["web"], redis_port=ports["redis"],
+                 token=token, clone=clone)
+
+
+def stop_stack_process(process: subprocess.Popen) -> int:
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        return process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+
+
+@dataclass
+class BlockRun:
+    block: Block
+    output: str
+    statuses: list[int]
+    expected: list[str]  # the block's output fragments, with the test's ports
+
+
+@dataclass
+class PageRun:
+    returncode: int
+    blocks: list[BlockRun]
+    stdout: str
+    stderr: str
+    seconds: float
+
+    def failed_block(self) -> Block | None:
+        return self.blocks[-1].block if self.returncode != 0 and self.blocks else None
+
+
+def run_page(stack: Stack, blocks: list[Block], *, timeout: float = 100) -> PageRun:
+    """Run a page's runnable blocks in order in one bash; split what they print by block."""
+    demo_port = free_port()
+    script = [PAGE_PRELUDE]
+    for number, block in enumerate(blocks):
+        # (a newline first: curl's output rarely ends with one)
+        script.append(f"printf '\\n@@block {number}\\n'; printf '\\n@@block {number}\\n' >&2\n")
+        script.append(stack.rewrite(block.code, demo_port))
+    started = time.monotonic()
+    process = subprocess.Popen(
+        ["bash", "-c", "".join(script)], cwd=stack.clone, env=stack.env(), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        stderr = re.sub(r"(@@http 000\n)+", "@@http 000 (repeated)\n", stderr) + f"\n(timed out after {timeout} s)"
+        process.returncode = process.returncode or -9
+    finally:
+        _stop_group(process.pid)
+    seconds = time.monotonic() - started
+    out_parts, err_parts = _split(stdout), _split(stderr)
+    runs = []
+    for number in sorted(set(out_parts) | set(err_parts)):
+        err = err_parts.get(number, "")
+        statuses = [int(code) for code in re.findall(r"^@@http (\d{3})$", err, re.M)]
+        text = out_parts.get(number, "") + "\n" + re.sub(r"^@@http \d{3}\n?", "", err, flags=re.M)
+        runs.append(BlockRun(block=blocks[number], output=text, statuses=statuses,
+                             expected=[stack.rewrite(fragment, demo_port) for fragment in blocks[number].expected]))
+    return PageRun(returncode=process.returncode, blocks=runs, stdout=stdout, stderr=stderr, seconds=seconds)
+
+
+def _split(text: str) -> dict[int, str]:
+    parts: dict[int, str] = {}
+    current = None
+    for line in text.splitlines(keepends=True):
+        match = re.match(r"^@@block (\d+)$", line.rstrip("\n"))
+        if match:
+            current = int(match.group(1))
+            parts[current] = ""
+        elif current is not None:
+            parts[current] += line
+    return parts
+
+
+def _stop_group(pgid: int) -> None:
+    """Background servers a page started (`... &`) end with it."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+
+
+def problems(run: BlockRun) -> list[str]:
+    """What a block's run shows that its page does not: a missing output
+    fragment, a 5xx, or a 4xx the page does not show."""
+    found = []
+    haystack = squash(run.output)
+    for fragment in run.expected:
+        if squash(fragment) not in haystack:
+            found.append(f"output lacks {fragment!r}")
+    for status in run.statuses:
+        if status >= 500 or (status >= 400 and status not in run.block.statuses):
+            found.append(f"a request answered {status}")
+    return found

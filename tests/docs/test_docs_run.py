@@ -1,0 +1,71 @@
+"""Every command of the README and the documentation runs as written.
+
+One live stack (what `make run` starts, on free ports) serves the whole module;
+each page's shell blocks run in order in one bash against it (tests/docs/stack.py),
+and what a block shows after ``# →`` must be in what it prints
+(tests/docs/blocks.py has the conventions). Blocks marked
+``<!-- not-run: why -->`` are listed with their reasons.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.docs.blocks import shell_blocks
+from tests.docs.pages import ROOT, own_pages
+from tests.docs.stack import problems, run_page, start_stack, stop_stack_process
+
+pytestmark = pytest.mark.timeout(300)
+
+PAGES = own_pages()
+RUNNABLE = [page for page in PAGES if any(block.not_run is None for block in shell_blocks(page, ROOT))]
+# What only runs outside a test: such a block must say why (<!-- not-run: ... -->).
+OUTSIDE_A_TEST = ("docker ", "make run", "make test", "make docs", "mkdocs serve", "systemctl ", "gunicorn ",
+                  "pg_dump", "pg_restore", "git pull", "--flower")
+STARTED = time.monotonic()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    live = start_stack(tmp_path_factory.mktemp("docs-stack"))
+    yield live
+    returncode = stop_stack_process(live.process)
+    assert returncode == 0, live.log.read_text()[-4000:]
+
+
+def test_every_shell_block_runs_or_says_why_not():
+    not_run, unmarked = [], []
+    for page in PAGES:
+        for block in shell_blocks(page, ROOT):
+            if block.not_run is not None:
+                not_run.append(f"{block.where}: {block.not_run}")
+            elif any(word in block.code for word in OUTSIDE_A_TEST):
+                unmarked.append(block.where)
+    print("\nBlocks not run by the doc tests:\n  " + "\n  ".join(not_run))
+    assert unmarked == [], f"blocks that only run outside a test need <!-- not-run: why -->: {unmarked}"
+    assert all(len(line.split(": ", 1)[1]) >= 10 for line in not_run), not_run
+
+
+@pytest.mark.parametrize("page", RUNNABLE, ids=[str(page.relative_to(ROOT)) for page in RUNNABLE])
+def test_page_runs_as_written(stack, page):
+    # given: the page's blocks, as a reader would paste them one after the other
+    blocks = [block for block in shell_blocks(page, ROOT) if block.not_run is None]
+    # when
+    run = run_page(stack, blocks)
+    # then: every block exits 0 and prints what the page shows
+    print(f"\n{page.relative_to(ROOT)}: {len(blocks)} blocks in {run.seconds:.1f} s "
+          f"(module so far {time.monotonic() - STARTED:.0f} s)")
+    failed = run.failed_block()
+    assert run.returncode == 0, (
+        f"{failed.where if failed else page} exited {run.returncode}:\n"
+        f"--- stdout (tail)\n{run.stdout[-3000:]}\n--- stderr (tail)\n{run.stderr[-3000:]}"
+        + "".join(f"\n--- {log.name} (tail)\n{log.read_text(errors='replace')[-1500:]}"
+                  for log in stack.clone.glob("*.log"))
+    )
+    found = {block_run.block.where: problems(block_run) for block_run in run.blocks}
+    found = {where: issues for where, issues in found.items() if issues}
+    assert found == {}, "\n".join(
+        f"{block_run.block.where}: {problems(block_run)}\n{block_run.output[-2500:]}"
+        for block_run in run.blocks if problems(block_run)
+    )

@@ -1,0 +1,77 @@
+"""The documentation site builds strictly, the README stays short and true, and
+the configuration page names every setting the code reads."""
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.docs.pages import DOCS, FOREIGN_PAGES, ROOT, nav_pages, own_pages
+
+README = ROOT / "README.md"
+CONFIGURATION = DOCS / "operations" / "configuration.md"
+
+
+def settings_environment_variables() -> set[str]:
+    """Every name jobsite/settings/* reads from the environment: the first
+    argument of ``env(...)``, ``env.<type>(...)``, ``os.environ.get(...)``,
+    ``os.getenv(...)`` and ``os.environ[...]``."""
+    names = set()
+    for module in (ROOT / "jobsite" / "settings").glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+                function = ast.unparse(node.func)
+                reads_env = (function == "env" or function.startswith("env.") or function in {
+                    "os.environ.get", "os.getenv", "environ.get", "getenv", "os.environ.setdefault"})
+                if reads_env and isinstance(node.args[0].value, str):
+                    names.add(node.args[0].value)
+            if (isinstance(node, ast.Subscript) and ast.unparse(node.value) == "os.environ"
+                    and isinstance(node.slice, ast.Constant)):
+                names.add(node.slice.value)
+    return {name for name in names if re.fullmatch(r"[A-Z][A-Z0-9_]+", name)}
+
+
+def test_the_settings_scan_finds_the_settings():
+    # (the scan below is only as good as this: a few names from different modules)
+    assert {"DEBUG", "DATABASE_URL", "REDIS_URL", "JOBS_CATCH_UP_MAX", "VISION_OCR",
+            "WORKFLOWS_MAX_STEPS", "PREDICTIONS_MAX_UPLOAD_MB"} <= settings_environment_variables()
+
+
+def test_the_configuration_page_names_every_environment_variable():
+    page = CONFIGURATION.read_text(encoding="utf-8")
+    missing = sorted(name for name in settings_environment_variables() if f"`{name}`" not in page)
+    assert missing == [], f"docs/operations/configuration.md does not document {missing}"
+
+
+def test_readme_is_short_and_its_opening_true():
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 300
+    assert "not available yet" not in text
+    for built in ("/api/cron/jobs", "/cron-jobs", "/api/v1/predictions", "/api/v1/jobs"):
+        assert built in text
+
+
+@pytest.mark.parametrize("page", own_pages(), ids=lambda page: str(page.relative_to(ROOT)))
+def test_pages_use_product_words(page):
+    text = page.read_text(encoding="utf-8")
+    assert not re.search(r"\bseeds?\s+0\d\d", text, re.I), "a seed number where a user reads"
+
+
+def test_every_page_under_docs_is_in_the_nav():
+    pages = {str(path.relative_to(DOCS)) for path in DOCS.rglob("*.md")}
+    assert pages - set(nav_pages()) == set()
+    assert set(nav_pages()) - pages == set(), "the nav names a page that does not exist"
+    assert FOREIGN_PAGES - {"operations/dependencies.md"} <= set(nav_pages())
+
+
+def test_the_site_builds_strictly(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert (tmp_path / "site" / "index.html").exists()
+    assert (tmp_path / "site" / "operations" / "configuration" / "index.html").exists()
