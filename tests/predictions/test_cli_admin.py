@@ -46,12 +46,12 @@ def test_cli_upload_follow_list_show_results_delete(data_file, user, tmp_path):
     out = manage("follow", str(upload.pk))
     assert "100.0%" in out and "Completed: 4 predictions, 1 row errors" in out
     assert str(upload.pk) in manage("list", "--status", "completed")
-    assert '"failed_rows": 1' in manage("show", str(upload.pk), "--errors")
+    assert '"failed_rows": 1' in manage("show", str(upload.pk), "--errors", "--json")
     target = tmp_path / "out.csv"
     manage("results", str(upload.pk), "-o", str(target))
     assert target.read_text().splitlines()[0].startswith("row,company_symbol")
     assert len(target.read_text().splitlines()) == 5
-    assert "deleted successfully" in manage("delete", str(upload.pk))
+    assert "deleted successfully" in manage("delete", str(upload.pk), "--force")
     assert not BulkUploadJob.objects.exists()
 
 
@@ -77,7 +77,7 @@ def test_admin_lists_shows_errors_and_cancels(superuser, data_file):
     client = Client()
     client.force_login(superuser)
     changelist = client.get("/admin/predictions/bulkuploadjob/")
-    assert changelist.status_code == 200 and b"100.0%" in changelist.content
+    assert changelist.status_code == 200 and b'aria-valuenow="100"' in changelist.content
     assert client.get("/admin/predictions/bulkuploadjob/?status=completed").status_code == 200
     page = client.get(f"/admin/predictions/bulkuploadjob/{done.pk}/change/")
     assert page.status_code == 200 and b"Missing required field: sector" in page.content
