@@ -8,6 +8,7 @@ exit code 1.
 """
 from __future__ import annotations
 
+import itertools
 import json as json_module
 import time
 from datetime import timezone as dt_timezone
@@ -16,6 +17,9 @@ from typing import Callable
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from jobsite.cli.errors import Interrupted
+from jobsite.cli.output import Console, fixed, number, styled, text, truncate
+from jobsite.humanize import duration, relative
 from jobsite.tenancy import SYSTEM
 from scheduling import selectors, services
 from scheduling.beat import (
@@ -28,22 +32,17 @@ from scheduling.beat import (
 from scheduling.cli.completion import completion_script
 from scheduling.cli.rendering import (
     JOB_COLUMNS,
-    RUN_HEADERS,
-    Console,
-    column,
-    fmt_ago,
+    RUN_COLUMNS,
     fmt_bool,
     fmt_description,
     fmt_dt,
-    fmt_duration,
     fmt_rate,
     fmt_schedule,
     fmt_schedule_words,
     job_row,
     plural,
     run_row,
-    styled,
-    truncate,
+    show_executions,
 )
 from scheduling.defaults import jobs_init_defaults
 from scheduling.executors import schedulable_tasks
@@ -156,12 +155,12 @@ def show_job(console: Console, *, job, json=False, **_):
         ["Failed", stats["failed_runs"]],
         ["Cancelled", stats["cancelled_runs"]],
         ["Success rate", fmt_rate(stats["success_rate"])],
-        ["Average duration", fmt_duration(stats["average_duration_seconds"])],
-        ["p95 duration", fmt_duration(stats["p95_duration_seconds"])],
+        ["Average duration", duration(stats["average_duration_seconds"])],
+        ["p95 duration", duration(stats["p95_duration_seconds"])],
     ])
 
     console.heading(f"\nLast {RECENT_EXECUTIONS} executions")
-    console.executions(selectors.execution_list(user=SYSTEM, job=job)[:RECENT_EXECUTIONS])
+    show_executions(console, selectors.execution_list(user=SYSTEM, job=job)[:RECENT_EXECUTIONS])
 
 
 # ---------------------------------------------------------------------------
@@ -206,7 +205,8 @@ def delete_job(console: Console, *, job, force, **_):
     if not force:
         count = selectors.execution_list(user=SYSTEM, job=job).count()
         if not console.confirm(f"Delete job '{job.name}' (id {job.pk}) and its {plural(count, 'execution')}? [y/N] "):
-            raise CommandError(f"Not deleted: job '{job.name}' was kept (answer 'y' to confirm, or pass --force).")
+            console.out(f"Nothing deleted: job '{job.name}' was kept (answer y to delete, or pass --force).")
+            return
     name, pk = job.name, job.pk
     services.job_delete(job=job, actor_label=ACTOR)
     console.success(f"Deleted job '{name}' (id {pk}).")
@@ -230,43 +230,52 @@ def execute_job(console: Console, *, job, force, override_kwargs, wait, **_):
     _wait_for(console, execution, wait)
 
 
+SPINNER = "|/-\\"
+
+
 def _wait_for(console: Console, execution: Execution, seconds: float) -> None:
-    """Poll until the run ends (a spinner with the elapsed time on a
-    terminal). Ctrl-C stops the waiting, not the run: exit 130."""
+    """Poll until the run ends, with a progress line (the status and the
+    elapsed time; on a terminal redrawn in place, elsewhere a line when the
+    status changes and every 30 s). Ctrl-C stops the waiting, not the run:
+    one line starting "interrupted", exit 130."""
     started = time.monotonic()
     deadline = started + seconds
     pk = execution.pk
+    line = console.progress(plain_every=30.0)
     try:
-        with console.spinner(f"Execution {pk}: {execution.status}") as update:
-            while True:
-                execution = selectors.execution_get(user=SYSTEM, execution_id=pk)
-                if not execution.is_active:
-                    break
-                if time.monotonic() >= deadline:
-                    raise CommandError(
-                        f"Execution {pk} is still {execution.status} after {seconds:g}s; "
-                        f"cancel it with `./manage jobs cancel {pk}` or follow it with `./manage jobs execution {pk}`."
-                    )
-                update(f"Execution {pk}: {execution.status} · {time.monotonic() - started:.0f}s elapsed "
-                       f"(Ctrl-C stops waiting; the run goes on)")
-                sleep(WAIT_POLL_SECONDS)
+        for tick in itertools.count():
+            execution = selectors.execution_get(user=SYSTEM, execution_id=pk)
+            if not execution.is_active:
+                break
+            if time.monotonic() >= deadline:
+                line.finish()
+                raise CommandError(
+                    f"Execution {pk} is still {execution.status} after {seconds:g}s (--wait); "
+                    f"cancel it with `./manage jobs cancel {pk}` or follow it with `./manage jobs execution {pk}`."
+                )
+            elapsed = duration(time.monotonic() - started)
+            spin = f"{SPINNER[tick % len(SPINNER)]} " if console.is_terminal else ""
+            line.update(f"{spin}Execution {pk}: {execution.status}", [f"{elapsed} elapsed",
+                        "(Ctrl-C stops waiting; the run goes on)"], key=execution.status)
+            sleep(WAIT_POLL_SECONDS)
     except KeyboardInterrupt:
+        line.finish()
         status = Execution.objects.filter(pk=pk).values_list("status", flat=True).first() or execution.status
-        raise CommandError(
-            f"Stopped waiting after {time.monotonic() - started:.0f}s; execution {pk} goes on ({status}). "
-            f"Cancel it with `./manage jobs cancel {pk}`, follow it with `./manage jobs execution {pk}`.",
-            returncode=130,
+        raise Interrupted(
+            f"stopped waiting after {duration(time.monotonic() - started)}; execution {pk} goes on ({status}). "
+            f"Cancel it with `./manage jobs cancel {pk}`, follow it with `./manage jobs execution {pk}`."
         ) from None
+    line.finish()
     succeeded = execution.status == Execution.Status.SUCCESS
     (console.success if succeeded else console.error)(f"Execution {execution.pk} finished: {execution.status}")
     console.pairs([
-        ["  Worker", execution.worker or "-"],
-        ["  Started", fmt_dt(execution.started_at)],
-        ["  Finished", fmt_dt(execution.completed_at)],
-        ["  Duration", fmt_duration(execution.duration_seconds)],
-        ["  Output", execution.output or "-"],
-        *([["  Error", execution.error]] if execution.error else []),
-    ])
+        ["Worker", execution.worker or "-"],
+        ["Started", fmt_dt(execution.started_at)],
+        ["Finished", fmt_dt(execution.completed_at)],
+        ["Duration", duration(execution.duration_seconds)],
+        ["Output", execution.output or "-"],
+        *([["Error", execution.error]] if execution.error else []),
+    ], indent=2)
     if not succeeded:
         raise CommandError(f"Execution {execution.pk} ended {execution.status}: {truncate(execution.error or execution.output, 200)}")
 
@@ -287,7 +296,7 @@ def list_executions(console: Console, *, job, limit, status, json=False, **_):
     if json:
         console.json(list_envelope(ExecutionSerializer(shown, many=True).data, total=total))
         return
-    console.executions(shown, with_job=job is None)
+    show_executions(console, shown, with_job=job is None)
     where = f"of job '{job.name}' (id {job.pk})" if job is not None else "across all jobs"
     status_text = f" {status}" if status else ""
     console.out(f"\nShowing {min(limit, total)} of {total}{status_text} {'execution' if total == 1 else 'executions'} "
@@ -313,7 +322,7 @@ def show_execution(console: Console, *, execution, json=False, **_):
         ["Created", fmt_dt(e.created_at)],
         ["Started", fmt_dt(e.started_at)],
         ["Finished", fmt_dt(e.completed_at)],
-        ["Duration", fmt_duration(e.duration_seconds)],
+        ["Duration", duration(e.duration_seconds)],
         ["Parameters", json_module.dumps(e.override_kwargs) if e.override_kwargs else "-"],
         ["Output", e.output or "-"],
         ["Error", e.error or "-"],
@@ -358,11 +367,11 @@ def list_overdue_jobs(console: Console, json=False, **_):
     console.table(
         [
             [job.pk, job.name, fmt_schedule_words(job), fmt_dt(since[job.pk]),
-             fmt_duration((now - since[job.pk]).total_seconds()), fmt_ago(job.last_finished_at, now),
+             duration((now - since[job.pk]).total_seconds()), relative(job.last_finished_at, now),
              styled(job.last_status or "-")]
             for job in jobs
         ],
-        ["ID", column("Name", wrap=True, ratio=1), column("Schedule", wrap=True, ratio=1), "Expected at", "Late by",
+        [fixed("ID"), fixed("Name"), text("Schedule"), fixed("Expected at"), number("Late by"),
          "Last run", "Last status"],
     )
     console.out(f"\n{plural(len(jobs), 'overdue job')}.")
@@ -376,18 +385,18 @@ def show_stats(console: Console, json=False, **_):
     jobs = overview["jobs"]
     console.heading("Jobs")
     console.table([[jobs[k] for k in ("total", "enabled", "disabled", "active", "paused", "overdue")]],
-                  ["Total", "Enabled", "Disabled", "Active", "Paused", "Overdue"])
+                  [number(header) for header in ("Total", "Enabled", "Disabled", "Active", "Paused", "Overdue")])
 
     executions = overview["executions"]
     console.heading("\nExecutions")
-    console.table([run_row("All time", executions), run_row("Last 24h", overview["last_24h"])], ["", *RUN_HEADERS])
+    console.table([run_row("All time", executions), run_row("Last 24h", overview["last_24h"])], [fixed("Period"), *RUN_COLUMNS])
     console.out(f"Now queued: {executions['queued']}, running: {executions['running']}")
 
     console.heading("\nBy job type")
     if overview["by_job_type"]:
         console.table(
             [[row["job_type"], row["jobs"], row["enabled"], *run_row("", row)[1:]] for row in overview["by_job_type"]],
-            ["Type", "Jobs", "Enabled", *RUN_HEADERS],
+            [fixed("Type"), number("Jobs"), number("Enabled"), *RUN_COLUMNS],
         )
     else:
         console.out("  no jobs yet")
@@ -427,7 +436,7 @@ def list_tasks(console: Console, json=False, **_):
         console.out("No schedulable tasks are registered.")
         return
     console.table([[t.name, t.default_queue, t.description or "-"] for t in tasks.values()],
-                  ["Task", "Queue", column("Description", wrap=True, ratio=1)])
+                  [fixed("Task"), fixed("Queue"), text("Description")])
 
 
 # ---------------------------------------------------------------------------
@@ -465,7 +474,7 @@ def sync_beat(console: Console, *, repair, **_):
 
 
 def shell_completion(console: Console, *, shell, **_):
-    console.rich.file.write(completion_script(shell))
+    console.write(completion_script(shell))
 
 
 # Subcommand name (as the parser spells it) → handler.

@@ -8,8 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from django.core.management.base import DjangoHelpFormatter
-
 from scheduling.executors import registered_kinds
 from scheduling.models import Execution, Job
 from scheduling.schedules import SCHEDULE_TYPES
@@ -17,21 +15,21 @@ from scheduling.schedules import SCHEDULE_TYPES
 DEFAULT_WAIT_SECONDS = 300.0
 
 HELP = (
-    "Manage scheduled jobs: list, show, create, update, delete, execute, pause, resume, "
+    "Manage scheduled jobs from the shell: list, show, create, update, delete, execute, pause, resume, "
     "overdue, stats, validate-schedule, cancel, executions, execution, init-defaults, sync-beat, tasks, "
-    "completion. Jobs are addressed by id or name; read commands take --json. "
-    "Run `./manage jobs SUBCOMMAND --help` for its options and examples."
+    "completion. Jobs are addressed by id or by name. On a terminal tables fit its width (only free text "
+    "is cut, with an ellipsis); piped or redirected, output is tab-separated, header first; read commands "
+    "take --json (the API's shapes). `./manage jobs SUBCOMMAND --help` shows a subcommand's options, "
+    "examples and exit codes."
 )
-EPILOG = (
-    "examples:\n  ./manage jobs list\n  ./manage jobs show 1\n  ./manage jobs list --json | jq '.items[].name'\n"
-    "  ./manage jobs create --help\n\n"
-    "exit codes: 0 done; 1 refused or failed (one line on stderr); 2 bad arguments;\n"
-    "130 interrupted (Ctrl-C); 141 output closed early (e.g. `| head`)."
-)
-
-
-class HelpFormatter(DjangoHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Django's option ordering, but keep the hand-written examples as written."""
+COMMAND_EXAMPLES = [
+    "./manage jobs list",
+    "./manage jobs show 1",
+    "./manage jobs list --json | jq '.items[].name'",
+    "./manage jobs list | cut -f2",
+    "./manage jobs execute nightly_cleanup --wait -v 2",
+    "./manage jobs create --help",
+]
 
 
 # ---------------------------------------------------------------------------
@@ -85,27 +83,88 @@ def _positive_float(text: str) -> float:
 # ---------------------------------------------------------------------------
 # Subcommands
 # ---------------------------------------------------------------------------
-EXAMPLES = {
-    "list": """examples:
-  ./manage jobs list
-  ./manage jobs list --json
-  ./manage jobs list --status active
-  ./manage jobs list --type system_health_check
-  ./manage jobs list --enabled-only
-  ./manage jobs list --overdue-only
-  ./manage jobs list --page 2 --size 10""",
-    "show": """examples:
-  ./manage jobs show 1
-  ./manage jobs show system_health_check""",
-    "create": """examples:
-  ./manage jobs create system_backup "System Backup Job" database_maintenance daily "03:00" \\
-      scheduling.database_maintenance --description "Daily system backup" \\
-      --queue maintenance --priority 8 --timeout 7200 --enabled
-  ./manage jobs create cleanup_every_30m "Cleanup" document_cleanup interval 30 scheduling.document_cleanup
-  ./manage jobs create weekly_digest "Digest" user_activity_digest weekly "0:09:00" \\
-      scheduling.user_activity_digest --timezone Europe/Paris --kwargs '{"days": 7}' --disabled
-
-schedule types and expressions:
+# Each subcommand's examples, one a line, as typed.
+EXAMPLES: dict[str, str] = {
+    "list": """\
+./manage jobs list
+./manage jobs list --json
+./manage jobs list --status active
+./manage jobs list --type system_health_check
+./manage jobs list --enabled-only
+./manage jobs list --overdue-only
+./manage jobs list --page 2 --size 10
+./manage jobs list | cut -f2          # names only (tab-separated when piped)""",
+    "show": """\
+./manage jobs show 1
+./manage jobs show system_health_check
+./manage jobs show 1 --json""",
+    "create": """\
+./manage jobs create system_backup "System Backup Job" database_maintenance daily "03:00" \\
+    scheduling.database_maintenance --description "Daily system backup" \\
+    --queue maintenance --priority 8 --timeout 7200 --enabled
+./manage jobs create cleanup_every_30m "Cleanup" document_cleanup interval 30 scheduling.document_cleanup
+./manage jobs create weekly_digest "Digest" user_activity_digest weekly "0:09:00" \\
+    scheduling.user_activity_digest --timezone Europe/Paris --kwargs '{"days": 7}' --disabled""",
+    "update": """\
+./manage jobs update 1 --schedule "04:00"
+./manage jobs update 1 --schedule-type cron --schedule "0 */6 * * *"
+./manage jobs update 1 --priority 9
+./manage jobs update 1 --enabled
+./manage jobs update system_backup --disabled""",
+    "delete": """\
+./manage jobs delete 1            # asks for confirmation
+./manage jobs delete 1 --force    # no question asked""",
+    "execute": """\
+./manage jobs execute 1
+./manage jobs execute 1 --force
+./manage jobs execute document_cleanup --kwargs '{"cleanup_level": "deep"}'
+./manage jobs execute 1 --wait          # wait up to 300s for the outcome
+./manage jobs execute 1 --wait 60""",
+    "pause": """\
+./manage jobs pause 1
+./manage jobs pause system_health_check""",
+    "resume": """\
+./manage jobs resume 1""",
+    "overdue": """\
+./manage jobs overdue
+./manage jobs overdue --json""",
+    "stats": """\
+./manage jobs stats
+./manage jobs stats --json""",
+    "validate-schedule": """\
+./manage jobs validate-schedule interval 30
+./manage jobs validate-schedule daily "09:30"
+./manage jobs validate-schedule weekly "1:10:00"
+./manage jobs validate-schedule daily "14:30" --timezone "America/New_York"
+./manage jobs validate-schedule cron "0 2 * * 1"
+""",
+    "cancel": """\
+./manage jobs cancel 42
+./manage jobs cancel 42 --reason "wrong input"
+""",
+    "executions": """\
+./manage jobs executions                     # every job's runs, newest first
+./manage jobs executions --status running    # what is running right now
+./manage jobs executions 1
+./manage jobs executions system_health_check --limit 50 --status failed
+./manage jobs executions --status failed --json""",
+    "execution": """\
+./manage jobs execution 42            # one run in full: times, worker, result, error, log
+./manage jobs execution 42 --json""",
+    "completion": """\
+eval "$(./manage jobs completion bash)"     # in ~/.bashrc, from the project directory
+eval "$(./manage jobs completion zsh)"      # in ~/.zshrc""",
+    "init-defaults": """\
+./manage jobs init-defaults""",
+    "sync-beat": """\
+./manage jobs sync-beat             # report drift; exit 1 if any
+./manage jobs sync-beat --repair    # fix it""",
+    "tasks": """\
+./manage jobs tasks
+./manage jobs tasks --json""",
+}
+NOTES = {
+    "create": """schedule types and expressions:
   interval  "30" (minutes), or "1h 30m", "45s"
   daily     "HH:MM"           e.g. "14:30"
   weekly    "D:HH:MM"         e.g. "0:09:00" (0=Monday)
@@ -114,66 +173,15 @@ schedule types and expressions:
   once      ISO 8601 datetime e.g. "2030-01-31T09:00"
 
 TASK_NAME must be a schedulable task; `./manage jobs tasks` lists them.""",
-    "update": """examples:
-  ./manage jobs update 1 --schedule "04:00"
-  ./manage jobs update 1 --schedule-type cron --schedule "0 */6 * * *"
-  ./manage jobs update 1 --priority 9
-  ./manage jobs update 1 --enabled
-  ./manage jobs update system_backup --disabled""",
-    "delete": """examples:
-  ./manage jobs delete 1            # asks for confirmation
-  ./manage jobs delete 1 --force    # no question asked
-
-Without an answer (no terminal, end of input) nothing is deleted and the exit code is 1.""",
-    "execute": """examples:
-  ./manage jobs execute 1
-  ./manage jobs execute 1 --force
-  ./manage jobs execute document_cleanup --kwargs '{"cleanup_level": "deep"}'
-  ./manage jobs execute 1 --wait          # wait up to 300s for the outcome
-  ./manage jobs execute 1 --wait 60
-
-With --wait, Ctrl-C stops waiting (exit 130); the run goes on.""",
-    "pause": """examples:
-  ./manage jobs pause 1
-  ./manage jobs pause system_health_check""",
-    "resume": """examples:
-  ./manage jobs resume 1""",
-    "overdue": """examples:
-  ./manage jobs overdue""",
-    "stats": """examples:
-  ./manage jobs stats""",
-    "validate-schedule": """examples:
-  ./manage jobs validate-schedule interval 30
-  ./manage jobs validate-schedule daily "09:30"
-  ./manage jobs validate-schedule weekly "1:10:00"
-  ./manage jobs validate-schedule daily "14:30" --timezone "America/New_York"
-  ./manage jobs validate-schedule cron "0 2 * * 1"
-
-An invalid schedule exits with code 1.""",
-    "cancel": """examples:
-  ./manage jobs cancel 42
-  ./manage jobs cancel 42 --reason "wrong input\"""",
-    "executions": """examples:
-  ./manage jobs executions                     # every job's runs, newest first
-  ./manage jobs executions --status running    # what is running right now
-  ./manage jobs executions 1
-  ./manage jobs executions system_health_check --limit 50 --status failed
-  ./manage jobs executions --status failed --json""",
-    "execution": """examples:
-  ./manage jobs execution 42            # one run in full: times, worker, result, error, traceback, log
-  ./manage jobs execution 42 --json""",
-    "completion": """examples:
-  eval "$(./manage jobs completion bash)"     # in ~/.bashrc, from the project directory
-  eval "$(./manage jobs completion zsh)"      # in ~/.zshrc
-
-Completes subcommands, options, job names and ids, statuses and execution ids.""",
-    "init-defaults": """examples:
-  ./manage jobs init-defaults""",
-    "sync-beat": """examples:
-  ./manage jobs sync-beat             # report drift; exit 1 if any
-  ./manage jobs sync-beat --repair    # fix it""",
-    "tasks": """examples:
-  ./manage jobs tasks""",
+    "delete": "Without a yes (an answer other than y, no terminal, end of input) nothing is deleted: it says "
+              "\"nothing deleted\" and exits 0.",
+    "execute": "With --wait, Ctrl-C stops waiting (exit 130); the run goes on.",
+}
+EXIT_CODES = {
+    "delete": {0: "deleted, or nothing deleted (the question was not answered yes)"},
+    "execute": {1: "refused, or (with --wait) the run did not succeed in time"},
+    "validate-schedule": {1: "the schedule is invalid (with --json too)"},
+    "sync-beat": {1: "beat is out of sync (and --repair was not given)"},
 }
 
 
@@ -204,38 +212,12 @@ complete_active_execution = _complete(
 READ_COMMANDS = ("list", "show", "executions", "execution", "overdue", "stats", "tasks", "validate-schedule")
 
 
-def one_line_errors(parser: argparse.ArgumentParser) -> None:
-    """A bad argument on the command line is one line on stderr (exit 2),
-    naming the subcommand's --help, instead of the usage block first."""
-    parsers = [parser]
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            parsers += list(action.choices.values())
-    for each in parsers:
-        prog = each.prog
-        each.print_usage = lambda file=None: None
-        original_error = each.error
-
-        def error(message, _prog=prog, _error=original_error):
-            _error(f"{message} (see `{_prog.replace('manage.py', './manage')} --help`)")
-
-        each.error = error
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    """Finish the parser Django built for the command: examples kept as written."""
-    parser.formatter_class = HelpFormatter
-    parser.epilog = EPILOG
-
-
-def add_subcommands(parser: argparse.ArgumentParser) -> None:
-    """One subparser per subcommand, each with its examples (EXAMPLES)."""
-    sub = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
-
+def add_subcommands(add_parser) -> None:
+    """One subcommand each, with its help, examples, notes and exit codes
+    (``add_parser`` is jobsite.cli.command.CLICommand's)."""
     def add(name: str, help_text: str):
-        return sub.add_parser(
-            name, help=help_text, description=help_text, epilog=EXAMPLES[name], formatter_class=HelpFormatter
-        )
+        return add_parser(name, help_text, examples=EXAMPLES[name].splitlines(), note=NOTES.get(name, ""),
+                   exit_codes=EXIT_CODES.get(name))
 
     job_ref = {"metavar": "ID|NAME", "help": "Job id or unique name."}
 
@@ -350,7 +332,3 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
 
     p = add("completion", "Print the shell code that enables tab completion of `./manage jobs`.")
     p.add_argument("shell", choices=["bash", "zsh"], help="Your shell.")
-
-    for name in READ_COMMANDS:
-        sub.choices[name].add_argument("--json", action="store_true",
-                                       help="Print machine-readable JSON (the API's shapes) instead of tables.")

@@ -121,30 +121,31 @@ def test_create_with_a_taken_name_is_a_conflict():
 
 
 # -- list ----------------------------------------------------------------------
-def test_list_shows_an_aligned_table_and_a_page_footer():
+def test_list_piped_is_tab_separated_with_whole_names_and_a_page_footer():
     job = make_job("nightly", job_type="database_maintenance")
     ExecutionFactory(job=job, status=Execution.Status.SUCCESS, duration_seconds=2.0)
     Job.objects.filter(pk=job.pk).update(total_runs=4, successful_runs=3, last_status="success")
     make_job("every30", schedule_type="interval", schedule_expression="30")
+    long_name = "predictions.bulk-upload_analytics_aggregation_for_every_organization_nightly"
+    make_job(long_name, description="x " * 200)
 
     Job.objects.filter(pk=job.pk).update(last_finished_at=timezone.now() - timedelta(minutes=3))  # last_status's time
     make_job("off", is_enabled=False)
 
-    output = jobs("list")
+    output = jobs("list")  # not a terminal (a StringIO): tab-separated, header first
 
-    header = output.splitlines()[0]
-    # Enabled and Status are one column (a disabled job reads "disabled"), and the
-    # last run shows its status: the table fits in 100 columns.
-    for column in ("ID", "Name", "Schedule", "Status", "Last run", "Next run", "Runs"):
-        assert column in header
-    assert max(len(line) for line in output.splitlines()) <= 100
-    assert "At 02:00 (UTC)" in output and "Every 30 minutes" in output  # schedules in words
-    assert re.search(r"^\d+\s+nightly\s+At 02:00 \(UTC\)\s+active\s+success 3m ago\s+in \d", output, re.M)
-    assert re.search(r"^\d+\s+off\s+.*\bdisabled\s+-\s+-\s+0$", output, re.M)
-    assert "4 (75.0%)" in output
-    assert output.rstrip().endswith("Page 1 of 1 (3 jobs)")
-    rows = [line for line in output.splitlines() if "nightly" in line or "every30" in line]
-    assert rows[0].index("At 02:00") == rows[1].index("Every 30")  # columns line up
+    lines = output.splitlines()
+    assert lines[0].split("\t") == ["ID", "Name", "Schedule", "Status", "Last run", "Next run", "Runs (success)"]
+    rows = {fields[1]: fields for fields in (line.split("\t") for line in lines[1:5])}
+    assert set(rows) == {"nightly", "every30", long_name, "off"}  # one row per line, names whole
+    assert all(len(fields) == 7 for fields in rows.values())
+    assert rows["nightly"][2:4] == ["At 02:00 (UTC)", "active"]  # schedules in words
+    assert rows["nightly"][4] == "success 3m ago" and rows["nightly"][5].startswith("in ")
+    assert rows["nightly"][6] == "4 (75.0%)"
+    assert rows["every30"][2] == "Every 30 minutes"
+    assert rows["off"][3:] == ["disabled", "-", "-", "0"]
+    assert "…" not in output
+    assert output.rstrip().endswith("Page 1 of 1 (4 jobs)")
 
 
 def test_list_filters():
@@ -261,7 +262,7 @@ def test_delete_asks_and_deletes_on_yes(monkeypatch):
 
 
 @pytest.mark.parametrize("answer", ["n", "", "EOF"])
-def test_delete_keeps_the_job_unless_confirmed(monkeypatch, answer):
+def test_a_declined_delete_says_nothing_deleted_and_succeeds(monkeypatch, answer):
     job = make_job("nightly")
 
     def fake_input(*args):
@@ -270,16 +271,16 @@ def test_delete_keeps_the_job_unless_confirmed(monkeypatch, answer):
         return answer
 
     monkeypatch.setattr(builtins, "input", fake_input)
-    message, output = jobs_error("delete", job.pk)
+    output = jobs("delete", job.pk)  # no CommandError: exit 0
     assert "and its 0 executions? [y/N]" in output
-    assert message.startswith("Not deleted: job 'nightly' was kept")
+    assert "Nothing deleted: job 'nightly' was kept" in output
     assert Job.objects.filter(pk=job.pk).exists()
 
 
 def test_delete_without_any_stdin_is_a_no():
     # pytest's captured stdin cannot be read: like a closed stdin, that is a No.
     job = make_job("nightly")
-    jobs_error("delete", job.pk)
+    assert "Nothing deleted" in jobs("delete", job.pk)
     assert Job.objects.filter(pk=job.pk).exists()
 
 
@@ -407,8 +408,9 @@ def test_stats_renders_overview_tables():
     output = jobs("stats")
 
     # active, paused and disabled partition the jobs: the disabled one is not also active
-    assert re.search(r"Total\s+Enabled\s+Disabled\s+Active\s+Paused\s+Overdue\n-.*\n2\s+1\s+1\s+1\s+0\s+0", output)
-    assert re.search(r"All time\s+2\s+1\s+1\s+0\s+50.0%\s+3.0s", output)
+    assert "Total\tEnabled\tDisabled\tActive\tPaused\tOverdue\n2\t1\t1\t1\t0\t0\n" in output
+    assert "Period\tRuns\tSucceeded\tFailed\tCancelled\tRate\tAvg time\tp95 time\n" in output  # headers whole
+    assert "All time\t2\t1\t1\t0\t50.0%\t3.0s\t" in output  # numbers whole
     assert re.search(r"document_cleanup\s+1\s+1\s+2", output)
     assert "Now queued: 0, running: 0" in output
 
@@ -493,6 +495,7 @@ def test_every_subcommand_has_help_with_examples():
     for name, subparser in subparsers.items():
         text = subparser.format_help()
         assert "examples:" in text and f"./manage jobs {name}" in text, name
+        assert "exit codes:" in text and "130  interrupted (Ctrl-C)" in text, name
 
 
 # -- the real wrapper --------------------------------------------------------------
@@ -528,7 +531,7 @@ def test_overdue_lists_a_fired_one_off_whose_run_never_started(settings):
     # then `jobs overdue` shows it, late since the run was queued
     output = jobs("overdue")
     assert "once-stuck" in output and "1 overdue job." in output
-    assert re.search(r"once-stuck.*\b0:05:00\b", output)
+    assert re.search(r"once-stuck.*\t5m\t", output)  # late by 5m: jobsite.humanize's format
 
 
 def test_catch_up_policy_on_create_and_update():

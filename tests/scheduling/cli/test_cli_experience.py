@@ -126,6 +126,7 @@ def test_ctrl_c_while_waiting_says_the_run_goes_on_and_how_to_cancel(monkeypatch
 
     monkeypatch.setattr(handlers, "sleep", interrupted)
     message = jobs_error("execute", job.pk, "--wait", 30, returncode=130)
+    assert message.startswith("interrupted: stopped waiting")
     execution = Execution.objects.get(job=job)
     assert f"execution {execution.pk} goes on (queued)" in message
     assert f"./manage jobs cancel {execution.pk}" in message
@@ -157,9 +158,18 @@ def test_a_broken_pipe_is_one_line_and_exit_141():
     assert_one_clear_line(result, 141, "broken pipe")
 
 
+def test_no_database_yet_is_one_line_and_creates_no_file(tmp_path):
+    env = {**os.environ, "JOBSITE_VAR_DIR": str(tmp_path)}
+    env.pop("DATABASE_URL", None)  # SQLite under tmp_path, which migrate has not created
+    result = manage("jobs", "list", env=env)
+    assert_one_clear_line(result, 1, "no database yet", "./manage migrate")
+    assert not list(tmp_path.glob("jobsite.sqlite3*"))
+
+
 def test_an_unmigrated_database_is_one_line(tmp_path):
     env = {**os.environ, "JOBSITE_VAR_DIR": str(tmp_path)}
-    env.pop("DATABASE_URL", None)  # an empty SQLite database under tmp_path
+    env.pop("DATABASE_URL", None)
+    (tmp_path / "jobsite.sqlite3").touch()  # a database file without tables
     result = manage("jobs", "list", env=env)
     assert_one_clear_line(result, 1, "not migrated", "./manage migrate")
 
