@@ -60,6 +60,7 @@ class ExecutionAdmin(RunColumns, WorkersPageMixin, ObjectToolsMixin, RefreshingL
     sortable_by = ["id", "created_when"]
     list_select_related = ["job"]
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # a count per filter choice would read every run
     paginator = CappedCountPaginator
     actions = ["rerun_failed", "cancel"]
     change_form_template = "admin/scheduling/execution/change_form.html"
@@ -112,29 +113,55 @@ class ExecutionAdmin(RunColumns, WorkersPageMixin, ObjectToolsMixin, RefreshingL
 
     # -- page fields ------------------------------------------------------------------
     def get_fieldsets(self, request, obj=None):
+        """What went wrong first (when it did), then the run at a glance, a workflow run's
+        steps, its log, and the details; the stored result only as collapsed JSON."""
         if obj is None:
             return [(None, {"fields": ["status_badge"]})]
         failed = obj.status in Execution.FAILURE_STATUSES
         is_workflow = obj.job.kind == _workflow_kind()
-        summary = ["status_badge", "progress_display", "job_link", *(["workflow_links"] if is_workflow else []),
-                   "trigger", "attempt", "retry_links", "triggered_by", "override_kwargs_block"]
         fieldsets = []
         if failed:
-            fieldsets.append(("What went wrong", {"fields": ["error_block", "traceback_block"],
+            # a handled failure (the executor said so) has no traceback to show
+            fieldsets.append(("What went wrong", {"fields": ["error_block", *(["traceback_block"] if obj.traceback else [])],
                                                   "classes": ["ops-failure"]}))
-        fieldsets.append((None, {"fields": summary}))
+        fieldsets.append((None, {"fields": [
+            "status_line", "progress_display", "job_link", *(["workflow_links"] if is_workflow else []),
+            "run_line", *(["retry_links"] if obj.retry_of_id or obj.retries.exists() else []), "override_kwargs_block",
+        ]}))
         if is_workflow:
             fieldsets.append(("Steps", {"fields": ["steps_timeline"]}))
+        fieldsets.append(("Log", {"fields": ["log_block"]}))
+        outcome = ["output", *(["error_block"] if obj.error and not failed else []), *(["batch_id"] if obj.batch_id else [])]
         fieldsets += [
+            ("Outcome", {"fields": outcome}),
             ("Timing", {"fields": ["scheduled_time", "created_time", "started_time", "completed_time", "duration",
                                    "worker", "celery_task_id"]}),
-            ("Outcome", {"fields": ["output", *([] if failed else ["error_block"]), "did_nothing", "batch_id"]}),
-            ("Log", {"fields": ["log_block"]}),
         ]
         if not failed and obj.traceback:
             fieldsets.append(("Traceback", {"fields": ["traceback_block"]}))
         fieldsets.append(("Result as stored (JSON)", {"fields": ["result_block"], "classes": ["collapse"]}))
         return fieldsets
+
+    @admin.display(description="Status")
+    def status_line(self, obj):
+        """The status, and when and how long, on one line."""
+        parts = [self.status_badge(obj)]
+        if obj.did_nothing:
+            parts.append(format_html('<span class="ops-chip" title="{}">did nothing</span>',
+                                     "The run found no work; the runs list hides such runs unless asked."))
+        if obj.started_at:
+            parts.append(format_html('<span class="ops-sub">started {} · {}</span>', relative_when(obj.started_at),
+                                     self.duration(obj)))
+        elif obj.is_active:
+            parts.append(format_html('<span class="ops-sub">queued {}</span>', relative_when(obj.created_at)))
+        return format_html_join(" ", "{}", ((part,) for part in parts))
+
+    @admin.display(description="Run")
+    def run_line(self, obj):
+        """What started it, which try it is, and who asked."""
+        who = obj.triggered_by.get_username() if obj.triggered_by else ("beat" if obj.trigger == "schedule" else "")
+        text = f"{obj.get_trigger_display()} · attempt {obj.attempt}" + (f" · by {who}" if who else "")
+        return format_html('<span id="ops-run-line">{}</span>', text)
 
     def get_readonly_fields(self, request, obj=None):
         return [name for _, options in self.get_fieldsets(request, obj) for name in options["fields"]]

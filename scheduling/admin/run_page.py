@@ -22,11 +22,12 @@ from django.utils.html import format_html, format_html_join
 
 from jobsite import humanize
 from jobsite.admin.widgets import Palette, pre_block, progress_bar
+from scheduling.beat import schedule_description
 from scheduling.models import Execution
 
 STEP_COLOURS = {"success": Palette.OK, "reused": Palette.IDLE, "running": Palette.BUSY, "pending": Palette.WAITING,
                 "failed": Palette.BAD, "timeout": Palette.LATE, "skipped": Palette.OFF}
-STEP_DONE = ("success", "reused", "failed", "timeout", "skipped")
+STEP_DONE = ("success", "reused", "failed", "timeout")
 STEP_FAILED = ("failed", "timeout")
 #: What a step's output cell shows before "more" (the whole output is one click away).
 OUTPUT_PREVIEW_CHARS = 160
@@ -75,11 +76,13 @@ def run_progress(execution: Execution) -> RunProgress | None:
     result = execution.result if isinstance(execution.result, dict) else {}
     steps = workflow_steps(execution)
     if steps:
+        # where the run got to: the steps that ran or were reused (skipped ones never ran)
         done = sum(1 for step in steps if step.get("status") in STEP_DONE)
         failed = sum(1 for step in steps if step.get("status") in STEP_FAILED)
+        skipped = sum(1 for step in steps if step.get("status") == "skipped")
         percent = _share(done, len(steps))
         return RunProgress(percent, _share(failed, len(steps)), _eta(execution, percent),
-                           f"{done} of {len(steps)} steps · {failed} failed")
+                           f"{done} of {len(steps)} steps · {failed} failed" + (f" · {skipped} skipped" if skipped else ""))
     percent = result.get("percent")
     if isinstance(percent, (int, float)) and not isinstance(percent, bool):
         percent = 100.0 if execution.status == Execution.Status.SUCCESS else max(0.0, min(100.0, float(percent)))
@@ -131,14 +134,19 @@ def _log_by_step(log: str, steps: list[dict]) -> dict[int, list[str]]:
 
 
 def _step_output(step: dict):
+    """A step's output: its text on one line, the whole of it (as JSON when structured) one click away."""
     output = step.get("output")
     if output in (None, "", [], {}):
-        return "-"
+        return ""
     text = output if isinstance(output, str) else _json(output)
-    if len(text) <= OUTPUT_PREVIEW_CHARS and "\n" not in text:
+    # a task step answers {"output": summary, "result": ...}: its summary says it best
+    line = output["output"] if isinstance(output, dict) and isinstance(output.get("output"), str) else text
+    line = " ".join(line.split())
+    if line == text and len(text) <= OUTPUT_PREVIEW_CHARS:
         return format_html('<code class="ops-step-output">{}</code>', text)
-    return format_html('<details class="ops-step-more"><summary><code>{}…</code></summary>{}</details>',
-                       " ".join(text[:OUTPUT_PREVIEW_CHARS].split()), pre_block(text))
+    return format_html('<details class="ops-step-more"><summary><code>{}</code></summary>{}</details>',
+                       line[:OUTPUT_PREVIEW_CHARS] + ("…" if len(line) > OUTPUT_PREVIEW_CHARS else ""),
+                       pre_block(text))
 
 
 def _json(value) -> str:
@@ -197,7 +205,7 @@ def workflow_links(execution: Execution):
     schedule = (execution.job.config or {}).get("job_id") or execution.job.name
     parts.append(format_html('Schedule <a href="{}" id="ops-schedule-link">{}</a> <span class="ops-sub">{}</span>',
                              reverse("admin:scheduling_job_change", args=[execution.job_id]), schedule,
-                             execution.job.get_schedule_type_display()))
+                             schedule_description(execution.job) or execution.job.get_schedule_type_display()))
     if result.get("resumed_from_execution"):
         parts.append(format_html('Resumes <a href="{}">run {}</a> from step {}',
                                  reverse("admin:scheduling_execution_change", args=[result["resumed_from_execution"]]),

@@ -161,7 +161,7 @@ def test_run_now_then_cancel_a_running_run_then_rerun(signed_in, live_server, ce
     assert f"/admin/scheduling/execution/{execution.pk}/change/" in driver.current_url
     # the page refreshes itself until the worker has picked the run up
     wait_for(driver, EC.presence_of_element_located((By.CSS_SELECTOR, ".ops-badge-running")), timeout=20)
-    assert badge_colour(driver, ".field-status_badge .ops-badge") == "rgba(21, 101, 192, 1)"
+    assert badge_colour(driver, ".field-status_line .ops-badge") == "rgba(21, 101, 192, 1)"
     assert f"Run {execution.pk} of sleepy (running)" in driver.page_source
     screenshot(driver, "execution-running")
     # the Workers and queues page shows the worker and maps its task to the run
@@ -173,7 +173,7 @@ def test_run_now_then_cancel_a_running_run_then_rerun(signed_in, live_server, ce
     click(driver, "ops-cancel")
     execution.refresh_from_db()
     assert execution.status == "cancelled"
-    assert badge_colour(driver, ".field-status_badge .ops-badge") == GREY
+    assert badge_colour(driver, ".field-status_line .ops-badge") == GREY
     screenshot(driver, "execution-cancelled")
     click(driver, "ops-rerun")
     rerun = Execution.objects.exclude(pk=execution.pk).get(job=job)
@@ -240,7 +240,7 @@ def test_failed_runs_traceback_and_log_show(signed_in, live_server):
     services.execution_run(execution_id=execution.pk, task_id=execution.celery_task_id, worker="browser-test")
     driver.get(f"{live_server.url}/admin/scheduling/execution/{execution.pk}/change/")
     assert f"Run {execution.pk} of fails (failed)" in driver.title or f"Run {execution.pk} of fails (failed)" in driver.page_source
-    assert badge_colour(driver, ".field-status_badge .ops-badge") == "rgba(198, 40, 40, 1)"
+    assert badge_colour(driver, ".field-status_line .ops-badge") == "rgba(198, 40, 40, 1)"
     traceback = text_of(driver, ".field-traceback_block pre")
     assert "Traceback (most recent call last)" in traceback and "RuntimeError: asked to fail" in traceback
     assert "demo.sleep: sleeping 0s then failing" in text_of(driver, ".field-log_block pre")

@@ -141,7 +141,9 @@ def test_cancel_button_cancels_a_queued_run(admin_client, job, django_capture_on
     queued = services.job_execute(job=job)
     html = admin_client.get(url("execution_change", queued.pk)).content.decode()
     assert 'id="ops-cancel"' in html
-    assert '<meta name="ops-autorefresh" content="5">' in html  # a queued run's page refreshes itself
+    # a queued run's page follows it live (its log endpoint; executions.js reloads it when the status changes)
+    assert 'id="ops-log"' in html and 'data-live="1"' in html and 'data-status="queued"' in html
+    assert '<meta name="ops-autorefresh"' not in html  # not reloaded wholesale: the log tail would start over
     with django_capture_on_commit_callbacks(execute=False):  # the revoke goes out after commit
         response = admin_client.post(url("execution_cancel", queued.pk), follow=True)
     queued.refresh_from_db()

@@ -215,7 +215,7 @@ def test_a_failed_runs_page_starts_with_what_went_wrong(admin_client):
     run = run_here(ExecutionFactory(job=job, status="queued", trigger="manual"))
     assert run.status == "failed"
     html = admin_client.get(url("execution_change", run.pk)).content.decode()
-    assert html.index("What went wrong") < html.index('class="form-row field-status_badge')
+    assert html.index("What went wrong") < html.index('class="form-row field-status_line')
     assert 'id="ops-error"' in html and "Traceback (most recent call last)" in html
     assert 'data-live=""' in html  # finished: no live tail
 
