@@ -2,15 +2,22 @@
 
 The checks live in jobsite.services_health (also used by the
 ``system_health_check`` job); this view only maps the report to 200/503.
+API clients get JSON; a browser (``Accept: text/html``) gets the same report
+as a page, and is sent to the admin login first when signed out.
 """
+from django.template.loader import render_to_string
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobsite.services_health import health_report, record_beat_heartbeat  # noqa: F401 (re-exported)
+from jobsite.views import _LoginRedirectMixin
+
+CHECK_NAMES = {"database": "Database", "broker": "Broker", "workers": "Workers", "beat": "Beat", "disk": "Disk"}
 
 _EXAMPLE = {
     "status": "ok",
@@ -26,8 +33,29 @@ _EXAMPLE = {
 }
 
 
-class HealthApi(APIView):
+class HealthPageRenderer(BaseRenderer):
+    """The report as a page a person reads: one row per check, its state in
+    colour and words. JSON stays first in the view's renderers, so a client
+    that accepts anything (``*/*``, curl, monitors) still gets JSON."""
+
+    media_type = "text/html"
+    format = "html"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        data = data if isinstance(data, dict) else {}
+        checks = [{"key": key, "name": CHECK_NAMES.get(key, key.title()), **check}
+                  for key, check in (data.get("checks") or {}).items()]
+        request = (renderer_context or {}).get("request")
+        return render_to_string("jobsite/health.html", {"report": data, "checks": checks,
+                                                        "detail": data.get("detail", "")},
+                                request=getattr(request, "_request", None))
+
+
+class HealthApi(_LoginRedirectMixin, APIView):
     """Database, broker, workers, beat and free disk, each with a short deadline."""
+
+    renderer_classes = [JSONRenderer, HealthPageRenderer]
 
     @extend_schema(
         summary="Platform health",

@@ -13,8 +13,13 @@ Beat liveness has three sources, any one of which is enough:
   ``make run`` and docker-compose.yml start it that way), and stops answering
   once its scheduler has not ticked for a minute;
 * the Redis key ``jobsite:beat:heartbeat`` written by ``record_beat_heartbeat()``
-  from a beat tick hook;
-* the newest ``PeriodicTask.last_run_at`` (a task that beat sent recently).
+  from beat's tick every ``BEAT_HEARTBEAT_EVERY_SECONDS``: beat is down once it
+  is older than ``BEAT_DOWN_AFTER_SECONDS``;
+* the newest ``PeriodicTask.last_run_at`` (a task that beat sent recently),
+  judged by ``HEALTH_BEAT_MAX_AGE_SECONDS``, and only when beat has never
+  written a heartbeat here (a scheduler without the tick hook, or Redis lost
+  its data): periodic tasks fire every few minutes at best, so this source
+  cannot be held to the heartbeat's few seconds.
 """
 from __future__ import annotations
 
@@ -39,6 +44,14 @@ BEAT_HEARTBEAT_KEY = "jobsite:beat:heartbeat"
 # reported as stale rather than as "never seen".
 BEAT_HEARTBEAT_TTL_SECONDS = 7 * 24 * 3600
 BEAT_NODE_PREFIX = "celerybeat@"
+# Beat's tick writes the heartbeat this often (scheduling.beat.scheduler sleeps
+# at most this long between ticks, and renews it between the transactions of a
+# long burst). Down after four missed beats: past the beat lock's TTL (15 s, a
+# standby takes over then), so a live beat busy with a large minute's burst never
+# reads as down, and a stopped one reads as down within 20 s (the admin's banner
+# and /health alike).
+BEAT_HEARTBEAT_EVERY_SECONDS = 5.0
+BEAT_DOWN_AFTER_SECONDS = 4 * BEAT_HEARTBEAT_EVERY_SECONDS
 
 # Deadlines: the independent checks share one, the broadcast ping (which only
 # runs once the broker answered) gets its own. Worst case ~5 s for the report.
@@ -105,29 +118,38 @@ def ping_nodes(*, timeout: float = PING_TIMEOUT_SECONDS) -> list[str]:
     return sorted(name for reply in replies for name in reply)
 
 
-def beat_last_seen() -> tuple[datetime | None, str]:
-    """The newest sign of life from beat that does not need a broadcast:
-    the heartbeat key, else the newest ``PeriodicTask.last_run_at``."""
-    from django.db.models import Max
-    from django_celery_beat.models import PeriodicTask
-
-    seen: list[tuple[datetime, str]] = []
+def beat_heartbeat_at() -> datetime | None:
+    """When beat last wrote its heartbeat (None: never, or Redis unreadable)."""
     try:
         raw = _redis_client(settings.REDIS_URL).get(BEAT_HEARTBEAT_KEY)
     except redis.RedisError as exc:
         logger.debug("beat heartbeat unreadable: %s", exc)
-        raw = None
-    if raw is not None:
-        try:
-            seen.append((datetime.fromtimestamp(float(raw), tz=dt_timezone.utc), "heartbeat"))
-        except ValueError:
-            pass
+        return None
+    try:
+        return datetime.fromtimestamp(float(raw), tz=dt_timezone.utc) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def beat_last_seen() -> tuple[datetime | None, str]:
+    """The newest sign of life from beat that does not need a broadcast:
+    the heartbeat key, else (beat never wrote one) the newest
+    ``PeriodicTask.last_run_at``."""
+    from django.db.models import Max
+    from django_celery_beat.models import PeriodicTask
+
+    heartbeat = beat_heartbeat_at()
+    if heartbeat is not None:
+        return heartbeat, "heartbeat"
     last_run = PeriodicTask.objects.aggregate(last=Max("last_run_at"))["last"]
     if last_run is not None:
-        seen.append((last_run, "periodic task run"))
-    if not seen:
-        return None, ""
-    return max(seen, key=lambda item: item[0])
+        return last_run, "periodic task run"
+    return None, ""
+
+
+def beat_max_age_seconds(source: str) -> float:
+    """How old ``source``'s last sign of life may be while beat counts as up."""
+    return BEAT_DOWN_AFTER_SECONDS if source == "heartbeat" else float(settings.HEALTH_BEAT_MAX_AGE_SECONDS)
 
 
 def record_beat_heartbeat(*, at: float | None = None) -> bool:
@@ -159,7 +181,6 @@ def health_report(*, include_workers: bool = True) -> dict:
     still checked and may then ping beat itself.
     """
     started = time.perf_counter()
-    threshold = timedelta(seconds=settings.HEALTH_BEAT_MAX_AGE_SECONDS)
 
     first = _run_all(
         {
@@ -173,6 +194,7 @@ def health_report(*, include_workers: bool = True) -> dict:
     checks: dict[str, Check] = {name: first[name] for name in ("database", "broker")}
 
     beat = first["beat"]
+    threshold = timedelta(seconds=beat_max_age_seconds(beat.get("source", "")))
     beat_fresh = beat.get("ok", False) and beat.get("age_seconds", float("inf")) <= threshold.total_seconds()
     nodes: list[str] | None = None
     ping: Check = {}

@@ -26,12 +26,19 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 HEARTBEATS_KEY = "jobsite:worker-heartbeats"
+# hostname -> the queues it consumes, comma-separated (written with each heartbeat):
+# what the dashboard and the admin's warning banner read to tell a queue nobody
+# consumes, without a remote-control broadcast (which waits for answers).
+QUEUES_KEY = "jobsite:worker-queues"
 # Entries of workers gone for this long are dropped by the sweep.
 FORGET_AFTER_SECONDS = 7 * 24 * 3600
 
 _BEAT_SCRIPT = """
 local now = redis.call('TIME')
 redis.call('HSET', KEYS[1], ARGV[1], now[1])
+if ARGV[2] ~= '' then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+end
 return now[1]
 """
 
@@ -45,15 +52,31 @@ def _client():
     return broker_client()
 
 
-def beat_once(hostname: str, *, client=None) -> int:
-    """Record that ``hostname`` is alive now; returns the Redis time written."""
+def beat_once(hostname: str, *, queues: list[str] | tuple[str, ...] = (), client=None) -> int:
+    """Record that ``hostname`` is alive now (and, when given, the queues it
+    consumes); returns the Redis time written."""
     client = client or _client()
-    return int(client.eval(_BEAT_SCRIPT, 1, HEARTBEATS_KEY, hostname))
+    return int(client.eval(_BEAT_SCRIPT, 2, HEARTBEATS_KEY, QUEUES_KEY, hostname, ",".join(queues)))
 
 
 def forget(hostname: str, *, client=None) -> None:
     """A worker that shut down cleanly has nothing running: drop its entry."""
-    (client or _client()).hdel(HEARTBEATS_KEY, hostname)
+    client = client or _client()
+    with client.pipeline(transaction=False) as pipe:
+        pipe.hdel(HEARTBEATS_KEY, hostname)
+        pipe.hdel(QUEUES_KEY, hostname)
+        pipe.execute()
+
+
+def consumed_queues() -> list[str]:
+    """The queues this worker process consumes (``celery worker -Q``), as the
+    Celery app knows them once the worker is ready; empty outside a worker."""
+    from celery import current_app
+
+    try:
+        return sorted(current_app.amqp.queues.consume_from or {})
+    except Exception:  # no worker configuration here: nothing to say
+        return []
 
 
 def start(hostname: str) -> None:
@@ -63,13 +86,14 @@ def start(hostname: str) -> None:
         return
     _stop.clear()
     interval = settings.JOBS_WORKER_HEARTBEAT_SECONDS
+    queues = consumed_queues()
 
     def run() -> None:
         client = None
         while not _stop.is_set():
             try:
                 client = client or _client()
-                beat_once(hostname, client=client)
+                beat_once(hostname, queues=queues, client=client)
             except Exception as exc:  # broker down: try again next time; never stop the worker
                 logger.warning("worker heartbeat of %s not written: %s", hostname, exc)
                 client = None
@@ -121,4 +145,6 @@ def ages(*, client=None) -> tuple[dict[str, int], int]:
     stale = [name for name, age in result.items() if age > FORGET_AFTER_SECONDS]
     if stale:
         client.hdel(HEARTBEATS_KEY, *stale)
+        client.hdel(QUEUES_KEY, *stale)
     return result, int(seconds)
+

@@ -1,9 +1,14 @@
-"""Admin: destinations (the secret is write-only), per-job settings, and the
-record of what was sent and every delivery attempt (read-only)."""
+"""Admin: destinations (the secret is write-only, a "Send test" button on
+each), per-job settings, and the record of what was sent and every delivery
+attempt (read-only)."""
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.utils.decorators import method_decorator
+from django.views.decorators.http import require_POST
 
-from jobsite.admin.base import ReadOnlyAdminMixin
+from jobsite.admin.base import ObjectToolsMixin, ReadOnlyAdminMixin
+from jobsite.admin.widgets import OpsMedia
 from scheduling.notifications import services
 from scheduling.notifications.models import Destination, JobNotificationSettings, Notification, NotificationDelivery
 
@@ -34,8 +39,12 @@ class DestinationForm(forms.ModelForm):
 
 
 @admin.register(Destination)
-class DestinationAdmin(admin.ModelAdmin):
+class DestinationAdmin(ObjectToolsMixin, admin.ModelAdmin):
     form = DestinationForm
+    change_form_template = "admin/notifications/destination/change_form.html"
+
+    class Media(OpsMedia):
+        pass
     list_display = ["name", "kind", "target", "has_secret", "is_enabled", "updated_at"]
     list_filter = ["kind", "is_enabled"]
     search_fields = ["name", "url", "email_to"]
@@ -47,6 +56,28 @@ class DestinationAdmin(admin.ModelAdmin):
     @admin.display(boolean=True, description="Signed")
     def has_secret(self, obj):
         return bool(obj.secret)
+
+    # -- the "Send test" button ------------------------------------------------
+    def tool_urls(self):
+        return [("<path:object_id>/send-test/", self.send_test_view, "notifications_destination_send_test")]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "can_send_test": self.has_change_permission(request)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @method_decorator(require_POST)
+    def send_test_view(self, request, object_id):
+        destination = self.tool_object(request, object_id)
+        if not self.has_change_permission(request, destination):
+            raise PermissionDenied
+        result = self.tool_call(request, lambda: services.destination_send_test(destination=destination,
+                                                                                 actor=request.user),
+                                refused="Test not sent: ")
+        if result is not None:
+            delivered, outcome = result
+            self.message_user(request, f"Test to {destination.name} {outcome}.",
+                              messages.SUCCESS if delivered else messages.ERROR)
+        return self.back_to(destination)
 
 
 @admin.register(JobNotificationSettings)

@@ -323,6 +323,45 @@ def delivery_attempt(*, notification_id: int, destination_id: int, attempt: int)
     return delivery
 
 
+TEST_EVENT = "test"
+
+
+def _test_email_text() -> tuple[str, str]:
+    return ("[jobsite] Test notification",
+            "This is a test from jobsite's admin: this destination receives the platform's notifications.\n")
+
+
+def destination_send_test(*, destination: Destination, actor) -> tuple[bool, str]:
+    """Send a test message to ``destination`` now (a webhook: the JSON body
+    ``{"event": "test", ...}``, signed like any other; an email: a short
+    note) and record in the audit trail who sent it and what came back.
+    Returns (delivered, what happened). A disabled destination is sent to
+    as well: the operator asked, to check it before enabling it."""
+    from scheduling import audit
+    from scheduling.models import AuditLog
+
+    payload = {"event": TEST_EVENT, "occurred_at": timezone.now().isoformat(), "job": None, "execution": None,
+               "message": "A test from jobsite's admin: this destination receives the platform's notifications."}
+    notification = Notification(event=TEST_EVENT, payload=payload)  # not stored: nothing happened to a job
+    try:
+        if destination.kind == Destination.Kind.WEBHOOK:
+            status_code = _send_webhook(destination, notification)
+            outcome = f"delivered: {http.redact_url(destination.url)} answered HTTP {status_code}"
+        else:
+            subject, body = _test_email_text()
+            try:
+                EmailMessage(subject, body, settings.NOTIFICATIONS_EMAIL_FROM, destination.recipients).send()
+            except Exception as exc:  # SMTP and socket errors alike
+                raise DeliveryFailed(f"{type(exc).__name__}: {http.redact_text(str(exc))}") from None
+            outcome = f"sent to {len(destination.recipients)} recipient(s)"
+        delivered = True
+    except DeliveryFailed as exc:
+        delivered, outcome = False, f"failed: {str(exc)[:ERROR_MAX_CHARS]}"
+    audit.record(actor=actor, action=AuditLog.Action.EXECUTE, obj=destination, changes={"test_delivery": [None, outcome]})
+    logger.info("test notification to %s: %s", destination.name, outcome)
+    return delivered, outcome
+
+
 def retry_countdown(attempt: int) -> float:
     """Seconds before attempt ``attempt + 1``: backoff × 2^(attempt-1), at most an hour."""
     return min(settings.NOTIFICATIONS_RETRY_BACKOFF_SECONDS * (2 ** (attempt - 1)), 3600)

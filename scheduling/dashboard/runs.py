@@ -1,0 +1,208 @@
+"""Runs at a glance: per hour by outcome, the active ones with progress and
+ETA, the latest failures."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+from typing import Any
+
+from django.db import connection
+from django.db.models import Count, QuerySet
+from django.db.models.functions import Substr, TruncHour
+from django.utils import timezone
+
+from jobsite.tenancy import scope_to_user
+from scheduling.models import Execution
+
+logger = logging.getLogger(__name__)
+
+S = Execution.Status
+
+
+@dataclass(frozen=True)
+class Outcome:
+    key: str
+    label: str
+    statuses: tuple[str, ...]
+    colour: str
+
+
+#: How the charts group statuses (stacked bottom to top), with the admin palette's colours.
+OUTCOMES = (
+    Outcome("success", "Succeeded", (S.SUCCESS,), "#2e7d32"),
+    Outcome("failed", "Failed, timed out or errored", tuple(Execution.FAILURE_STATUSES), "#c62828"),
+    Outcome("cancelled", "Cancelled", (S.CANCELLED,), "#616161"),
+    Outcome("skipped", "Skipped or missed", (S.SKIPPED, S.MISSED), "#bdbdbd"),
+    Outcome("active", "Queued or running", tuple(Execution.ACTIVE_STATUSES), "#1565c0"),
+)
+_OUTCOME_OF = {status: outcome.key for outcome in OUTCOMES for status in outcome.statuses}
+
+# What the list pages show of a run here: never the log or traceback (large texts).
+_LIGHT = ("log", "traceback", "override_kwargs")
+
+
+def _executions(user) -> QuerySet[Execution]:
+    return scope_to_user(Execution.objects.all(), user, owner_field="job__owner", org_field="job__organization")
+
+
+def runs_per_hour(*, user, now: datetime | None = None, hours: int = 7 * 24) -> dict[str, Any]:
+    """Runs created in each of the last ``hours`` whole hours (the current one
+    included) by outcome: ``{"hours": [start of each hour], "series": {outcome
+    key: [count per hour]}, "total": n}``. One query (GROUP BY hour, status)
+    over the ``created_at`` index."""
+    now = now or timezone.now()
+    current = now.astimezone(dt_timezone.utc).replace(minute=0, second=0, microsecond=0)
+    starts = [current - timedelta(hours=hours - 1 - i) for i in range(hours)]
+    position = {start: i for i, start in enumerate(starts)}
+    series = {outcome.key: [0] * hours for outcome in OUTCOMES}
+    rows = (
+        _executions(user).filter(created_at__gte=starts[0])
+        .annotate(hour=_hour_of("created_at")).order_by().values_list("hour", "status").annotate(n=Count("id"))
+    )
+    total = 0
+    for hour, status, count in rows:
+        i = position.get(_as_hour(hour))
+        if i is None:  # a run created "in the future" (clock skew between hosts): not charted
+            continue
+        series[_OUTCOME_OF.get(status, "failed")][i] += count
+        total += count
+    return {"hours": starts, "series": series, "total": total}
+
+
+def _hour_of(field: str):
+    """The hour a time falls in, as the database computes it fastest:
+    ``date_trunc`` on PostgreSQL; on SQLite, whose TruncHour is a Python
+    function called per row, the stored text's first 13 characters
+    (``YYYY-MM-DD HH``, in UTC as Django stores it)."""
+    if connection.vendor == "sqlite":
+        return Substr(field, 1, 13)
+    return TruncHour(field, tzinfo=dt_timezone.utc)
+
+
+def _as_hour(value) -> datetime | None:
+    if isinstance(value, str):
+        try:
+            return datetime.strptime(value, "%Y-%m-%d %H").replace(tzinfo=dt_timezone.utc)
+        except ValueError:
+            return None
+    return value
+
+
+# ---------------------------------------------------------------------------
+# Active runs
+# ---------------------------------------------------------------------------
+@dataclass
+class ActiveRun:
+    execution: Execution
+    percent: float | None = None  # None: the run reports no progress
+    failed_percent: float | None = None
+    eta_seconds: float | None = None
+    running_seconds: float | None = None
+    waiting_seconds: float | None = None  # queued: since it was created
+
+
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _counted_progress(data: dict) -> tuple[float, float] | None:
+    """``processed_X`` of ``total_X`` (and ``failed_X``): rows of an upload,
+    images of a batch."""
+    for key, value in data.items():
+        if not key.startswith("processed_"):
+            continue
+        noun = key.removeprefix("processed_")
+        done, total = _number(value), _number(data.get(f"total_{noun}"))
+        if done is None or not total:
+            continue
+        failed = _number(data.get(f"failed_{noun}")) or 0.0
+        return min(100.0, 100.0 * done / total), min(100.0, 100.0 * failed / total)
+    return None
+
+
+def run_progress(result: Any) -> tuple[float, float] | None:
+    """(percent done, percent failed) from what a run recorded as it went
+    (``services.execution_record_progress``, or its Celery task's progress
+    meta): a ``percent``; a workflow's ``steps``; ``processed_X`` of
+    ``total_X``. None when it says nothing about progress."""
+    if not isinstance(result, dict):
+        return None
+    percent = _number(result.get("percent"))
+    if percent is not None:
+        return max(0.0, min(100.0, percent)), 0.0
+    steps = result.get("steps")
+    if isinstance(steps, list) and steps and all(isinstance(step, dict) for step in steps):
+        finished = [step for step in steps if step.get("status") not in (None, "pending", "running")]
+        failed = [step for step in finished if step.get("status") in ("failed", "timeout")]
+        return 100.0 * len(finished) / len(steps), 100.0 * len(failed) / len(steps)
+    return _counted_progress(result)
+
+
+def _celery_progress(executions: list[Execution]) -> dict[int, dict]:
+    """The progress meta of runs whose kind keeps its Celery result (a
+    predictions upload publishes its row counts there): one MGET."""
+    from scheduling.kinds import executor_for
+
+    wanted = {}
+    for execution in executions:
+        try:
+            keeps = executor_for(execution.job.kind).keeps_celery_result
+        except Exception:
+            keeps = False
+        if keeps and execution.celery_task_id and execution.status == S.RUNNING:
+            wanted[execution.pk] = execution.celery_task_id
+    if not wanted:
+        return {}
+    try:
+        from jobsite.celery import app
+
+        backend = app.backend
+        keys = [backend.get_key_for_task(task_id) for task_id in wanted.values()]
+        values = backend.client.mget(keys)
+    except Exception as exc:  # the result backend is for display: no progress shown then
+        logger.debug("no Celery progress meta: %s", exc)
+        return {}
+    found = {}
+    for pk, raw in zip(wanted, values):
+        try:
+            meta = json.loads(raw) if raw else None
+        except (TypeError, ValueError):
+            continue
+        if isinstance(meta, dict) and isinstance(meta.get("result"), dict):
+            found[pk] = meta["result"]
+    return found
+
+
+def active_runs(*, user, limit: int = 8, now: datetime | None = None) -> tuple[list[ActiveRun], int]:
+    """Running runs (longest first), then queued ones (oldest first), at most
+    ``limit``, with progress and ETA; and how many are active in all."""
+    now = now or timezone.now()
+    active = _executions(user).filter(status__in=Execution.ACTIVE_STATUSES)
+    executions = list(active.select_related("job").defer(*_LIGHT).order_by("-status", "created_at", "id")[:limit])
+    total = len(executions) if len(executions) < limit else active.count()
+    metas = _celery_progress(executions)
+    runs = []
+    for execution in executions:
+        run = ActiveRun(execution=execution)
+        if execution.status == S.RUNNING and execution.started_at:
+            run.running_seconds = max(0.0, (now - execution.started_at).total_seconds())
+            progress = run_progress(execution.result) or run_progress(metas.get(execution.pk))
+            if progress is not None:
+                run.percent, run.failed_percent = progress
+                if 0 < run.percent < 100:
+                    run.eta_seconds = run.running_seconds * (100.0 - run.percent) / run.percent
+        else:
+            run.waiting_seconds = max(0.0, (now - execution.created_at).total_seconds())
+        runs.append(run)
+    return runs, total
+
+
+def latest_failures(*, user, limit: int = 6) -> list[Execution]:
+    """The newest runs that failed, timed out or errored."""
+    return list(
+        _executions(user).filter(status__in=Execution.FAILURE_STATUSES).select_related("job")
+        .defer(*_LIGHT).order_by("-created_at", "-id")[:limit]
+    )
