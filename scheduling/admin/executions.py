@@ -126,6 +126,7 @@ class ExecutionAdmin(RunColumns, WorkersPageMixin, ObjectToolsMixin, RefreshingL
                                                   "classes": ["ops-failure"]}))
         fieldsets.append((None, {"fields": [
             "status_line", "progress_display", "job_link", *(["workflow_links"] if is_workflow else []),
+            *(["subjects"] if run_page.run_subjects(obj) else []),
             "run_line", *(["retry_links"] if obj.retry_of_id or obj.retries.exists() else []), "override_kwargs_block",
         ]}))
         if is_workflow:
@@ -189,6 +190,10 @@ class ExecutionAdmin(RunColumns, WorkersPageMixin, ObjectToolsMixin, RefreshingL
                            reverse("admin:scheduling_job_change", args=[obj.job_id]), obj.job.name,
                            obj.job.get_kind_display())
 
+    @admin.display(description="Worked on")
+    def subjects(self, obj):
+        return run_page.run_subjects(obj)
+
     @admin.display(description="Workflow")
     def workflow_links(self, obj):
         return run_page.workflow_links(obj)
@@ -240,8 +245,8 @@ class ExecutionAdmin(RunColumns, WorkersPageMixin, ObjectToolsMixin, RefreshingL
     def log_block(self, obj):
         live = obj.is_active
         return format_html(
-            '<pre class="ops-pre ops-log" id="ops-log" data-tail-url="{}" data-offset="{}" data-status="{}" '
-            'data-live="{}" data-seconds="{}">{}</pre>{}',
+            '<pre class="ops-pre ops-log{}" id="ops-log" data-tail-url="{}" data-offset="{}" data-status="{}" '
+            'data-live="{}" data-seconds="{}">{}</pre>{}', "" if obj.log or live else " ops-log-empty",
             reverse("admin:scheduling_execution_log", args=[obj.pk]), run_page.log_length(obj), obj.status,
             "1" if live else "", LOG_TAIL_SECONDS, obj.log or "",
             format_html('<p class="ops-sub" id="ops-log-note">{}</p>',

@@ -90,6 +90,22 @@ def run_progress(execution: Execution) -> RunProgress | None:
     return None
 
 
+def run_subjects(execution: Execution):
+    """Links to what the run worked on: a bulk upload, the vision batches it analysed."""
+    from jobsite.admin.widgets import admin_change_url
+
+    subjects = []
+    upload = getattr(execution, "bulk_upload", None)
+    if upload is not None:
+        subjects.append((admin_change_url(upload), f"Predictions upload {upload.original_filename}"))
+    batches = getattr(execution, "vision_batches", None)
+    if batches is not None:
+        for batch in batches.all()[:20]:
+            subjects.append((admin_change_url(batch), f"Vision batch {batch.pk} ({batch.total_images} images)"))
+    return format_html_join(" · ", '<a href="{}" class="ops-subject">{}</a>',
+                            ((url, label) for url, label in subjects if url)) if subjects else ""
+
+
 # -- workflow runs ----------------------------------------------------------------
 def workflow_steps(execution: Execution) -> list[dict]:
     """A workflow run's step records (the runner's result), [] for any other run."""

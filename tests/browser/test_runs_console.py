@@ -177,10 +177,13 @@ def test_runs_of_every_kind_in_the_list_and_on_their_pages(console, live_server,
 
     open_page(driver, live_server, run_page(vision_run), "run-vision-batch")
     assert "2 of 2 images" in text_of(driver, ".field-progress_display")
+    assert driver.find_element(By.CSS_SELECTOR, ".field-subjects a").get_attribute("href").endswith(
+        reverse("admin:vision_pipeline_batch_change", args=[batch.pk]))
 
     open_page(driver, live_server, run_page(predictions_run), "run-predictions-upload")
     progress = text_of(driver, ".field-progress_display")
     assert "40 of 40 rows" in progress and "3 failed" in progress
+    assert "Predictions upload companies.csv" in text_of(driver, ".field-subjects")
     failed_part = driver.find_element(By.CSS_SELECTOR, ".field-progress_display .ops-progress-failed")
     assert failed_part.size["width"] > 0 and failed_part.value_of_css_property("background-color") == "rgba(198, 40, 40, 1)"
 
