@@ -8,8 +8,8 @@ paths such as ``predictions/samples/...`` work as written, and files a page
 writes (``-o predictions.csv``) land in the temporary folder, not the project.
 
 The pages use the documented addresses; the test points them at its own ports:
-``127.0.0.1:8000`` / ``localhost:8000`` (the web server) and ``8765`` (the
-stand-in external API) are rewritten before a page runs.
+``127.0.0.1:8000`` / ``localhost:8000`` (the web server), ``8765`` (the stand-in
+external API) and ``9999`` (a webhook receiver) are rewritten before a page runs.
 """
 from __future__ import annotations
 
@@ -27,6 +27,9 @@ from jobsite.runtime import free_port, port_open
 
 ROOT = Path(__file__).resolve().parents[2]
 NOT_LINKED = {".git", "var", "site", ".pytest_cache", "__pycache__"}
+# The documented ports of the servers a page starts itself (the stand-in external API, a
+# webhook receiver): each run gets free ones instead.
+SIDE_PORTS = (8765, 9999)
 PAGE_PRELUDE = r"""set -euo pipefail
 # Each request also reports its HTTP status on stderr, for the test to check.
 curl() { command curl -w '%{stderr}@@http %{http_code}\n' "$@"; }
@@ -43,10 +46,12 @@ class Stack:
     token: str
     clone: Path
 
-    def rewrite(self, text: str, demo_port: int) -> str:
+    def rewrite(self, text: str, ports: dict[int, int]) -> str:
         text = text.replace("127.0.0.1:8000", f"127.0.0.1:{self.web_port}")
         text = text.replace("localhost:8000", f"localhost:{self.web_port}")
-        return re.sub(r"\b8765\b", str(demo_port), text)
+        for documented, free in ports.items():
+            text = re.sub(rf"\b{documented}\b", str(free), text)
+        return text
 
     def env(self) -> dict[str, str]:
         env = {key: value for key, value in os.environ.items()
@@ -101,6 +106,8 @@ class BlockRun:
     output: str
     statuses: list[int]
     expected: list[str]  # the block's output fragments, with the test's ports
+    started: float = 0.0  # (bash's clock)
+    seconds: float = 0.0
 
 
 @dataclass
@@ -117,12 +124,12 @@ class PageRun:
 
 def run_page(stack: Stack, blocks: list[Block], *, timeout: float = 100) -> PageRun:
     """Run a page's runnable blocks in order in one bash; split what they print by block."""
-    demo_port = free_port()
+    ports = {port: free_port() for port in SIDE_PORTS}
     script = [PAGE_PRELUDE]
     for number, block in enumerate(blocks):
         # (a newline first: curl's output rarely ends with one)
-        script.append(f"printf '\\n@@block {number}\\n'; printf '\\n@@block {number}\\n' >&2\n")
-        script.append(stack.rewrite(block.code, demo_port))
+        script.append(f"printf '\\n@@block {number}\\n'; printf '\\n@@block {number}\\n@@at %s\\n' \"$EPOCHREALTIME\" >&2\n")
+        script.append(stack.rewrite(block.code, ports))
     started = time.monotonic()
     process = subprocess.Popen(
         ["bash", "-c", "".join(script)], cwd=stack.clone, env=stack.env(), stdout=subprocess.PIPE,
@@ -137,15 +144,21 @@ def run_page(stack: Stack, blocks: list[Block], *, timeout: float = 100) -> Page
         process.returncode = process.returncode or -9
     finally:
         _stop_group(process.pid)
-    seconds = time.monotonic() - started
+    seconds, ended = time.monotonic() - started, time.time()
     out_parts, err_parts = _split(stdout), _split(stderr)
     runs = []
     for number in sorted(set(out_parts) | set(err_parts)):
         err = err_parts.get(number, "")
         statuses = [int(code) for code in re.findall(r"^@@http (\d{3})$", err, re.M)]
-        text = out_parts.get(number, "") + "\n" + re.sub(r"^@@http \d{3}\n?", "", err, flags=re.M)
+        at = re.search(r"^@@at (\S+)$", err, re.M)
+        text = out_parts.get(number, "") + "\n" + re.sub(r"^@@(http|at) \S+\n?", "", err, flags=re.M)
         runs.append(BlockRun(block=blocks[number], output=text, statuses=statuses,
-                             expected=[stack.rewrite(fragment, demo_port) for fragment in blocks[number].expected]))
+                             expected=[stack.rewrite(fragment, ports) for fragment in blocks[number].expected],
+                             started=float(at.group(1)) if at else 0.0))
+    for run, following in zip(runs, runs[1:]):
+        run.seconds = following.started - run.started
+    if runs:
+        runs[-1].seconds = max(0.0, ended - runs[-1].started)
     return PageRun(returncode=process.returncode, blocks=runs, stdout=stdout, stderr=stderr, seconds=seconds)
 
 
