@@ -76,8 +76,9 @@ def main(argv: list[str] | None = None) -> None:
         failure = errors.known_failure(exc)
         if failure is None:
             raise
+        line = failure.message if failure.code != errors.EXIT_FAILED else f"error: {failure.message}"
         try:
-            sys.stderr.write(failure.message + "\n")
+            sys.stderr.write(line + "\n")
             sys.stderr.flush()
         except (BrokenPipeError, OSError):
             pass
