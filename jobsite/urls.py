@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/redoc/", views.DocsRedocView.as_view(url_name="schema"), name="redoc"),
     path("api/v1/", views.ApiIndex.as_view(), name="api-index"),
     path("", views.home, name="home"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("api-auth/", include("rest_framework.urls")),
     path("", include("scheduling.urls")),
     path("", include("scheduling.workflows.urls")),

@@ -118,7 +118,7 @@ def _csv_response(chunks, filename: str) -> StreamingHttpResponse:
 
 
 class PredictionJobViewSet(StreamedUploadMixin, viewsets.ViewSet):
-    """Bulk upload jobs (seed 004): list, details, status, cancel, delete,
+    """Bulk prediction uploads: list, details, status, cancel, delete,
     results and errors downloads, retry of the failed rows."""
 
     lookup_field = "job_id"

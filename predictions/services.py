@@ -40,7 +40,7 @@ def bulk_upload_job() -> Job:
     return scheduling_services.job_ensure_manual(
         name=MANUAL_JOB_NAME, kind=KIND, queue=QUEUE, timeout_seconds=settings.PREDICTIONS_TIMEOUT_SECONDS,
         title="Bulk predictions",
-        description="Scores uploaded CSV/XLSX files (seed 004). Each upload is one run; tune the queue, "
+        description="Scores uploaded CSV/XLSX files (/api/v1/predictions). Each upload is one run; tune the queue, "
                     "timeout and retries here.",
     )
 

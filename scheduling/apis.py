@@ -118,7 +118,7 @@ class CanCancelExecution(BasePermission):
 
 
 class JobViewSet(viewsets.GenericViewSet):
-    """Scheduled jobs (seed 003)."""
+    """Jobs of every kind: create, read, change, delete, run now, pause and resume."""
 
     # Reads go through selectors (tenancy-scoped); this only types the {id}
     # path parameter in the OpenAPI schema.

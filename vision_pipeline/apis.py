@@ -16,12 +16,14 @@ from rest_framework import status, viewsets
 from rest_framework.response import Response
 
 from jobsite.openapi import links
+from scheduling.apis import PageEnvelopeSchema
 from scheduling.serializers import query_params, request_body, validated
 from vision_pipeline import analyzers, selectors, serializers, services, uploads
 from vision_pipeline.models import Batch
 
-TAG = "vision cron jobs (seed 000)"
-BATCH_TAG = "vision batches (seed 001)"
+# OpenAPI tags of /cron-jobs and of the batch API (described in SPECTACULAR_SETTINGS["TAGS"]).
+TAG = "vision cron jobs"
+BATCH_TAG = "vision batches"
 _ERR = OpenApiResponse(description='`{"detail": ...}` naming the problem.')
 
 
@@ -31,11 +33,14 @@ _ERR = OpenApiResponse(description='`{"detail": ...}` naming the problem.')
 
 # Seed 000's scheduled vision-analysis jobs, by job_id (the job's uuid).
 class CronJobViewSet(viewsets.ViewSet):
+    schema = PageEnvelopeSchema()  # list answers {"cron_jobs": [...]}, not a bare array
+
     def _job(self):
         return selectors.cron_job_get(user=self.request.user, job_id=self.kwargs["job_id"])
 
     @extend_schema(tags=[TAG], summary="List cron jobs", operation_id="cron_jobs_list",
-                   parameters=[serializers.CronJobListQuerySerializer], responses={200: OpenApiTypes.OBJECT},
+                   parameters=[serializers.CronJobListQuerySerializer],
+                   responses={200: serializers.VisionCronJobListSerializer},
                    extensions=links({"/cron-jobs/{job_id}": "cron_jobs/0/job_id"}))
     def list(self, request):
         query = query_params(serializers.CronJobListQuerySerializer, request)
@@ -43,12 +48,14 @@ class CronJobViewSet(viewsets.ViewSet):
         return Response({"cron_jobs": [serializers.cron_job_data(job) for job in jobs]})
 
     @extend_schema(tags=[TAG], summary="Create a cron job", request=serializers.CronJobCreateSerializer,
-                   responses={201: OpenApiTypes.OBJECT, 400: _ERR}, extensions=links({"/cron-jobs/{job_id}": "job_id"}))
+                   responses={201: serializers.VisionCronJobCreatedSerializer, 400: _ERR},
+                   extensions=links({"/cron-jobs/{job_id}": "job_id"}))
     def create(self, request):
         job = services.cron_job_create(actor=request.user, **request_body(serializers.CronJobCreateSerializer, request))
         return Response(serializers.cron_job_created(job), status=status.HTTP_201_CREATED)
 
-    @extend_schema(tags=[TAG], summary="Get a cron job", responses={200: OpenApiTypes.OBJECT, 404: _ERR})
+    @extend_schema(tags=[TAG], summary="Get a cron job",
+                   responses={200: serializers.VisionCronJobSerializer, 404: _ERR})
     def retrieve(self, request, job_id=None):
         return Response(serializers.cron_job_data(self._job()))
 
@@ -74,7 +81,7 @@ class CronJobViewSet(viewsets.ViewSet):
 
     @extend_schema(tags=[TAG], summary="Execution history of a cron job",
                    parameters=[serializers.CronJobExecutionsQuerySerializer],
-                   responses={200: OpenApiTypes.OBJECT, 400: _ERR, 404: _ERR})
+                   responses={200: serializers.VisionCronJobExecutionsSerializer, 400: _ERR, 404: _ERR})
     def executions(self, request, job_id=None):
         query = query_params(serializers.CronJobExecutionsQuerySerializer, request)
         job = self._job()

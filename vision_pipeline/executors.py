@@ -48,7 +48,7 @@ class VisionAnalysisConfig(serializers.Serializer):
 @register
 class VisionAnalysisExecutor(Executor):
     kind = "vision_analysis"
-    label = "Vision analysis (external document API, seeds 000/001)"
+    label = "Vision analysis (a /cron-jobs job: analyses fetched from the document API)"
     config_serializer = VisionAnalysisConfig
 
     def run(self, job, execution, params):

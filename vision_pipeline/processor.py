@@ -30,7 +30,7 @@ class ConfigError(Exception):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", help="JSON file with the settings below (seed 001's config.json)")
+    parser.add_argument("--config", metavar="FILE", help="JSON file with the settings below (a config.json)")
     parser.add_argument("--external-api-get-url", help="URL to fetch unprocessed analyses (EXTERNAL_API_GET_URL)")
     parser.add_argument("--external-api-post-url", help="URL to upload reports (EXTERNAL_API_POST_URL)")
     parser.add_argument("--external-api-key", help="JWT for the external API (EXTERNAL_API_KEY); prefer the env "
@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def build_parser(prog: str = "cron-batch-processor") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description="Process every unprocessed vision analysis of the external API once: download, "
-                               "analyse, upload the HTML reports (seed 001).")
+                               "analyse, upload the HTML reports.")
     add_arguments(parser)
     return parser
 

@@ -27,7 +27,8 @@ def seed_time(value: datetime | None) -> str | None:
 # serializers under one component name leave one operation with the other's body schema.
 @extend_schema_serializer(component_name="VisionCronJobCreate")
 class CronJobCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200, help_text="Descriptive name for the job.")
+    name = serializers.CharField(max_length=200, help_text=(
+        "Descriptive name for the job (in the jobs API its machine name is generated: vision-<16 hex digits>)."))
     schedule = serializers.CharField(max_length=255, help_text="Cron expression: minute hour day month day_of_week.")
     external_api_get_url = serializers.URLField(max_length=2000)
     external_api_post_url = serializers.URLField(max_length=2000)
@@ -58,6 +59,71 @@ class CronJobExecutionsQuerySerializer(serializers.Serializer):
 
 class CronJobListQuerySerializer(serializers.Serializer):
     enabled_only = serializers.BooleanField(required=False, default=False)
+
+
+# The answers' shapes, for the OpenAPI schema (the views build the dicts below).
+THREE_IDS = (
+    "One vision cron job has three ids, all naming the same job: `job_id` here, a UUID (the "
+    "/cron-jobs/{job_id} paths); its numeric `id` in the jobs API (/api/v1/jobs/{id}, "
+    "`./manage jobs show ID`, where its runs are executions like any job's); and its machine name "
+    "`vision-` followed by 16 hex digits (`name` in /api/v1/jobs and the admin; `./manage jobs` accepts "
+    "it in place of the id). `name` here is the descriptive name it was created with."
+)
+JOB_ID_HELP = "This cron job's id: a UUID, the {job_id} of the /cron-jobs paths (not the jobs API's numeric id)."
+
+
+class VisionCronJobConfigSerializer(serializers.Serializer):
+    external_api_get_url = serializers.CharField()
+    external_api_post_url = serializers.CharField()
+    external_api_key = serializers.CharField(help_text="Always *** (stored encrypted, never shown).")
+    backend_api_url = serializers.CharField()
+    organization_id = serializers.CharField()
+
+
+@extend_schema_serializer(component_name="VisionCronJob")
+class VisionCronJobSerializer(serializers.Serializer):
+    __doc__ = f"A vision cron job. {THREE_IDS}"
+
+    job_id = serializers.CharField(help_text=JOB_ID_HELP)
+    name = serializers.CharField(help_text="The descriptive name given at creation.")
+    schedule = serializers.CharField(help_text="Cron expression: minute hour day month day_of_week (UTC).")
+    config = VisionCronJobConfigSerializer()
+    enabled = serializers.BooleanField()
+    scheduled = serializers.BooleanField(help_text="Whether beat will fire it (enabled, and its job not paused).")
+    next_run = serializers.CharField(allow_null=True, help_text="UTC, without an offset; null when not scheduled.")
+    created_at = serializers.CharField()
+    updated_at = serializers.CharField()
+
+
+class VisionCronJobListSerializer(serializers.Serializer):
+    cron_jobs = VisionCronJobSerializer(many=True)
+
+
+@extend_schema_serializer(component_name="VisionCronJobCreated")
+class VisionCronJobCreatedSerializer(serializers.Serializer):
+    __doc__ = f"The cron job just created. {THREE_IDS}"
+
+    status = serializers.CharField()
+    job_id = serializers.CharField(help_text=JOB_ID_HELP)
+    name = serializers.CharField()
+    schedule = serializers.CharField()
+    enabled = serializers.BooleanField()
+
+
+class VisionCronJobExecutionSerializer(serializers.Serializer):
+    execution_id = serializers.CharField(help_text="The run's UUID (its `uuid` in /api/v1/executions).")
+    job_id = serializers.CharField(help_text=JOB_ID_HELP)
+    status = serializers.CharField()
+    started_at = serializers.CharField(allow_null=True)
+    completed_at = serializers.CharField(allow_null=True)
+    output = serializers.CharField()
+    batch_id = serializers.CharField(allow_null=True, help_text="The run's batch (comma-separated when several).")
+    batch_ids = serializers.ListField(child=serializers.CharField(), help_text="/api/v1/vision/batches/{batch_id}.")
+
+
+class VisionCronJobExecutionsSerializer(serializers.Serializer):
+    job_id = serializers.CharField(help_text=JOB_ID_HELP)
+    executions = VisionCronJobExecutionSerializer(many=True)
 
 
 def cron_job_data(job: Job) -> dict:

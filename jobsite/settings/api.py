@@ -38,6 +38,26 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Schedule, run, track and cancel background work.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Each tag names the API it groups and its paths, in the docs' order.
+    "TAGS": [
+        {"name": "jobs", "description": "Jobs API (/api/v1/jobs): jobs of every kind; create, change, run now, "
+                                        "pause, resume, statistics."},
+        {"name": "executions", "description": "Runs of every job (/api/v1/executions); cancel one."},
+        {"name": "notifications", "description": "Where a job's outcomes are sent (/api/v1/jobs/{id}/notifications)."},
+        {"name": "workflow schedules", "description": "Workflow schedules API (/api/cron/jobs): run a stored "
+                                                      "workflow on a cron or interval schedule, per user."},
+        {"name": "workflows", "description": "Stored workflows and their runs, step by step (/api/workflows)."},
+        {"name": "vision cron jobs", "description": "Vision cron jobs (/cron-jobs): fetch unprocessed analyses from "
+                                                    "an external document API on a schedule, analyse their images, "
+                                                    "upload the reports."},
+        {"name": "vision batches", "description": "Vision batches (/api/v1/vision/batches, /available_models): "
+                                                  "upload images, follow their analysis, fetch the HTML report."},
+        {"name": "predictions", "description": "Bulk predictions (/api/v1/predictions): upload a CSV or XLSX file "
+                                               "of loans, follow its scoring row by row, download the results."},
+        {"name": "auth", "description": "Bearer tokens (JWT) for a username and password."},
+        {"name": "health", "description": "Database, broker, workers, beat and disk."},
+        {"name": "meta", "description": "The API's entry points."},
+    ],
     "COMPONENT_SPLIT_REQUEST": True,
     # The schema and docs pages need a login like every endpoint (bearer token,
     # or the admin session in a browser).

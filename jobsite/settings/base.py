@@ -60,6 +60,9 @@ if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
+    # Before django.contrib.admin, so its admin/base_site.html (the operator-warning
+    # banner, the Flower link) overrides the admin's own (Django's documented way).
+    "jobsite",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -72,7 +75,6 @@ INSTALLED_APPS = [
     # Swagger UI and ReDoc's files (SPECTACULAR_SETTINGS "SIDECAR", settings/api.py), as static files.
     "drf_spectacular_sidecar",
     "django_celery_beat",
-    "jobsite",
     "scheduling",
     "scheduling.workflows",
     "scheduling.notifications",
@@ -145,6 +147,11 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's own default config gives "django" a console handler of its own
+        # (under DEBUG) that also propagates to the root: each 4xx/5xx would be
+        # written twice ("Not Found: /x", then the same line formatted). The root
+        # writes it once. (django.server, runserver's access log, keeps its own.)
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
         "django.db.backends": {"level": "WARNING"},
     },
 }

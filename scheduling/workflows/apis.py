@@ -47,6 +47,8 @@ from scheduling.workflows.serializers import (
     schedule_job_data,
 )
 
+#: The OpenAPI tag of /api/cron/jobs (described in SPECTACULAR_SETTINGS["TAGS"]).
+TAG = "workflow schedules"
 _400 = OpenApiResponse(ErrorSerializer, description="Invalid input; `detail` names the field (or the step and field).")
 _403 = OpenApiResponse(ErrorSerializer, description="Someone else's job, or a workflow you may not use "
                                                      "(neither yours nor shared with you).")
@@ -85,14 +87,14 @@ class CronJobViewSet(viewsets.GenericViewSet):
             "job": schedule_job_data(job),
         })
 
-    @extend_schema(tags=["cron jobs (seed 002)"], summary="Create (or replace) a cron job",
+    @extend_schema(tags=[TAG], summary="Create (or replace) a cron job",
                    request=CronJobCreateSerializer, responses={200: ScheduleResponseSerializer, 400: _400, 403: _403},
                    extensions=links({"/api/cron/jobs/{job_id}": "job/job_id"}))
     @action(detail=False, methods=["post"])
     def cron(self, request):
         return self._save(request, Job.ScheduleType.CRON, CronJobCreateSerializer, "Cron")
 
-    @extend_schema(tags=["cron jobs (seed 002)"], summary="Create (or replace) an interval job",
+    @extend_schema(tags=[TAG], summary="Create (or replace) an interval job",
                    request=IntervalJobCreateSerializer,
                    responses={200: ScheduleResponseSerializer, 400: _400, 403: _403},
                    extensions=links({"/api/cron/jobs/{job_id}": "job/job_id"}))
@@ -100,7 +102,7 @@ class CronJobViewSet(viewsets.GenericViewSet):
     def interval(self, request):
         return self._save(request, Job.ScheduleType.INTERVAL, IntervalJobCreateSerializer, "Interval")
 
-    @extend_schema(tags=["cron jobs (seed 002)"], summary="The caller's jobs",
+    @extend_schema(tags=[TAG], summary="The caller's jobs",
                    responses={200: ScheduleListResponseSerializer},
                    extensions=links({"/api/cron/jobs/{job_id}": "jobs/0/job_id"}))
     def list(self, request):
@@ -108,7 +110,7 @@ class CronJobViewSet(viewsets.GenericViewSet):
         return Response({"status": "success", "user_id": selectors.user_seed_id(request.user),
                          "total_jobs": len(jobs), "jobs": jobs})
 
-    @extend_schema(tags=["cron jobs (seed 002)"], summary="Every workflow job (superusers)",
+    @extend_schema(tags=[TAG], summary="Every workflow job (superusers)",
                    responses={200: ScheduleListResponseSerializer, 403: _403})
     @action(detail=False, methods=["get"], url_path="all", url_name="all")
     def all_jobs(self, request):
@@ -117,12 +119,12 @@ class CronJobViewSet(viewsets.GenericViewSet):
         jobs = [schedule_job_data(job) for job in selectors.schedule_list_all(user=request.user)]
         return Response({"status": "success", "total_jobs": len(jobs), "jobs": jobs})
 
-    @extend_schema(tags=["cron jobs (seed 002)"], summary="Get a job",
+    @extend_schema(tags=[TAG], summary="Get a job",
                    responses={200: ScheduleResponseSerializer, 403: _403, 404: _404})
     def retrieve(self, request, job_id=None):
         return Response({"status": "success", "job": schedule_job_data(self._job())})
 
-    @extend_schema(tags=["cron jobs (seed 002)"], summary="Run a job now (schedule unchanged)", request=None,
+    @extend_schema(tags=[TAG], summary="Run a job now (schedule unchanged)", request=None,
                    responses={200: ScheduleActionResponseSerializer, 403: _403, 404: _404},
                    extensions=links({"/api/workflows/runs/{id}": "execution_id", "/api/v1/executions/{id}": "execution_id"}))
     @action(detail=True, methods=["post"])
@@ -132,14 +134,14 @@ class CronJobViewSet(viewsets.GenericViewSet):
         return Response({"status": "success", "message": f"Job {job_id} triggered successfully", "job_id": job_id,
                          "execution_id": execution.pk})
 
-    @extend_schema(tags=["cron jobs (seed 002)"], summary="Pause a job (next_run_time becomes null)", request=None,
+    @extend_schema(tags=[TAG], summary="Pause a job (next_run_time becomes null)", request=None,
                    responses={200: ScheduleActionResponseSerializer, 403: _403, 404: _404})
     @action(detail=True, methods=["post"])
     def pause(self, request, job_id=None):
         services.workflow_schedule_pause(job=self._job("You don't have permission to pause this job"), actor=request.user)
         return Response({"status": "success", "message": f"Job {job_id} paused successfully", "job_id": job_id})
 
-    @extend_schema(tags=["cron jobs (seed 002)"], summary="Resume a paused job", request=None,
+    @extend_schema(tags=[TAG], summary="Resume a paused job", request=None,
                    responses={200: ScheduleActionResponseSerializer, 403: _403, 404: _404})
     @action(detail=True, methods=["post"])
     def resume(self, request, job_id=None):
@@ -147,14 +149,14 @@ class CronJobViewSet(viewsets.GenericViewSet):
                                           actor=request.user)
         return Response({"status": "success", "message": f"Job {job_id} resumed successfully", "job_id": job_id})
 
-    @extend_schema(tags=["cron jobs (seed 002)"], summary="Delete a job (and its beat entry)",
+    @extend_schema(tags=[TAG], summary="Delete a job (and its beat entry)",
                    responses={200: ScheduleActionResponseSerializer, 403: _403, 404: _404})
     def destroy(self, request, job_id=None):
         services.workflow_schedule_delete(job=self._job("You don't have permission to delete this job"),
                                           actor=request.user)
         return Response({"status": "success", "message": f"Job {job_id} deleted successfully", "job_id": job_id})
 
-    @extend_schema(tags=["cron jobs (seed 002)"], summary="A job's execution history, newest first",
+    @extend_schema(tags=[TAG], summary="A job's execution history, newest first",
                    parameters=[ScheduleExecutionsQuerySerializer],
                    responses={200: ScheduleExecutionsResponseSerializer, 400: _400, 403: _403, 404: _404})
     @action(detail=True, methods=["get"])

@@ -24,12 +24,18 @@ MAX_INTERVAL_PART = 366 * 24 * 3600
 # Seed 002: /api/cron/jobs
 # ---------------------------------------------------------------------------
 class _ScheduleCreateBase(serializers.Serializer):
-    job_id = serializers.CharField(max_length=150)
-    workflow_id = serializers.CharField(max_length=100)
-    user_id = serializers.CharField(max_length=255)
-    input = serializers.CharField(allow_blank=True, max_length=100_000, trim_whitespace=False)
+    job_id = serializers.CharField(max_length=150, help_text=(
+        "Your name for the schedule (letters, digits, _ . : @ -), unique among your schedules; "
+        "sending an existing one replaces that schedule."))
+    workflow_id = serializers.CharField(max_length=100, help_text="The stored workflow to run (GET /api/workflows).")
+    user_id = serializers.CharField(max_length=255, help_text=(
+        "Who the schedule is for: your own user id, as GET /api/cron/jobs returns it (your identity "
+        "provider's subject when you log in through one, else your numeric user id), or your username. "
+        "Another user's id is refused (403)."))
+    input = serializers.CharField(allow_blank=True, max_length=100_000, trim_whitespace=False,
+                                  help_text="The text each run gives the workflow (its ${input}).")
     timezone = TimeZoneNameField(required=False, default="UTC",
-                                 help_text="IANA time zone the schedule is read in (an addition to seed 002).")
+                                 help_text="IANA time zone the schedule is read in (default UTC).")
 
 
 class CronJobCreateSerializer(_ScheduleCreateBase):
@@ -80,12 +86,12 @@ def schedule_job_data(job: Job) -> dict:
 
 
 class ScheduleJobSerializer(serializers.Serializer):
-    """Seed 002's ``job`` object (for the OpenAPI schema)."""
+    """A workflow schedule, as /api/cron/jobs shows it."""
 
-    job_id = serializers.CharField()
+    job_id = serializers.CharField(help_text="The schedule's name, as it was created (unique per user).")
     name = serializers.CharField()
     workflow_id = serializers.CharField()
-    user_id = serializers.CharField()
+    user_id = serializers.CharField(help_text="Whose schedule it is (see user_id when creating one).")
     input_text = serializers.CharField()
     schedule_type = serializers.CharField()
     schedule = serializers.CharField()

@@ -88,7 +88,7 @@ def cron_job_create(
             schedule_expression=schedule, timezone=timezone_name, config=config, secrets=secrets,
             queue=settings.VISION_QUEUE, timeout_seconds=settings.VISION_JOB_TIMEOUT_SECONDS,
             is_enabled=enabled, owner=owner, organization=user_default_organization(owner),
-            description=f"Vision analysis for organization {organization_id} (seed 000 /cron-jobs).",
+            description=f"Vision analysis for organization {organization_id} (created through /cron-jobs).",
         )
     except ValidationError as exc:
         raise _rename(exc) from None
