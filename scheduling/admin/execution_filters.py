@@ -6,6 +6,7 @@ table, no dropdown of every job), and the page count is counted up to a cap.
   to), several (``?job__id__in=1,2``: a workflow's schedules), or by name
   typed in a small form (``?job=``), suggested as you type by the admin's own
   autocomplete of jobs (tenancy-scoped like the job list);
+- ``WorkflowFilter``: the runs of one workflow (``?workflow=``), through its schedules;
 - ``DidNothingFilter``: runs that did nothing (``Execution.did_nothing``,
   e.g. a poll that found no work) are hidden unless asked;
 - ``QueueFilter``: the configured queues (``JOBS_QUEUES``), not the queues
@@ -76,6 +77,30 @@ class JobFilter(admin.ListFilter):
         for pk, name in self.jobs or ():
             yield {"selected": len(self.jobs) == 1, "display": name,
                    "query_string": changelist.get_query_string({self.BY_ID: pk}, [self.BY_IDS, self.BY_NAME])}
+
+
+class WorkflowFilter(admin.SimpleListFilter):
+    """The runs of one workflow (``?workflow=<workflow id>``: what the workflow's page links
+    to), through the schedules that run it. Shown only while it is in use."""
+
+    title = "workflow"
+    parameter_name = "workflow"
+
+    def lookups(self, request, model_admin):
+        return [(self.value(), self.value())] if self.value() else []
+
+    def choices(self, changelist):
+        yield {"selected": False, "display": "All workflows",
+               "query_string": changelist.get_query_string(remove=[self.parameter_name])}
+        yield {"selected": True, "display": self.value(), "query_string": changelist.get_query_string()}
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        from scheduling.workflows.selectors import WORKFLOW_KIND
+
+        schedules = Job.objects.filter(kind=WORKFLOW_KIND, config__workflow_id=self.value()).values("pk")
+        return queryset.filter(job_id__in=schedules)
 
 
 class DidNothingFilter(admin.SimpleListFilter):

@@ -29,7 +29,7 @@ from jobsite.tenancy import scope_to_user
 from scheduling import services
 from scheduling.admin import run_page
 from scheduling.admin.execution_filters import (
-    CappedCountPaginator, DidNothingFilter, JobFilter, QueueFilter,
+    CappedCountPaginator, DidNothingFilter, JobFilter, QueueFilter, WorkflowFilter,
 )
 from scheduling.admin.widgets import RunColumns, SchedulingMedia, badge, status_label
 from scheduling.admin.workers import WorkersPageMixin
@@ -54,7 +54,7 @@ class ExecutionAdmin(RunColumns, WorkersPageMixin, ObjectToolsMixin, RefreshingL
     list_display = ["id", "job_column", "status_badge", "trigger_column", "created_when", "duration",
                     "worker_column", "summary"]
     list_display_links = ["id"]
-    list_filter = [JobFilter, DidNothingFilter, "status", "trigger", QueueFilter, ("created_at", DateFieldListFilter)]
+    list_filter = [JobFilter, WorkflowFilter, DidNothingFilter, "status", "trigger", QueueFilter, ("created_at", DateFieldListFilter)]
     search_fields = ["job__name", "=celery_task_id"]
     # Only what an index orders: any other sort of a million runs would sort them all.
     sortable_by = ["id", "created_when"]

@@ -111,6 +111,26 @@ def test_job_filter_and_suggestions_see_only_the_users_jobs(user, job, foreign_j
     assert [item["text"] for item in suggestions["results"]] == ["alice-job"]
 
 
+def test_workflow_filter_lists_the_runs_of_a_workflows_schedules(admin_client, root):
+    from scheduling.workflows import selectors as workflow_selectors
+    from scheduling.workflows import services as workflows
+
+    for workflow_id in ("nightly-report", "weekly-digest"):
+        workflows.workflow_create(actor=root, id=workflow_id, name=workflow_id,
+                                  steps=[{"name": "one", "type": "task", "task_name": "tests.echo"}])
+    runs = {}
+    for workflow_id in ("nightly-report", "weekly-digest"):
+        schedule, _ = workflows.workflow_schedule_save(
+            actor=root, job_id=f"{workflow_id}-schedule", workflow_id=workflow_id,
+            user_id=workflow_selectors.user_seed_id(root), input="", schedule_type="cron", cron_expression="0 7 * * *")
+        runs[workflow_id] = ExecutionFactory(job=schedule)
+    ExecutionFactory(job=JobFactory())
+    html = admin_client.get(url("execution_changelist"), {"workflow": "nightly-report"}).content.decode()
+    assert listed_ids(html) == {runs["nightly-report"].pk} and "All workflows" in html
+    assert listed_ids(admin_client.get(url("execution_changelist"), {"workflow": "nope"}).content.decode()) == set()
+    assert "All workflows" not in admin_client.get(url("execution_changelist")).content.decode()
+
+
 # -- runs that did nothing ----------------------------------------------------------------------
 def test_runs_that_did_nothing_are_hidden_unless_asked(admin_client):
     poll = JobFactory(name="vision-poll")
