@@ -154,6 +154,7 @@ def step_type_spec(step_type) -> dict[str, Any]:
         "label": getattr(step_type, "label", step_type.type),
         "description": getattr(step_type, "description", "") or " ".join(doc.split("\n\n")[0].split()),
         "fields": [field.as_dict(templated=field.name in templated) for field in step_type_fields(step_type)],
+        "default_timeout_seconds": getattr(step_type, "default_timeout_seconds", None),
     }
 
 

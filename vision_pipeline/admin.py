@@ -47,8 +47,9 @@ def flag_chips(flags, counts: dict | None = None):
 @admin.register(Batch)
 class BatchAdmin(RefreshingListMixin, ReadOnlyAdmin):
     change_form_template = "admin/vision_pipeline/batch/change_form.html"
-    list_display = ("id", "source", "status_badge", "progress", "model", "total_images", "flagged_images",
-                    "failed_images", "created", "report_link")
+    # Seven narrow columns: no sideways scroll at 1,400 px beside the sidebars.
+    list_display = ("batch_display", "status_badge", "progress", "flagged", "model", "created", "report_link")
+    list_display_links = ("batch_display",)
     list_filter = ("status", "source", "model", "organization")
     search_fields = ("id", "vision_analysis_id", "run_code", "user_query")
     fieldsets = [
@@ -72,6 +73,17 @@ class BatchAdmin(RefreshingListMixin, ReadOnlyAdmin):
         return obj.status in Batch.ACTIVE_STATUSES
 
     # -- columns ----------------------------------------------------------------
+    @admin.display(description="Batch", ordering="created_at")
+    def batch_display(self, obj):
+        query = " ".join((obj.user_query or "").split())
+        query = query if len(query) <= 40 else query[:39] + "…"
+        return format_html('<strong class="ops-nowrap" title="{}">{}</strong><br><span class="ops-sub">{}{}</span>',
+                           obj.pk, str(obj.pk)[:8], obj.get_source_display(), f" · {query}" if query else "")
+
+    @admin.display(description="Flagged", ordering="flagged_images")
+    def flagged(self, obj):
+        return f"{obj.flagged_images} of {obj.total_images}" if obj.total_images else "-"
+
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj):
         status = obj.effective_status

@@ -42,6 +42,7 @@ from scheduling.workflows.models import Workflow
 from scheduling.workflows.steps import COMMON_STEP_FIELDS
 
 RECENT_RUNS = 10
+CORE_TYPES = ("http", "task", "delay")  # offered first, then the facades' types
 WORKFLOW_KIND = selectors.WORKFLOW_KIND
 
 
@@ -68,7 +69,8 @@ class StepEditorWidget(forms.Textarea):
     def get_context(self, name, value, attrs):
         context = super().get_context(name, value, attrs)
         context["editor"] = {
-            "types": step_type_specs(),
+            "types": sorted(step_type_specs(), key=lambda t: (t["type"] not in CORE_TYPES, CORE_TYPES.index(t["type"])
+                                                             if t["type"] in CORE_TYPES else 0, t["label"])),
             "common": [field.as_dict(templated=False) for field in COMMON_STEP_FIELDS],
             "validate_url": reverse("admin:workflows_workflow_validate_steps"),
         }
@@ -94,8 +96,8 @@ def parse_secret_lines(text: str) -> dict[str, str]:
 
 
 class WorkflowForm(forms.ModelForm):
-    steps = forms.JSONField(widget=StepEditorWidget, help_text="The steps run in order; each step's output is "
-                            "${steps.<name>.output} for the steps after it.")
+    steps = forms.JSONField(widget=StepEditorWidget, help_text="The steps run in order; the steps after one read "
+                            "its output as ${steps.NAME.output} (NAME: its name).")
     secrets_set = forms.CharField(
         label="Set secrets", required=False, strip=False,
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60, "autocomplete": "off", "spellcheck": "false",
@@ -174,8 +176,9 @@ def runs_url(job_ids) -> str:
 class WorkflowAdmin(admin.ModelAdmin):
     form = WorkflowForm
     change_form_template = "admin/workflows/workflow/change_form.html"
-    list_display = ["id", "name", "enabled", "owner", "organization", "shared_with_organization", "step_count",
-                    "schedules_link", "runs_link", "updated_at"]
+    # Seven narrow columns: no sideways scroll at 1,400 px beside the sidebars.
+    list_display = ["name_display", "enabled", "ownership", "step_count", "schedules_link", "runs_link", "updated"]
+    list_display_links = ["name_display"]
     list_filter = ["enabled", "shared_with_organization"]
     search_fields = ["id", "name", "description"]
     readonly_fields = ["created_at", "updated_at"]
@@ -222,18 +225,36 @@ class WorkflowAdmin(admin.ModelAdmin):
         return scope_to_user(queryset, request.user)
 
     # -- columns -------------------------------------------------------------
-    @admin.display(description="steps")
+    @admin.display(description="Workflow", ordering="name")
+    def name_display(self, obj: Workflow):
+        return format_html('<strong>{}</strong><br><span class="ops-sub">{}</span>', obj.name, obj.pk)
+
+    @admin.display(description="Owner", ordering="owner__username")
+    def ownership(self, obj: Workflow):
+        owner = obj.owner.get_username() if obj.owner else "-"
+        if obj.organization is None:
+            return owner
+        shared = obj.shared_with_organization
+        return format_html('{}<br><span class="ops-sub" title="Shared with organization: {}">{} {}</span>', owner,
+                           "yes, its members may use it" if shared else "no, its members only see it",
+                           "shared with" if shared else "seen by", obj.organization.name)
+
+    @admin.display(description="Steps")
     def step_count(self, obj: Workflow) -> int:
         return len(obj.steps or [])
 
-    @admin.display(description="schedules", ordering="_schedules")
+    @admin.display(description="Updated", ordering="updated_at")
+    def updated(self, obj: Workflow):
+        return relative_when(obj.updated_at)
+
+    @admin.display(description="Schedules", ordering="_schedules")
     def schedules_link(self, obj: Workflow):
         count = obj._schedules or 0
         if not count:
             return "0"
         return format_html('<a href="{}" title="Its schedules in the Jobs list">{}</a>', schedules_url(obj.pk), count)
 
-    @admin.display(description="runs", ordering="_runs")
+    @admin.display(description="Runs", ordering="_runs")
     def runs_link(self, obj: Workflow):
         count = obj._runs or 0
         if not count:

@@ -42,8 +42,7 @@ MAX_RETRY_DELAY_SECONDS = 300
 # The common fields as a form shows them (``type`` is the form's type picker).
 COMMON_STEP_FIELDS = (
     StepField("name", "text", "Name", required=True, placeholder="fetch_items",
-              help="Unique in the workflow: letters, digits, _ and -. Later steps read its output as "
-                   "${steps.<name>.output}."),
+              help="Letters, digits, _ and -; unique. Later steps read its output as ${steps.<name>.output}."),
     StepField("timeout_seconds", "number", "Timeout (s)", help="Default: the step type's own."),
     StepField("retries", "integer", "Retries", default=0, help=f"0 to {MAX_STEP_RETRIES}."),
     StepField("retry_delay_seconds", "number", "Retry delay (s)", default=1,

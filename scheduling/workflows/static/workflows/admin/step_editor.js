@@ -108,6 +108,7 @@
     if (!text.trim()) return [];
     try {
       var value = JSON.parse(text);
+      if (value === null) return [];  // a new workflow's empty field
       return Array.isArray(value) ? value : null;
     } catch (error) { return null; }
   };
@@ -239,7 +240,11 @@
 
     var more = el("div", {className: "wf-row wf-row-more"});
     ["timeout_seconds", "retries", "retry_delay_seconds", "continue_on_failure"].forEach(function (name) {
-      more.appendChild(self.field(step, index, common[name]));
+      var spec = common[name];
+      if (name === "timeout_seconds" && type && type.default_timeout_seconds) {  // the type's own default
+        spec = Object.assign({}, spec, {placeholder: "Default: " + type.default_timeout_seconds});
+      }
+      more.appendChild(self.field(step, index, spec));
     });
     card.appendChild(more);
     return card;
