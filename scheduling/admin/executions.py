@@ -29,7 +29,7 @@ from jobsite.tenancy import scope_to_user
 from scheduling import services
 from scheduling.admin import run_page
 from scheduling.admin.execution_filters import (
-    CappedCountPaginator, DidNothingFilter, JobFilter, QueueFilter, WorkflowFilter,
+    CappedCountPaginator, DidNothingFilter, JobFilter, QueueFilter, WorkflowFilter, search_runs,
 )
 from scheduling.admin.widgets import RunColumns, SchedulingMedia, badge, status_label
 from scheduling.admin.workers import WorkersPageMixin
@@ -54,8 +54,9 @@ class ExecutionAdmin(RunColumns, WorkersPageMixin, ObjectToolsMixin, RefreshingL
     list_display = ["id", "job_column", "status_badge", "trigger_column", "created_when", "duration",
                     "worker_column", "summary"]
     list_display_links = ["id"]
-    list_filter = [JobFilter, WorkflowFilter, DidNothingFilter, "status", "trigger", QueueFilter, ("created_at", DateFieldListFilter)]
-    search_fields = ["job__name", "=celery_task_id"]
+    list_filter = [JobFilter, WorkflowFilter, DidNothingFilter, "status", QueueFilter, ("created_at", DateFieldListFilter)]
+    search_fields = ["job__name"]  # what the box offers; the search itself is search_runs
+    search_help_text = "A run's id or Celery task id, or part of a job's name or title."
     # Only what an index orders: any other sort of a million runs would sort them all.
     sortable_by = ["id", "created_when"]
     list_select_related = ["job"]
@@ -73,6 +74,9 @@ class ExecutionAdmin(RunColumns, WorkersPageMixin, ObjectToolsMixin, RefreshingL
     def get_queryset(self, request):
         qs = super().get_queryset(request).select_related("job", "triggered_by", "retry_of")
         return scope_to_user(qs, request.user, owner_field="job__owner", org_field="job__organization")
+
+    def get_search_results(self, request, queryset, search_term):
+        return search_runs(queryset, search_term), False
 
     def has_cancel_permission(self, request) -> bool:
         return request.user.has_perm("scheduling.change_execution")

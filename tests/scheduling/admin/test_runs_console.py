@@ -131,6 +131,20 @@ def test_workflow_filter_lists_the_runs_of_a_workflows_schedules(admin_client, r
     assert "All workflows" not in admin_client.get(url("execution_changelist")).content.decode()
 
 
+def test_search_finds_a_run_by_id_task_id_or_its_jobs_name_or_title(admin_client):
+    nightly = JobFactory(name="nightly-cleanup", title="Clean up old documents")
+    other = JobFactory(name="hourly-digest")
+    task_id = str(uuid.uuid4())
+    a, b = ExecutionFactory(job=nightly, celery_task_id=task_id), ExecutionFactory(job=other)
+
+    def found(term):
+        return listed_ids(admin_client.get(url("execution_changelist"), {"q": term}).content.decode())
+
+    assert found("cleanup") == {a.pk} and found("OLD DOC") == {a.pk} and found("digest") == {b.pk}
+    assert found(str(b.pk)) == {b.pk} and found(task_id) == {a.pk} and found(str(a.uuid)) == {a.pk}
+    assert found("no-such-job") == set() and found("x" * 300) == set()
+
+
 # -- runs that did nothing ----------------------------------------------------------------------
 def test_runs_that_did_nothing_are_hidden_unless_asked(admin_client):
     poll = JobFactory(name="vision-poll")
