@@ -21,7 +21,7 @@ from django.utils.html import format_html, format_html_join
 from django.views.decorators.csrf import csrf_exempt
 
 from jobsite.admin.base import RefreshingListMixin, act_on_each
-from jobsite.admin.widgets import OpsMedia, Palette, admin_change_url, badge, progress_bar, relative_when
+from jobsite.admin.widgets import OpsMedia, Palette, admin_change_url, badge, progress_bar, refreshing, relative_when
 from jobsite.exceptions import ApplicationError, error_message
 from jobsite.tenancy import scope_to_user
 from predictions import exports, serializers, services
@@ -202,7 +202,8 @@ class BulkUploadJobAdmin(RefreshingListMixin, admin.ModelAdmin):
                 "errors_url": reverse("admin:predictions_bulkuploadjob_errors", args=[obj.pk])
                 if not obj.is_active else "",
             }
-        return super().change_view(request, object_id, form_url, extra)
+        response = super().change_view(request, object_id, form_url, extra)
+        return refreshing(response, obj is not None and obj.is_active)  # reloads itself while it runs
 
     # -- pages of our own: the upload form and the downloads --------------------
     def get_urls(self):

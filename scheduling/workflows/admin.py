@@ -343,7 +343,8 @@ class WorkflowAdmin(admin.ModelAdmin):
     def _owner_for_check(request, owner_id, workflow):
         """Whose rights the steps are checked against: the owner chosen on the
         form (as the form's save would), else the workflow's, else the editor."""
-        if owner_id not in (None, "") and str(owner_id).isdigit():
+        if owner_id not in (None, "") and str(owner_id).isdigit() and request.user.is_superuser:
+            # Only an operator's check may speak for another user's rights (as only they assign owners).
             chosen = get_user_model().objects.filter(pk=int(owner_id)).first()
             if chosen is not None:
                 return chosen

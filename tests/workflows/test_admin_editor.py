@@ -116,6 +116,11 @@ def test_the_check_needs_the_admin_and_a_workflow_permission(make_user, org, oth
     staff.user_permissions.add(*Permission.objects.filter(codename__in=["change_workflow", "view_workflow"]))
     assert client.post(VALIDATE, json.dumps({"steps": [{"type": "delay", "seconds": 1}]}),
                        content_type="application/json").json()["valid"] is True
+    # a staff user's check speaks for their own rights, not for the owner they name (only operators assign owners)
+    maintenance = [{"type": "task", "task_name": "scheduling.database_maintenance"}]
+    answer = client.post(VALIDATE, json.dumps({"steps": maintenance, "owner": str(superuser.pk)}),
+                         content_type="application/json").json()
+    assert list(answer["errors"]) == ["steps[0].task_name"]
     # someone else's workflow (another organization's) is not there for this user
     stranger = make_user("stranger", organization=other_org)
     services.workflow_create(actor=stranger, id="theirs", name="T", steps=[{"type": "delay", "seconds": 1}])
