@@ -72,7 +72,11 @@ class ExecutionAdmin(RunColumns, WorkersPageMixin, ObjectToolsMixin, RefreshingL
         js = [*SchedulingMedia.js, "scheduling/admin/executions.js"]
 
     def get_queryset(self, request):
-        qs = super().get_queryset(request).select_related("job", "triggered_by", "retry_of")
+        qs = super().get_queryset(request).select_related("job", "triggered_by")
+        match = getattr(request, "resolver_match", None)
+        if match is not None and match.url_name == "scheduling_execution_changelist":
+            # a page of runs never shows their logs, tracebacks or results (up to ~100 kB a run)
+            qs = qs.defer("log", "traceback", "result")
         return scope_to_user(qs, request.user, owner_field="job__owner", org_field="job__organization")
 
     def get_search_results(self, request, queryset, search_term):
