@@ -97,7 +97,13 @@ def screenshot(driver, name: str, *, full_page: bool = False) -> Path:
     return target
 
 
+def assert_product_words(driver):
+    """No internal document numbers ("seed 002") on the page's content."""
+    assert "seed" not in driver.find_element(By.ID, "content").text.lower()
+
+
 def assert_no_horizontal_scroll(driver):
+    assert_product_words(driver)
     widths = driver.execute_script(
         "return [document.documentElement.scrollWidth, document.documentElement.clientWidth];")
     assert widths[0] <= widths[1], f"the page scrolls sideways: {widths[0]}px wide in {widths[1]}px"
