@@ -305,8 +305,9 @@ class ExecutionAdmin(RunColumns, WorkersPageMixin, ObjectToolsMixin, RefreshingL
 
     @method_decorator(require_GET)
     def log_view(self, request, object_id):
-        """``{"text", "offset", "reset", "status", "active", "progress", "duration"}``: the run's log
-        after ``?offset=`` (as stored: secrets already redacted), and what the page shows of it."""
+        """``{"text", "offset", "reset", "status", "active", "progress", "duration", "steps"}``: the
+        run's log after ``?offset=`` (as stored: secrets already redacted), and what the page shows
+        of it (a workflow run's steps too)."""
         execution = self.tool_object(request, object_id)  # 404 unless this user sees the run
         if not self.has_view_permission(request, execution):
             raise PermissionDenied
@@ -317,9 +318,11 @@ class ExecutionAdmin(RunColumns, WorkersPageMixin, ObjectToolsMixin, RefreshingL
         if len(tail["text"]) > LOG_TAIL_MAX_CHARS:  # the rest comes with the next polls
             tail["offset"] -= len(tail["text"]) - LOG_TAIL_MAX_CHARS
             tail["text"] = tail["text"][:LOG_TAIL_MAX_CHARS]
+        steps = run_page.steps_timeline(execution) if run_page.workflow_steps(execution) else ""
         return JsonResponse({
             **tail, "status": execution.status, "active": execution.is_active,
             "progress": str(self.progress_display(execution)), "duration": str(self.duration(execution)),
+            "steps": str(steps),
         })
 
     @method_decorator(require_POST)

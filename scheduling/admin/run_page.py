@@ -196,8 +196,9 @@ def steps_timeline(execution: Execution):
             humanize.duration(duration) + (f" · {attempts} tries" if attempts > 1 else ""),
             _step_output(step),
             format_html('<div class="ops-step-error">{}</div>', error) if error else "",
-            format_html('<details class="ops-step-log"><summary>log · {} lines</summary>{}</details>',
-                        len(step_log), pre_block("\n".join(step_log))) if step_log else "",
+            format_html('<details class="ops-step-log"><summary>log · {} line{}</summary>{}</details>',
+                        len(step_log), "" if len(step_log) == 1 else "s", pre_block("\n".join(step_log)))
+            if step_log else "",
         ))
     body = format_html_join(
         "", '<li class="ops-step ops-step-{}"><span class="ops-step-dot">{}</span><div class="ops-step-head">{}{}'

@@ -301,6 +301,45 @@ def test_a_failed_workflow_run_shows_its_steps_and_reruns_from_the_failed_step(a
     assert 'id="ops-rerun-from-step"' not in admin_client.get(url("execution_change", rerun.pk)).content.decode()
 
 
+def test_a_running_workflow_runs_steps_show_their_own_log_lines_and_update_live(admin_client, root):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from scheduling.workflows import selectors as workflow_selectors
+    from scheduling.workflows import services as workflows
+
+    workflows.workflow_create(actor=root, id="gone", name="Gone", steps=[
+        {"name": "fetch", "type": "task", "task_name": "tests.echo"},
+        {"name": "store", "type": "task", "task_name": "tests.echo"}])
+    job, _ = workflows.workflow_schedule_save(
+        actor=root, job_id="s", workflow_id="gone", user_id=workflow_selectors.user_seed_id(root), input="",
+        schedule_type="cron", cron_expression="0 7 * * *")
+    start = timezone.now().replace(microsecond=0) - timedelta(seconds=30)
+
+    def stamp(seconds):
+        return (start + timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S,000")
+
+    result = {"workflow_id": "gone", "workflow_name": "Gone", "steps": [
+        {"index": 0, "name": "fetch", "type": "http", "status": "success", "started_at": start.isoformat(),
+         "finished_at": (start + timedelta(seconds=5)).isoformat(), "duration_seconds": 5.0, "attempts": 1,
+         "output": {"status": 200}, "error": ""},
+        {"index": 1, "name": "store", "type": "task", "status": "running",
+         "started_at": (start + timedelta(seconds=10)).isoformat(), "finished_at": None, "duration_seconds": None,
+         "attempts": 0, "output": None, "error": ""},
+    ]}
+    log = (f"{stamp(1)} INFO http: GET https://example.com/a\n{stamp(2)} INFO http: 200\nprinted by fetch\n"
+           f"{stamp(12)} INFO store: writing 3 rows\n")
+    run = ExecutionFactory(job=job, status="running", started_at=start, result=result, log=log)
+    html = admin_client.get(url("execution_change", run.pk)).content.decode()
+    fetch, store = html.split('<li class="ops-step ')[1:3]
+    assert "log · 3 lines" in fetch and "printed by fetch" in fetch and "writing 3 rows" not in fetch
+    assert "log · 1 line<" in store and "writing 3 rows" in store and "ops-step-running" in store
+    assert "1 of 2 steps" in html
+    live = admin_client.get(url("execution_log", run.pk), {"offset": len(log)}).json()
+    assert 'id="ops-steps"' in live["steps"] and "store" in live["steps"]
+
+
 # -- the live log tail ----------------------------------------------------------------------------------
 def test_log_tail_answers_the_lines_after_the_offset(admin_client):
     run = ExecutionFactory(job=JobFactory(), status="running", log="one\ntwo\n", result={"percent": 40})

@@ -3,7 +3,8 @@
  * A run's page: while the run is queued or running (#ops-log[data-live]), ask
  * the log endpoint every few seconds for the lines after what the page shows,
  * append them (following the end unless the reader scrolled up), update the
- * progress bar and duration, and reload the page once the run's status changes.
+ * progress bar, a workflow run's steps and the duration, and reload the page
+ * once the run's status changes.
  *
  * The runs list: suggest job names in the job filter as you type, from the
  * admin's own autocomplete of jobs (the jobs this user may see).
@@ -38,6 +39,8 @@
         if (follow) log.scrollTop = log.scrollHeight;
         var progress = document.getElementById("ops-progress");
         if (progress && data.progress) progress.outerHTML = data.progress;
+        var steps = document.getElementById("ops-steps");
+        if (steps && data.steps) steps.outerHTML = data.steps;
         var duration = document.querySelector(".field-duration .readonly");
         if (duration && data.duration) duration.innerHTML = data.duration;
         if (data.status !== status) {
