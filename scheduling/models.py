@@ -247,6 +247,9 @@ class Execution(models.Model):
             # the admin's run list hides the runs that did nothing by default: its page and its
             # (capped) count read this index, however many no-op polls there are between real runs
             models.Index(fields=["-created_at", "-id"], condition=Q(did_nothing=False), name="exec_did_something"),
+            # the dashboard's runs per hour by outcome (scheduling.dashboard.runs_per_hour): an
+            # index-only scan of the charted days, with the job for a member's tenancy join
+            models.Index(fields=["created_at", "status", "job"], name="exec_created_status_job"),
         ]
         constraints = [
             # A fire is (job, due time): a duplicated or redelivered fire, or a
