@@ -38,7 +38,7 @@ import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
@@ -195,10 +195,10 @@ def _pages() -> list[tuple[str, str, list[str]]]:
     from django.urls import reverse
     from django.utils import timezone
 
-    since = (timezone.now() - timedelta(hours=24)).strftime("%Y-%m-%d %H:%M:%S")
+    since = quote((timezone.now() - timedelta(hours=24)).isoformat(timespec="seconds"))
     variants = {
         "scheduling.execution": ["?p=2", "?status__exact=failed", "?status__in=failed,timeout,error",
-                                 f"?created_at__gte={since}", "?p=500"],
+                                 f"?created_at__gte={since}", "?p=3"],
         "scheduling.job": ["?p=2", "?status__exact=paused", "?kind__exact=task"],
         "scheduling.auditlog": ["?p=2", "?action__exact=update"],
     }

@@ -8,6 +8,11 @@ from django.db.models import Count
 from jobsite.admin.base import ReadOnlyAdminMixin
 from jobsite.models import ExternalIdentity, Membership, Organization
 
+# The product's name on every admin page, not "Django administration".
+admin.site.site_header = "jobsite"
+admin.site.site_title = "jobsite"
+admin.site.index_title = "Operations"
+
 
 class MembershipInline(admin.TabularInline):
     model = Membership

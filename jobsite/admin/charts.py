@@ -23,16 +23,16 @@ class Series:
     values: Sequence[int]
 
 
-def nice_ceiling(value: float) -> float:
-    """The smallest of 1, 2, 2.5, 5 × 10^k at or above ``value`` (at least 1)."""
+def nice_step(value: float) -> int:
+    """The smallest of 1, 2, 5 × 10^k at or above ``value`` (at least 1): the
+    axis's step, so that its labels are round whole numbers."""
     if value <= 1:
         return 1
     exponent = math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
-        candidate = step * 10 ** exponent
-        if candidate >= value:
-            return candidate
-    return 10 ** (exponent + 1)
+    for step in (1, 2, 5, 10):
+        if step * 10 ** exponent >= value:
+            return int(step * 10 ** exponent)
+    return int(10 ** (exponent + 1))
 
 
 def _number(value: float) -> str:
@@ -48,7 +48,7 @@ def stacked_bars(*, labels: Sequence[str], series: Sequence[Series], tick_labels
     left, right, top, bottom = 40, 6, 8, 20
     plot_w, plot_h = width - left - right, height - top - bottom
     totals = [sum(s.values[i] for s in series) for i in range(count)]
-    ceiling = nice_ceiling(max(totals, default=0))
+    ceiling = 4 * nice_step(max(totals, default=0) / 4)  # four steps up the axis
     slot = plot_w / max(count, 1)
     gap = min(2.0, slot * 0.2)
     parts = [f'<svg class="ops-svg-chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '

@@ -45,7 +45,8 @@ def _executions_url(**query) -> str:
 # Charts
 # ---------------------------------------------------------------------------
 def _stamp(moment) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
+    """A time for a list's filter in a link (with its offset: the admin reads it as an aware time)."""
+    return moment.isoformat(timespec="seconds")
 
 
 def runs_chart(per_hour: dict, *, hours: int, title: str) -> str:
@@ -138,7 +139,7 @@ def dashboard_context(request, *, now=None) -> dict:
     cluster = dashboard.cluster_state(now=now)
     request._ops_cluster_state = cluster  # the warning banner reads it too (scheduling.templatetags.ops_console)
     can_rerun = user.has_perm("scheduling.change_job")
-    since_24h = (now - timedelta(hours=24)).strftime("%Y-%m-%d %H:%M:%S")
+    since_24h = _stamp(now - timedelta(hours=24))
     failed_statuses = ",".join(Execution.FAILURE_STATUSES)
     grace = timedelta(seconds=settings.JOBS_OVERDUE_GRACE_SECONDS)
     return {"dashboard": {
@@ -169,7 +170,8 @@ def dashboard_context(request, *, now=None) -> dict:
                        for queue in cluster.queues],
         "workers_live": cluster.live_workers,
         "beat_age": humanize.duration(cluster.beat.age_seconds, empty=""),
-        "audit": dashboard.audit_trail(user=user),
+        "audit": [{"entry": entry, "when": relative_when(entry.created_at, now=now)}
+                  for entry in dashboard.audit_trail(user=user)],
         "statistics": dashboard.daily_statistics_state(now=now),
         "links": {
             "active": _executions_url(status__in="queued,running"),
@@ -177,12 +179,11 @@ def dashboard_context(request, *, now=None) -> dict:
             "failures": _executions_url(status__in=failed_statuses),
             "failures_24h": _executions_url(status__in=failed_statuses, created_at__gte=since_24h),
             "runs_24h": _executions_url(created_at__gte=since_24h),
-            "runs_7d": _executions_url(created_at__gte=(now - timedelta(days=7)).strftime("%Y-%m-%d %H:%M:%S")),
+            "runs_7d": _executions_url(created_at__gte=_stamp(now - timedelta(days=7))),
             "overdue": _url("admin:scheduling_job_changelist", status__exact="active", is_enabled__exact="1",
-                            next_run_at__lt=(now - grace).strftime("%Y-%m-%d %H:%M:%S")),
+                            next_run_at__lt=_stamp(now - grace)),
             "upcoming": _url("admin:scheduling_job_changelist", status__exact="active", is_enabled__exact="1",
-                             next_run_at__gte=now.strftime("%Y-%m-%d %H:%M:%S"),
-                             next_run_at__lt=(now + timedelta(hours=24)).strftime("%Y-%m-%d %H:%M:%S")),
+                             next_run_at__gte=_stamp(now), next_run_at__lt=_stamp(now + timedelta(hours=24))),
             "workers": reverse("admin:scheduling_workers"),
             "audit": reverse("admin:scheduling_auditlog_changelist"),
             "statistics": reverse("admin:scheduling_dailyjobstatistics_changelist"),
