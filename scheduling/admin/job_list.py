@@ -134,7 +134,9 @@ class JobListColumns:
         if not runs:
             return mark_safe('<span class="ops-sub">no runs yet</span>')
         squares = format_html_join("", "{}", ((run_square(run),) for run in reversed(runs)))
-        return format_html('<div class="ops-strip" role="list">{}</div>', squares)
+        # empty slots first: every strip is as long, so the columns of squares line up (a grid)
+        empty = mark_safe('<span class="ops-run ops-run-empty"></span>' * (RUN_HISTORY_LENGTH - len(runs)))
+        return format_html('<div class="ops-strip" role="list">{}{}</div>', empty, squares)
 
     @admin.display(description="Now")
     def now_display(self, obj):

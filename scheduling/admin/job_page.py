@@ -46,7 +46,7 @@ def duration_chart(durations: list[tuple[int, float]]):
         js=[], disable_xml_declaration=True, style=style, width=760, height=230, show_legend=True,
         legend_at_bottom=True, legend_at_bottom_columns=3, dots_size=2.5, stroke_style={"width": 1.5},
         show_x_labels=True, x_label_rotation=0, show_minor_x_labels=False, truncate_label=-1,
-        value_formatter=lambda v: humanize.duration(v), margin=8, explicit_size=False,
+        value_formatter=lambda v: f"{v:.3g}", margin=8,  # axis numbers, in seconds explicit_size=False,
         include_x_axis=True, y_title="seconds",
     )
     chart.x_labels = [f"#{pk}" for pk, _ in durations]

@@ -124,6 +124,15 @@ class VisionFields(KindFields):
     title = "External API"
     replaces = ("task_name", "task_args", "task_kwargs", "config")
     PREFIX = "cfg_"
+    LABELS = {
+        "external_api_get_url": ("Analyses URL (GET)", "Where the unprocessed analyses are fetched from."),
+        "external_api_post_url": ("Results URL (POST)", "Where each analysis's report is posted."),
+        "backend_api_url": ("Batch backend URL", "The batch API the analyses are run through."),
+        "organization_id": ("Organization id", "The organization's id in the document API."),
+        "analyzer": ("Analyzer", ""),
+        "analysis_timeout_seconds": ("Analysis timeout (seconds)", "How long one analysis may take."),
+        "page_size": ("Page size", "Analyses fetched per request."),
+    }
     #: secret name → (label, required when the job has none yet)
     SECRETS = {"external_api_key": ("External API key", True), "backend_api_key": ("Backend API key", False)}
 
@@ -138,10 +147,14 @@ class VisionFields(KindFields):
             form_field = _form_field(field)
             if name == "analyzer":
                 form_field = forms.ChoiceField(choices=[(n, n) for n in analyzers.names()], required=False,
-                                               label="Analyzer", initial=analyzers.DEFAULT)
+                                               label="Analyzer", initial=analyzers.DEFAULT,
+                                               help_text="How each image is analysed.")
+            label, help_text = self.LABELS.get(name, (form_field.label, form_field.help_text))
+            form_field.label, form_field.help_text = label, help_text
+            if isinstance(form_field, forms.URLField):
+                form_field.widget.attrs["class"] = "vTextField ops-wide"
             if field.required:
-                form_field.label = f"{form_field.label}"
-                form_field.widget.attrs["data-required"] = "1"
+                form_field.required = job is not None  # the add page has every kind's fields: checked in apply
             elif field.default is not serializers.empty:
                 form_field.help_text = (form_field.help_text + f" Default: {field.default}.").strip()
             fields[self.PREFIX + name] = form_field
