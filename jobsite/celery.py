@@ -4,11 +4,34 @@ import time
 
 from celery import Celery, signals
 
+from jobsite.observability import setup_tracing_if_configured
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jobsite.settings")
 
 app = Celery("jobsite")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+# Optional tracing (jobsite/observability.py): in each process that runs tasks,
+# and in beat, whose fires start their traces.
+@signals.worker_process_init.connect
+def _trace_pool_process(**kwargs):
+    """Each prefork pool process (tracing is set up after the fork)."""
+    setup_tracing_if_configured(service_name="jobsite-worker", django=False)
+
+
+@signals.worker_init.connect
+def _trace_worker_without_pool_processes(sender=None, **kwargs):
+    """A solo or threads pool runs tasks in the worker's main process."""
+    pool = getattr(sender, "pool_cls", None)
+    if "prefork" not in f"{getattr(pool, '__module__', '')} {pool}":
+        setup_tracing_if_configured(service_name="jobsite-worker", django=False)
+
+
+@signals.beat_init.connect
+def _trace_beat(**kwargs):
+    setup_tracing_if_configured(service_name="jobsite-beat", django=False)
 
 
 @app.task(name="jobsite.ping")

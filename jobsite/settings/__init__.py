@@ -10,7 +10,8 @@ and a missing or placeholder production secret stops the process with
 One module per integration, each setting defined once, in the order a reader
 needs them: Django itself (base), the database, Celery and the scheduling
 core, beat, the API and its auth, secrets at rest, outbound HTTP,
-notifications, operations pages, then each facade app.
+notifications, operations pages, then each facade app, and last the optional
+tracing and error reporting (which read the others).
 """
 from jobsite.settings.base import *  # noqa: F401,F403
 from jobsite.settings.database import *  # noqa: F401,F403
@@ -26,3 +27,4 @@ from jobsite.settings.operations import *  # noqa: F401,F403
 from jobsite.settings.workflows import *  # noqa: F401,F403
 from jobsite.settings.vision import *  # noqa: F401,F403
 from jobsite.settings.predictions import *  # noqa: F401,F403
+from jobsite.settings.observability import *  # noqa: F401,F403
