@@ -28,9 +28,14 @@
       request.open("GET", url + "?offset=" + offset);
       request.setRequestHeader("Accept", "application/json");
       request.onload = function () {
-        if (request.status !== 200) return retry();
+        var data = null;
+        try {
+          data = request.status === 200 ? JSON.parse(request.responseText) : null;
+        } catch (error) {  // a signed-out session answers the login page
+          data = null;
+        }
+        if (!data) return retry();
         failures = 0;
-        var data = JSON.parse(request.responseText);
         var follow = atEnd();
         if (data.reset) log.textContent = data.text;
         else if (data.text) log.appendChild(document.createTextNode(data.text));
@@ -47,7 +52,7 @@
           window.location.replace(window.location.href);  // a GET: the page as the run now is
           return;
         }
-        window.setTimeout(poll, seconds * 1000);
+        window.setTimeout(poll, (document.hidden ? 5 : 1) * seconds * 1000);  // slower while nobody looks
       };
       request.onerror = retry;
       request.send();
