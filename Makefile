@@ -122,5 +122,12 @@ migrate: venv
 benchmarks: venv
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
+## make docs: the documentation site (mkdocs.yml, docs/) on http://127.0.0.1:$(DOCS_PORT)/,
+## offline, reloaded as the pages change; tests/docs builds it with --strict
+DOCS_PORT ?= 8001
+.PHONY: docs
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
+
 clean:
 	rm -rf $(VENV) var/*.sqlite3* var/redis
