@@ -193,8 +193,12 @@ def test_job_list_running_since_fits_1400px_and_refreshes(signed_in, live_server
     services.job_pause(job=done)
     driver.get(f"{live_server.url}/admin/scheduling/job/")
     row = driver.find_element(By.XPATH, "//tr[.//a[contains(., 'busy-job')]]")
-    assert "since" in row.find_element(By.CSS_SELECTOR, "td.field-now_display").text
-    assert re.search(r"\d\d:\d\d:\d\d UTC", row.find_element(By.CSS_SELECTOR, "td.field-next_run").text)
+    now = row.find_element(By.CSS_SELECTOR, "td.field-now_display")
+    assert re.fullmatch(r"Running\nfor [\d.]+s", now.text)  # since when: on hover
+    assert "since" in now.find_element(By.CSS_SELECTOR, "[title]").get_attribute("title")
+    next_run = row.find_element(By.CSS_SELECTOR, "td.field-next_run time")
+    assert next_run.text.startswith("in ")  # relative, the exact time with seconds and zone on hover
+    assert re.search(r"\d\d:\d\d:\d\d UTC", next_run.get_attribute("title"))
     assert badge_colour(driver, ".ops-badge-active") == GREEN
     assert badge_colour(driver, ".ops-badge-paused") == "rgba(158, 158, 158, 1)"
     screenshot(driver, "job-list")
