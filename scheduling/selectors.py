@@ -158,11 +158,12 @@ def job_run_history(*, job_ids, limit: int = 20) -> dict[int, list[Execution]]:
         return history
     if connection.vendor == "postgresql":
         table = connection.ops.quote_name(Execution._meta.db_table)
-        columns = ", ".join(f"e.{connection.ops.quote_name(Execution._meta.get_field(name).column)}"
-                            for name in RUN_HISTORY_FIELDS)
+        names = [connection.ops.quote_name(Execution._meta.get_field(name).column) for name in RUN_HISTORY_FIELDS]
+        inner, outer = (", ".join(f"{alias}.{name}" for name in names) for alias in ("x", "e"))
+        # only the strip's columns: a run's output, result and log stay on disk
         runs = Execution.objects.raw(
-            f"SELECT {columns} FROM unnest(%s::bigint[]) AS j(id) CROSS JOIN LATERAL "
-            f"(SELECT * FROM {table} x WHERE x.job_id = j.id ORDER BY x.created_at DESC, x.id DESC LIMIT %s) e "
+            f"SELECT {outer} FROM unnest(%s::bigint[]) AS j(id) CROSS JOIN LATERAL "
+            f"(SELECT {inner} FROM {table} x WHERE x.job_id = j.id ORDER BY x.created_at DESC, x.id DESC LIMIT %s) e "
             f"ORDER BY e.job_id, e.created_at DESC, e.id DESC",
             [ids, limit],
         )
