@@ -167,9 +167,8 @@ def schedules_url(workflow_id: str) -> str:
         {"kind__exact": WORKFLOW_KIND, "config__workflow_id": workflow_id})
 
 
-def runs_url(job_ids) -> str:
-    return reverse("admin:scheduling_execution_changelist") + "?" + urlencode(
-        {"job__id__in": ",".join(str(pk) for pk in sorted(job_ids))})
+def runs_url(workflow_id: str) -> str:
+    return reverse("admin:scheduling_execution_changelist") + "?" + urlencode({"workflow": workflow_id})
 
 
 @admin.register(Workflow)
@@ -259,9 +258,7 @@ class WorkflowAdmin(admin.ModelAdmin):
         count = obj._runs or 0
         if not count:
             return "0"
-        job_ids = _bound_to(Job.objects.filter(kind=WORKFLOW_KIND), "config").filter(
-            _workflow_id=obj.pk).values_list("pk", flat=True)
-        return format_html('<a href="{}" title="Its runs in the Executions list">{}</a>', runs_url(job_ids), count)
+        return format_html('<a href="{}" title="Its runs in the Executions list">{}</a>', runs_url(obj.pk), count)
 
     # -- the page: schedules and runs first ------------------------------------
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -296,7 +293,7 @@ class WorkflowAdmin(admin.ModelAdmin):
             } for run in runs[:RECENT_RUNS]],
             "total_runs": total_runs,
             "schedules_url": schedules_url(workflow.pk),
-            "runs_url": runs_url(job_ids) if job_ids else "",
+            "runs_url": runs_url(workflow.pk),
         }
 
     # -- the step editor's check -----------------------------------------------

@@ -168,3 +168,19 @@ def test_someone_elses_upload_cannot_be_downloaded(admin_browser, make_user, oth
     client.force_login(stranger)
     assert client.get(f"/admin/predictions/bulkuploadjob/{done.pk}/results.csv").status_code == 404
     assert client.get(f"/admin/predictions/bulkuploadjob/{done.pk}/errors.csv").status_code == 404
+
+
+def test_the_upload_list_costs_the_same_queries_for_more_rows(admin_browser):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert admin_browser.get("/admin/predictions/bulkuploadjob/").status_code == 200
+        return len(captured)
+
+    upload(admin_browser, rows_csv())
+    few = queries()
+    for _ in range(4):
+        upload(admin_browser, rows_csv())
+    assert BulkUploadJob.objects.count() == 5 and queries() == few

@@ -115,3 +115,21 @@ def test_thumbnails_that_do_not_exist_are_404(batch, superuser, tmp_path):
     assert row.thumbnail.startswith("data:image/jpeg;base64,")
     response = client.get(thumb_url(cron))
     assert response.status_code == 200 and Image.open(io.BytesIO(response.content)).format == "JPEG"
+
+
+def test_the_batch_list_costs_the_same_queries_for_more_rows(superuser, user, org):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = signed_in(superuser)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get("/admin/vision_pipeline/batch/").status_code == 200
+        return len(captured)
+
+    services.batch_create(source=Batch.Source.API, files=[], owner=user, organization=org, user_query="q")
+    few = queries()
+    for _ in range(5):
+        services.batch_create(source=Batch.Source.API, files=[], owner=user, organization=org, user_query="q")
+    assert queries() == few

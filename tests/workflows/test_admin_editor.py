@@ -190,7 +190,7 @@ def test_the_list_and_page_link_schedules_and_runs(admin_browser, superuser):
     run = core_services.job_execute(job=job, actor=superuser, trigger=Execution.Trigger.MANUAL, force=True)
     page = html.unescape(admin_browser.get("/admin/workflows/workflow/").content.decode())
     schedules = "/admin/scheduling/job/?kind__exact=workflow&config__workflow_id=wf-linked"
-    runs = f"/admin/scheduling/execution/?job__id__in={job.pk}"
+    runs = "/admin/scheduling/execution/?workflow=wf-linked"
     assert f'href="{schedules}"' in page and f'href="{runs}"' in page
     # the filtered lists behind the links show this workflow's schedule and run only
     jobs_page = admin_browser.get(schedules)
@@ -219,3 +219,25 @@ def test_every_step_type_declares_its_fields():
         assert spec["label"] and spec["description"] and json.dumps(spec)
         templated = set(getattr(step_type, "templated_fields", ()))
         assert {f["name"] for f in spec["fields"] if f["templated"]} == templated & set(declared)
+
+
+def test_the_workflow_list_costs_the_same_queries_for_more_rows(admin_browser, superuser):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def add(n):
+        services.workflow_create(actor=superuser, id=f"wf-{n}", name=f"W{n}", steps=[{"type": "delay", "seconds": 0}])
+        services.workflow_schedule_save(actor=superuser, job_id=f"job-{n}", workflow_id=f"wf-{n}",
+                                        user_id=str(superuser.pk), input="", schedule_type="cron",
+                                        cron_expression="0 3 * * *")
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert admin_browser.get("/admin/workflows/workflow/").status_code == 200
+        return len(captured)
+
+    add(1)
+    few = queries()
+    for n in range(2, 7):
+        add(n)
+    assert queries() == few
