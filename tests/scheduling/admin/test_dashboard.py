@@ -27,6 +27,16 @@ from tests.factories import ExecutionFactory, JobFactory
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def no_cached_history():
+    """The older hours of the runs chart are cached per process: each test reads its own."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def root(django_user_model):
     return django_user_model.objects.create_superuser("root", email="root@example.com", password=None)
@@ -90,6 +100,23 @@ def test_runs_per_hour_counts_each_outcome_in_its_hour():
     assert (series["failed"][-3], series["skipped"][-3]) == (1, 1)
     assert series["success"][-31] == 1
     assert data["total"] == 7  # the run of 8 days ago is before the chart
+
+
+def test_the_older_hours_are_read_once_then_from_the_cache(django_assert_num_queries):
+    now = timezone.now()
+    job = JobFactory(task_name="tests.noop")
+    old = ExecutionFactory(job=job, status="success")
+    Execution.objects.filter(pk=old.pk).update(created_at=now - timedelta(hours=5))
+    with django_assert_num_queries(2):  # the older hours, the live ones
+        first = dashboard.runs_per_hour(user=SYSTEM, now=now)
+    Execution.objects.filter(pk=old.pk).update(status="failed")  # history rewritten: seen when the cache expires
+    ExecutionFactory(job=job, status="failed")
+
+    with django_assert_num_queries(1):  # the live hours only
+        second = dashboard.runs_per_hour(user=SYSTEM, now=now)
+
+    assert first["series"]["success"][-6] == second["series"]["success"][-6] == 1
+    assert second["series"]["failed"][-1] == 1 and second["total"] == 2
 
 
 @pytest.mark.parametrize("result, percent, failed", [
