@@ -15,6 +15,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
+from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -94,14 +95,14 @@ class BulkUploadJobAdmin(RefreshingListMixin, admin.ModelAdmin):
     list_select_related = ["execution", "owner", "organization"]
     actions = ["cancel_selected", "delete_selected_uploads"]
     fieldsets = [
-        ("File", {"fields": ["id", "job_type", "original_filename", "file_format", "file_size", "header_columns"]}),
+        ("File", {"fields": ["id", "job_type", "original_filename", "file_format", "size", "header_columns"]}),
         ("Rows", {"fields": ["total_rows", "processed_rows", "successful_rows", "failed_rows", "performance",
                              "failure"]}),
         ("Run", {"fields": ["run_link", "retry_of", "owner", "organization", "created_by", "created_at",
                             "updated_at"]}),
         ("Row errors", {"fields": ["row_errors_table"]}),
     ]
-    readonly_fields = ["id", "job_type", "original_filename", "file_format", "file_size", "header_columns",
+    readonly_fields = ["id", "job_type", "original_filename", "file_format", "size", "header_columns",
                        "total_rows", "processed_rows", "successful_rows", "failed_rows", "performance",
                        "failure", "run_link", "retry_of", "owner", "organization", "created_by", "created_at",
                        "updated_at", "row_errors_table"]
@@ -149,6 +150,10 @@ class BulkUploadJobAdmin(RefreshingListMixin, admin.ModelAdmin):
     @admin.display(description="Created", ordering="created_at")
     def created(self, obj: BulkUploadJob):
         return relative_when(obj.created_at)
+
+    @admin.display(description="File size")
+    def size(self, obj: BulkUploadJob):
+        return format_html('<span title="{} bytes">{}</span>', f"{obj.file_size:,}", filesizeformat(obj.file_size))
 
     @admin.display(description="Why it failed")
     def failure(self, obj: BulkUploadJob):

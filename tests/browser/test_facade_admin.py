@@ -30,6 +30,7 @@ from selenium import webdriver  # noqa: E402
 from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
@@ -213,9 +214,17 @@ def test_build_a_workflow_with_the_step_editor(signed_in, live_server):
     README_IMAGE.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(shot, README_IMAGE)
     driver.find_element(By.ID, "toggle-nav-sidebar").click()
-    # the JSON view follows the cards
+    # the JSON view follows the cards, and the cards follow the JSON (the escape hatch)
     driver.find_element(By.CSS_SELECTOR, ".wf-json summary").click()
-    assert '"fetch_items"' in driver.find_element(By.ID, "id_steps").get_attribute("value")
+    raw = driver.find_element(By.ID, "id_steps")
+    assert '"fetch_items"' in raw.get_attribute("value")
+    raw.send_keys("oops")
+    wait_for(driver, status_is("bad"))
+    assert "not a list of steps yet" in driver.find_element(By.CSS_SELECTOR, ".wf-status").text
+    assert len(cards(driver)) == 2  # the last valid steps stay on the cards
+    raw.send_keys(Keys.BACK_SPACE * 4)  # valid JSON again
+    wait_for(driver, status_is("ok"))
+    driver.find_element(By.CSS_SELECTOR, ".wf-json summary").click()
     driver.find_element(By.CSS_SELECTOR, "input[name=_save]").click()
     wait_for(driver, EC.presence_of_element_located((By.CSS_SELECTOR, "ul.messagelist")))
     workflow = Workflow.objects.get(pk="nightly-report")
@@ -319,6 +328,8 @@ def test_the_predictions_upload_form_and_progress(signed_in, live_server, tmp_pa
     upload = BulkUploadJob.objects.get()
     assert "Uploaded companies-2026.csv: 20 rows queued for scoring." in driver.page_source
     assert "Downloads are ready once the upload has finished." in driver.page_source
+    assert driver.find_elements(By.CSS_SELECTOR, 'meta[name="ops-autorefresh"]')  # it reloads itself while queued
+    screenshot(driver, "predictions-upload-queued")
     # its run, run here; a worker of the session that took its message first runs it instead
     core_services.execution_run(execution_id=upload.execution_id, task_id=upload.execution.celery_task_id,
                                 worker="browser-test")
