@@ -117,7 +117,7 @@ class JobListColumns:
     @admin.display(description="Schedule", ordering="schedule_type")
     def schedule(self, obj):
         if obj.schedule_type == Job.ScheduleType.MANUAL:
-            return mark_safe('<span class="ops-sub">manual: no schedule</span>')
+            return mark_safe('<span class="ops-sub ops-nowrap">manual: no schedule</span>')
         words = schedule_description(obj) or f"{obj.schedule_type} {obj.schedule_expression}"
         raw = f"{obj.schedule_type} {obj.schedule_expression} ({obj.timezone})"
         return format_html('<span title="{}">{}</span>', raw, words)

@@ -81,8 +81,8 @@ class RunWithParametersForm(forms.Form):
 
     MORE = "more_parameters"
 
-    force = forms.BooleanField(required=False, label="Even if paused, disabled or already running",
-                               help_text="The API's force.")
+    force = forms.BooleanField(required=False, label="Force",
+                               help_text="Run even if the job is paused, disabled or already running.")
 
     def __init__(self, *args, job: Job, **kwargs):
         super().__init__(*args, **kwargs)
