@@ -26,7 +26,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, SystemCheckError, handle_default_options
 from django.db import connections
 
-from jobsite.cli.errors import EXIT_USAGE, Interrupted, known_failure
+from jobsite.cli.errors import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE, Interrupted, known_failure
 from jobsite.cli.output import Console
 from jobsite.cli.parsing import GLOBAL_NOTE, HelpFormatter, epilog, make_cli_parser, finish_parser
 from jobsite.exceptions import ApplicationError, error_message
@@ -136,7 +136,8 @@ class CLICommand(BaseCommand):
             if isinstance(exc, SystemCheckError):
                 self.stderr.write(str(exc), lambda x: x)
             else:
-                self.stderr.write(str(exc) if isinstance(exc, Interrupted) else f"error: {exc}")
+                quiet = exc.returncode in (EXIT_INTERRUPTED, EXIT_BROKEN_PIPE)  # not errors: no "error:" prefix
+                self.stderr.write(str(exc) if quiet else f"error: {exc}")
             sys.exit(exc.returncode)
         finally:
             try:

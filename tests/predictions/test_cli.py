@@ -15,6 +15,7 @@ from django.utils import timezone
 from predictions.management.commands import predictions as command
 from predictions.models import BulkUploadJob
 from scheduling.models import Execution
+from scheduling.services import sending
 from tests.jobsite.cli.progress_checks import redraws
 from tests.jobsite.cli.terminal import run_in_terminal, visible
 from tests.predictions_files import annual_row, csv_bytes
@@ -28,6 +29,13 @@ LONG_FILE = "quarterly-default-risk-review_all-portfolio-companies_2026-Q3_final
 @pytest.fixture(autouse=True)
 def _storage(settings, tmp_path):
     settings.PREDICTIONS_STORAGE_DIR = tmp_path / "storage"
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_takes_it(monkeypatch):
+    """The uploads' runs are never sent: the session's worker (if another test
+    started it) must not move them on while a test sets their state."""
+    monkeypatch.setattr(sending, "_send_executions", lambda *args, **kwargs: None)
 
 
 class Terminal(io.StringIO):

@@ -133,8 +133,9 @@ def test_a_piped_table_keeps_long_names_whole_whatever_columns_says(monkeypatch)
 # -- Ctrl-C on --wait ------------------------------------------------------------------
 @pytest.mark.django_db(transaction=True)
 def test_ctrl_c_on_wait_ends_quietly_with_130():
-    # no worker takes the run: it stays queued, and --wait waits
+    # no worker consumes this queue: the run stays queued, and --wait waits
     job = make_job("slow")
+    Job.objects.filter(pk=job.pk).update(queue="cli-test-nobody-consumes")  # (not a queue the settings list)
     process = subprocess.Popen(["./manage", "jobs", "execute", "slow", "--wait", "60"], cwd=ROOT, env=worker_env(),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     try:
