@@ -81,6 +81,13 @@ class StepEditorWidget(forms.Textarea):
         js = ["workflows/admin/step_editor.js"]
 
 
+class WriteOnlyTextarea(forms.Textarea):
+    """A textarea that never gives back what was typed (a form shown again after an error included)."""
+
+    def format_value(self, value):
+        return ""
+
+
 def parse_secret_lines(text: str) -> dict[str, str]:
     """``NAME=value`` lines (blank lines skipped) as a dict; a line without
     ``=`` is a ValidationError naming its number."""
@@ -100,8 +107,8 @@ class WorkflowForm(forms.ModelForm):
                             "its output as ${steps.NAME.output} (NAME: its name).")
     secrets_set = forms.CharField(
         label="Set secrets", required=False, strip=False,
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 60, "autocomplete": "off", "spellcheck": "false",
-                                     "placeholder": "API_TOKEN=..."}),
+        widget=WriteOnlyTextarea(attrs={"rows": 3, "cols": 60, "autocomplete": "off", "spellcheck": "false",
+                                        "placeholder": "API_TOKEN=..."}),
         help_text="One NAME=value a line: adds or replaces those secrets, for ${secrets.NAME} in the steps. "
                   "Stored encrypted; a value is never shown again.",
     )

@@ -177,6 +177,11 @@ def test_a_bad_secret_line_or_bad_steps_are_form_errors(admin_browser, superuser
     assert response.status_code == 200 and "check: 1BAD" in response.content.decode()
     response = admin_browser.post(ADD, {**base, "steps": "[{"})
     assert response.status_code == 200 and "Enter a valid JSON." in response.content.decode()
+    # a form shown again after an error never gives back a secret's value
+    response = admin_browser.post(ADD, {**base, "steps": json.dumps([{"type": "delay", "seconds": -1}]),
+                                        "secrets_set": "API_TOKEN=tok-never-shown-0123"})
+    assert response.status_code == 200 and "steps[0].seconds" in response.content.decode()
+    assert "tok-never-shown-0123" not in response.content.decode()
     assert not Workflow.objects.exists()
 
 
