@@ -103,7 +103,8 @@ def parse_secret_lines(text: str) -> dict[str, str]:
 
 
 class WorkflowForm(forms.ModelForm):
-    steps = forms.JSONField(widget=StepEditorWidget, help_text="The steps run in order; the steps after one read "
+    # Not "required": an empty list gets the services' own message ("A workflow needs at least one step.").
+    steps = forms.JSONField(widget=StepEditorWidget, required=False, help_text="The steps run in order; the steps after one read "
                             "its output as ${steps.NAME.output} (NAME: its name).")
     secrets_set = forms.CharField(
         label="Set secrets", required=False, strip=False,

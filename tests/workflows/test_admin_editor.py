@@ -177,6 +177,8 @@ def test_a_bad_secret_line_or_bad_steps_are_form_errors(admin_browser, superuser
     assert response.status_code == 200 and "check: 1BAD" in response.content.decode()
     response = admin_browser.post(ADD, {**base, "steps": "[{"})
     assert response.status_code == 200 and "Enter a valid JSON." in response.content.decode()
+    response = admin_browser.post(ADD, {**base, "steps": "[]"})
+    assert response.status_code == 200 and "A workflow needs at least one step." in response.content.decode()
     # a form shown again after an error never gives back a secret's value
     response = admin_browser.post(ADD, {**base, "steps": json.dumps([{"type": "delay", "seconds": -1}]),
                                         "secrets_set": "API_TOKEN=tok-never-shown-0123"})
