@@ -116,8 +116,10 @@ class ExecutionAdmin(RunColumns, WorkersPageMixin, ObjectToolsMixin, RefreshingL
         text = " ".join(((obj.error if failed else obj.output) or "").split())
         if not text:
             return "-"
-        return format_html('<span class="ops-cell ops-cell-summary{}" title="{}">{}</span>',
-                           " ops-bad-text" if failed else "", text[:1000], text[:200])
+        tone = " ops-bad-text" if failed else (" ops-quiet-text" if obj.did_nothing else "")
+        return format_html('<span class="ops-cell ops-cell-summary{}" title="{}">{}{}</span>', tone, text[:1000],
+                           mark_safe('<span class="ops-chip">did nothing</span> ') if obj.did_nothing else "",
+                           text[:200])
 
     # -- page fields ------------------------------------------------------------------
     def get_fieldsets(self, request, obj=None):

@@ -137,7 +137,10 @@ def test_runs_of_every_kind_in_the_list_and_on_their_pages(console, live_server,
         reverse("admin:scheduling_job_change", args=[nightly.pk]))
     # the job filter: type a name, press Enter
     box = driver.find_element(By.ID, "ops-job-name")
-    box.send_keys("nightly-cleanup", Keys.ENTER)
+    box.send_keys("nightly")  # suggestions come from the jobs' autocomplete as you type
+    wait_in_browser(driver, lambda d: "nightly-cleanup" in [o.get_attribute("value") for o in d.find_elements(
+        By.CSS_SELECTOR, "#ops-job-names option")])
+    box.send_keys("-cleanup", Keys.ENTER)
     wait_in_browser(driver, lambda d: "job=nightly-cleanup" in d.current_url)
     listed = {int(a.text) for a in driver.find_elements(By.CSS_SELECTOR, "#result_list th.field-id a")}
     assert listed == {scheduled.pk}
@@ -146,6 +149,15 @@ def test_runs_of_every_kind_in_the_list_and_on_their_pages(console, live_server,
     driver.find_element(By.ID, "ops-show-did-nothing").click()
     wait_in_browser(driver, lambda d: "did_nothing=show" in d.current_url)
     assert idle.pk in {int(a.text) for a in driver.find_elements(By.CSS_SELECTOR, "#result_list th.field-id a")}
+    assert "did nothing" in driver.find_element(By.XPATH, f"//tr[.//th/a[normalize-space()='{idle.pk}']]").text.lower()
+    # and at 1920 × 1080 as well: nothing sideways
+    driver.set_window_size(1920, 1080)
+    driver.get(f"{live_server.url}{reverse('admin:scheduling_execution_changelist')}?did_nothing=show")
+    assert driver.execute_script(NO_SIDEWAYS_SCROLL)
+    assert driver.execute_script("const b = document.querySelector('#changelist .results');"
+                                 "return b.scrollWidth <= b.clientWidth;")
+    screenshot(driver, "runs-list-1920")
+    driver.set_window_size(WIDTH, HEIGHT)
 
     # -- each run's page ---------------------------------------------------------------------
     open_page(driver, live_server, run_page(scheduled), "run-task")
