@@ -14,6 +14,8 @@ behaviour:
   ApplicationError, CommandError) exits 1, a bad argument 2, Ctrl-C 130 (one
   line starting "interrupted"), output closed early 141; the database, the
   broker and the configuration say what to do (jobsite.cli.errors).
+
+``OneLineErrors`` alone gives any other command the one-line errors.
 """
 from __future__ import annotations
 
@@ -34,7 +36,37 @@ from jobsite.exceptions import ApplicationError, error_message
 Handler = Callable[..., None]
 
 
-class CLICommand(BaseCommand):
+class OneLineErrors:
+    """For any BaseCommand: a CommandError is one plain line, ``error: <what
+    to do>`` (``interrupted...`` for Ctrl-C, no prefix for output closed
+    early), not Django's ``CommandError: ...``."""
+
+    def run_from_argv(self, argv):  # Django's, but for how a CommandError is printed
+        self._called_from_command_line = True
+        parser = self.create_parser(argv[0], argv[1])
+        options = parser.parse_args(argv[2:])
+        cmd_options = vars(options)
+        args = cmd_options.pop("args", ())
+        handle_default_options(options)
+        try:
+            self.execute(*args, **cmd_options)
+        except CommandError as exc:
+            if options.traceback:
+                raise
+            if isinstance(exc, SystemCheckError):
+                self.stderr.write(str(exc), lambda x: x)
+            else:
+                quiet = exc.returncode in (EXIT_INTERRUPTED, EXIT_BROKEN_PIPE)  # not errors: no "error:" prefix
+                self.stderr.write(str(exc) if quiet else f"error: {exc}")
+            sys.exit(exc.returncode)
+        finally:
+            try:
+                connections.close_all()
+            except Exception:  # the database being the problem was reported already
+                pass
+
+
+class CLICommand(OneLineErrors, BaseCommand):
     name = ""  # as typed after ./manage
     help = ""  # what the command is for: the first paragraph of its --help
     examples: Sequence[str] = ()
@@ -118,29 +150,3 @@ class CLICommand(BaseCommand):
     def console(self, options: dict[str, Any]) -> Console:
         return Console(self.stdout, no_color=options.get("no_color", False),
                        force_color=options.get("force_color", False), style=self.style)
-
-    def run_from_argv(self, argv):
-        """Django's, but a failure is one plain line: ``error: <what to do>``
-        (``interrupted...`` for Ctrl-C), not ``CommandError: ...``."""
-        self._called_from_command_line = True
-        parser = self.create_parser(argv[0], argv[1])
-        options = parser.parse_args(argv[2:])
-        cmd_options = vars(options)
-        args = cmd_options.pop("args", ())
-        handle_default_options(options)
-        try:
-            self.execute(*args, **cmd_options)
-        except CommandError as exc:
-            if options.traceback:
-                raise
-            if isinstance(exc, SystemCheckError):
-                self.stderr.write(str(exc), lambda x: x)
-            else:
-                quiet = exc.returncode in (EXIT_INTERRUPTED, EXIT_BROKEN_PIPE)  # not errors: no "error:" prefix
-                self.stderr.write(str(exc) if quiet else f"error: {exc}")
-            sys.exit(exc.returncode)
-        finally:
-            try:
-                connections.close_all()
-            except Exception:  # the database being the problem was reported already
-                pass

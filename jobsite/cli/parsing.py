@@ -103,6 +103,9 @@ class CLIParser(CommandParser):
         raise argparse.ArgumentError(action, f"invalid choice: {value!r}{hint} (choose from {', '.join(choices)})")
 
     def error(self, message):
+        subcommands = subparsers_of(self)
+        if subcommands and message.startswith("the following arguments are required:"):
+            message = f"a subcommand is required, one of: {', '.join(subcommands)}"
         line = f"{message} (see `{self.prog} --help`)"
         if self.called_from_command_line:
             self.exit(2, f"{self.prog}: error: {line}\n")

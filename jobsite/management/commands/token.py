@@ -1,6 +1,7 @@
 """``manage.py token USERNAME [--ttl SECONDS]``: print an access token.
 
-Only the token goes to stdout, so ``TOKEN=$(./manage token alice)`` works.
+Only the token goes to stdout, so ``TOKEN=$(./manage token alice)`` works; a
+failure is one line on stderr (``error: ...``) and exit code 1.
 """
 from argparse import ArgumentTypeError
 from datetime import timedelta
@@ -9,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from jobsite.auth import access_token_for
+from jobsite.cli.command import OneLineErrors
 
 
 def _positive_seconds(value: str) -> int:
@@ -21,7 +23,7 @@ def _positive_seconds(value: str) -> int:
     return number
 
 
-class Command(BaseCommand):
+class Command(OneLineErrors, BaseCommand):
     help = "Print a bearer access token (JWT) for USERNAME."
 
     def add_arguments(self, parser):
