@@ -103,8 +103,9 @@ def setup_tracing(*, service_name: str, django: bool, exporter=None, set_global:
     _instrumentors.append(celery_instrumentor)
     from celery import signals
 
-    # After the instrumentor's own handler, which opens the task's span.
+    # After the instrumentor's own handlers, which open the task's and the send's spans.
     signals.task_prerun.connect(_annotate_task_span, weak=False, dispatch_uid="jobsite.observability")
+    signals.before_task_publish.connect(_annotate_publish_span, weak=False, dispatch_uid="jobsite.observability")
     if django:
         from opentelemetry.instrumentation.django import DjangoInstrumentor
 
@@ -122,6 +123,7 @@ def teardown_tracing() -> None:
     from celery import signals
 
     signals.task_prerun.disconnect(dispatch_uid="jobsite.observability")
+    signals.before_task_publish.disconnect(dispatch_uid="jobsite.observability")
     while _instrumentors:
         _instrumentors.pop().uninstrument()
     if _provider is not None:
@@ -153,6 +155,20 @@ def _annotate_task_span(sender=None, task_id=None, task=None, args=None, kwargs=
         if job_id is not None:
             ids["job_id"] = job_id
     for name, value in ids.items():
+        span.set_attribute(f"jobsite.{name}", value)
+
+
+def _annotate_publish_span(sender=None, body=None, **_):
+    """A send's span gets the ids the task is sent with (no lookup: beat may
+    send a thousand runs at once)."""
+    from celery import current_app
+    from opentelemetry import trace
+
+    span = trace.get_current_span()
+    task = current_app.tasks.get(sender) if isinstance(sender, str) else None
+    if task is None or not span.is_recording() or not isinstance(body, (list, tuple)) or len(body) < 2:
+        return
+    for name, value in task_ids(task, body[0], body[1]).items():
         span.set_attribute(f"jobsite.{name}", value)
 
 

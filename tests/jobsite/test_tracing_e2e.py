@@ -120,7 +120,50 @@ def test_a_run_requested_through_the_api_is_one_trace_through_the_worker(
     # with the execution's and its job's ids
     assert run_span["attributes"]["jobsite.execution_id"] == execution_id
     assert run_span["attributes"]["jobsite.job_id"] == job.pk
+    assert publish_span.attributes["jobsite.execution_id"] == execution_id
     # and no secret: the request's URL is redacted on its span
     url_attributes = {key: value for key, value in request_span.attributes.items()
                       if key in ("http.url", "url.full", "http.target", "url.query")}
     assert url_attributes and not any("not-in-any-span" in str(value) for value in url_attributes.values())
+
+
+@pytest.mark.timeout(120)
+def test_a_beat_fire_is_one_trace_through_the_run(traced_worker, receiver, settings, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.worker import worker_env
+
+    # given: an interval job on the traced worker's queue, and a traced beat
+    settings.JOBS_QUEUES = [*settings.JOBS_QUEUES, QUEUE]
+    job = JobFactory(name="traced-beat-job", task_name="tests.noop", queue=QUEUE, schedule_type="interval",
+                     schedule_expression="2s")
+    env = worker_env({"JOBSITE_OTEL": "1", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+                      "OTEL_BSP_SCHEDULE_DELAY": "100"})
+    with open(tmp_path / "beat.log", "wb") as log:
+        beat = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "jobsite", "beat", "--loglevel", "info", "--max-interval", "1",
+             "-S", settings.CELERY_BEAT_SCHEDULER, "-s", str(tmp_path / "beat-schedule")],
+            cwd=str(settings.BASE_DIR), env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        # when: beat fires it and the worker runs it
+        def of_our_job(name):
+            return [span for span in receiver.spans if span["name"] == name
+                    and span["attributes"].get("jobsite.job_id") == job.pk]
+
+        run = wait_for(lambda: (of_our_job("run/scheduling.run_execution") or [None])[0], timeout=60,
+                       message=f"a traced run of the job; beat log: {(tmp_path / 'beat.log').read_text()[-2000:]}")
+    finally:
+        beat.terminate()
+        beat.wait(timeout=15)
+
+    # then: beat's send (the project's beat queues the run itself) and the run are one trace
+    fire = next(span for span in receiver.spans
+                if span["name"] == "apply_async/scheduling.run_execution" and span["span_id"] == run["parent_span_id"])
+    assert fire["service"] == "jobsite-beat" and run["service"] == "jobsite-worker"
+    assert fire["trace_id"] == run["trace_id"]
+    assert fire["parent_span_id"] == ""  # the fire starts the trace
+    assert fire["attributes"]["jobsite.execution_id"] == run["attributes"]["jobsite.execution_id"]
+    assert Execution.objects.filter(pk=run["attributes"]["jobsite.execution_id"], job=job).exists()
