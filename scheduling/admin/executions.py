@@ -58,7 +58,7 @@ class ExecutionAdmin(RunColumns, WorkersPageMixin, ObjectToolsMixin, RefreshingL
     search_fields = ["job__name"]  # what the box offers; the search itself is search_runs
     search_help_text = "A run's id or Celery task id, or part of a job's name or title."
     # Only what an index orders: any other sort of a million runs would sort them all.
-    sortable_by = ["id", "created_when"]
+    sortable_by = ["created_when"]
     list_select_related = ["job"]
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER  # a count per filter choice would read every run
