@@ -65,6 +65,12 @@ class BatchAdmin(RefreshingListMixin, ReadOnlyAdmin):
     class Media(ReadOnlyAdmin.Media):
         css = {"all": [*ReadOnlyAdmin.Media.css["all"], "vision_pipeline/admin/batches.css"]}
 
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = [(name, dict(options)) for name, options in self.fieldsets]
+        if obj is not None and obj.source != Batch.Source.CRON:  # only a cron batch comes from the external API
+            fieldsets[1][1]["classes"] = ["collapse"]
+        return fieldsets
+
     def get_queryset(self, request):
         return scope_to_user(super().get_queryset(request).select_related("execution", "owner", "organization"),
                              request.user)
