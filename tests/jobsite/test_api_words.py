@@ -51,3 +51,39 @@ def test_the_workflow_schedules_user_id_says_whose_id(schema):
     properties = schema.json()["components"]["schemas"]["CronJobCreateRequest"]["properties"]
 
     assert "your own user id" in properties["user_id"]["description"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stored_job_descriptions_lose_the_seed_numbers():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before, after = ("scheduling", "0011_execution_created_status_index"), ("scheduling", "0012_descriptions_name_the_apis")
+    executor = MigrationExecutor(connection)
+    executor.migrate([before])
+    Job = executor.loader.project_state([before]).apps.get_model("scheduling", "Job")
+    old = {
+        "wf": "Seed-002 workflow schedule 'daily-report'",
+        "vision": "Vision analysis for organization org-7 (seed 000 /cron-jobs).",
+        "bulk": "Scores uploaded CSV/XLSX files (seed 004). Each upload is one run; tune the queue, timeout and "
+                "retries here.",
+        "own": "Mine: seed 001 of my experiment",
+    }
+    for name, description in old.items():
+        Job.objects.create(name=name, description=description, schedule_type="manual", kind="task")
+
+    executor = MigrationExecutor(connection)
+    try:
+        executor.migrate([after])
+        Job = executor.loader.project_state([after]).apps.get_model("scheduling", "Job")
+        descriptions = dict(Job.objects.values_list("name", "description"))
+    finally:  # the other tests want every migration applied
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+    assert descriptions == {
+        "wf": "Workflow schedule 'daily-report' (created through /api/cron/jobs)",
+        "vision": "Vision analysis for organization org-7 (created through /cron-jobs).",
+        "bulk": "Scores uploaded CSV/XLSX files (/api/v1/predictions). Each upload is one run; tune the queue, "
+                "timeout and retries here.",
+        "own": "Mine: seed 001 of my experiment",  # a person's own words are theirs
+    }
