@@ -22,7 +22,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import formats
 from django.utils.decorators import method_decorator
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_POST
 
@@ -30,7 +30,7 @@ from jobsite.admin.base import ObjectToolsMixin, RefreshingListMixin, act_on_eac
 from jobsite.admin.widgets import admin_change_url, human_duration, relative_when, when
 from jobsite.exceptions import ApplicationError, error_message
 from jobsite.tenancy import scope_to_user
-from scheduling import selectors, services
+from scheduling import services
 from scheduling.admin.forms import JobAdminForm
 from scheduling.admin.job_list import JobListColumns, JobOriginFilter, job_is_internal, with_activity
 from scheduling.admin.job_page import job_summary
@@ -63,7 +63,7 @@ class JobAdmin(JobListColumns, ObjectToolsMixin, RefreshingListMixin, admin.Mode
     actions = ["run_now", "run_now_forced", "pause", "resume", "enable", "disable"]
     readonly_fields = [
         # catch_up_policy: shown, not edited here (not in Job.EDITABLE_FIELDS, which the services take)
-        "uuid", "status", "catch_up_policy", "statistics", "periodic_task_link", "owner",
+        "uuid", "status", "catch_up_policy", "periodic_task_link", "owner",
         "created_time", "updated_time", "last_run_time", "next_run_time", "last_status_badge", "executions_link",
     ]
     change_form_template = "admin/scheduling/job/change_form.html"
@@ -114,7 +114,7 @@ class JobAdmin(JobListColumns, ObjectToolsMixin, RefreshingListMixin, admin.Mode
             ]}),
             ("State", {"fields": ["is_enabled", "status", "owner", "organization", "periodic_task_link"]}),
             ("Runs", {"fields": [
-                "last_run_time", "last_status_badge", "next_run_time", "statistics", "executions_link",
+                "last_run_time", "last_status_badge", "next_run_time", "executions_link",
                 "created_time", "updated_time",
             ], "classes": ["collapse"]}),
         ]
@@ -156,25 +156,6 @@ class JobAdmin(JobListColumns, ObjectToolsMixin, RefreshingListMixin, admin.Mode
     @admin.display(description="Updated")
     def updated_time(self, obj):
         return when(obj.updated_at) if obj and obj.pk else "-"
-
-    @admin.display(description="Statistics")
-    def statistics(self, obj):
-        if obj is None or not obj.pk:
-            return "-"
-        stats = selectors.job_statistics(job=obj)
-        rows = [
-            ("Runs", stats["total_runs"]),
-            ("Successful", stats["successful_runs"]),
-            ("Failed", stats["failed_runs"]),
-            ("Cancelled", stats["cancelled_runs"]),
-            ("Success rate", f"{stats['success_rate']:.1f}%"),
-            ("Average duration", human_duration(stats["average_duration_seconds"])),
-            ("p95 duration", human_duration(stats["p95_duration_seconds"])),
-        ]
-        return format_html(
-            "<table>{}</table>",
-            format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows),
-        )
 
     @admin.display(description="Beat periodic task")
     def periodic_task_link(self, obj):
@@ -243,6 +224,8 @@ class JobAdmin(JobListColumns, ObjectToolsMixin, RefreshingListMixin, admin.Mode
             "last_when": relative_when(job.last_finished_at),
             "p50_text": human_duration(summary["p50"]),
             "p95_text": human_duration(summary["p95"]),
+            "average_text": human_duration(summary["stats"]["average_duration_seconds"]),
+            "all_p95_text": human_duration(summary["stats"]["p95_duration_seconds"]),
             "executions_url": self.executions_url(job),
             "may_change": may_change,
         }
@@ -282,7 +265,8 @@ class JobAdmin(JobListColumns, ObjectToolsMixin, RefreshingListMixin, admin.Mode
         return [
             ("schedule-preview/", self.schedule_preview_view, "scheduling_job_schedule_preview"),
             ("<path:object_id>/run/", self.run_view, "scheduling_job_run"),
-            ("<path:object_id>/run-with-parameters/", self.run_with_parameters_view, "scheduling_job_run_with_parameters"),
+            ("<path:object_id>/run-with-parameters/", self.run_with_parameters_view,
+             "scheduling_job_run_with_parameters"),
             ("<path:object_id>/state/<str:change>/", self.state_view, "scheduling_job_state"),
             ("<path:object_id>/runs/<int:execution_id>/cancel/", self.cancel_run_view, "scheduling_job_cancel_run"),
         ]
@@ -335,9 +319,9 @@ class JobAdmin(JobListColumns, ObjectToolsMixin, RefreshingListMixin, admin.Mode
             execution = form.run(actor=request.user)
             if execution is not None:
                 url = reverse("admin:scheduling_execution_change", args=[execution.pk])
-                self.message_user(request, format_html('Queued <a href="{}">run {}</a> of {} with {}.', url,
-                                                       execution.pk, job.name, execution.override_kwargs or "its own parameters"),
-                                  messages.SUCCESS)
+                message = format_html('Queued <a href="{}">run {}</a> of {} with {}.', url, execution.pk, job.name,
+                                      execution.override_kwargs or "its own parameters")
+                self.message_user(request, message, messages.SUCCESS)
                 return HttpResponseRedirect(url)
         context = {
             **self.admin_site.each_context(request), "opts": self.opts, "job_object": job, "run_form": form,

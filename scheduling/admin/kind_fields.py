@@ -129,7 +129,7 @@ class VisionFields(KindFields):
         "external_api_post_url": ("Results URL (POST)", "Where each analysis's report is posted."),
         "backend_api_url": ("Batch backend URL", "The batch API the analyses are run through."),
         "organization_id": ("Organization id", "The organization's id in the document API."),
-        "analyzer": ("Analyzer", ""),
+        "analyzer": ("Analyzer", "How each image is analysed."),
         "analysis_timeout_seconds": ("Analysis timeout (seconds)", "How long one analysis may take."),
         "page_size": ("Page size", "Analyses fetched per request."),
     }

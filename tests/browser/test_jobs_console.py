@@ -22,6 +22,7 @@ from tests.factories import JobFactory
 
 from selenium.webdriver.common.by import By  # noqa: E402  (test_admin skips the module without selenium)
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
+from selenium.webdriver.support.ui import Select  # noqa: E402
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,7 +43,8 @@ def finished(job: Job, count: int) -> bool:
 
 
 def no_sideways_scroll(driver) -> None:
-    width = driver.execute_script("return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    width = driver.execute_script(
+        "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
     if width[0] > width[1]:
         wide = driver.execute_script(
             "const w = document.documentElement.clientWidth;"
@@ -170,7 +172,8 @@ def test_jobs_console_at_1400_and_1920(signed_in, live_server, world):
         screenshot(driver, f"jobs-page-{width}")
         # -- the workflow schedule: its workflow and input as fields
         driver.get(f"{base}{world['digest'].pk}/change/")
-        assert driver.find_element(By.CSS_SELECTOR, "#id_workflow option:checked").get_attribute("value") == "daily-digest"
+        chosen = driver.find_element(By.CSS_SELECTOR, "#id_workflow option:checked")
+        assert chosen.get_attribute("value") == "daily-digest"
         assert '"team": "ops"' in driver.find_element(By.ID, "id_workflow_input").get_attribute("value")
         assert not driver.find_elements(By.ID, "id_config") and not driver.find_elements(By.ID, "id_task_name")
         no_sideways_scroll(driver)
@@ -184,6 +187,20 @@ def test_jobs_console_at_1400_and_1920(signed_in, live_server, world):
         no_sideways_scroll(driver)
         show(driver, "id_cfg_external_api_get_url")
         screenshot(driver, f"jobs-vision-cron-job-{width}")
+
+    # -- the add page shows the fields of the kind chosen
+    driver.get(f"{base}add/")
+    assert driver.find_element(By.ID, "id_task_name").is_displayed()
+    assert not driver.find_element(By.ID, "id_workflow").is_displayed()
+    Select(driver.find_element(By.ID, "id_kind")).select_by_value("workflow")
+    assert driver.find_element(By.ID, "id_workflow").is_displayed()
+    assert not driver.find_element(By.ID, "id_task_name").is_displayed()
+    assert not driver.find_element(By.ID, "id_cfg_external_api_get_url").is_displayed()
+    Select(driver.find_element(By.ID, "id_kind")).select_by_value("vision_analysis")
+    assert driver.find_element(By.ID, "id_cfg_external_api_get_url").is_displayed()
+    assert not driver.find_element(By.ID, "id_workflow").is_displayed()
+    show(driver, "id_cfg_external_api_get_url")
+    screenshot(driver, "jobs-add-vision-cron-job")
 
     # -- run with parameters: a refused value is a form error, then a run with its own parameters
     driver.get(f"{base}{world['nightly'].pk}/change/")
@@ -208,8 +225,8 @@ def test_jobs_console_at_1400_and_1920(signed_in, live_server, world):
     page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.ID, f"ops-cancel-run-{world['running'].pk}").click()
     wait_for(driver, EC.staleness_of(page))
-    assert f"Cancelled run {world['running'].pk} of long-import." in driver.find_element(By.CSS_SELECTOR,
-                                                                                        "ul.messagelist").text
+    message = driver.find_element(By.CSS_SELECTOR, "ul.messagelist").text
+    assert f"Cancelled run {world['running'].pk} of long-import." in message
     world["running"].refresh_from_db()
     assert world["running"].status == "cancelled"
     screenshot(driver, "jobs-page-after-cancel")

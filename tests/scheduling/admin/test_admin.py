@@ -1,5 +1,7 @@
 """The admin: pages render, actions and saves go through the services, and
 ``Job.secrets`` never reaches the HTML."""
+import re
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -80,16 +82,20 @@ def test_job_changelist_shows_badges_schedule_and_success_rate(admin_client, job
 def test_job_change_page_shows_statistics_recent_executions_and_no_secrets(admin_client, job):
     html = admin_client.get(url("job_change", job.pk)).content.decode()
     assert "At 02:00 (UTC)" in html  # schedule in words
-    assert "Success rate" in html and "100.0%" in html
-    assert "all good" in html  # the executions inline
+    summary = html[html.index('id="ops-job-summary"'):html.index('id="job_form"')]
+    assert "Success rate" in summary and "100%" in summary
+    assert "all good" in summary  # the recent runs
     assert f"job:{job.pk}" in html  # the beat periodic task
     assert SECRET not in html and 'name="secrets"' not in html
 
 
-def test_execution_inline_shows_at_most_20(admin_client, job):
-    ExecutionFactory.create_batch(25, job=job, output="bulk run")
+def test_job_page_shows_the_10_most_recent_runs(admin_client, job):
+    runs = ExecutionFactory.create_batch(25, job=job, output="bulk run")
     html = admin_client.get(url("job_change", job.pk)).content.decode()
-    assert html.count("bulk run") == 20
+    recent = html[html.index('id="ops-recent-runs"'):]
+    recent = recent[:recent.index("</table>")]
+    shown = [int(pk) for pk in re.findall(r'<a href="/admin/scheduling/execution/(\d+)/change/">#', recent)]
+    assert shown == [run.pk for run in reversed(runs[-10:])]
 
 
 # -- saving through the services ----------------------------------------------------
