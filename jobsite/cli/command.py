@@ -34,6 +34,7 @@ from jobsite.cli.parsing import GLOBAL_NOTE, HelpFormatter, epilog, make_cli_par
 from jobsite.exceptions import ApplicationError, error_message
 
 Handler = Callable[..., None]
+SUBCOMMAND_NOTE = "Global options (-v 2, --no-color, --settings...) work here too; `./manage {name} --help` lists them."
 
 
 class OneLineErrors:
@@ -108,7 +109,8 @@ class CLICommand(OneLineErrors, BaseCommand):
                 description: str = "", note: str = "") -> argparse.ArgumentParser:
             subparser = sub.add_parser(
                 name, help=help_text, description=description or help_text, formatter_class=HelpFormatter,
-                epilog=epilog(examples, {**self.exit_codes, **(exit_codes or {})}, note=note),
+                epilog=epilog(examples, {**self.exit_codes, **(exit_codes or {})},
+                              note="\n\n".join(filter(None, [note, SUBCOMMAND_NOTE.format(name=self.name)]))),
             )
             if name in self.json_subcommands:
                 subparser.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=self.json_help)

@@ -30,20 +30,8 @@ from scheduling.beat import (
     schedule_preview,
 )
 from scheduling.cli.completion import completion_script
-from scheduling.cli.rendering import (
-    JOB_COLUMNS,
-    RUN_COLUMNS,
-    fmt_bool,
-    fmt_description,
-    fmt_dt,
-    fmt_rate,
-    fmt_schedule,
-    fmt_schedule_words,
-    job_row,
-    plural,
-    run_row,
-    show_executions,
-)
+from scheduling.cli.rendering import (JOB_COLUMNS, RUN_COLUMNS, fmt_bool, fmt_description, fmt_dt, fmt_rate,
+                                      fmt_schedule, fmt_schedule_words, job_row, plural, run_row, show_executions)
 from scheduling.defaults import jobs_init_defaults
 from scheduling.executors import schedulable_tasks
 from scheduling.models import Execution, Job

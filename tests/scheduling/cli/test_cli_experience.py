@@ -15,7 +15,6 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from scheduling import services
 from scheduling.cli import handlers
 from scheduling.models import Execution, Job
 from tests.factories import ExecutionFactory, JobFactory

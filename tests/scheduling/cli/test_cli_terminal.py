@@ -2,7 +2,6 @@
 help that never breaks a word, a terminal table that never cuts a name, and
 Ctrl-C on --wait that ends quietly with 130."""
 import json
-import os
 import re
 import subprocess
 from io import StringIO
