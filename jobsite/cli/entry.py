@@ -17,10 +17,11 @@ from urllib.parse import quote
 
 from jobsite.cli import errors
 
-# Commands that may create the SQLite database file (they build or open it on purpose).
+# Commands that may create the SQLite database file: they build or open it on
+# purpose, or (runserver) warn about unapplied migrations themselves.
 CREATES_DATABASE = frozenset({
-    "migrate", "runstack", "test", "testserver", "createcachetable", "dbshell", "shell", "makemigrations",
-    "squashmigrations", "optimizemigration", "sqlmigrate",
+    "migrate", "runstack", "runserver", "test", "testserver", "createcachetable", "dbshell", "shell",
+    "makemigrations", "squashmigrations", "optimizemigration", "sqlmigrate",
 })
 
 
