@@ -404,3 +404,57 @@ class ExecutionListQuerySerializer(PageQuerySerializer):
 
 class AllExecutionsQuerySerializer(ExecutionListQuerySerializer):
     job_id = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, help_text="Only this job's executions.")
+
+
+# ---------------------------------------------------------------------------
+# Jobs as code (scheduling.manifest, POST /api/v1/jobs/apply)
+# ---------------------------------------------------------------------------
+class SecretRefsField(serializers.DictField):
+    """``{NAME: {from_env: VAR}}``: secrets by reference, never their values.
+    The value comes from the environment where the file is applied; an unset
+    variable keeps the value stored under NAME."""
+
+    default_error_messages = {
+        "ref": "Give each secret as NAME: {from_env: VARIABLE}; a value does not belong in the file.",
+    }
+
+    def to_internal_value(self, data):
+        data = super().to_internal_value(data)
+        for name, ref in data.items():
+            if (not isinstance(ref, dict) or set(ref) != {"from_env"} or not isinstance(ref["from_env"], str)
+                    or not ref["from_env"].strip()):
+                raise serializers.ValidationError({name: [self.error_messages["ref"]]})
+        return {str(name): {"from_env": ref["from_env"].strip()} for name, ref in data.items()}
+
+
+class ManifestJobSerializer(JobCreateSerializer):
+    """One job of a jobs-as-code file: the create body, plus ``paused``, the
+    organization by name, and secrets by reference."""
+
+    read_only_keys = frozenset(JobSerializer.Meta.fields) - {"organization_id"}
+    organization_id = None
+    organization = serializers.SlugRelatedField(
+        slug_field="name", queryset=Organization.objects.all(), allow_null=True, required=False,
+        help_text="The organization's name (null: none). Left out: kept, or the applier's on create.",
+    )
+    paused = serializers.BooleanField(required=False, help_text="true: the job keeps its schedule but does not fire.")
+    secrets = SecretRefsField(required=False)
+
+
+class ApplyQuerySerializer(serializers.Serializer):
+    dry_run = serializers.BooleanField(default=False, help_text="1: show the plan and check everything; change nothing.")
+    prune = serializers.BooleanField(default=False, help_text="1: delete jobs and workflows the file does not list.")
+
+
+class ApplyChangeSerializer(serializers.Serializer):
+    section = serializers.CharField(help_text="jobs or workflows.")
+    action = serializers.ChoiceField(choices=["create", "update", "delete"])
+    name = serializers.CharField()
+    fields = serializers.DictField(help_text="Field → [before, after] (updates); secrets by name only.")
+
+
+class ApplyPlanSerializer(serializers.Serializer):
+    dry_run = serializers.BooleanField()
+    applied = serializers.BooleanField()
+    summary = serializers.DictField(child=serializers.IntegerField())
+    changes = ApplyChangeSerializer(many=True)
