@@ -17,13 +17,15 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.docs.blocks import Block, squash
-from tests.e2e.test_runstack import _get_json, _start_stack
 from jobsite.runtime import free_port, port_open
+from tests.docs.blocks import Block, squash
+from tests.docs.pages import settings_environment_variables
+from tests.e2e.test_runstack import _get_json
 
 ROOT = Path(__file__).resolve().parents[2]
 NOT_LINKED = {".git", "var", "site", ".pytest_cache", "__pycache__"}
@@ -54,16 +56,39 @@ class Stack:
         return text
 
     def env(self) -> dict[str, str]:
-        env = {key: value for key, value in os.environ.items()
-               if key not in {"REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "DATABASE_URL",
-                              "SECRET_KEY", "DJANGO_SETTINGS_MODULE", "VIRTUAL_ENV", "PYTEST_CURRENT_TEST"}}
+        env = fresh_clone_environment()
         env.update(JOBSITE_VAR_DIR=str(self.var_dir), EMBEDDED_REDIS_PORT=str(self.redis_port), TOKEN=self.token,
                    NO_COLOR="1", COLUMNS="100", PYTHONUNBUFFERED="1")
         return env
 
 
+def fresh_clone_environment() -> dict[str, str]:
+    """This process's environment without anything that configures jobsite: no setting
+    the code reads (tests/plugin.py sets several for the suite) and no Django or venv
+    variables, so the stack and the pages see the defaults of a fresh clone."""
+    dropped = settings_environment_variables() | {
+        "DJANGO_SETTINGS_MODULE", "VIRTUAL_ENV", "PYTEST_CURRENT_TEST", "PYTEST_XDIST_WORKER",
+        "PYTEST_XDIST_WORKER_COUNT", "JOBSITE_TEST_SESSION", "FLOWER_BASIC_AUTH", "COLUMNS", "LINES",
+        "FORCE_COLOR", "NO_COLOR",
+    }
+    return {key: value for key, value in os.environ.items() if key not in dropped}
+
+
 def start_stack(tmp_path: Path) -> Stack:
-    process, var_dir, log, ports = _start_stack(tmp_path, "--concurrency", "2", HEALTH_DISK_MIN_FREE_MB="1")
+    """``manage.py runstack`` as `make run` starts it, on free ports and a var dir of its
+    own (like tests/e2e/test_runstack.py's ``_start_stack``, with a fresh clone's settings)."""
+    var_dir = tmp_path / "var"
+    ports = {"web": free_port(), "redis": free_port()}
+    env = fresh_clone_environment()
+    env.update(JOBSITE_VAR_DIR=str(var_dir), EMBEDDED_REDIS_PORT=str(ports["redis"]), PYTHONUNBUFFERED="1",
+               HEALTH_DISK_MIN_FREE_MB="1")  # (/health's disk check: a test machine's disk may be fuller)
+    log = tmp_path / "runstack.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "runstack", "--port", str(ports["web"]), "--concurrency", "2"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     token, deadline = None, time.monotonic() + 90
     try:
         while time.monotonic() < deadline:

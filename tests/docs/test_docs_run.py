@@ -54,8 +54,10 @@ def test_page_runs_as_written(stack, page):
     # when
     run = run_page(stack, blocks)
     # then: every block exits 0 and prints what the page shows
+    slowest = sorted(run.blocks, key=lambda block_run: -block_run.seconds)[:3]
     print(f"\n{page.relative_to(ROOT)}: {len(blocks)} blocks in {run.seconds:.1f} s "
-          f"(module so far {time.monotonic() - STARTED:.0f} s)")
+          f"(module so far {time.monotonic() - STARTED:.0f} s; slowest: "
+          + ", ".join(f"line {block_run.block.line} {block_run.seconds:.1f} s" for block_run in slowest) + ")")
     failed = run.failed_block()
     assert run.returncode == 0, (
         f"{failed.where if failed else page} exited {run.returncode}:\n"

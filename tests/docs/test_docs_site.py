@@ -2,36 +2,16 @@
 the configuration page names every setting the code reads."""
 from __future__ import annotations
 
-import ast
 import re
 import subprocess
 import sys
 
 import pytest
 
-from tests.docs.pages import DOCS, FOREIGN_PAGES, ROOT, nav_pages, own_pages
+from tests.docs.pages import DOCS, FOREIGN_PAGES, ROOT, nav_pages, own_pages, settings_environment_variables
 
 README = ROOT / "README.md"
 CONFIGURATION = DOCS / "operations" / "configuration.md"
-
-
-def settings_environment_variables() -> set[str]:
-    """Every name jobsite/settings/* reads from the environment: the first
-    argument of ``env(...)``, ``env.<type>(...)``, ``os.environ.get(...)``,
-    ``os.getenv(...)`` and ``os.environ[...]``."""
-    names = set()
-    for module in (ROOT / "jobsite" / "settings").glob("*.py"):
-        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
-                function = ast.unparse(node.func)
-                reads_env = (function == "env" or function.startswith("env.") or function in {
-                    "os.environ.get", "os.getenv", "environ.get", "getenv", "os.environ.setdefault"})
-                if reads_env and isinstance(node.args[0].value, str):
-                    names.add(node.args[0].value)
-            if (isinstance(node, ast.Subscript) and ast.unparse(node.value) == "os.environ"
-                    and isinstance(node.slice, ast.Constant)):
-                names.add(node.slice.value)
-    return {name for name in names if re.fullmatch(r"[A-Z][A-Z0-9_]+", name)}
 
 
 def test_the_settings_scan_finds_the_settings():
