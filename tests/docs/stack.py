@@ -147,7 +147,7 @@ class PageRun:
         return self.blocks[-1].block if self.returncode != 0 and self.blocks else None
 
 
-def run_page(stack: Stack, blocks: list[Block], *, timeout: float = 100) -> PageRun:
+def run_page(stack: Stack, blocks: list[Block], *, timeout: float = 240) -> PageRun:
     """Run a page's runnable blocks in order in one bash; split what they print by block."""
     ports = {port: free_port() for port in SIDE_PORTS}
     script = [PAGE_PRELUDE]

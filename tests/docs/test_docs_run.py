@@ -16,7 +16,7 @@ from tests.docs.blocks import shell_blocks
 from tests.docs.pages import ROOT, own_pages
 from tests.docs.stack import problems, run_page, start_stack, stop_stack_process
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(420)  # per test: a page, plus the stack's start for the first
 
 PAGES = own_pages()
 RUNNABLE = [page for page in PAGES if any(block.not_run is None for block in shell_blocks(page, ROOT))]
