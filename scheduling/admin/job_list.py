@@ -12,6 +12,9 @@ attached to the page's rows by ``JobListColumns.attach_run_history``.
 """
 from __future__ import annotations
 
+import functools
+from html import escape
+
 from django.contrib import admin
 from django.db.models import OuterRef, Subquery
 from django.urls import reverse
@@ -42,6 +45,14 @@ def with_activity(queryset):
         running_since=oldest(Execution.Status.RUNNING, "started_at"),
         queued_since=oldest(Execution.Status.QUEUED, "created_at"),
     )
+
+
+@functools.lru_cache(maxsize=2048)
+def describe(schedule_type: str, expression: str, timezone_name: str) -> str | None:
+    """A schedule in words (``schedule_description``): it depends on these three
+    only, and many jobs share a schedule (parsing and phrasing cost ~0.4 ms)."""
+    return schedule_description(Job(schedule_type=schedule_type, schedule_expression=expression,
+                                    timezone=timezone_name))
 
 
 def job_is_internal(job: Job) -> bool:
@@ -82,18 +93,30 @@ class JobOriginFilter(admin.SimpleListFilter):
             }
 
 
-def run_square(run: Execution):
+def _exact(value) -> str:
+    """A time as ``when`` shows it (the project's DATETIME_FORMAT, Y-m-d H:i:s T),
+    without Django's format machinery: a page has up to 1,000 squares."""
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def run_square(run: Execution, *, url_of) -> str:
     """One run of a history strip: a square in its status's colour, a link to
-    the run, its status and time on hover."""
+    the run, its status and time on hover. ``url_of(pk)``: the run's page."""
     colour = BADGE_COLOURS.get(run.status, "#607d8b")
     at = run.started_at or run.created_at
-    tip = f"Run {run.pk} · {status_label(run.status)} · {humanize.relative(at)} ({when(at)})"
+    tip = f"Run {run.pk} · {status_label(run.status)} · {humanize.relative(at)} ({_exact(at)})"
     if run.duration_seconds is not None:
         tip += f" · {humanize.duration(run.duration_seconds)}"
-    return format_html(
-        '<a class="ops-run ops-run-{}" href="{}" title="{}" aria-label="{}" style="background:{}"></a>',
-        run.status, reverse("admin:scheduling_execution_change", args=[run.pk]), tip, tip, colour,
-    )
+    # Plain string building (escaped by hand): format_html for 1,000 squares costs the page ~50 ms.
+    tip, status = escape(tip), escape(run.status)
+    return (f'<a class="ops-run ops-run-{status}" href="{escape(url_of(run.pk))}" title="{tip}" aria-label="{tip}" '
+            f'style="background:{escape(colour)}"></a>')
+
+
+def execution_url_maker():
+    """``pk -> the run's admin page``, reversed once for a whole page of squares."""
+    prefix, suffix = reverse("admin:scheduling_execution_change", args=["0"]).rsplit("/0/", 1)
+    return lambda pk: f"{prefix}/{pk}/{suffix}"
 
 
 class JobListColumns:
@@ -118,7 +141,8 @@ class JobListColumns:
     def schedule(self, obj):
         if obj.schedule_type == Job.ScheduleType.MANUAL:
             return mark_safe('<span class="ops-sub ops-nowrap">manual: no schedule</span>')
-        words = schedule_description(obj) or f"{obj.schedule_type} {obj.schedule_expression}"
+        words = describe(obj.schedule_type, obj.schedule_expression, obj.timezone) or (
+            f"{obj.schedule_type} {obj.schedule_expression}")
         raw = f"{obj.schedule_type} {obj.schedule_expression} ({obj.timezone})"
         return format_html('<span title="{}">{}</span>', raw, words)
 
@@ -133,7 +157,8 @@ class JobListColumns:
             runs = selectors.job_run_history(job_ids=[obj.pk], limit=RUN_HISTORY_LENGTH)[obj.pk]
         if not runs:
             return mark_safe('<span class="ops-sub">no runs yet</span>')
-        squares = format_html_join("", "{}", ((run_square(run),) for run in reversed(runs)))
+        url_of = self._execution_url = getattr(self, "_execution_url", None) or execution_url_maker()
+        squares = mark_safe("".join(run_square(run, url_of=url_of) for run in reversed(runs)))  # noqa: S308 (escaped)
         # empty slots first: every strip is as long, so the columns of squares line up (a grid)
         empty = mark_safe('<span class="ops-run ops-run-empty"></span>' * (RUN_HISTORY_LENGTH - len(runs)))
         return format_html('<div class="ops-strip" role="list">{}{}</div>', empty, squares)
