@@ -1,0 +1,157 @@
+"""The jobs-as-code file: read (and check) it, and write it.
+
+The format (YAML or JSON, one top-level mapping)::
+
+    workflows:                 # keyed by id; the body of POST /api/workflows/
+      - id: nightly-etl
+        name: Nightly ETL
+        steps: [...]
+        secrets: {TOKEN: {from_env: ETL_TOKEN}}
+    jobs:                      # keyed by name; the body of POST /api/v1/jobs/
+      - name: nightly-report
+        schedule_type: daily
+        schedule_expression: "02:00"
+        task_name: scheduling.user_activity_digest
+        paused: true           # optional
+        organization: Acme     # by name; null: none
+        secrets: {API_KEY: {from_env: REPORT_API_KEY}}
+
+Reading refuses, before anything is planned: a file over
+``JOBS_APPLY_MAX_BYTES``, YAML aliases (``*name``: the "billion laughs"
+bomb is made of them), anything but a mapping of lists of mappings, unknown
+sections, duplicate names, and every document the API's serializer refuses
+(unknown field, wrong type...). Errors name the file, the document (section,
+index, name) and the field. The services (scheduling.services.apply) do the rest.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+import yaml
+from django.conf import settings
+
+from jobsite.exceptions import flatten_errors
+from scheduling.serializers import ManifestJobSerializer
+from scheduling.services.apply import DocumentError, ManifestError, manifest_export, sections
+
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def max_bytes() -> int:
+    return int(getattr(settings, "JOBS_APPLY_MAX_BYTES", DEFAULT_MAX_BYTES))
+
+
+def _fail(message: str, *, file: str, field: str = "") -> ManifestError:
+    return ManifestError([DocumentError("", None, "", field, message)], file=file)
+
+
+def parse(text: str | bytes, *, file: str = "<input>"):
+    """The file's data: JSON when it is JSON, else YAML (safe types only, no aliases)."""
+    if isinstance(text, bytes):
+        if len(text) > max_bytes():
+            raise _fail(f"The file is {len(text)} bytes; at most {max_bytes()} are read (JOBS_APPLY_MAX_BYTES).", file=file)
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _fail(f"Not UTF-8 text (byte {exc.start}).", file=file) from None
+    if len(text.encode("utf-8", "surrogatepass")) > max_bytes():
+        raise _fail(f"The file is larger than {max_bytes()} bytes (JOBS_APPLY_MAX_BYTES).", file=file)
+    if "\x00" in text:
+        raise _fail("NUL characters are not allowed.", file=file)
+    stripped = text.lstrip()
+    if stripped.startswith("{"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise _fail(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).", file=file) from None
+    try:
+        # An alias is refused before the document is built: a few lines of
+        # nested aliases expand to billions of nodes (the "billion laughs").
+        for event in yaml.parse(text, Loader=_Loader):
+            if isinstance(event, yaml.AliasEvent):
+                line = event.start_mark.line + 1 if event.start_mark else "?"
+                raise _fail(f"line {line}: YAML aliases (*{event.anchor}) are not allowed; write the value out.",
+                            file=file)
+        documents = list(yaml.load_all(text, Loader=_Loader))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise _fail(f"Not valid YAML: {where}{getattr(exc, 'problem', None) or exc}.", file=file) from None
+    documents = [d for d in documents if d is not None]
+    if len(documents) > 1:
+        raise _fail("Put everything in one YAML document (one mapping with jobs: and workflows:), "
+                    "not several separated by ---.", file=file)
+    return documents[0] if documents else {}
+
+
+def read(text: str | bytes | Mapping, *, file: str = "<input>") -> dict[str, list[tuple[int, dict]]]:
+    """The validated documents of a file (its text, or data already parsed
+    from JSON): section → [(index, document)], ready for ``manifest_apply``.
+    Raises ManifestError naming every problem."""
+    data = text if isinstance(text, Mapping) else parse(text, file=file)
+    if not isinstance(data, Mapping):
+        raise _fail(f"The file must be a mapping with {_section_names()}; got {type(data).__name__}.", file=file)
+    known = {section.name: section for section in sections()}
+    errors: list[DocumentError] = []
+    for name in data:
+        if name not in known:
+            errors.append(DocumentError(str(name), None, "", "", f"Unknown section. Use {_section_names()}."))
+    out: dict[str, list[tuple[int, dict]]] = {}
+    for name, section in known.items():
+        documents = data.get(name) or []
+        if not isinstance(documents, list):
+            errors.append(DocumentError(name, None, "", "", f"Must be a list of {name}; got {type(documents).__name__}."))
+            continue
+        serializer_class = section.serializer or ManifestJobSerializer
+        seen: dict[str, int] = {}
+        out[name] = []
+        for index, document in enumerate(documents):
+            key = document.get(section.key) if isinstance(document, Mapping) else None
+            label = key if isinstance(key, str) else ""
+            if not isinstance(document, Mapping):
+                errors.append(DocumentError(name, index, "", "", f"Must be a mapping; got {type(document).__name__}."))
+                continue
+            serializer = serializer_class(data=dict(document))
+            if not serializer.is_valid():
+                errors.extend(_field_errors(serializer.errors, section=name, index=index, name=label))
+                continue
+            values = dict(serializer.validated_data)
+            if label in seen:
+                errors.append(DocumentError(name, index, label, section.key,
+                                            f"Duplicate {section.key}: {name}[{seen[label]}] has it too."))
+                continue
+            seen[label] = index
+            out[name].append((index, values))
+    if errors:
+        raise ManifestError(errors, file=file)
+    return out
+
+
+def _field_errors(detail, *, section: str, index: int, name: str, prefix: str = "") -> list[DocumentError]:
+    errors = []
+    for field, messages in detail.items():
+        if isinstance(messages, Mapping):
+            errors.extend(_field_errors(messages, section=section, index=index, name=name, prefix=f"{prefix}{field}."))
+        else:
+            errors.append(DocumentError(section, index, name, f"{prefix}{field}", flatten_errors(messages)))
+    return errors
+
+
+def _section_names() -> str:
+    return " and ".join(f"'{s.name}:'" for s in sections())
+
+
+def dump(data: Mapping) -> str:
+    """The file's text (YAML) for ``data`` (``export``'s)."""
+    return yaml.dump(dict(data), Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False,
+                     width=120)
+
+
+def export(*, kinds: list[str] | None = None) -> str:
+    """Every job (of ``kinds``) and workflow as the text of a jobs-as-code file."""
+    header = ("# jobsite jobs as code: `./manage jobs apply -f FILE --dry-run` shows the plan, without it applies it.\n"
+              "# Secrets are references: set each from_env variable where the file is applied.\n")
+    return header + dump(manifest_export(kinds=kinds))

@@ -1,0 +1,273 @@
+"""The ``jobs`` section of a manifest: plan, apply (in bulk) and export.
+
+A job document is the API's create body (``JobCreateSerializer``'s fields,
+under the same names) plus ``paused``, ``organization`` (by name) and
+``secrets`` (references, never values). It is the whole desired state: a
+field the document leaves out takes the value a create would give it, except
+``organization`` and ``secrets``, which an update keeps when left out.
+
+Creates go in bulk — ``job_validate`` (the services' own checks) for every
+document, then one ``bulk_create`` each of Jobs, beat PeriodicTasks and audit
+rows, and one ``PeriodicTasks.update_changed()`` so beat reloads once —
+which is what makes applying 10,000 jobs fast (docs/benchmarks.md). Updates,
+pauses, resumes and deletes go through the per-job services
+(``job_update``, ``job_pause``, ``job_resume``, ``job_set_secrets``, ``job_delete``).
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import re
+
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask, PeriodicTasks
+
+from jobsite.crypto import secrets_decrypt, secrets_encrypt
+from jobsite.models import Organization
+from jobsite.redaction import secrets_check
+from jobsite.tenancy import user_default_organization
+from scheduling import audit
+from scheduling.beat import DISPATCH_TASK, celery_priority, job_next_runs, job_schedule, periodic_task_name
+from scheduling.beat.sync import _beat_schedule_fields, _expires_seconds
+from scheduling.kinds import internal_kinds, is_internal_kind
+from scheduling.models import AuditLog, Job
+from scheduling.services.apply import (
+    Change, Context, DocumentError, ManifestError, Section, errors_from, register_section, secret_refs_resolve,
+    secrets_diff,
+)
+from scheduling.services.jobs import job_create, job_delete, job_pause, job_resume, job_set_secrets, job_update, job_validate
+
+SECTION = "jobs"
+BATCH = 1000
+
+#: Service (model) field → the file's (the API's) name.
+FILE_NAMES = {"queue": "task_queue", "priority": "task_priority", "timeout_seconds": "timeout"}
+#: The fields a document sets, in the order export writes them (model names).
+FIELDS = (
+    "name", "title", "description", "kind", "job_type", "schedule_type", "schedule_expression", "timezone",
+    "task_name", "task_args", "task_kwargs", "config", "queue", "priority", "timeout_seconds", "max_retries",
+    "retry_backoff_seconds", "overlap_policy", "catch_up_policy", "is_enabled",
+)
+#: What a create gives a field the document leaves out: job_create's own defaults.
+DEFAULTS = {
+    name: param.default for name, param in inspect.signature(job_create).parameters.items()
+    if name in FIELDS and param.default is not inspect.Parameter.empty
+}
+DEFAULTS.update(task_args=[], task_kwargs={}, config={})
+
+
+def file_name(field: str) -> str:
+    return FILE_NAMES.get(field, field)
+
+
+def secret_env_name(job_name: str, key: str) -> str:
+    """The environment variable export names for a job's secret: JOB_NAME_KEY in capitals."""
+    return re.sub(r"[^A-Z0-9]+", "_", f"{job_name}_{key}".upper()).strip("_")
+
+
+def _desired(doc: dict) -> dict:
+    values = {**DEFAULTS, **{k: v for k, v in doc.items() if k in FIELDS}}
+    values["title"] = values.get("title") or values["name"]
+    values["schedule_expression"] = str(values.get("schedule_expression") or "").strip()
+    values["timezone"] = values.get("timezone") or "UTC"
+    values["status"] = Job.Status.PAUSED if doc.get("paused") else Job.Status.ACTIVE
+    return values
+
+
+def _current(job: Job) -> dict:
+    values = {f: getattr(job, f) for f in FIELDS}
+    values["status"] = job.status
+    values["organization"] = job.organization_id
+    return values
+
+
+# ---------------------------------------------------------------------------
+# Plan
+# ---------------------------------------------------------------------------
+def _plan(documents: list[tuple[int, dict]], context: Context) -> list[Change]:
+    names = [doc["name"] for _, doc in documents]
+    existing = {job.name: job for job in Job.objects.filter(name__in=names)} if names else {}
+    default_org = user_default_organization(context.actor)
+    changes, errors = [], []
+    for index, doc in documents:
+        name = doc["name"]
+        job = existing.get(name)
+        wanted = _desired(doc)
+        if "organization" in doc:
+            wanted["organization"] = doc["organization"].pk if doc["organization"] else None
+        elif job is None:
+            wanted["organization"] = default_org.pk if default_org else None
+        stored = secrets_decrypt(job.secrets) if job is not None and "secrets" in doc else {}
+        secrets, problems = secret_refs_resolve(doc.get("secrets"), stored=stored, env=context.env,
+                                                section=SECTION, index=index, name=name)
+        errors.extend(problems)
+        if job is None:
+            if is_internal_kind(wanted["kind"]):
+                errors.append(DocumentError(SECTION, index, name, "kind",
+                                            f"Jobs of kind '{wanted['kind']}' are internal: their app creates them."))
+            changes.append(Change(SECTION, "create", name, document=doc, index=index,
+                                  values={**wanted, "secrets": secrets or {}}))
+            continue
+        if is_internal_kind(job.kind):
+            errors.append(DocumentError(SECTION, index, name, "name",
+                                        f"'{name}' is an internal job of kind '{job.kind}'; choose another name."))
+            continue
+        if wanted["kind"] != job.kind:
+            errors.append(DocumentError(SECTION, index, name, "kind",
+                                        f"The kind of a job cannot be changed (it is '{job.kind}'); "
+                                        f"give the new job another name."))
+            continue
+        current = _current(job)
+        if "organization" not in wanted:
+            current.pop("organization")
+        diff = {file_name(k): [current[k], v] for k, v in wanted.items() if k in current and current[k] != v}
+        secrets_change = secrets_diff(secrets_decrypt(job.secrets) if secrets is not None else {}, secrets)
+        if secrets_change:
+            diff["secrets"] = secrets_change
+        if diff:
+            changes.append(Change(SECTION, "update", name, fields=diff, document=doc, index=index, obj=job,
+                                  values={**wanted, "secrets": secrets}))
+    if context.prune:
+        keep = Job.objects.filter(Q(name__in=names) | Q(kind__in=internal_kinds()))
+        if context.kinds:
+            stale = Job.objects.filter(kind__in=context.kinds)
+        else:
+            stale = Job.objects.all()
+        for job in stale.exclude(pk__in=keep.values("pk")).order_by("name"):
+            changes.append(Change(SECTION, "delete", job.name, obj=job))
+    if errors:
+        raise ManifestError(errors)
+    return changes
+
+
+# ---------------------------------------------------------------------------
+# Apply
+# ---------------------------------------------------------------------------
+def _apply(changes: list[Change], context: Context) -> None:
+    creates = [c for c in changes if c.action == "create"]
+    errors: list[DocumentError] = []
+    if creates:
+        errors.extend(_create_bulk(creates, context))
+    for change in changes:
+        try:
+            if change.action == "update":
+                _update(change, context)
+            elif change.action == "delete":
+                job_delete(job=change.obj, actor=context.actor, actor_label=context.actor_label)
+        except (ValidationError, ManifestError) as exc:
+            errors.extend(errors_from(exc, section=SECTION, index=change.index, name=change.name))
+    if errors:
+        raise ManifestError(errors)
+
+
+def _by(context: Context) -> dict:
+    return {"actor": context.actor if getattr(context.actor, "pk", None) else None, "actor_label": context.actor_label}
+
+
+def _update(change: Change, context: Context) -> None:
+    job, values = change.obj, change.values
+    data = {f: values[f] for f in (*FIELDS, "organization") if f in values and f != "kind"}
+    if "organization" in data:
+        data["organization"] = Organization.objects.filter(pk=data["organization"]).first()
+    edits = {f: v for f, v in data.items() if f in Job.EDITABLE_FIELDS}
+    job = job_update(job=job, data=edits, **_by(context))
+    if values["secrets"] is not None and "secrets" in change.fields:
+        job_set_secrets(job=job, secrets=values["secrets"], **_by(context))
+    if values["status"] != job.status:
+        (job_pause if values["status"] == Job.Status.PAUSED else job_resume)(job=job, **_by(context))
+
+
+def _create_bulk(changes: list[Change], context: Context) -> list[DocumentError]:
+    """Validate every new job as job_create does, then insert them, their beat
+    entries and their audit rows in a few statements."""
+    actor = context.actor if getattr(context.actor, "is_authenticated", False) else None
+    organizations = {o.pk: o for o in Organization.objects.filter(
+        pk__in={c.values["organization"] for c in changes if c.values["organization"]})}
+    jobs, errors = [], []
+    for change in changes:
+        values = change.values
+        job = Job(**{f: values[f] for f in FIELDS}, status=values["status"], owner=actor,
+                  organization=organizations.get(values["organization"]))
+        try:
+            secrets_check(values["secrets"])
+            job.secrets = secrets_encrypt(values["secrets"])
+            job_validate(job)
+        except ValidationError as exc:
+            errors.extend(errors_from(exc, section=SECTION, index=change.index, name=change.name))
+            continue
+        jobs.append(job)
+    if errors:
+        return errors
+    Job.objects.bulk_create(jobs, batch_size=BATCH)
+    _periodic_tasks_create(jobs)
+    for job in jobs:
+        runs = job_next_runs(job, 1)
+        job.next_run_at = runs[0] if runs else None
+    Job.objects.bulk_update(jobs, ["periodic_task", "next_run_at"], batch_size=BATCH)
+    by = _by(context)
+    AuditLog.objects.bulk_create(
+        [AuditLog(**audit.entry(**by, action="create", obj=job, changes=audit.job_snapshot(job))) for job in jobs],
+        batch_size=BATCH,
+    )
+    return []
+
+
+def _periodic_tasks_create(jobs: list[Job]) -> None:
+    """periodic_task_sync for many new jobs: the same PeriodicTask values, one
+    bulk insert, one change notice for beat."""
+    schedules: dict[tuple, dict] = {}
+    tasks, owners = [], []
+    now = timezone.now()
+    for job in jobs:
+        schedule = job_schedule(job)
+        if schedule.is_manual:
+            continue
+        key = (schedule.cron, schedule.timezone_name if schedule.cron else None, schedule.interval, schedule.clocked)
+        if key not in schedules:
+            schedules[key] = _beat_schedule_fields(schedule)
+        task = PeriodicTask(
+            **schedules[key], name=periodic_task_name(job), task=DISPATCH_TASK, args=json.dumps([job.pk]),
+            kwargs="{}", queue=job.queue, priority=celery_priority(job.priority),
+            expire_seconds=_expires_seconds(schedule), enabled=job.is_schedulable,
+            description=f"jobsite job {job.name}",
+        )
+        if schedule.interval and task.enabled:
+            task.last_run_at = now  # as periodic_task_sync anchors a fresh interval
+        tasks.append(task)
+        owners.append(job)
+    PeriodicTask.objects.bulk_create(tasks, batch_size=BATCH)
+    for job, task in zip(owners, tasks):
+        job.periodic_task = task
+    PeriodicTasks.update_changed()
+
+
+# ---------------------------------------------------------------------------
+# Export
+# ---------------------------------------------------------------------------
+def _export(kinds: list[str] | None) -> list[dict]:
+    jobs = Job.objects.exclude(kind__in=internal_kinds()).select_related("organization").order_by("name")
+    if kinds:
+        jobs = jobs.filter(kind__in=kinds)
+    out = []
+    for job in jobs:
+        doc = {}
+        for f in FIELDS:
+            value = getattr(job, f)
+            if f == "title" and value == job.name:
+                continue
+            if f != "name" and f in DEFAULTS and value == DEFAULTS[f] and f != "kind":
+                continue
+            doc[file_name(f)] = value
+        if job.status == Job.Status.PAUSED:
+            doc["paused"] = True
+        doc["organization"] = job.organization.name if job.organization_id else None
+        names = sorted(secrets_decrypt(job.secrets))
+        if names:
+            doc["secrets"] = {key: {"from_env": secret_env_name(job.name, key)} for key in names}
+        out.append(doc)
+    return out
+
+
+register_section(Section(name=SECTION, key="name", order=20, plan=_plan, apply=_apply, export=_export))
