@@ -150,5 +150,5 @@ class CLICommand(OneLineErrors, BaseCommand):
         console.flush()
 
     def console(self, options: dict[str, Any]) -> Console:
-        return Console(self.stdout, no_color=options.get("no_color", False),
+        return Console(self.stdout, self.stderr, no_color=options.get("no_color", False),
                        force_color=options.get("force_color", False), style=self.style)

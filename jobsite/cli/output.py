@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -135,6 +136,7 @@ class Console:
     """A command's stdout, with the few shapes commands print."""
 
     stdout: Any
+    stderr: Any = None  # where notes go when stdout is not a terminal (default: sys.stderr)
     no_color: bool = False
     force_color: bool = False
     style: Any = None  # Django's styles, for callers that pass them
@@ -167,6 +169,16 @@ class Console:
 
     def heading(self, line: str) -> None:
         self.out(line, "bold cyan")
+
+    def note(self, line: str) -> None:
+        """A line about a table (its page, its count, that it is empty): after
+        a blank line on a terminal; on stderr otherwise, so that what is piped
+        is the table alone."""
+        if self.is_terminal:
+            self.out("\n" + line)
+            return
+        stream = getattr(self.stderr, "_out", self.stderr) if self.stderr is not None else sys.stderr
+        stream.write(line + "\n")  # the raw stream: no colour, Django's OutputWrapper would add an error style
 
     def write(self, raw: str) -> None:
         """Text as is (a shell script, CSV)."""

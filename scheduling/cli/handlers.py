@@ -80,8 +80,8 @@ def list_jobs(console: Console, *, status, job_type, kind, search, enabled_only,
         now = timezone.now()
         console.table([job_row(job, now) for job in result.items], JOB_COLUMNS)
     else:
-        console.out("No jobs found.")
-    console.out(f"\nPage {result.page} of {pages} ({plural(result.total, 'job')})")
+        console.note("No jobs found.")
+    console.note(f"Page {result.page} of {pages} ({plural(result.total, 'job')})")
 
 
 def show_job(console: Console, *, job, json=False, **_):
@@ -287,8 +287,8 @@ def list_executions(console: Console, *, job, limit, status, json=False, **_):
     show_executions(console, shown, with_job=job is None)
     where = f"of job '{job.name}' (id {job.pk})" if job is not None else "across all jobs"
     status_text = f" {status}" if status else ""
-    console.out(f"\nShowing {min(limit, total)} of {total}{status_text} {'execution' if total == 1 else 'executions'} "
-                f"{where}.")
+    console.note(f"Showing {min(limit, total)} of {total}{status_text} {'execution' if total == 1 else 'executions'} "
+                 f"{where}.")
 
 
 def show_execution(console: Console, *, execution, json=False, **_):
@@ -348,7 +348,7 @@ def list_overdue_jobs(console: Console, json=False, **_):
         console.json(list_envelope(JobSerializer(jobs, many=True).data))
         return
     if not jobs:
-        console.out("No overdue jobs.")
+        console.note("No overdue jobs.")
         return
     now = timezone.now()
     since = {job.pk: selectors.job_overdue_since(job, now) or now for job in jobs}
@@ -362,7 +362,7 @@ def list_overdue_jobs(console: Console, json=False, **_):
         [fixed("ID"), fixed("Name"), text("Schedule"), fixed("Expected at"), number("Late by"),
          "Last run", "Last status"],
     )
-    console.out(f"\n{plural(len(jobs), 'overdue job')}.")
+    console.note(f"{plural(len(jobs), 'overdue job')}.")
 
 
 def show_stats(console: Console, json=False, **_):

@@ -160,7 +160,7 @@ class Command(CLICommand):
             console.json({"success": True, "jobs": jobs, "count": len(jobs), "limit": limit})
             return
         if not uploads:
-            console.out("No uploads found.")
+            console.note("No uploads found.")
             return
         now = timezone.now()
         console.table([[u.pk, u.job_type, styled(u.status), f"{u.total_rows:,}", f"{u.successful_rows:,}",

@@ -32,8 +32,9 @@ def noop(*, execution, **kw):
 
 
 def jobs(*args) -> str:
+    """What a person sees: stdout, and the notes piped output sends to stderr."""
     out = StringIO()
-    call_command("jobs", *[str(a) for a in args], stdout=out)
+    call_command("jobs", *[str(a) for a in args], stdout=out, stderr=out)
     return out.getvalue()
 
 
@@ -145,7 +146,12 @@ def test_list_piped_is_tab_separated_with_whole_names_and_a_page_footer():
     assert rows["every30"][2] == "Every 30 minutes"
     assert rows["off"][3:] == ["disabled", "-", "-", "0"]
     assert "…" not in output
-    assert output.rstrip().endswith("Page 1 of 1 (4 jobs)")
+    assert output.rstrip().endswith("\nPage 1 of 1 (4 jobs)")
+    # stdout alone is the table: the page line went to stderr
+    stdout, stderr = StringIO(), StringIO()
+    call_command("jobs", "list", stdout=stdout, stderr=stderr)
+    assert stdout.getvalue().splitlines() == lines[:5]
+    assert stderr.getvalue() == "Page 1 of 1 (4 jobs)\n"
 
 
 def test_list_filters():
@@ -513,7 +519,7 @@ def test_manage_wrapper_runs_jobs_list(tmp_path):
     listed = manage("jobs", "list")
     assert listed.returncode == 0, listed.stderr
     assert re.search(r"^\d+\s+system_health_check\s+Every 15 minutes\s+active\s", listed.stdout, re.M)
-    assert "Page 1 of 1 (5 jobs)" in listed.stdout
+    assert listed.stderr == "Page 1 of 1 (5 jobs)\n"  # piped: stdout is the table alone
 
     missing = manage("jobs", "show", "42")
     assert missing.returncode == 1

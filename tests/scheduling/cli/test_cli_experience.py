@@ -25,8 +25,9 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def jobs(*args) -> str:
+    """What a person sees: stdout, and the notes piped output sends to stderr."""
     out = StringIO()
-    call_command("jobs", *[str(a) for a in args], stdout=out)
+    call_command("jobs", *[str(a) for a in args], stdout=out, stderr=out)
     return out.getvalue()
 
 

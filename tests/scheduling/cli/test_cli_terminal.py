@@ -24,8 +24,9 @@ LONG_NAME = "analytics_aggregation_of_every_organization_and_every_day"
 
 
 def jobs(*args) -> str:
+    """What a person sees: stdout, and the notes piped output sends to stderr."""
     out = StringIO()
-    call_command("jobs", *[str(a) for a in args], stdout=out)
+    call_command("jobs", *[str(a) for a in args], stdout=out, stderr=out)
     return out.getvalue()
 
 
