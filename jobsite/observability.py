@@ -208,6 +208,8 @@ def setup_sentry(*, dsn: str, environment: str = "", release: str = "", traces_s
         dsn=dsn, environment=environment or None, release=release or None,
         data_collection={"user_info": False, "http_bodies": []},
         traces_sample_rate=traces_sample_rate, before_send=scrub_event,
+        # spans too, when SENTRY_TRACES_SAMPLE_RATE sends them (their name and attributes)
+        before_send_span=scrub_event,
     )
 
 
