@@ -1,4 +1,4 @@
-"""Serializers of the seed-003 jobs API (/api/v1/jobs, /api/v1/executions).
+"""Serializers of the jobs API (/api/v1/jobs, /api/v1/executions).
 
 Input serializers check types and shapes only and hand ``validated_data`` —
 already under the service's keyword names (``task_queue`` → ``queue``,
@@ -69,7 +69,7 @@ class JobRunSummarySerializer(serializers.Serializer):
 
 
 class JobSerializer(serializers.ModelSerializer):
-    """A job as seed 003 shows it. ``secrets`` is never part of it."""
+    """A job as the jobs API (/api/v1/jobs) shows it. ``secrets`` is never part of it."""
 
     task_queue = serializers.CharField(source="queue")
     task_priority = serializers.IntegerField(source="priority", help_text="0 (lowest) - 9 (highest).")
@@ -304,7 +304,7 @@ class StrictInputSerializer(serializers.Serializer):
 
 
 class JobCreateSerializer(StrictInputSerializer):
-    """Seed 003's create body. ``source`` maps API names onto the service's."""
+    """The body of POST /api/v1/jobs/. ``source`` maps API names onto the service's."""
 
     name = serializers.CharField(max_length=200, help_text="Unique machine name.")
     title = serializers.CharField(max_length=255, required=False, allow_blank=True)
@@ -393,7 +393,7 @@ class JobListQuerySerializer(PageQuerySerializer):
 class ExecutionListQuerySerializer(PageQuerySerializer):
     status = _choice_field(Execution.Status.choices, required=False, allow_blank=True)
     limit = serializers.IntegerField(
-        min_value=1, max_value=MAX_PAGE_SIZE, required=False, help_text="Alias of size (seed 000 style).",
+        min_value=1, max_value=MAX_PAGE_SIZE, required=False, help_text="Alias of size (as /cron-jobs takes it).",
     )
 
     def validate(self, attrs):
