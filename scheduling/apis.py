@@ -26,13 +26,15 @@ from jobsite.exceptions import django_validation_error_detail
 from jobsite.openapi import links
 from jobsite.parsers import StrictJSONParser
 from jobsite.tenancy import user_default_organization
-from scheduling import selectors, services
+from scheduling import manifest, selectors, services
 from scheduling.beat import schedule_preview
 from scheduling.executors import schedulable_tasks
 from scheduling.models import Execution, Job
 from scheduling.pagination import list_envelope, paginate
 from scheduling.serializers import (
     AllExecutionsQuerySerializer,
+    ApplyPlanSerializer,
+    ApplyQuerySerializer,
     DetailSerializer,
     ErrorSerializer,
     ExecutionListQuerySerializer,
@@ -306,6 +308,24 @@ class JobViewSet(viewsets.GenericViewSet):
         """The allow-listed values a job of kind ``task`` may use as ``task_name``."""
         tasks = list(schedulable_tasks().values())
         return Response(SchedulableTaskListSerializer(list_envelope(tasks)).data)
+
+    @extend_schema(
+        tags=["jobs"], summary="Apply a jobs-as-code file",
+        description="The body is the file: YAML or JSON text (`Content-Type: application/yaml`, `text/plain`) or "
+                    "parsed JSON. Answers the plan (create; update with each changed field as [before, after]; "
+                    "delete with `prune=1`) and applies it in one transaction, unless `dry_run=1`. Any problem: "
+                    "400 naming file, document and field, and nothing is written. See the jobs-as-code guide.",
+        parameters=[ApplyQuerySerializer], request={"application/yaml": str, "application/json": dict},
+        responses={200: ApplyPlanSerializer, 400: _400, 403: _403},
+    )
+    @action(detail=False, methods=["post"], parser_classes=[StrictJSONParser, *manifest.TEXT_PARSERS])
+    def apply(self, request):
+        if not request.user.is_superuser:
+            raise exceptions.PermissionDenied(IsSuperuserToModify.message)
+        params = query_params(ApplyQuerySerializer, request)
+        documents = manifest.read_request_data(request.data)
+        plan = services.manifest_apply(documents=documents, actor=request.user, file="request body", **params)
+        return Response(ApplyPlanSerializer(plan.as_dict()).data)
 
 
 class ExecutionViewSet(viewsets.GenericViewSet):

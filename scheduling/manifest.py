@@ -155,3 +155,34 @@ def export(*, kinds: list[str] | None = None) -> str:
     header = ("# jobsite jobs as code: `./manage jobs apply -f FILE --dry-run` shows the plan, without it applies it.\n"
               "# Secrets are references: set each from_env variable where the file is applied.\n")
     return header + dump(manifest_export(kinds=kinds))
+
+
+class ManifestTextParser:
+    """DRF parser for ``POST /api/v1/jobs/apply`` with the file's text as the
+    body (YAML, or JSON sent as text): hands the bytes on, capped, unparsed."""
+
+    media_type = "*/*"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        data = stream.read(max_bytes() + 1) if stream is not None else b""
+        return {"_manifest_text": data}
+
+
+#: The media types the apply endpoint reads as the file's text.
+TEXT_MEDIA_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
+
+
+def text_parser(media: str):
+    parser = type(f"ManifestTextParser_{media.replace('/', '_').replace('-', '_')}", (ManifestTextParser,),
+                  {"media_type": media})
+    return parser
+
+
+TEXT_PARSERS = [text_parser(media) for media in TEXT_MEDIA_TYPES]
+
+
+def read_request_data(data, *, file: str = "request body") -> dict[str, list[tuple[int, dict]]]:
+    """``read`` for what a DRF request parsed: the text parsers' bytes, or JSON data."""
+    if isinstance(data, Mapping) and set(data) == {"_manifest_text"}:
+        return read(data["_manifest_text"], file=file)
+    return read(data, file=file)
