@@ -1,7 +1,6 @@
 """How ./manage commands find the local stack `make run` started (var/stack.json),
 and what runstack says when a port is taken (issue 26). The stack itself, on
 other ports, is in test_local_stack_e2e.py."""
-import json
 import os
 import socket
 import subprocess
