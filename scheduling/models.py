@@ -43,6 +43,8 @@ class Job(models.Model):
     class OverlapPolicy(models.TextChoices):
         SKIP = "skip", "Skip while a run is going"
         ALLOW = "allow", "Allow concurrent runs"
+        QUEUE = "queue", "Queue one run to start when the running one ends"
+        REPLACE = "replace", "Cancel the running run and start the new one"
 
     class CatchUpPolicy(models.TextChoices):
         """What happens to runs that fell due while beat was down."""
@@ -57,6 +59,7 @@ class Job(models.Model):
         "name", "title", "description", "job_type", "schedule_type", "schedule_expression", "timezone",
         "task_name", "task_args", "task_kwargs", "config", "queue", "priority", "timeout_seconds",
         "max_retries", "retry_backoff_seconds", "overlap_policy", "is_enabled", "organization", "catch_up_policy",
+        "jitter_seconds",
     )
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, help_text="A UUID: a vision cron job's job_id in /cron-jobs.")
@@ -91,6 +94,11 @@ class Job(models.Model):
     catch_up_policy = models.CharField(
         max_length=8, choices=CatchUpPolicy.choices, default=CatchUpPolicy.ONCE,
         help_text="What happens to runs that fell due while beat was down.",
+    )
+    jitter_seconds = models.PositiveIntegerField(
+        default=0, validators=[MaxValueValidator(3600)],
+        help_text="Start jitter: each scheduled run starts up to this many seconds after its due time, by an offset "
+                  "derived from the job and the due time (0: on time).",
     )
 
     is_enabled = models.BooleanField(default=True, help_text="Disabled jobs never fire on schedule.")
@@ -230,6 +238,10 @@ class Execution(models.Model):
     traceback = models.TextField(blank=True, help_text="Traceback of an unhandled failure (size-capped, secrets redacted).")
     log = models.TextField(blank=True, help_text="Output and log lines captured during the run (size-capped, secrets redacted).")
     batch_id = models.CharField(max_length=64, null=True, blank=True, help_text="Vision batch this run produced, if any.")
+    held = models.BooleanField(
+        default=False,
+        help_text="Queued but not sent: it waits for the job's running run to end (overlap policy 'queue').",
+    )
     did_nothing = models.BooleanField(
         default=False,
         help_text="The run succeeded and found no work (a poll with nothing new): its executor said so. "
@@ -250,6 +262,8 @@ class Execution(models.Model):
             # the dashboard's runs per hour by outcome (scheduling.dashboard.runs_per_hour): an
             # index-only scan of the charted days, with the job for a member's tenancy join
             models.Index(fields=["created_at", "status", "job"], name="exec_created_status_job"),
+            # the runs waiting to be started (run control): a handful at most
+            models.Index(fields=["job", "created_at"], condition=Q(held=True), name="exec_held"),
         ]
         constraints = [
             # A fire is (job, due time): a duplicated or redelivered fire, or a
@@ -265,6 +279,38 @@ class Execution(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE_STATUSES
+
+
+class MaintenancePause(models.Model):
+    """Pause-all (maintenance mode): while a pause is on, nothing in its scope
+    fires; at its end each job's catch-up policy decides what runs
+    (``scheduling.maintenance_mode``)."""
+
+    class Scope(models.TextChoices):
+        SITE = "site", "The whole site"
+        ORGANIZATION = "organization", "One organization"
+        QUEUE = "queue", "One queue"
+
+    scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.SITE, help_text="What is paused.")
+    organization = models.ForeignKey(
+        "jobsite.Organization", null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+        help_text="The organization paused (scope organization).",
+    )
+    queue = models.CharField(max_length=64, blank=True, help_text="The queue paused (scope queue).")
+    reason = models.CharField(max_length=255, blank=True, help_text="Why, as the banner and the refusals say it.")
+    started_at = models.DateTimeField(help_text="When the pause began.")
+    until = models.DateTimeField(null=True, blank=True, help_text="When it ends by itself (empty: at resume).")
+    ended_at = models.DateTimeField(null=True, blank=True, help_text="When it ended (empty: on, or due to end).")
+    created_by = models.CharField(max_length=150, blank=True, help_text="Who paused: a username, or 'cli'.")
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["ended_at"], name="pause_ended_idx")]
+
+    def __str__(self) -> str:
+        what = {"site": "the whole site", "organization": f"organization {self.organization_id}",
+                "queue": f"queue {self.queue}"}[self.scope]
+        return f"Maintenance pause of {what}"
 
 
 class AuditLog(models.Model):
