@@ -218,12 +218,16 @@ class Console:
         if not self.is_terminal:
             self.rich.file.write("".join(f"{key}\t{_plain(value)}\n" for key, value in rows))
             return
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(style="bold", no_wrap=True)
-        grid.add_column(overflow="fold")
+        # One line a value, never folded: a name or an id stays whole (the terminal
+        # wraps a line longer than itself); a value's own line breaks are indented.
+        keys = max((len(key) for key, _ in rows), default=0)
         for key, value in rows:
-            grid.add_row(Text(" " * indent + key), value if isinstance(value, Text) else Text(str(value)))
-        self._print_trimmed(grid)
+            first, *more = (value.plain.splitlines() if isinstance(value, Text) else str(value).splitlines()) or [""]
+            line = Text(" " * indent) + Text(key.ljust(keys), style="bold") + Text("  ")
+            line += value if isinstance(value, Text) and not more else Text(first)
+            self.rich.print(line, soft_wrap=True)
+            for continuation in more:
+                self.rich.print(Text(" " * (indent + keys + 2) + continuation), soft_wrap=True)
 
     def block(self, title: str, body: str) -> None:
         """A multi-line text (traceback, log) under a heading, as is."""

@@ -61,3 +61,10 @@ def test_fit_widths_shares_the_room_left_between_free_text_columns():
     assert fit_widths([4, 10, 50], columns, 50) == [4, 10, 50 - 4 - 10 - 4]
     assert fit_widths([4, 10, 50], columns, 200) == [4, 10, 50]
     assert fit_widths([4, 30, 30], columns, 20) == [4, 12, 12]  # never narrower than TEXT_MIN_WIDTH
+
+
+def test_terminal_pairs_never_fold_a_value(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "40")
+    out = TerminalStream()
+    Console(out, no_color=True).pairs([["File", LONG_NAME], ["Output", "one\ntwo"]])
+    assert visible(out.getvalue()).splitlines() == [f"File    {LONG_NAME}", "Output  one", "        two"]
