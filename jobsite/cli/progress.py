@@ -5,8 +5,8 @@ end of the line), never wider than the terminal is now
 (``shutil.get_terminal_size``, asked at every redraw, so a resized window is
 followed): the bar narrows (30 to 10 characters), optional parts are dropped
 from the end, then the bar goes, and the essential text is cut last, with an
-ellipsis. A line wider
-than the terminal would wrap, and each redraw would leave a trail.
+ellipsis. A line wider than the terminal would wrap, and each redraw would
+leave a line of trail.
 
 Anywhere else (a pipe, a log file, CI) there is no redrawing: a plain line is
 written when the state changes (``key``) or every ``plain_every`` seconds,
