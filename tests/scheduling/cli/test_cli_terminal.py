@@ -68,10 +68,9 @@ def test_settings_and_verbosity_after_the_subcommand_through_the_real_manage():
 def test_a_mistyped_subcommand_gets_did_you_mean():
     result = manage("jobs", "lsit")
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        "./manage jobs: error: unknown subcommand 'lsit'; did you mean 'list'? (one of: list, show, create, update, "
-        "delete, execute, pause, resume, overdue, stats, validate-schedule, cancel, executions, execution, "
-        "init-defaults, sync-beat, tasks, completion) (see `./manage jobs --help`)"]
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("./manage jobs: error: unknown subcommand 'lsit'; did you mean 'list'? (one of: list, show, ")
+    assert line.endswith(") (see `./manage jobs --help`)")
 
 
 def test_a_mistyped_choice_gets_did_you_mean():
