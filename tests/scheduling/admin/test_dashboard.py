@@ -437,3 +437,43 @@ def test_send_test_is_a_post(admin_client):
 
     assert admin_client.get(reverse("admin:notifications_destination_send_test",
                                     args=[destination.pk])).status_code == 405
+
+
+def test_each_panel_links_to_a_list_that_accepts_its_filter(admin_client, broker):
+    import re
+    from html import unescape
+
+    job = JobFactory(task_name="tests.noop", schedule_type="cron", schedule_expression="0 * * * *")
+    ExecutionFactory(job=job, status="failed", error="boom")
+    html = admin_client.get(reverse("admin:index")).content.decode()
+    panel_links = {unescape(href) for href in re.findall(r'<h2><a href="([^"]+)"', html)}
+    kpi_links = {unescape(href) for href in re.findall(r'class="ops-kpi[^"]*" href="([^"]+)"', html)}
+    hour_links = {unescape(href) for href in re.findall(r'<a href="([^"]+created_at__lt[^"]+)"', html)}
+
+    assert len(panel_links) >= 9 and len(kpi_links) >= 6 and len(hour_links) == 7 * 24
+    for link in sorted(panel_links | kpi_links | set(sorted(hour_links)[-3:])):
+        if link == "/health":
+            continue
+        response = admin_client.get(link)
+        assert response.status_code == 200, link  # an unknown filter would redirect to ?e=1
+
+
+def test_staff_without_the_runs_permission_get_the_app_list_only(client, make_user, broker):
+    staff = make_user("viewer")
+    staff.is_staff = True
+    staff.save()
+    client.force_login(staff)
+
+    response = client.get(reverse("admin:index"))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="ops-dashboard"' not in html and 'id="app-list"' in html
+
+
+def test_the_login_page_asks_nothing_of_redis(client, settings):
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{free_port()}/0"  # a banner would say it is unreachable
+
+    html = client.get(reverse("admin:login")).content.decode()
+
+    assert "ops-warning" not in html
