@@ -54,11 +54,15 @@ def no_sideways_scroll(driver) -> None:
 
 
 def every_column_on_screen(driver) -> None:
+    """No column past the window's edge, and the list's own box does not scroll sideways either."""
     offscreen = driver.execute_script(
         "const w = document.documentElement.clientWidth;"
         "return [...document.querySelectorAll('#result_list thead th')]"
         "  .filter(th => th.getBoundingClientRect().right > w + 0.5).map(th => th.innerText);")
     assert not offscreen, f"columns off the right edge: {offscreen}"
+    box = driver.execute_script("const box = document.querySelector('#changelist .results');"
+                                "return [box.scrollWidth, box.clientWidth];")
+    assert box[0] <= box[1], f"the list scrolls sideways in its box: {box[0]} px in {box[1]} px"
 
 
 def times_on_one_line(driver) -> int:
@@ -84,6 +88,9 @@ def world(root, celery_worker_process, serve_directory, tmp_path, client_for):  
     """Jobs of every kind with real runs by the session's worker, one still running."""
     nightly = JobFactory(name="nightly-report", title="Nightly sales report", task_name="tests.echo",
                          schedule_type="daily", schedule_expression="02:00", owner=root)
+    # a name as long as names get: the list still fits
+    JobFactory(name="warehouse.rebuild-aggregates-for-every-organization-and-region-nightly", task_name="tests.noop",
+               schedule_type="manual", schedule_expression="", owner=root)
     flaky = JobFactory(name="flaky-export", task_name="tests.fail", task_kwargs={"message": "export refused"},
                        schedule_type="cron", schedule_expression="*/15 * * * *", owner=root)
     workflow_services.workflow_create(actor=root, id="daily-digest", name="Daily digest", steps=[
@@ -135,7 +142,8 @@ def test_jobs_console_at_1400_and_1920(signed_in, live_server, world):
         # -- the list: users' jobs, every column on screen, one line a time
         driver.get(base)
         names = {e.text for e in driver.find_elements(By.CSS_SELECTOR, "#result_list .ops-name")}
-        assert names == {"nightly-report", "flaky-export", world["digest"].name, world["scans"].name, "long-import"}
+        assert names == {"nightly-report", "flaky-export", world["digest"].name, world["scans"].name, "long-import",
+                         "warehouse.rebuild-aggregates-for-every-organization-and-region-nightly"}
         no_sideways_scroll(driver)
         every_column_on_screen(driver)
         assert times_on_one_line(driver) >= 8
