@@ -29,6 +29,7 @@ from scheduling.beat import (
     schedule_description,
     schedule_preview,
 )
+from scheduling.cli import code_handlers
 from scheduling.cli.completion import completion_script
 from scheduling.cli.rendering import (JOB_COLUMNS, RUN_COLUMNS, fmt_bool, fmt_description, fmt_dt, fmt_rate,
                                       fmt_schedule, fmt_schedule_words, job_row, plural, run_row, show_executions)
@@ -485,4 +486,5 @@ HANDLERS: dict[str, Callable[..., None]] = {
     "sync-beat": sync_beat,
     "tasks": list_tasks,
     "completion": shell_completion,
+    **code_handlers.HANDLERS,  # apply, export, backfill
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from scheduling.cli import code_parser
 from scheduling.executors import registered_kinds
 from scheduling.models import Execution, Job
 from scheduling.schedules import SCHEDULE_TYPES
@@ -17,7 +18,7 @@ DEFAULT_WAIT_SECONDS = 300.0
 HELP = (
     "Manage scheduled jobs from the shell: list, show, create, update, delete, execute, pause, resume, "
     "overdue, stats, validate-schedule, cancel, executions, execution, init-defaults, sync-beat, tasks, "
-    "completion. Jobs are addressed by id or by name. On a terminal tables fit its width (only free text "
+    "completion, apply, export. Jobs are addressed by id or by name. On a terminal tables fit its width (only free text "
     "is cut, with an ellipsis); piped or redirected, output is tab-separated, header first; read commands "
     "take --json (the API's shapes). `./manage jobs SUBCOMMAND --help` shows a subcommand's options, "
     "examples and exit codes."
@@ -183,6 +184,10 @@ EXIT_CODES = {
     "validate-schedule": {1: "the schedule is invalid (with --json too)"},
     "sync-beat": {1: "beat is out of sync (and --repair was not given)"},
 }
+# apply, export, backfill: scheduling.cli.code_parser
+EXAMPLES.update(code_parser.EXAMPLES)
+NOTES.update(code_parser.NOTES)
+EXIT_CODES.update(code_parser.EXIT_CODES)
 
 
 # ---------------------------------------------------------------------------
@@ -332,3 +337,5 @@ def add_subcommands(add_parser) -> None:
 
     p = add("completion", "Print the shell code that enables tab completion of `./manage jobs`.")
     p.add_argument("shell", choices=["bash", "zsh"], help="Your shell.")
+
+    code_parser.add_subcommands(add_parser)  # apply, export, backfill

@@ -1,0 +1,55 @@
+"""What the jobs-as-code (``apply``, ``export``) and ``backfill`` subcommands do."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from django.core.management.base import CommandError
+
+from jobsite.cli.output import Console
+from scheduling import manifest, services
+
+ACTOR = "cli"
+
+
+def _read(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read(manifest.max_bytes() + 1)
+    try:
+        with Path(path).open("rb") as handle:
+            return handle.read(manifest.max_bytes() + 1)
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def apply_file(console: Console, *, file, dry_run, prune, **_):
+    name = "<stdin>" if file == "-" else file
+    shown = []
+
+    def show(plan: services.Plan) -> None:
+        shown.append(True)
+        for line in plan.lines():
+            console.out(line, "green" if line.startswith("+") else "red" if line.startswith("-") else None)
+
+    try:
+        plan = services.manifest_apply(documents=manifest.read(_read(file), file=name), actor_label=ACTOR,
+                                       dry_run=dry_run, prune=prune, on_plan=show, file=name)
+    except services.ManifestError as exc:
+        stderr = getattr(console.stderr, "_out", console.stderr) or sys.stderr
+        for error in exc.errors:  # every problem, one a line, on stderr; the summary is the command's error
+            stderr.write(f"{error}\n")
+        count = len(exc.errors)
+        raise CommandError(f"{name}: {count} problem{'s' if count != 1 else ''}; nothing was changed") from None
+    if plan.is_empty:
+        return
+    if dry_run:
+        console.note("Dry run: nothing was changed.")
+    else:
+        console.success("Applied.")
+
+
+def export_file(console: Console, *, kinds, **_):
+    console.write(manifest.export(kinds=kinds))
+
+
+HANDLERS = {"apply": apply_file, "export": export_file}

@@ -1,0 +1,52 @@
+"""The ``jobs`` subcommands for jobs as code (``apply``, ``export``) and
+``backfill``: argparse only; scheduling.cli.code_handlers acts on them."""
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+
+from scheduling.executors import registered_kinds
+
+EXAMPLES = {
+    "apply": """\
+./manage jobs apply -f jobs.yaml --dry-run     # the plan, every check; nothing changes
+./manage jobs apply -f jobs.yaml               # the plan, then apply it in one transaction
+./manage jobs apply -f jobs.yaml --prune       # also delete jobs and workflows the file does not list
+cat jobs.json | ./manage jobs apply -f -""",
+    "export": """\
+./manage jobs export > jobs.yaml
+./manage jobs export --kind task --kind workflow > jobs.yaml""",
+}
+NOTES = {
+    "apply": "The file (YAML or JSON) lists workflows and jobs by name; see docs/guides/jobs-as-code.md. Secrets are "
+             "references (NAME: {from_env: VARIABLE}); an unset variable keeps the stored value. Any problem: every "
+             "one is listed, naming file, document and field, and nothing is changed.",
+    "export": "Every job (internal ones excepted) and workflow, in the format apply reads; secrets as from_env "
+              "references named JOB_NAME_SECRET. With --kind: only jobs of those kinds.",
+}
+EXIT_CODES = {"apply": {1: "the file has problems (listed on stderr); nothing was changed"}}
+
+
+def iso_datetime(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date or date-time: {text!r}") from None
+
+
+iso_datetime.__name__ = "ISO 8601 date-time"
+
+
+def add_subcommands(add_parser) -> None:
+    def add(name: str, help_text: str):
+        return add_parser(name, help_text, examples=EXAMPLES[name].splitlines(), note=NOTES.get(name, ""),
+                          exit_codes=EXIT_CODES.get(name))
+
+    p = add("apply", "Apply a jobs-as-code file: print the plan, then create, update (and with --prune delete).")
+    p.add_argument("-f", "--file", required=True, metavar="FILE", help="The YAML or JSON file; - reads stdin.")
+    p.add_argument("--dry-run", action="store_true", help="Show the plan and check everything; change nothing.")
+    p.add_argument("--prune", action="store_true", help="Delete jobs and workflows the file does not list.")
+
+    p = add("export", "Write every job and workflow as a jobs-as-code file (YAML) to stdout.")
+    p.add_argument("--kind", dest="kinds", action="append", choices=registered_kinds(), metavar="KIND",
+                   help=f"Only jobs of this kind (repeatable): {', '.join(registered_kinds())}.")
