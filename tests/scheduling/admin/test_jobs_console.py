@@ -66,7 +66,7 @@ def form_data(response) -> dict:
     return data
 
 
-def run_now_here(job: Job, *, status_task_fails: bool = False) -> Execution:
+def run_now_here(job: Job) -> Execution:
     """A run of ``job`` run in this process (no message: no worker can take it too)."""
     execution = ExecutionFactory(job=job, status="queued", trigger="manual", celery_task_id=str(uuid.uuid4()))
     services.execution_run(execution_id=execution.pk, task_id=execution.celery_task_id, worker="test")
@@ -180,6 +180,21 @@ def test_last_result_is_the_outcome_with_its_own_time_while_another_run_goes(
     assert "ops-badge-failed" in last
     assert f'datetime="{failed.completed_at.isoformat()}"' in last and f'title="{when(failed.completed_at)}"' in last
     assert "ops-badge-running" in cell(row, "now_display")
+
+
+@pytest.mark.parametrize("task_name, outcome", [("tests.noop", "success"), ("tests.fail", "failed"),
+                                                 (None, "cancelled")])
+def test_every_outcome_is_stored_with_its_own_time(task_name, outcome):
+    job = JobFactory(name="paired", task_name=task_name or "tests.noop")
+    if task_name is None:
+        execution = ExecutionFactory(job=job, status="running")
+        services.execution_cancel(execution=execution, actor_label="test")
+    else:
+        execution = run_now_here(job)
+    execution.refresh_from_db()
+    job.refresh_from_db()
+    assert (job.last_status, job.last_finished_at) == (outcome, execution.completed_at)
+    assert job.last_finished_at is not None
 
 
 # -- the job page ----------------------------------------------------------------------------------
