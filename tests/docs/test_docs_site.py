@@ -55,3 +55,11 @@ def test_the_site_builds_strictly(tmp_path):
     assert result.returncode == 0, result.stderr[-4000:]
     assert (tmp_path / "site" / "index.html").exists()
     assert (tmp_path / "site" / "operations" / "configuration" / "index.html").exists()
+
+
+def test_the_readmes_links_and_picture_exist():
+    text = README.read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)\s]+)\)", text)
+    local = [target.split("#")[0] for target in targets if not re.match(r"[a-z]+://", target)]
+    assert "docs/images/dashboard.png" in local
+    assert [target for target in local if not (ROOT / target).exists()] == []
