@@ -91,18 +91,15 @@ class JobAdmin(JobListColumns, ObjectToolsMixin, RefreshingListMixin, admin.Mode
                               "classes": ["ops-kind", "ops-kind-task", "ops-kind-other"]}),
                     ("Settings", {"fields": ["config"], "classes": ["ops-kind", "ops-kind-other"]})]
             for spec in SPECS.values():
-                sets.append((spec.title, {"fields": list(self._spec_fields(spec)),
+                sets.append((spec.title, {"fields": spec.names(),
                                           "classes": ["ops-kind", "ops-kind-spec", f"ops-kind-{spec.kind}"]}))
             return sets
         spec = kind_fields_for(obj.kind)
         if spec is not None:
-            return [(spec.title, {"fields": list(self._spec_fields(spec, obj))})]
+            return [(spec.title, {"fields": spec.names()})]
         if obj.kind == DEFAULT_KIND:
             return [("Work", {"fields": ["task_name", "task_args", "task_kwargs"]})]
         return [("Settings", {"fields": ["task_kwargs", "config"]})]
-
-    def _spec_fields(self, spec, obj=None):
-        return spec.fields(job=obj, user=None).keys() if spec.kind != "workflow" else ["workflow", "workflow_input"]
 
     def get_fieldsets(self, request, obj=None):
         return [

@@ -38,6 +38,10 @@ class KindFields:
     def fields(self, *, job: Job | None, user) -> dict[str, forms.Field]:
         raise NotImplementedError
 
+    def names(self) -> list[str]:
+        """The names of ``fields`` (for the admin's fieldsets), without making them."""
+        raise NotImplementedError
+
     def initial(self, job: Job) -> dict[str, Any]:
         return {}
 
@@ -83,6 +87,9 @@ class WorkflowFields(KindFields):
                 widget=forms.Textarea(attrs={"rows": 6, "class": "ops-json", "spellcheck": "false"}),
                 help_text="Given to the workflow's steps as {{input}}; JSON is shown pretty."),
         }
+
+    def names(self):
+        return ["workflow", "workflow_input"]
 
     def initial(self, job):
         return {"workflow": (job.config or {}).get("workflow_id", ""),
@@ -170,6 +177,9 @@ class VisionFields(KindFields):
                 required=False, label=label, strip=True, help_text=f"Write-only: never shown. {hint}",
                 widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}))
         return fields
+
+    def names(self):
+        return [self.PREFIX + name for name in self._serializer().fields] + ["secret_" + name for name in self.SECRETS]
 
     def initial(self, job):
         return {self.PREFIX + name: value for name, value in (job.config or {}).items()}
