@@ -171,7 +171,8 @@ def dashboard_context(request, *, now=None) -> dict:
         } for execution in failures],
         "overdue": [{"job": job, "url": reverse("admin:scheduling_job_change", args=[job.pk]),
                      "due": relative_when(job.next_run_at, now=now)} for job in overdue],
-        "overdue_total": overdue_total,
+        "overdue_total": (f"{dashboard.OVERDUE_COUNT_CAP}+" if overdue_total > dashboard.OVERDUE_COUNT_CAP
+                          else overdue_total),
         "timeline": _timeline(lanes, now),
         "upcoming_total": upcoming_total,
         "cluster": cluster,

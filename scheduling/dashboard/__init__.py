@@ -25,6 +25,7 @@ from scheduling.dashboard.cluster import (  # noqa: F401
     operator_warnings,
 )
 from scheduling.dashboard.jobs import (  # noqa: F401
+    OVERDUE_COUNT_CAP,
     audit_trail,
     daily_statistics_state,
     overdue_jobs,

@@ -175,6 +175,23 @@ def test_upcoming_runs_mark_each_fire_and_band_a_dense_schedule():
     assert all(now <= run < now + timedelta(hours=24) for lane in lanes for run in lane.runs)
 
 
+def test_overdue_jobs_most_overdue_first_and_counted_up_to_a_cap(monkeypatch):
+    from scheduling.dashboard import jobs as dashboard_jobs
+    from scheduling.models import Job
+
+    now = timezone.now()
+    late = [JobFactory(name=f"late-{i}", schedule_type="cron", schedule_expression="0 * * * *") for i in range(8)]
+    for i, job in enumerate(late):
+        Job.objects.filter(pk=job.pk).update(next_run_at=now - timedelta(hours=1, minutes=i))
+    JobFactory(name="on-time", schedule_type="cron", schedule_expression="0 * * * *")
+
+    jobs, total = dashboard.overdue_jobs(user=SYSTEM)
+    assert [job.name for job in jobs] == [f"late-{i}" for i in range(7, 1, -1)] and total == 8
+
+    monkeypatch.setattr(dashboard_jobs, "OVERDUE_COUNT_CAP", 3)
+    assert dashboard.overdue_jobs(user=SYSTEM)[1] == 4  # more than the cap: "3+"
+
+
 def test_daily_statistics_say_why_they_are_empty_and_when_they_come():
     assert "No job computes them" in dashboard.daily_statistics_state()["reason"]
 
