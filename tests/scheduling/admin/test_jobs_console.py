@@ -215,6 +215,23 @@ def test_job_page_shows_the_summary_before_the_form(admin_client):
     assert part.count('class="ops-row-btn ops-row-cancel"') == 1  # only the running run
 
 
+@pytest.mark.parametrize("kind, extra", [
+    ("task", {"task_name": "tests.noop"}),
+    ("test_countdown", {"task_name": "", "config": {"label": "T"}}),
+    ("bulk_prediction", {"task_name": "", "schedule_type": "manual", "schedule_expression": ""}),
+    ("vision_batch", {"task_name": "", "schedule_type": "manual", "schedule_expression": ""}),
+])
+def test_every_kinds_job_page_and_run_form_render(admin_client, kind, extra):
+    job = JobFactory(name=f"a-{kind}", kind=kind, **extra)
+    ExecutionFactory(job=job, status="success", duration_seconds=1.0)
+    ExecutionFactory(job=job, status="failed", duration_seconds=2.0)
+    page = admin_client.get(url("job_change", job.pk))
+    assert page.status_code == 200
+    assert 'id="ops-job-summary"' in page.content.decode()
+    run_page = admin_client.get(url("job_run_with_parameters", job.pk))
+    assert run_page.status_code == (302 if kind in ("bulk_prediction", "vision_batch") else 200)
+
+
 def test_cancel_from_the_job_page(admin_client):
     job = JobFactory(name="nightly-report", task_name="tests.noop")
     running = ExecutionFactory(job=job, status="running", celery_task_id=None)
