@@ -25,6 +25,31 @@ CREATES_DATABASE = frozenset({
 })
 
 
+# Django's options that every command takes, as ./manage may be given them before the command's name.
+VALUE_OPTIONS = frozenset({"-v", "--verbosity", "--settings", "--pythonpath"})
+FLAG_OPTIONS = frozenset({"--traceback", "--no-color", "--force-color", "--skip-checks"})
+
+
+def hoist_leading_options(argv: list[str]) -> list[str]:
+    """``./manage -v 2 --no-color jobs list`` as ``./manage jobs -v 2 --no-color list``:
+    Django reads the command's name from the first word only."""
+    leading: list[str] = []
+    position = 1
+    while position < len(argv) and argv[position].startswith("-"):
+        option = argv[position].split("=", 1)[0]
+        if option in VALUE_OPTIONS and "=" not in argv[position] and position + 1 < len(argv):
+            leading += argv[position:position + 2]
+            position += 2
+        elif option in VALUE_OPTIONS or option in FLAG_OPTIONS:
+            leading.append(argv[position])
+            position += 1
+        else:  # --help, --version, or not an option of every command: Django's own handling
+            return argv
+    if not leading or position >= len(argv):
+        return argv
+    return [argv[0], argv[position], *leading, *argv[position + 1:]]
+
+
 def _command_name(argv: list[str]) -> str | None:
     return argv[1] if len(argv) > 1 and not argv[1].startswith("-") else None
 
@@ -60,7 +85,7 @@ def _never_create_sqlite_file() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = list(sys.argv if argv is None else argv)
+    argv = hoist_leading_options(list(sys.argv if argv is None else argv))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jobsite.settings")
     try:
         _apply_default_options(argv)

@@ -86,3 +86,15 @@ def test_ctrl_c_in_any_command_is_one_quiet_line_and_exit_130(env):
 def test_traceback_still_shows_the_traceback(env):
     result = manage("token", "admin", "--traceback", env=env)
     assert result.returncode == 1 and "Traceback" in result.stderr
+
+
+def test_global_options_may_come_before_the_command_name(env, tmp_path):
+    from jobsite.cli.entry import hoist_leading_options
+
+    assert hoist_leading_options(["manage.py", "-v", "2", "--no-color", "jobs", "list"]) == [
+        "manage.py", "jobs", "-v", "2", "--no-color", "list"]
+    assert hoist_leading_options(["manage.py", "--settings=x", "check"]) == ["manage.py", "check", "--settings=x"]
+    assert hoist_leading_options(["manage.py", "--help"]) == ["manage.py", "--help"]
+    # through the real ./manage, before and after the command's name alike
+    before = manage("--traceback", "-v", "0", "token", "admin", env=env)
+    assert before.returncode == 1 and "Traceback" in before.stderr
