@@ -14,7 +14,7 @@ from scheduling import services
 from scheduling.cli.parser import HELP
 from scheduling.management.commands.jobs import Command
 from scheduling.models import Execution, Job
-from tests.factories import JobFactory
+from tests.factories import ExecutionFactory, JobFactory
 from tests.jobsite.cli.terminal import run_in_terminal, visible
 from tests.worker import worker_env
 
@@ -120,6 +120,18 @@ def test_a_terminal_table_fits_its_width_and_cuts_only_free_text():
     assert max(len(line) for line in lines) <= 140
     assert "…" in row  # the schedule in words gave way
     assert row.index(LONG_NAME) == header.index("Name")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stats_on_a_narrow_terminal_keeps_numbers_and_headers_whole():
+    job = make_job("nightly")
+    ExecutionFactory(job=job, status="success", duration_seconds=150.0)
+    run = run_in_terminal(["./manage", "jobs", "stats", "--no-color"], columns=60, env=worker_env(), cwd=ROOT)
+    assert run.returncode == 0, run.output
+    text = visible(run.output)
+    assert "…" not in text
+    assert re.search(r"^All time +1 +1 +0 +0 +100\.0% +2m 30s +2m 30s$", text, re.M)  # one duration format
+    assert re.search(r"Avg time +p95 time$", text, re.M)
 
 
 def test_a_piped_table_keeps_long_names_whole_whatever_columns_says(monkeypatch):
