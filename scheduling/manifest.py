@@ -30,6 +30,7 @@ from collections.abc import Mapping
 
 import yaml
 from django.conf import settings
+from rest_framework.exceptions import ValidationError
 
 from jobsite.exceptions import flatten_errors
 from scheduling.serializers import ManifestJobSerializer
@@ -105,7 +106,9 @@ def read(text: str | bytes | Mapping, *, file: str = "<input>") -> dict[str, lis
         if not isinstance(documents, list):
             errors.append(DocumentError(name, None, "", "", f"Must be a list of {name}; got {type(documents).__name__}."))
             continue
-        serializer_class = section.serializer or ManifestJobSerializer
+        # One serializer for every document: DRF copies its fields per instance, which would cost more
+        # than the validation itself (docs/benchmarks.md, jobs as code).
+        serializer = (section.serializer or ManifestJobSerializer)()
         seen: dict[str, int] = {}
         out[name] = []
         for index, document in enumerate(documents):
@@ -114,11 +117,13 @@ def read(text: str | bytes | Mapping, *, file: str = "<input>") -> dict[str, lis
             if not isinstance(document, Mapping):
                 errors.append(DocumentError(name, index, "", "", f"Must be a mapping; got {type(document).__name__}."))
                 continue
-            serializer = serializer_class(data=dict(document))
-            if not serializer.is_valid():
-                errors.extend(_field_errors(serializer.errors, section=name, index=index, name=label))
+            serializer.initial_data = dict(document)
+            try:
+                values = dict(serializer.run_validation(serializer.initial_data))
+            except ValidationError as exc:
+                detail = exc.detail if isinstance(exc.detail, Mapping) else {"non_field_errors": exc.detail}
+                errors.extend(_field_errors(detail, section=name, index=index, name=label))
                 continue
-            values = dict(serializer.validated_data)
             if label in seen:
                 errors.append(DocumentError(name, index, label, section.key,
                                             f"Duplicate {section.key}: {name}[{seen[label]}] has it too."))

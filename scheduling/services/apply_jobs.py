@@ -20,17 +20,18 @@ import json
 import re
 
 from django.core.exceptions import ValidationError
-from django.db.models import Q
+from django.db.models import CharField, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
-from django_celery_beat.models import PeriodicTask, PeriodicTasks
+from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 
 from jobsite.crypto import secrets_decrypt, secrets_encrypt
 from jobsite.models import Organization
 from jobsite.redaction import secrets_check
 from jobsite.tenancy import user_default_organization
 from scheduling import audit
-from scheduling.beat import DISPATCH_TASK, celery_priority, job_next_runs, job_schedule, periodic_task_name
-from scheduling.beat.sync import _beat_schedule_fields, _expires_seconds
+from scheduling.beat import DISPATCH_TASK, PERIODIC_TASK_PREFIX, celery_priority, job_schedule, periodic_task_name
+from scheduling.beat.sync import _expires_seconds, crontab_expression
 from scheduling.kinds import internal_kinds, is_internal_kind
 from scheduling.models import AuditLog, Job
 from scheduling.services.apply import (
@@ -200,12 +201,14 @@ def _create_bulk(changes: list[Change], context: Context) -> list[DocumentError]
         jobs.append(job)
     if errors:
         return errors
-    Job.objects.bulk_create(jobs, batch_size=BATCH)
-    _periodic_tasks_create(jobs)
+    now = timezone.now()
     for job in jobs:
-        runs = job_next_runs(job, 1)
+        # job_next_runs, with an interval anchored where its new PeriodicTask is (now)
+        schedule = job_schedule(job)
+        runs = schedule.next_runs(1, anchor=now if schedule.interval else None) if job.is_schedulable else []
         job.next_run_at = runs[0] if runs else None
-    Job.objects.bulk_update(jobs, ["periodic_task", "next_run_at"], batch_size=BATCH)
+    Job.objects.bulk_create(jobs, batch_size=BATCH)
+    _periodic_tasks_create(jobs, now=now)
     by = _by(context)
     AuditLog.objects.bulk_create(
         [AuditLog(**audit.entry(**by, action="create", obj=job, changes=audit.job_snapshot(job))) for job in jobs],
@@ -214,32 +217,72 @@ def _create_bulk(changes: list[Change], context: Context) -> list[DocumentError]
     return []
 
 
-def _periodic_tasks_create(jobs: list[Job]) -> None:
-    """periodic_task_sync for many new jobs: the same PeriodicTask values, one
-    bulk insert, one change notice for beat."""
-    schedules: dict[tuple, dict] = {}
-    tasks, owners = [], []
-    now = timezone.now()
-    for job in jobs:
-        schedule = job_schedule(job)
-        if schedule.is_manual:
-            continue
-        key = (schedule.cron, schedule.timezone_name if schedule.cron else None, schedule.interval, schedule.clocked)
-        if key not in schedules:
-            schedules[key] = _beat_schedule_fields(schedule)
+def _schedule_rows(schedules) -> dict[tuple, dict]:
+    """_beat_schedule_fields for many schedules: the Crontab/Interval/Clocked
+    rows that exist read in a few queries, the missing ones bulk-created."""
+    out: dict[tuple, dict] = {}
+    crons = {(s.cron, s.timezone_name) for s in schedules if s.cron}
+    intervals = {int(s.interval.total_seconds()) for s in schedules if s.interval}
+    clocks = {s.clocked for s in schedules if s.clocked}
+    if crons:
+        rows = {}
+        for zone in {tz for _, tz in crons}:
+            hours = {cron.split()[1] for cron, tz in crons if tz == zone}
+            for row in CrontabSchedule.objects.filter(timezone=zone, hour__in=hours).order_by("pk"):
+                rows.setdefault((crontab_expression(row), str(row.timezone)), row)
+        missing = [CrontabSchedule(minute=m, hour=h, day_of_month=dom, month_of_year=moy, day_of_week=dow, timezone=tz)
+                   for cron, tz in sorted(crons - set(rows)) for m, h, dom, moy, dow in [cron.split()]]
+        CrontabSchedule.objects.bulk_create(missing, batch_size=BATCH)
+        rows.update({(crontab_expression(row), str(row.timezone)): row for row in missing})
+        for key, row in rows.items():
+            out[("cron", *key)] = {"crontab": row, "interval": None, "clocked": None, "one_off": False}
+    if intervals:
+        rows = {}
+        for row in IntervalSchedule.objects.filter(every__in=intervals, period=IntervalSchedule.SECONDS).order_by("pk"):
+            rows.setdefault(row.every, row)
+        missing = [IntervalSchedule(every=every, period=IntervalSchedule.SECONDS) for every in sorted(intervals - set(rows))]
+        IntervalSchedule.objects.bulk_create(missing)
+        rows.update({row.every: row for row in missing})
+        for every, row in rows.items():
+            out[("interval", every)] = {"crontab": None, "interval": row, "clocked": None, "one_off": False}
+    for clocked in clocks:  # one-offs: few
+        row, _ = ClockedSchedule.objects.get_or_create(clocked_time=clocked)
+        out[("clocked", clocked)] = {"crontab": None, "interval": None, "clocked": row, "one_off": True}
+    return out
+
+
+def _schedule_key(schedule) -> tuple:
+    if schedule.cron:
+        return ("cron", schedule.cron, schedule.timezone_name)
+    if schedule.interval:
+        return ("interval", int(schedule.interval.total_seconds()))
+    return ("clocked", schedule.clocked)
+
+
+def _periodic_tasks_create(jobs: list[Job], *, now) -> None:
+    """periodic_task_sync for many new jobs: the same PeriodicTask values, a
+    bulk insert, one UPDATE linking them, one change notice for beat."""
+    scheduled = [(job, job_schedule(job)) for job in jobs]
+    scheduled = [(job, schedule) for job, schedule in scheduled if not schedule.is_manual]
+    rows = _schedule_rows([schedule for _, schedule in scheduled])
+    tasks = []
+    for job, schedule in scheduled:
         task = PeriodicTask(
-            **schedules[key], name=periodic_task_name(job), task=DISPATCH_TASK, args=json.dumps([job.pk]),
-            kwargs="{}", queue=job.queue, priority=celery_priority(job.priority),
+            **rows[_schedule_key(schedule)], name=periodic_task_name(job), task=DISPATCH_TASK,
+            args=json.dumps([job.pk]), kwargs="{}", queue=job.queue, priority=celery_priority(job.priority),
             expire_seconds=_expires_seconds(schedule), enabled=job.is_schedulable,
             description=f"jobsite job {job.name}",
         )
         if schedule.interval and task.enabled:
             task.last_run_at = now  # as periodic_task_sync anchors a fresh interval
         tasks.append(task)
-        owners.append(job)
     PeriodicTask.objects.bulk_create(tasks, batch_size=BATCH)
-    for job, task in zip(owners, tasks):
+    for (job, _), task in zip(scheduled, tasks):
         job.periodic_task = task
+    ids = [job.pk for job, _ in scheduled]
+    link = PeriodicTask.objects.filter(name=Concat(Value(PERIODIC_TASK_PREFIX), Cast(OuterRef("pk"), CharField())))
+    for start in range(0, len(ids), BATCH):
+        Job.objects.filter(pk__in=ids[start:start + BATCH]).update(periodic_task=Subquery(link.values("pk")[:1]))
     PeriodicTasks.update_changed()
 
 
