@@ -369,3 +369,42 @@ class DailyJobStatistics(models.Model):
             # NULLs are distinct in unique constraints: the overall row needs its own.
             models.UniqueConstraint(fields=["day"], condition=Q(job=None), name="uniq_daily_overall_stats"),
         ]
+
+
+class Backfill(models.Model):
+    """Runs of a job for the due times of a past range, one at a time
+    (scheduling.services.backfill): one group, with its progress; cancelling
+    it cancels what has not run."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        CANCELLED = "cancelled", "Cancelled"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="backfills", help_text="The job whose past due times are run.")
+    start = models.DateTimeField(help_text="First instant of the range (included).")
+    end = models.DateTimeField(help_text="End of the range (excluded).")
+    due_times = models.JSONField(
+        default=list, blank=True,
+        help_text="The due times to run (ISO 8601, oldest first); those that already had a run are not in it.",
+    )
+    already_ran = models.JSONField(default=list, blank=True, help_text="Due times in the range that already had a run (not run again).")
+    queued = models.PositiveIntegerField(default=0, help_text="How many of due_times have been queued so far.")
+    current_execution = models.ForeignKey(
+        Execution, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The run going now; the next is queued when it finishes.",
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING, help_text="Running, done or cancelled.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Who asked for it (empty: the CLI or the system).",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True, help_text="When it was done or cancelled.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "current_execution"], name="backfill_status_current")]
+
+    def __str__(self) -> str:
+        return f"Backfill {self.pk} of {self.job.name}"
