@@ -129,9 +129,14 @@ class RunWithParametersForm(forms.Form):
             required=False, strip=False, initial=current, label="Input",
             widget=forms.Textarea(attrs={"rows": 4, "class": "ops-json", "spellcheck": "false"}),
             help_text="The workflow's input for this run (the schedule's own input is filled in)."))
+        from scheduling.workflows.models import Workflow
+
+        workflow = Workflow.objects.filter(pk=(job.config or {}).get("workflow_id")).only("steps").first()
+        names = [f"{i} {step.get('name', '?')}" for i, step in enumerate(workflow.steps if workflow else [])
+                 if isinstance(step, dict)]
         self._add("resume_from", forms.IntegerField(
             required=False, min_value=0, initial=0, label="Start at step",
-            help_text="0 runs every step; n starts at step n (counted from 0)."))
+            help_text="0 runs every step; n starts at step n" + (f" ({', '.join(names)})." if names else ".")))
 
     def override_kwargs(self) -> dict:
         """The run's ``override_kwargs``: what was filled in (a blank field
