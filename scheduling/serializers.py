@@ -25,6 +25,7 @@ from scheduling.beat import schedule_description
 from scheduling.models import Execution, Job
 from scheduling.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from scheduling.selectors import MAX_ID, job_is_overdue
+from scheduling.services.jitter import MAX_JITTER_SECONDS
 
 
 def _choice_field(choices, **kwargs) -> serializers.ChoiceField:
@@ -96,7 +97,7 @@ class JobSerializer(serializers.ModelSerializer):
             "id", "uuid", "name", "title", "description", "kind", "job_type",
             "schedule_type", "schedule_expression", "timezone", "schedule_description",
             "task_name", "task_args", "task_kwargs", "config", "task_queue", "task_priority",
-            "timeout", "max_retries", "retry_backoff_seconds", "overlap_policy", "catch_up_policy",
+            "timeout", "max_retries", "retry_backoff_seconds", "overlap_policy", "catch_up_policy", "jitter_seconds",
             "is_enabled", "status", "is_overdue", "owner", "organization_id",
             "created_at", "updated_at", "last_run_at", "next_run_at", "last_status", "statistics",
         ]
@@ -237,6 +238,12 @@ class ScheduleValidationSerializer(serializers.Serializer):
         child=serializers.CharField(), required=False,
         help_text="The next 5 run times, ISO 8601 in the schedule's time zone (valid only).",
     )
+    jitter_seconds = serializers.IntegerField(required=False, help_text="The start jitter asked about (if any).")
+    start_windows = serializers.ListField(
+        child=serializers.DictField(child=serializers.CharField()), required=False,
+        help_text='With jitter_seconds: each next run\'s start window, {"due": ..., "starts_by": ...} '
+                  "(the run starts at a fixed offset in [due, starts_by)).",
+    )
     error = serializers.CharField(required=False, help_text="Why the schedule is invalid, naming the field (invalid only).")
     errors = serializers.DictField(
         child=serializers.ListField(child=serializers.CharField()), required=False,
@@ -333,6 +340,11 @@ class JobCreateSerializer(StrictInputSerializer):
     catch_up_policy = _choice_field(
         Job.CatchUpPolicy.choices, required=False, help_text='Runs missed while beat was down; default "once".',
     )
+    jitter_seconds = serializers.IntegerField(
+        min_value=0, max_value=MAX_JITTER_SECONDS, required=False,
+        help_text="Start jitter: each scheduled run starts up to this many seconds after its due time (default 0). "
+                  "The offset is the same on every beat and replay; scheduled_for stays the due time.",
+    )
     is_enabled = serializers.BooleanField(required=False)
     organization_id = serializers.PrimaryKeyRelatedField(
         source="organization", queryset=Organization.objects.all(), pk_field=serializers.UUIDField(),
@@ -368,6 +380,10 @@ class ScheduleValidateInputSerializer(serializers.Serializer):
     schedule_type = serializers.CharField(max_length=32, help_text="cron, interval, daily, weekly, monthly or once.")
     schedule_expression = serializers.CharField(max_length=255)
     timezone = TimeZoneNameField(default="UTC")
+    jitter_seconds = serializers.IntegerField(
+        min_value=0, max_value=MAX_JITTER_SECONDS, default=0,
+        help_text="A start jitter to preview: each run's start window is shown (start_windows).",
+    )
 
 
 class PageQuerySerializer(serializers.Serializer):
@@ -458,3 +474,73 @@ class ApplyPlanSerializer(serializers.Serializer):
     applied = serializers.BooleanField()
     summary = serializers.DictField(child=serializers.IntegerField())
     changes = ApplyChangeSerializer(many=True)
+
+
+# ---------------------------------------------------------------------------
+# Backfill (POST /api/v1/jobs/{id}/backfill, /api/v1/backfills/{id})
+# ---------------------------------------------------------------------------
+class LocalDateTimeField(serializers.Field):
+    """An ISO 8601 date or date-time. Without an offset it is read in the job's
+    time zone (by the service), so "2026-03-01" means that day where the job runs."""
+
+    default_error_messages = {"invalid": "Use an ISO 8601 date or date-time, e.g. 2026-03-01 or 2026-03-01T00:00+01:00."}
+
+    def to_internal_value(self, data):
+        from datetime import datetime
+
+        if not isinstance(data, str):
+            self.fail("invalid")
+        try:
+            return datetime.fromisoformat(data.strip())
+        except ValueError:
+            self.fail("invalid")
+
+    def to_representation(self, value):
+        return value.isoformat()
+
+
+class BackfillInputSerializer(StrictInputSerializer):
+    read_only_keys = frozenset()
+    start = LocalDateTimeField(help_text="First due time considered (included); no offset: the job's time zone.")
+    end = LocalDateTimeField(help_text="End of the range (excluded); not in the future.")
+    dry_run = serializers.BooleanField(default=False, help_text="true: list the due times and which already ran; run nothing.")
+
+
+class BackfillDueTimeSerializer(serializers.Serializer):
+    scheduled_for = serializers.DateTimeField()
+    already_ran = serializers.BooleanField()
+    execution_id = serializers.IntegerField(allow_null=True)
+    status = serializers.CharField(allow_null=True)
+
+
+class BackfillPreviewSerializer(serializers.Serializer):
+    job_id = serializers.IntegerField()
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    total = serializers.IntegerField(help_text="Due times in the range.")
+    to_run = serializers.IntegerField(help_text="Those without a run: what a backfill would run.")
+    already_ran = serializers.IntegerField()
+    due_times = BackfillDueTimeSerializer(many=True)
+
+
+class BackfillRunSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    scheduled_for = serializers.DateTimeField()
+    status = serializers.CharField()
+
+
+class BackfillSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    job_id = serializers.IntegerField()
+    status = serializers.CharField(help_text="running, done or cancelled.")
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    total = serializers.IntegerField(help_text="Due times to run (those that already ran are not counted).")
+    queued = serializers.IntegerField(help_text="How many have been queued so far (one at a time).")
+    finished = serializers.IntegerField()
+    not_run = serializers.IntegerField(help_text="Cancelled: how many were never queued.")
+    already_ran = serializers.IntegerField(help_text="Due times in the range that already had a run.")
+    current_execution_id = serializers.IntegerField(allow_null=True)
+    runs = BackfillRunSerializer(many=True)
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
