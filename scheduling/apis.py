@@ -297,9 +297,13 @@ class JobViewSet(viewsets.GenericViewSet):
         body — is a 400.
         """
         data = request_body(ScheduleValidateInputSerializer, request)
-        preview = schedule_preview(data["schedule_type"], data["schedule_expression"], data["timezone"])
+        preview = schedule_preview(data["schedule_type"], data["schedule_expression"], data["timezone"],
+                                   jitter_seconds=data["jitter_seconds"])
         if preview["valid"]:
             preview["next_runs"] = [run.isoformat() for run in preview["next_runs"]]
+            if "start_windows" in preview:
+                preview["start_windows"] = [{"due": due.isoformat(), "starts_by": by.isoformat()}
+                                            for due, by in preview["start_windows"]]
         return Response(ScheduleValidationSerializer(preview).data)
 
     @extend_schema(tags=["jobs"], summary="Schedulable task names", responses={200: SchedulableTaskListSerializer})

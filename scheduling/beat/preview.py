@@ -3,7 +3,7 @@ words, checked and previewed before it is saved, and its next runs as beat
 will fire them."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from cron_descriptor import FormatException
 from django.core.exceptions import ValidationError
@@ -46,14 +46,16 @@ def schedule_description(job: Job) -> str | None:
     return _in_words(schedule)
 
 
-def schedule_preview(schedule_type: str, expression: str, timezone_name: str, count: int = 5) -> dict:
+def schedule_preview(schedule_type: str, expression: str, timezone_name: str, count: int = 5,
+                     jitter_seconds: int = 0) -> dict:
     """Check a schedule (not yet a job's) and preview it.
 
     Valid: ``valid``, ``description`` (None if it cannot be phrased) and
     ``next_runs``: the next ``count`` runs, tz-aware in the schedule's zone.
     Invalid: ``valid: False``, ``error`` (one line naming the field at fault)
     and ``errors`` (field → messages). The input is echoed, with a blank time
-    zone read as UTC like everywhere else.
+    zone read as UTC like everywhere else. With ``jitter_seconds`` (a start
+    jitter), valid: ``start_windows``, each run's window as (due, starts by).
     """
     timezone_name = timezone_name or "UTC"
     preview = {"schedule_type": schedule_type, "schedule_expression": expression, "timezone": timezone_name}
@@ -63,4 +65,7 @@ def schedule_preview(schedule_type: str, expression: str, timezone_name: str, co
         preview.update(valid=False, error=validation_error_message(exc), errors=django_validation_error_detail(exc))
     else:
         preview.update(valid=True, description=_in_words(schedule), next_runs=schedule.next_runs(count))
+        if jitter_seconds:
+            preview.update(jitter_seconds=jitter_seconds, start_windows=[
+                (run, run + timedelta(seconds=jitter_seconds)) for run in preview["next_runs"]])
     return preview

@@ -16,6 +16,7 @@ from django.utils import timezone
 from jobsite.db import id_batches, insert_rows
 from scheduling.beat import job_schedule, periodic_task_sync
 from scheduling.models import Execution, Job
+from scheduling.services.overlap import ONE_BY_ONE_POLICIES, run_with_overlap_policy
 from scheduling.services.requests import active_execution, active_state
 from scheduling.services.sending import executions_send, new_execution, send_execution
 
@@ -57,6 +58,9 @@ def job_dispatch_scheduled(
     _disable_fired_one_off(job)
     if not run_now:
         return None
+    if job.overlap_policy in ONE_BY_ONE_POLICIES:
+        return run_with_overlap_policy(
+            job, scheduled=True, make_run=lambda **extra: _new_fire(job, scheduled_for=scheduled_for, **extra))
     if active is not None:
         return _new_fire(
             job, scheduled_for=scheduled_for, status=Execution.Status.SKIPPED, completed_at=now,
@@ -109,7 +113,7 @@ def jobs_dispatch_scheduled(*, fires: Sequence[ScheduledFire], sends: list | Non
         # skip, whose check below must not race a manual trigger. Locking every row of a
         # big burst costs PostgreSQL dearly (docs/benchmarks.md).
         needed = Job.objects.only("is_enabled", "status", "overlap_policy", "schedule_type", "schedule_expression",
-                                  "timezone", "queue", "priority", "timeout_seconds", "kind")
+                                  "timezone", "queue", "priority", "timeout_seconds", "kind", "jitter_seconds")
         jobs = {job.pk: job for job in _in_chunks(needed, "pk", job_ids)}
         skip_ids = [pk for pk, job in jobs.items() if job.overlap_policy == Job.OverlapPolicy.SKIP]
         jobs.update((job.pk, job) for job in _in_chunks(needed.select_for_update(), "pk", skip_ids))
@@ -129,6 +133,7 @@ def jobs_dispatch_scheduled(*, fires: Sequence[ScheduledFire], sends: list | Non
             if fire.scheduled_for is not None and (job.pk, fire.scheduled_for) in recorded:
                 continue  # a duplicate fire: recorded already
             simple = (fire.scheduled_for is not None and not fire.missed and job.pk not in going
+                      and job.overlap_policy not in ONE_BY_ONE_POLICIES
                       and job.pk not in seen and job.schedule_type != Job.ScheduleType.ONCE
                       and (now - fire.scheduled_for).total_seconds() <= grace)
             seen.add(job.pk)

@@ -20,6 +20,7 @@ from scheduling.errors import ErrorCode
 from scheduling.executors import DEFAULT_KIND, executor_for, registered_kinds
 from scheduling.models import Execution, Job
 from scheduling.schedules import parse_schedule
+from scheduling.services.jitter import MAX_JITTER_SECONDS
 from scheduling.services.lifecycle import MAX_RETRY_DELAY_SECONDS, execution_cancel
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")
@@ -88,6 +89,8 @@ def job_validate(job: Job) -> None:
         add("overlap_policy", f"Use one of: {', '.join(Job.OverlapPolicy.values)}.")
     if job.catch_up_policy not in Job.CatchUpPolicy.values:
         add("catch_up_policy", f"Use one of: {', '.join(Job.CatchUpPolicy.values)}.")
+    if not isinstance(job.jitter_seconds, int) or not 0 <= job.jitter_seconds <= MAX_JITTER_SECONDS:
+        add("jitter_seconds", f"Jitter must be a whole number of seconds from 0 to {MAX_JITTER_SECONDS}.")
     if errors:
         raise ValidationError(errors)
 
@@ -135,6 +138,7 @@ def job_create(
     retry_backoff_seconds: int = 60,
     overlap_policy: str = Job.OverlapPolicy.SKIP,
     catch_up_policy: str = Job.CatchUpPolicy.ONCE,
+    jitter_seconds: int = 0,
     is_enabled: bool = True,
     owner=None,
     organization=None,
@@ -149,7 +153,7 @@ def job_create(
         secrets=secrets_encrypt(secrets or {}),
         queue=queue, priority=priority, timeout_seconds=timeout_seconds, max_retries=max_retries,
         retry_backoff_seconds=retry_backoff_seconds, overlap_policy=overlap_policy, catch_up_policy=catch_up_policy,
-        is_enabled=is_enabled,
+        jitter_seconds=jitter_seconds, is_enabled=is_enabled,
         owner=owner if owner is not None else (actor if getattr(actor, "is_authenticated", False) else None),
         organization=organization,
     )

@@ -20,6 +20,7 @@ from scheduling import audit, heartbeat, runlog
 from scheduling.errors import ErrorCode
 from scheduling.executors import executor_for
 from scheduling.models import Execution, Job
+from scheduling.services.held import held_release_next
 from scheduling.services.sending import new_execution, revoke_task, send_execution
 from scheduling.signals import execution_finished
 
@@ -60,6 +61,7 @@ def execution_cancel(*, execution: Execution, actor=None, actor_label: str = "",
         transaction.on_commit(lambda: revoke_task(task_id))
     audit.record(actor=actor, actor_label=actor_label, action="cancel", obj=execution,
                  changes={"job": execution.job.name, "reason": reason})
+    _release_held(execution)
     return execution
 
 
@@ -203,6 +205,8 @@ def execution_finish(
             _announce_finished(execution)
     if not updated:  # a cancel (or the lost-run sweep) got there first: return it as it is
         execution.refresh_from_db()
+    else:
+        _release_held(execution)
     if updated:
         log = logger.info if status == Execution.Status.SUCCESS else logger.warning
         log("execution %s of job %s finished %s in %.3fs: %s", execution.pk, execution.job_id, status,
@@ -267,8 +271,16 @@ def execution_mark_lost(*, execution: Execution, reason: str, worker: str | None
     execution.refresh_from_db()
     _record_outcome(execution)
     _maybe_retry(execution)
+    _release_held(execution)
     logger.warning("execution %s of job %s marked lost: %s", execution.pk, execution.job_id, reason)
     return execution
+
+
+def _release_held(execution: Execution) -> None:
+    """A run of a job with overlap policy ``queue`` ended: start the run that
+    waits for it, if any (``held``). Other policies: nothing, no query."""
+    if execution.job.overlap_policy == Job.OverlapPolicy.QUEUE and not execution.held:
+        held_release_next(job_id=execution.job_id)
 
 
 def _record_outcome(execution: Execution) -> None:

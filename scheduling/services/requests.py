@@ -14,6 +14,7 @@ from scheduling.errors import ErrorCode
 from scheduling.executors import executor_for
 from scheduling.models import AuditLog, Execution, Job
 from scheduling.services.lifecycle import job_row, run_params
+from scheduling.services.overlap import ONE_BY_ONE_POLICIES, run_with_overlap_policy
 from scheduling.services.sending import execution_values, new_execution, send_execution
 
 def job_execute(
@@ -71,8 +72,12 @@ def _execute_locked(job_id: int, *, actor, actor_label: str, trigger: str, force
                 f"Job '{job.name}' is already running ({active_state(active)}); use force to start another run.",
                 code=ErrorCode.JOB_RUNNING,
             )
-    execution = new_execution(job, trigger=trigger, actor=actor, override_kwargs=override_kwargs)
-    send_execution(execution, job)
+    if not force and job.overlap_policy in ONE_BY_ONE_POLICIES:
+        execution = run_with_overlap_policy(job, scheduled=False, make_run=lambda **extra: new_execution(
+            job, trigger=trigger, actor=actor, override_kwargs=override_kwargs, **extra))
+    else:
+        execution = new_execution(job, trigger=trigger, actor=actor, override_kwargs=override_kwargs)
+        send_execution(execution, job)
     audit.record(actor=actor, actor_label=actor_label, action="execute", obj=job,
                  changes=_run_request_changes(execution.pk, force=force, override_kwargs=override_kwargs))
     return execution
@@ -96,6 +101,7 @@ def _execute_unless_changed(job: Job, *, actor, actor_label: str, trigger: str, 
     """``_execute_locked`` without reading the job again, where it needs no
     lock: for a run whose overlap policy is not ``skip`` (or forced).
 
+    (Policies ``queue`` and ``replace`` need the lock too.)
     The request is checked against the caller's instance of the job (the API
     and CLI read it just before), then the job's ``last_run_at`` is set and
     the execution and its audit row written — only while the job's row is as
@@ -108,7 +114,7 @@ def _execute_unless_changed(job: Job, *, actor, actor_label: str, trigger: str, 
     pass" and "fourth pass" in docs/benchmarks.md)."""
     if not (job.pk and job.updated_at):
         return None
-    if not force and job.overlap_policy == Job.OverlapPolicy.SKIP:
+    if not force and job.overlap_policy != Job.OverlapPolicy.ALLOW:
         return None
     try:
         _check_run_request(job, force=force, override_kwargs=override_kwargs)

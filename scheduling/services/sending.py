@@ -19,6 +19,7 @@ from scheduling.beat import celery_priority
 from scheduling.errors import ErrorCode
 from scheduling.executors import executor_for
 from scheduling.models import Execution, Job
+from scheduling.services.jitter import start_at
 
 logger = logging.getLogger(__name__)
 
@@ -146,8 +147,10 @@ def _ids_in_words(ids: list[int]) -> str:
 
 def execution_task_options(execution: Execution, job: Job) -> dict[str, Any]:
     """The run_execution message of ``execution``: its own task id, queue,
-    priority and time limits (sent, and re-sent by the stale-queued sweep)."""
-    return {
+    priority and time limits (sent, and re-sent by the stale-queued sweep);
+    a scheduled run of a job with a start jitter carries its start time as
+    ``eta`` (``scheduling.services.jitter``)."""
+    options = {
         "args": [execution.pk],
         "task_id": execution.celery_task_id,
         "queue": job.queue,
@@ -157,6 +160,9 @@ def execution_task_options(execution: Execution, job: Job) -> dict[str, Any]:
         "time_limit": job.timeout_seconds + settings.JOBS_HARD_TIMEOUT_GRACE_SECONDS,
         "ignore_result": not _keeps_celery_result(job.kind),
     }
+    if job.jitter_seconds and execution.scheduled_for is not None:
+        options["eta"] = start_at(job.pk, execution.scheduled_for, job.jitter_seconds)
+    return options
 
 
 def _keeps_celery_result(kind: str) -> bool:

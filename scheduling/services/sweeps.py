@@ -11,6 +11,8 @@ from django.utils import timezone
 
 from scheduling import broker, heartbeat
 from scheduling.models import Execution
+from scheduling.services.held import held_release_stuck
+from scheduling.services.jitter import start_at
 from scheduling.services.lifecycle import execution_mark_lost, retry_delay_seconds
 from scheduling.services.sending import execution_task_options, run_execution_task
 
@@ -65,7 +67,10 @@ def _worker_heartbeat_ages() -> dict[str, int]:
 
 
 def _retry_due_at(execution: Execution):
-    """When a retry's backoff ends (it was sent with this countdown)."""
+    """When a retry's backoff ends (it was sent with this countdown), or a
+    jittered run's start time comes (it was sent with this eta)."""
+    if execution.scheduled_for is not None and execution.job.jitter_seconds:
+        return start_at(execution.job_id, execution.scheduled_for, execution.job.jitter_seconds)
     if execution.trigger != Execution.Trigger.RETRY or execution.attempt < 2:
         return execution.created_at
     return execution.created_at + timedelta(seconds=retry_delay_seconds(execution.job, execution.attempt))
@@ -83,10 +88,12 @@ def executions_resend_stale_queued(*, now=None, broker_view=None) -> int:
     visibility timeout does not deliver it again. Broker unreachable: nothing
     is sent, the next sweep tries again. Returns how many were sent."""
     now = now or timezone.now()
+    held_release_stuck()  # held runs (overlap policy queue) whose release was lost
     stale_after = timedelta(seconds=settings.JOBS_QUEUED_STALE_SECONDS)
     candidates = [
         execution for execution in Execution.objects.filter(
             status=Execution.Status.QUEUED, created_at__lte=now - stale_after, celery_task_id__isnull=False,
+            held=False,
         ).select_related("job").order_by("pk")
         if _retry_due_at(execution) <= now - stale_after
     ]

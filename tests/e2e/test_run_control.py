@@ -1,0 +1,81 @@
+"""Run control end to end: a real worker (and a real beat where beat's part
+matters): start jitter, overlap policies queue and replace."""
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from scheduling import services
+from scheduling.models import Execution
+from scheduling.services.dispatch import ScheduledFire
+from scheduling.services.jitter import start_offset_seconds
+from tests.e2e.test_beat import running_beat
+from tests.factories import JobFactory
+from tests.worker import wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def status_of(execution):
+    execution.refresh_from_db()
+    return execution.status
+
+
+def test_jittered_runs_start_at_their_offset_after_the_due_time(celery_worker_process):
+    # given 12 jobs with a 6 s jitter, fired together by beat's burst path for one due time
+    jobs = [JobFactory(schedule_type="cron", schedule_expression="* * * * *", jitter_seconds=6,
+                       overlap_policy="allow", task_name="tests.noop") for _ in range(12)]
+    due = timezone.now().replace(microsecond=0)
+    services.jobs_dispatch_scheduled(fires=[ScheduledFire(job.pk, due) for job in jobs])
+    runs = Execution.objects.filter(job__in=jobs, scheduled_for=due)
+    assert runs.count() == 12 and set(runs.values_list("status", flat=True)) == {"queued"}
+    # then each starts at due + its own offset (not before), and no earlier than its window
+    wait_for(lambda: runs.filter(status="success").count() == 12, timeout=30, message="all 12 runs")
+    for run in runs:
+        offset = start_offset_seconds(run.job_id, due, 6)
+        lag = (run.started_at - due).total_seconds()
+        assert offset - 0.05 <= lag <= offset + 2.0, (offset, lag)
+        assert run.scheduled_for == due
+
+
+def test_a_jittered_job_fired_by_beat_keeps_its_due_time(celery_worker_process):
+    job = JobFactory(schedule_type="interval", schedule_expression="3s", jitter_seconds=2, task_name="tests.noop",
+                     overlap_policy="allow")
+    runs = Execution.objects.filter(job=job, scheduled_for__isnull=False, status="success")
+    with running_beat():
+        wait_for(lambda: runs.count() >= 2, timeout=30, message="two jittered fires run")
+    for run in runs:
+        offset = start_offset_seconds(job.pk, run.scheduled_for, 2)
+        lag = (run.started_at - run.scheduled_for).total_seconds()
+        assert offset - 0.05 <= lag <= offset + 2.0, (offset, lag)
+    # one run per due time
+    due_times = list(Execution.objects.filter(job=job, scheduled_for__isnull=False).values_list("scheduled_for", flat=True))
+    assert len(due_times) == len(set(due_times))
+
+
+def test_queue_runs_the_waiting_fire_when_the_running_one_ends_and_skips_the_rest(celery_worker_process):
+    job = JobFactory(schedule_type="cron", schedule_expression="* * * * *", overlap_policy="queue",
+                     task_name="tests.sleep", task_kwargs={"seconds": 2})
+    due = timezone.now().replace(second=0, microsecond=0)
+    first = services.job_dispatch_scheduled(job_id=job.pk, scheduled_for=due)
+    wait_for(lambda: status_of(first) == "running", message="the first run to start")
+    waiting = services.job_dispatch_scheduled(job_id=job.pk, scheduled_for=due + timedelta(minutes=1))
+    skipped = services.job_dispatch_scheduled(job_id=job.pk, scheduled_for=due + timedelta(minutes=2))
+    assert waiting.held and skipped.status == "skipped"
+    wait_for(lambda: status_of(waiting) == "success", timeout=20, message="the waiting run")
+    first.refresh_from_db()
+    assert first.status == "success"
+    # in order, and within a second of the slot freeing
+    assert first.completed_at <= waiting.started_at <= first.completed_at + timedelta(seconds=1)
+
+
+def test_replace_cancels_the_running_run_on_the_worker(celery_worker_process):
+    job = JobFactory(schedule_type="cron", schedule_expression="* * * * *", overlap_policy="replace",
+                     task_name="tests.sleep", task_kwargs={"seconds": 3})
+    due = timezone.now().replace(second=0, microsecond=0)
+    first = services.job_dispatch_scheduled(job_id=job.pk, scheduled_for=due)
+    wait_for(lambda: status_of(first) == "running", message="the first run to start")
+    second = services.job_dispatch_scheduled(job_id=job.pk, scheduled_for=due + timedelta(minutes=1))
+    assert status_of(first) == "cancelled" and f"replaced by run {second.pk}" in first.error
+    wait_for(lambda: status_of(second) == "success", timeout=20, message="the replacing run")
+    assert status_of(first) == "cancelled"  # the cancel wins over the terminated run's outcome
