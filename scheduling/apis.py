@@ -29,12 +29,15 @@ from jobsite.tenancy import user_default_organization
 from scheduling import manifest, selectors, services
 from scheduling.beat import schedule_preview
 from scheduling.executors import schedulable_tasks
-from scheduling.models import Execution, Job
+from scheduling.models import Backfill, Execution, Job
 from scheduling.pagination import list_envelope, paginate
 from scheduling.serializers import (
     AllExecutionsQuerySerializer,
     ApplyPlanSerializer,
     ApplyQuerySerializer,
+    BackfillInputSerializer,
+    BackfillPreviewSerializer,
+    BackfillSerializer,
     DetailSerializer,
     ErrorSerializer,
     ExecutionListQuerySerializer,
@@ -246,6 +249,26 @@ class JobViewSet(viewsets.GenericViewSet):
         return Response(JobSerializer(job).data)
 
     @extend_schema(
+        tags=["jobs"], summary="Backfill a past range",
+        description="One run per due time of the job's schedule in [start, end), in the job's time zone, oldest "
+                    "first, each with `scheduled_for` = its due time; due times that already have a run are not run "
+                    "again. The runs go one at a time (GET /api/v1/backfills/{id} shows the progress). `dry_run`: "
+                    "the due times and which already ran. More than JOBS_BACKFILL_MAX due times: 400.",
+        request=BackfillInputSerializer,
+        responses={200: BackfillPreviewSerializer, 202: BackfillSerializer, 400: _400, 403: _403, 404: _404},
+    )
+    @action(detail=True, methods=["post"])
+    def backfill(self, request, pk=None):
+        job = self.get_object()
+        data = request_body(BackfillInputSerializer, request)
+        with api_field_names():
+            if data["dry_run"]:
+                preview = services.backfill_preview(job=job, start=data["start"], end=data["end"])
+                return Response(BackfillPreviewSerializer(preview.as_dict()).data)
+            backfill = services.job_backfill(job=job, start=data["start"], end=data["end"], actor=request.user)
+        return Response(BackfillSerializer(services.backfill_progress(backfill)).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
         tags=["jobs"], summary="A job's executions", parameters=[ExecutionListQuerySerializer],
         responses={200: ExecutionPageSerializer, 400: _400, 404: _404},
     )
@@ -381,3 +404,38 @@ class ExecutionViewSet(viewsets.GenericViewSet):
     def cancel(self, request, pk=None):
         execution = services.execution_cancel(execution=self.get_object(), actor=request.user)
         return Response(ExecutionSerializer(execution).data)
+
+
+class BackfillViewSet(viewsets.GenericViewSet):
+    """A backfill's progress, and its cancel (what has not run is never queued)."""
+
+    queryset = Backfill.objects.none()  # types the {id} path parameter only
+    serializer_class = BackfillSerializer
+    permission_classes = [IsAuthenticated]
+    parser_classes = [StrictJSONParser]
+    filter_backends: list = []
+    pagination_class = None
+
+    def get_object(self) -> Backfill:
+        backfill = Backfill.objects.select_related("job").filter(pk=self.kwargs["pk"]).first() if str(
+            self.kwargs["pk"]).isdigit() else None
+        if backfill is None:
+            raise exceptions.NotFound("No such backfill.")
+        selectors.job_get(user=self.request.user, job_id=backfill.job_id)  # 404 unless its job is visible
+        return backfill
+
+    @extend_schema(tags=["jobs"], summary="A backfill's progress", responses={200: BackfillSerializer, 404: _404})
+    def retrieve(self, request, pk=None):
+        return Response(BackfillSerializer(services.backfill_progress(self.get_object())).data)
+
+    @extend_schema(
+        tags=["jobs"], summary="Cancel a backfill", request=None,
+        responses={200: BackfillSerializer, 403: _403, 404: _404, 409: _409},
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        backfill = self.get_object()
+        if not (request.user.is_superuser or backfill.job.owner_id == request.user.pk):
+            raise exceptions.PermissionDenied("Only superusers and the job's owner can cancel its backfills.")
+        backfill = services.backfill_cancel(backfill=backfill, actor=request.user)
+        return Response(BackfillSerializer(services.backfill_progress(backfill)).data)

@@ -9,6 +9,7 @@ from scheduling import apis, metrics
 v1 = SeedPathRouter()
 v1.register("jobs", apis.JobViewSet, basename="job")
 v1.register("executions", apis.ExecutionViewSet, basename="execution")
+v1.register("backfills", apis.BackfillViewSet, basename="backfill")
 
 urlpatterns = [
     path("metrics", metrics.metrics_view, name="metrics"),

@@ -16,6 +16,9 @@ One concern per module, each importing only those above it:
 The service API is handed on here, so callers write ``services.job_create(...)``.
 """
 from scheduling.services.apply import ManifestError, Plan, manifest_apply, manifest_export  # noqa: F401
+from scheduling.services.backfill import (  # noqa: F401  (also connects the backfill's next-run receiver)
+    backfill_cancel, backfill_due_times, backfill_preview, backfill_progress, job_backfill,
+)
 from scheduling.services.dispatch import ScheduledFire, job_dispatch_scheduled, jobs_dispatch_scheduled  # noqa: F401
 from scheduling.services.jobs import (  # noqa: F401
     job_create, job_delete, job_ensure_manual, job_pause, job_resume, job_secrets, job_set_enabled, job_set_secrets,

@@ -1,0 +1,200 @@
+"""Backfill: run a job once for each due time of its schedule in a past range.
+
+``job_backfill`` lists the due times of ``[start, end)`` in the job's time
+zone, oldest first. A due time that already has a run is not run again: the
+unique ``(job, scheduled_for)`` of executions decides, as it does for beat's
+fires. The rest become one ``Backfill`` group whose runs go one at a time —
+each Execution carries ``scheduled_for`` = its due time, and the next is
+queued when the previous finishes (``execution_finished``, whatever the
+outcome). Cancelling the group cancels the run going now and queues no more.
+A dry run only lists the due times and which of them already ran.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from jobsite.exceptions import ApplicationError, Conflict
+from scheduling import audit
+from scheduling.beat import job_schedule
+from scheduling.models import Backfill, Execution, Job
+from scheduling.schedules import cron_fires
+from scheduling.services.lifecycle import execution_cancel
+from scheduling.services.sending import new_execution, send_execution
+from scheduling.signals import execution_finished
+
+DEFAULT_MAX = 1000
+
+
+def backfill_max() -> int:
+    """At most this many due times per request (JOBS_BACKFILL_MAX)."""
+    return int(getattr(settings, "JOBS_BACKFILL_MAX", DEFAULT_MAX))
+
+
+def _aware(moment: datetime, job: Job) -> datetime:
+    """A naive moment is read in the job's time zone."""
+    if timezone.is_naive(moment):
+        return timezone.make_aware(moment, job_schedule(job).tz)
+    return moment
+
+
+def backfill_due_times(*, job: Job, start: datetime, end: datetime, limit: int | None = None) -> list[datetime]:
+    """The due times of the job's schedule in ``[start, end)``, oldest first,
+    in its time zone. More than ``limit`` (default JOBS_BACKFILL_MAX): a 400."""
+    limit = backfill_max() if limit is None else limit
+    start, end = _aware(start, job), _aware(end, job)
+    if start >= end:
+        raise ValidationError({"end": ["The end must be after the start."]})
+    if end > timezone.now() + timedelta(seconds=1):
+        raise ValidationError({"end": ["A backfill runs past due times: the end may not be in the future."]})
+    schedule = job_schedule(job)
+    times: list[datetime] = []
+    if schedule.cron:
+        # cron_fires yields the fires strictly after its moment: start itself counts too
+        for due in cron_fires(schedule.cron, schedule.tz, (start - timedelta(microseconds=1)).astimezone(schedule.tz)):
+            if due >= end or len(times) > limit:
+                break
+            times.append(due)
+    elif schedule.interval:
+        # an interval's due times count from the start of the range
+        due = start.astimezone(schedule.tz)
+        while due < end and len(times) <= limit:
+            times.append(due)
+            due += schedule.interval
+    elif schedule.clocked and start <= schedule.clocked < end:
+        times.append(schedule.clocked.astimezone(schedule.tz))
+    elif schedule.is_manual:
+        raise ValidationError({"job": [f"Job '{job.name}' has no schedule (manual): it has no due times to backfill."]})
+    if len(times) > limit:
+        raise ApplicationError(
+            f"The range holds more than {limit} due times of job '{job.name}' (JOBS_BACKFILL_MAX); "
+            f"backfill a shorter range, one part at a time.", status=400,
+        )
+    return times
+
+
+@dataclass
+class BackfillPreview:
+    """What a backfill of ``[start, end)`` would do: every due time, and the
+    run each one already has (None: it would be run)."""
+
+    job: Job
+    start: datetime
+    end: datetime
+    due: list[tuple[datetime, Execution | None]]
+
+    @property
+    def to_run(self) -> list[datetime]:
+        return [when for when, ran in self.due if ran is None]
+
+    def as_dict(self) -> dict:
+        return {
+            "job_id": self.job.pk, "start": self.start, "end": self.end, "total": len(self.due),
+            "to_run": len(self.to_run), "already_ran": len(self.due) - len(self.to_run),
+            "due_times": [{"scheduled_for": when, "already_ran": ran is not None,
+                           "execution_id": ran.pk if ran is not None else None,
+                           "status": ran.status if ran is not None else None} for when, ran in self.due],
+        }
+
+
+def backfill_preview(*, job: Job, start: datetime, end: datetime) -> BackfillPreview:
+    """The dry run: the due times and which of them already ran."""
+    times = backfill_due_times(job=job, start=start, end=end)
+    existing = {e.scheduled_for: e for e in job.executions.filter(scheduled_for__in=times).only(
+        "pk", "status", "scheduled_for", "job_id")} if times else {}
+    return BackfillPreview(job=job, start=_aware(start, job), end=_aware(end, job),
+                           due=[(when, existing.get(when)) for when in times])
+
+
+@transaction.atomic
+def job_backfill(*, job: Job, start: datetime, end: datetime, actor=None, actor_label: str = "",
+                 trigger: str = Execution.Trigger.API) -> Backfill:
+    """Start a backfill: one group of runs, queued one at a time, oldest first."""
+    job = Job.objects.select_for_update().get(pk=job.pk)
+    preview = backfill_preview(job=job, start=start, end=end)
+    backfill = Backfill.objects.create(
+        job=job, start=preview.start, end=preview.end, due_times=[when.isoformat() for when in preview.to_run],
+        already_ran=[when.isoformat() for when, ran in preview.due if ran is not None],
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    backfill._trigger = trigger
+    audit.record(actor=actor, actor_label=actor_label, action="execute", obj=job, changes={
+        "backfill": backfill.pk, "start": preview.start.isoformat(), "end": preview.end.isoformat(),
+        "to_run": len(preview.to_run), "already_ran": len(preview.due) - len(preview.to_run)})
+    _queue_next(backfill, actor=actor)
+    return backfill
+
+
+def _queue_next(backfill: Backfill, *, actor=None) -> None:
+    """Queue the next due time of a running backfill that still has no run, or
+    mark the backfill done. The caller holds the backfill's row (or created it)."""
+    job = backfill.job
+    trigger = getattr(backfill, "_trigger", None) or Execution.Trigger.API
+    while backfill.queued < len(backfill.due_times):
+        due = datetime.fromisoformat(backfill.due_times[backfill.queued])
+        backfill.queued += 1
+        try:
+            with transaction.atomic():
+                execution = new_execution(job, trigger=trigger, actor=actor or backfill.created_by, scheduled_for=due)
+        except IntegrityError:  # beat or another backfill ran it meanwhile: (job, scheduled_for) decides
+            continue
+        send_execution(execution, job)
+        backfill.current_execution = execution
+        backfill.save(update_fields=["queued", "current_execution"])
+        return
+    backfill.status = Backfill.Status.DONE
+    backfill.current_execution = None
+    backfill.finished_at = timezone.now()
+    backfill.save(update_fields=["queued", "current_execution", "status", "finished_at"])
+
+
+@transaction.atomic
+def backfill_cancel(*, backfill: Backfill, actor=None, actor_label: str = "") -> Backfill:
+    """Stop a backfill: cancel its run going now; the rest are never queued."""
+    backfill = Backfill.objects.select_for_update().select_related("job", "current_execution").get(pk=backfill.pk)
+    if backfill.status != Backfill.Status.RUNNING:
+        raise Conflict(f"Backfill {backfill.pk} is already {backfill.status}.")
+    backfill.status = Backfill.Status.CANCELLED
+    backfill.finished_at = timezone.now()
+    backfill.save(update_fields=["status", "finished_at"])
+    current = backfill.current_execution
+    if current is not None and current.status in Execution.ACTIVE_STATUSES:
+        execution_cancel(execution=current, actor=actor, actor_label=actor_label, reason=f"backfill {backfill.pk} cancelled")
+    audit.record(actor=actor, actor_label=actor_label, action="cancel", obj=backfill.job,
+                 changes={"backfill": backfill.pk, "not_run": len(backfill.due_times) - backfill.queued})
+    return backfill
+
+
+def backfill_progress(backfill: Backfill) -> dict:
+    """How far a backfill is: its due times by what became of their runs."""
+    times = [datetime.fromisoformat(t) for t in backfill.due_times]
+    runs = list(backfill.job.executions.filter(scheduled_for__in=times).order_by("scheduled_for").values(
+        "id", "scheduled_for", "status")) if times else []
+    finished = sum(1 for run in runs if run["status"] in Execution.FINISHED_STATUSES)
+    return {
+        "id": backfill.pk, "job_id": backfill.job_id, "status": backfill.status, "start": backfill.start,
+        "end": backfill.end, "total": len(times), "queued": backfill.queued, "finished": finished,
+        "not_run": len(times) - backfill.queued if backfill.status == Backfill.Status.CANCELLED else 0,
+        "already_ran": len(backfill.already_ran), "current_execution_id": backfill.current_execution_id,
+        "runs": runs, "created_at": backfill.created_at, "finished_at": backfill.finished_at,
+    }
+
+
+def _on_execution_finished(sender, *, execution_id: int, **kwargs) -> None:
+    """A run of a backfill ended (any outcome): queue its next due time."""
+    with transaction.atomic():
+        backfill = (Backfill.objects.select_for_update().select_related("job", "created_by")
+                    .filter(current_execution_id=execution_id, status=Backfill.Status.RUNNING).first())
+        if backfill is None:
+            return
+        trigger = Execution.objects.filter(pk=execution_id).values_list("trigger", flat=True).first()
+        backfill._trigger = trigger
+        _queue_next(backfill)
+
+
+execution_finished.connect(_on_execution_finished, sender=Execution, dispatch_uid="scheduling.backfill.next")

@@ -1,0 +1,142 @@
+"""Backfill: one run per past due time, oldest first, one at a time; existing runs are not run again."""
+from datetime import datetime, timedelta
+from io import StringIO
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from scheduling import services
+from scheduling.models import AuditLog, Backfill, Execution
+from tests.factories import ExecutionFactory, JobFactory
+from tests.worker import wait_for
+
+pytestmark = pytest.mark.django_db
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def daily_job(name="nightly", **kwargs):
+    return JobFactory(name=name, schedule_type="daily", schedule_expression="02:00", timezone="Europe/Berlin",
+                      task_name="tests.echo", **kwargs)
+
+
+def fourteen_days():
+    today = timezone.now().astimezone(BERLIN).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+    start = today - timedelta(days=14)
+    return start, today
+
+
+def test_due_times_are_the_schedules_in_the_jobs_zone_oldest_first_across_dst():
+    job = daily_job()
+    times = services.backfill_due_times(job=job, start=datetime(2026, 3, 25), end=datetime(2026, 4, 1))
+    assert [t.isoformat() for t in times] == [f"2026-03-{d}T02:00:00+01:00" for d in (25, 26, 27, 28)] + [
+        "2026-03-29T03:00:00+02:00",  # 02:00 does not exist that night: cron fires at 03:00 CEST
+        *[f"2026-03-{d}T02:00:00+02:00" for d in (30, 31)]]
+    # an offset in the input is honoured (01:00 UTC is 02:00 in Berlin); the start is included, the end excluded
+    times = services.backfill_due_times(job=job, start=datetime(2026, 1, 1, 1, 0, tzinfo=ZoneInfo("UTC")),
+                                        end=datetime(2026, 1, 3, 1, 0, tzinfo=ZoneInfo("UTC")))
+    assert [t.isoformat() for t in times] == ["2026-01-01T02:00:00+01:00", "2026-01-02T02:00:00+01:00"]
+
+
+def test_over_the_maximum_is_a_clear_400(admin_api, settings):
+    settings.JOBS_BACKFILL_MAX = 10
+    job = daily_job()
+    response = admin_api.post(f"/api/v1/jobs/{job.pk}/backfill",
+                              {"start": "2026-01-01", "end": "2026-02-01", "dry_run": True}, format="json")
+    assert response.status_code == 400
+    assert response.json()["detail"] == ("The range holds more than 10 due times of job 'nightly' "
+                                         "(JOBS_BACKFILL_MAX); backfill a shorter range, one part at a time.")
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"start": "2026-01-05", "end": "2026-01-01"}, "end"),
+    ({"start": "yesterday", "end": "2026-01-01"}, "start"),
+    ({"start": "2026-01-01", "end": "2999-01-01"}, "end"),
+    ({"start": "2026-01-01"}, "end"),
+    ({"start": "2026-01-01", "end": "2026-01-02", "dry": True}, "dry"),
+])
+def test_bad_input_names_the_field(admin_api, body, field):
+    job = daily_job()
+    response = admin_api.post(f"/api/v1/jobs/{job.pk}/backfill", body, format="json")
+    assert response.status_code == 400 and field in response.json()["errors"], response.json()
+    assert not Backfill.objects.exists()
+
+
+def test_dry_run_lists_the_due_times_and_which_already_ran(admin_api):
+    job = daily_job()
+    start, end = fourteen_days()
+    times = services.backfill_due_times(job=job, start=start, end=end)
+    ran = [ExecutionFactory(job=job, scheduled_for=times[i]) for i in (2, 5, 9)]
+    response = admin_api.post(f"/api/v1/jobs/{job.pk}/backfill",
+                              {"start": start.isoformat(), "end": end.isoformat(), "dry_run": True}, format="json")
+    assert response.status_code == 200
+    data = response.json()
+    assert (data["total"], data["to_run"], data["already_ran"]) == (14, 11, 3)
+    assert [d["execution_id"] for d in data["due_times"] if d["already_ran"]] == [r.pk for r in ran]
+    assert not Backfill.objects.exists() and job.executions.count() == 3
+
+
+def test_only_superusers_backfill(api, job):
+    response = api.post(f"/api/v1/jobs/{job.pk}/backfill", {"start": "2026-01-01", "end": "2026-01-02"},
+                        format="json")
+    assert response.status_code == 403
+
+
+def test_cli_dry_run(db):
+    job = daily_job()
+    out = StringIO()
+    call_command("jobs", "backfill", job.name, "--from", "2026-01-01", "--to", "2026-01-04", "--dry-run", stdout=out)
+    text = out.getvalue()
+    assert "2026-01-01 02:00" in text and "2026-01-03 02:00" in text and "2026-01-04" not in text
+    assert "3 due times: 3 to run, 0 already ran" in text
+
+
+# -- against the real worker --------------------------------------------------------------------------
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_fourteen_days_with_three_runs_makes_exactly_eleven_runs_in_order(celery_worker_process, superuser,
+                                                                          client_for):
+    job = daily_job()
+    start, end = fourteen_days()
+    times = services.backfill_due_times(job=job, start=start, end=end)
+    for i in (0, 6, 13):
+        ExecutionFactory(job=job, scheduled_for=times[i])
+    response = client_for(superuser).post(f"/api/v1/jobs/{job.pk}/backfill",
+                                          {"start": start.isoformat(), "end": end.isoformat()}, format="json")
+    assert response.status_code == 202, response.content
+    backfill = Backfill.objects.get(pk=response.json()["id"])
+    assert response.json()["total"] == 11 and response.json()["already_ran"] == 3
+    wait_for(lambda: Backfill.objects.get(pk=backfill.pk).status == "done", timeout=90, message="backfill done")
+    runs = list(job.executions.exclude(scheduled_for__in=[times[i] for i in (0, 6, 13)]).order_by("started_at"))
+    assert len(runs) == 11 and job.executions.count() == 14
+    assert [r.scheduled_for for r in runs] == [t for i, t in enumerate(times) if i not in (0, 6, 13)]
+    assert all(r.status == "success" for r in runs)
+    for earlier, later in zip(runs, runs[1:]):  # one at a time: each started after the previous finished
+        assert later.started_at >= earlier.completed_at
+    progress = client_for(superuser).get(f"/api/v1/backfills/{backfill.pk}").json()
+    assert (progress["status"], progress["finished"], progress["queued"]) == ("done", 11, 11)
+    assert AuditLog.objects.filter(action="execute", object_repr="nightly", changes__backfill=backfill.pk).exists()
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_cancel_midway_and_none_of_the_rest_start(celery_worker_process, superuser, client_for):
+    job = JobFactory(name="slow-nightly", schedule_type="daily", schedule_expression="02:00", timezone="Europe/Berlin",
+                     task_name="tests.sleep", task_kwargs={"seconds": 0.5})
+    start, end = fourteen_days()
+    client = client_for(superuser)
+    backfill_id = client.post(f"/api/v1/jobs/{job.pk}/backfill", {"start": start.isoformat(), "end": end.isoformat()},
+                              format="json").json()["id"]
+    wait_for(lambda: job.executions.filter(status="success").count() >= 2, timeout=60, message="two runs done")
+    response = client.post(f"/api/v1/backfills/{backfill_id}/cancel")
+    assert response.status_code == 200 and response.json()["status"] == "cancelled"
+    made = job.executions.count()
+    assert 2 <= made < 14 and response.json()["not_run"] == 14 - made
+    # what was going is cancelled (or had just finished); nothing else starts
+    import time
+
+    time.sleep(3)
+    assert job.executions.count() == made
+    assert not job.executions.filter(status__in=Execution.ACTIVE_STATUSES).exists()
+    assert client.post(f"/api/v1/backfills/{backfill_id}/cancel").status_code == 409
