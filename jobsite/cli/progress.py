@@ -68,9 +68,9 @@ class ProgressLine:
         if self.is_terminal:
             # one column short of the edge: some terminals wrap as soon as the last one is written
             line = fit_line(essential, optional, fraction=fraction, width=max(self.columns() - 1, 10))
+            self._drawn = True  # first: a Ctrl-C during the write still ends the line
             self.stream.write("\r" + line + CLEAR_TO_END)
             self.stream.flush()
-            self._drawn = True
             return
         line = "  ".join([essential, *optional])
         self._pending = line

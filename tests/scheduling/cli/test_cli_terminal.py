@@ -167,3 +167,20 @@ def test_ctrl_c_on_wait_ends_quietly_with_130():
     assert f"execution {execution.pk} goes on (queued)" in stderr
     assert f"Execution {execution.pk}: queued  " in "".join(shown)  # not a terminal: a plain line, no \r
     services.execution_cancel(execution=execution, actor_label="test", reason="test over")  # no message left behind
+
+
+@pytest.mark.django_db(transaction=True)
+def test_wait_on_a_narrow_terminal_redraws_one_line_that_fits():
+    from tests.jobsite.cli.progress_checks import redraws
+
+    job = make_job("slow")
+    Job.objects.filter(pk=job.pk).update(queue="cli-test-nobody-consumes")  # the run stays queued
+    run = run_in_terminal(["./manage", "jobs", "execute", "slow", "--wait", "60"], columns=40, env=worker_env(),
+                          cwd=ROOT, interrupt_after="elapsed")
+    execution = Execution.objects.get(job=job)
+    services.execution_cancel(execution=execution, actor_label="test", reason="test over")
+    assert run.returncode == 130, run.output
+    drawn = redraws(run.output)
+    assert drawn and all(len(line) <= 39 for line in drawn), drawn
+    assert drawn[0].endswith(f"Execution {execution.pk}: queued  0.0s elapsed")  # the hint did not fit: left out
+    assert visible(run.output).rstrip().splitlines()[-1].startswith("interrupted: stopped waiting")
