@@ -52,4 +52,25 @@ def export_file(console: Console, *, kinds, **_):
     console.write(manifest.export(kinds=kinds))
 
 
-HANDLERS = {"apply": apply_file, "export": export_file}
+def backfill(console: Console, *, job, start, end, dry_run, **_):
+    from jobsite.tenancy import SYSTEM
+    from scheduling import selectors
+    from scheduling.models import Execution
+
+    job = selectors.job_get(user=SYSTEM, job_id=job)
+    preview = services.backfill_preview(job=job, start=start, end=end)
+    for when, ran in preview.due:
+        state = f"already ran (run {ran.pk}, {ran.status})" if ran is not None else "to run"
+        console.out(f"{when:%Y-%m-%d %H:%M %Z}  {state}")
+    total, to_run = len(preview.due), len(preview.to_run)
+    console.out(f"{total} due time{'s' if total != 1 else ''}: {to_run} to run, {total - to_run} already ran.")
+    if dry_run or not to_run:
+        if dry_run:
+            console.note("Dry run: nothing was queued.")
+        return
+    group = services.job_backfill(job=job, start=start, end=end, actor_label=ACTOR, trigger=Execution.Trigger.CLI)
+    console.success(f"Backfill {group.pk} started: {to_run} run{'s' if to_run != 1 else ''}, one at a time, oldest "
+                    f"first. Progress: GET /api/v1/backfills/{group.pk}; stop it: POST /api/v1/backfills/{group.pk}/cancel.")
+
+
+HANDLERS = {"apply": apply_file, "export": export_file, "backfill": backfill}

@@ -204,7 +204,7 @@ def _create_bulk(changes: list[Change], context: Context) -> list[DocumentError]
     now = timezone.now()
     for job in jobs:
         # job_next_runs, with an interval anchored where its new PeriodicTask is (now)
-        schedule = job_schedule(job)
+        schedule = job._apply_schedule = job_schedule(job)  # parsed once for the next run and the beat entry
         runs = schedule.next_runs(1, anchor=now if schedule.interval else None) if job.is_schedulable else []
         job.next_run_at = runs[0] if runs else None
     Job.objects.bulk_create(jobs, batch_size=BATCH)
@@ -262,7 +262,7 @@ def _schedule_key(schedule) -> tuple:
 def _periodic_tasks_create(jobs: list[Job], *, now) -> None:
     """periodic_task_sync for many new jobs: the same PeriodicTask values, a
     bulk insert, one UPDATE linking them, one change notice for beat."""
-    scheduled = [(job, job_schedule(job)) for job in jobs]
+    scheduled = [(job, job._apply_schedule) for job in jobs]
     scheduled = [(job, schedule) for job, schedule in scheduled if not schedule.is_manual]
     rows = _schedule_rows([schedule for _, schedule in scheduled])
     tasks = []
