@@ -5,10 +5,10 @@ the daily statistics' state), each linking to the filtered list behind it,
 with the app list below.
 
 Charts are SVG written on the server (``jobsite.admin.charts``: no
-JavaScript, no CDN; docs/architecture.md, "The admin's look"). The page is Django's own index
-view (``AdminSite.index``) with this context and template
-(``AdminSite.index_template``), so its URL, permissions and app list stay
-the admin's.
+JavaScript, no CDN; docs/architecture.md, "The admin's look"). The page is
+Django's own index view (``AdminSite.index``) with this context and
+template (``AdminSite.index_template``), so its URL, permissions and app
+list stay the admin's.
 """
 from __future__ import annotations
 
@@ -185,7 +185,6 @@ def dashboard_context(request, *, now=None) -> dict:
         "statistics": dashboard.daily_statistics_state(now=now),
         "links": {
             "active": _executions_url(status__in="queued,running"),
-            "running": _executions_url(status__exact="running"),
             "failures": _executions_url(status__in=failed_statuses),
             "failures_24h": _executions_url(status__in=failed_statuses, created_at__gte=since_24h),
             "runs_24h": _executions_url(created_at__gte=since_24h),
