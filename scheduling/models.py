@@ -408,3 +408,42 @@ class Backfill(models.Model):
 
     def __str__(self) -> str:
         return f"Backfill {self.pk} of {self.job.name}"
+
+
+class Calendar(models.Model):
+    """Days and hours a job does not fire (scheduling.calendars): dates,
+    date ranges, weekly windows, a country's public holidays, an imported
+    iCalendar file. A job that lists a calendar records a fire inside it as
+    ``skipped``, with the calendar's name as the reason."""
+
+    name = models.CharField(max_length=200, unique=True, help_text="Unique name; jobs and files refer to it by name.")
+    description = models.TextField(blank=True, help_text="What the calendar is for.")
+    timezone = models.CharField(max_length=64, default="UTC", help_text="IANA zone its dates, ranges and windows are read in.")
+    dates = models.JSONField(default=list, blank=True, help_text='Whole days, e.g. ["2026-12-24", "2026-12-31"].')
+    date_ranges = models.JSONField(
+        default=list, blank=True, help_text='Whole days from start to end, both included: [{"start": "2026-12-24", "end": "2027-01-01"}].',
+    )
+    weekly_windows = models.JSONField(
+        default=list, blank=True,
+        help_text='Hours of a weekday (0=Monday), start included, end excluded: [{"day": 4, "start": "18:00", "end": "22:00"}].',
+    )
+    holidays_country = models.CharField(max_length=8, blank=True, help_text="Public holidays of this country (ISO code, e.g. DE), from the holidays library.")
+    holidays_subdivision = models.CharField(max_length=16, blank=True, help_text="And of this region of it (e.g. BY), if any.")
+    ical = models.TextField(blank=True, help_text="An imported iCalendar file: each event (its RRULE expanded) is a period the jobs skip.")
+    jobs = models.ManyToManyField(Job, blank=True, related_name="calendars", help_text="Jobs that skip their fires inside this calendar.")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Who the calendar belongs to; they and their organization see it.",
+    )
+    organization = models.ForeignKey(
+        "jobsite.Organization", null=True, blank=True, on_delete=models.SET_NULL, related_name="calendars",
+        help_text="Members of this organization see and use the calendar.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
