@@ -62,8 +62,7 @@ class JobAdmin(JobListColumns, ObjectToolsMixin, RefreshingListMixin, admin.Mode
     ordering = ["id"]
     actions = ["run_now", "run_now_forced", "pause", "resume", "enable", "disable"]
     readonly_fields = [
-        # catch_up_policy: shown, not edited here (not in Job.EDITABLE_FIELDS, which the services take)
-        "uuid", "status", "catch_up_policy", "periodic_task_link", "owner",
+        "uuid", "status", "periodic_task_link", "owner",
         "created_time", "updated_time", "last_run_time", "next_run_time", "last_status_badge", "executions_link",
     ]
     change_form_template = "admin/scheduling/job/change_form.html"
@@ -108,6 +107,7 @@ class JobAdmin(JobListColumns, ObjectToolsMixin, RefreshingListMixin, admin.Mode
             *self._work_fieldsets(obj),
             ("Execution", {"fields": [
                 "queue", "priority", "timeout_seconds", "max_retries", "retry_backoff_seconds", "overlap_policy",
+                "jitter_seconds",
             ]}),
             ("State", {"fields": ["is_enabled", "status", "owner", "organization", "periodic_task_link"]}),
             ("Runs", {"fields": [
@@ -134,7 +134,7 @@ class JobAdmin(JobListColumns, ObjectToolsMixin, RefreshingListMixin, admin.Mode
             self.attach_run_history(cl.result_list)
         return response
 
-    @admin.display(description="Last run")
+    @admin.display(description="Last finished")
     def last_run_time(self, obj):
         return when(obj.last_finished_at) if obj and obj.pk else "-"
 

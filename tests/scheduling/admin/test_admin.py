@@ -54,9 +54,7 @@ def form_data(**overrides):
         "task_name": "tests.admin_noop", "task_args": "[]", "task_kwargs": "{}", "config": "{}",
         "queue": "default", "priority": "5", "timeout_seconds": "600", "max_retries": "0",
         "retry_backoff_seconds": "60", "overlap_policy": "skip", "is_enabled": "on", "organization": "",
-        # the read-only executions inline still posts its management form
-        "executions-TOTAL_FORMS": "0", "executions-INITIAL_FORMS": "0",
-        "executions-MIN_NUM_FORMS": "0", "executions-MAX_NUM_FORMS": "0",
+        "catch_up_policy": "once", "jitter_seconds": "0",
     }
     data.update(overrides)
     return {k: v for k, v in data.items() if v is not None}

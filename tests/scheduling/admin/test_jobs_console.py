@@ -243,6 +243,15 @@ def test_cancel_from_the_job_page(admin_client):
     assert admin_client.post(url("job_cancel_run", job.pk, 999999)).status_code == 404
 
 
+def test_catch_up_policy_and_jitter_are_edited_on_the_job_page(admin_client):
+    job = JobFactory(name="nightly-report", task_name="tests.noop", schedule_type="daily", schedule_expression="02:00")
+    response = admin_client.get(url("job_change", job.pk))
+    data = form_data(response) | {"catch_up_policy": "skip", "jitter_seconds": "30"}
+    assert admin_client.post(url("job_change", job.pk), data).status_code == 302
+    job.refresh_from_db()
+    assert (job.catch_up_policy, job.jitter_seconds) == ("skip", 30)
+
+
 def test_manual_job_says_it_has_no_schedule(admin_client):
     job = JobFactory(name="on-demand", task_name="tests.noop", schedule_type="manual", schedule_expression="")
     html = admin_client.get(url("job_change", job.pk)).content.decode()
