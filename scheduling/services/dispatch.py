@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from jobsite.db import id_batches, insert_rows
 from scheduling.beat import job_schedule, periodic_task_sync
+from scheduling.maintenance_mode import is_in_force, open_pauses, pause_covering
 from scheduling.models import Execution, Job
 from scheduling.services.overlap import ONE_BY_ONE_POLICIES, run_with_overlap_policy
 from scheduling.services.requests import active_execution, active_state
@@ -39,6 +40,8 @@ def job_dispatch_scheduled(
     job = Job.objects.select_for_update().filter(pk=job_id).first()
     if job is None or not job.is_schedulable:
         return None  # deleted or paused after beat read its schedule
+    if pause_covering(job, _pauses_in_force()) is not None:
+        return None  # paused for maintenance: caught up at the end of the pause (services.pause_all)
     now = timezone.now()
     if scheduled_for is not None:
         existing = job.executions.filter(scheduled_for=scheduled_for).first()
@@ -113,7 +116,9 @@ def jobs_dispatch_scheduled(*, fires: Sequence[ScheduledFire], sends: list | Non
         # skip, whose check below must not race a manual trigger. Locking every row of a
         # big burst costs PostgreSQL dearly (docs/benchmarks.md).
         needed = Job.objects.only("is_enabled", "status", "overlap_policy", "schedule_type", "schedule_expression",
-                                  "timezone", "queue", "priority", "timeout_seconds", "kind", "jitter_seconds")
+                                  "timezone", "queue", "priority", "timeout_seconds", "kind", "jitter_seconds",
+                                  "organization")
+        pauses = _pauses_in_force()  # one query for the burst
         jobs = {job.pk: job for job in _in_chunks(needed, "pk", job_ids)}
         skip_ids = [pk for pk, job in jobs.items() if job.overlap_policy == Job.OverlapPolicy.SKIP]
         jobs.update((job.pk, job) for job in _in_chunks(needed.select_for_update(), "pk", skip_ids))
@@ -130,6 +135,8 @@ def jobs_dispatch_scheduled(*, fires: Sequence[ScheduledFire], sends: list | Non
             job = jobs.get(fire.job_id)
             if job is None or not job.is_schedulable:
                 continue  # deleted or paused after beat read its schedule
+            if pauses and pause_covering(job, pauses) is not None:
+                continue  # paused for maintenance (services.pause_all)
             if fire.scheduled_for is not None and (job.pk, fire.scheduled_for) in recorded:
                 continue  # a duplicate fire: recorded already
             simple = (fire.scheduled_for is not None and not fire.missed and job.pk not in going
@@ -169,6 +176,19 @@ def jobs_dispatch_scheduled(*, fires: Sequence[ScheduledFire], sends: list | Non
             job_dispatch_scheduled(job_id=fire.job_id, scheduled_for=fire.scheduled_for, missed=fire.missed,
                                    missed_from=fire.missed_from)
     return len(executions), len(one_by_one)
+
+
+def _pauses_in_force() -> list:
+    """The maintenance pauses in force (one query); a pause whose end time has
+    passed is ended here first, with its catch-up."""
+    pauses = open_pauses()
+    now = timezone.now()
+    if any(not is_in_force(pause, now) for pause in pauses):
+        from scheduling.services.pause_all import pauses_end_expired  # (it imports this module)
+
+        pauses_end_expired(now=now)
+        pauses = [pause for pause in pauses if is_in_force(pause, now)]
+    return [pause for pause in pauses if is_in_force(pause, now)]
 
 
 def _fires_recorded(bulk: list[tuple[Job, ScheduledFire]], rows: list[dict]) -> list[Execution]:
@@ -243,7 +263,8 @@ def _missed_fire_times(job: Job, first: datetime | None, due: datetime, *, limit
 
 
 def _catch_up(job: Job, *, due: datetime, late: bool, missed: int, missed_from: datetime | None, now: datetime,
-              scheduled_for: datetime | None = None) -> bool:
+              scheduled_for: datetime | None = None,
+              why: str = "beat was not running (or had not fired this job)") -> bool:
     """Apply the job's catch-up policy to fires beat missed (``missed`` before
     ``due``; ``due`` itself too when it comes ``late``). Records one
     ``missed`` row saying how many and why; with policy ``all`` queues one
@@ -256,7 +277,6 @@ def _catch_up(job: Job, *, due: datetime, late: bool, missed: int, missed_from: 
     total = missed + (1 if late and policy == Job.CatchUpPolicy.SKIP else 0)
     first = missed_from or due
     span = f"between {first.astimezone(dt_timezone.utc):%Y-%m-%d %H:%M:%S} and {due.astimezone(dt_timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
-    why = "beat was not running (or had not fired this job)"
     caught_up = 0
     if policy == Job.CatchUpPolicy.ALL and missed_times:
         for when in missed_times[: settings.JOBS_CATCH_UP_MAX]:

@@ -12,6 +12,7 @@ from jobsite.limits import json_params_errors
 from scheduling import audit
 from scheduling.errors import ErrorCode
 from scheduling.executors import executor_for
+from scheduling.maintenance_mode import refuse_run_if_paused
 from scheduling.models import AuditLog, Execution, Job
 from scheduling.services.lifecycle import job_row, run_params
 from scheduling.services.overlap import ONE_BY_ONE_POLICIES, run_with_overlap_policy
@@ -89,11 +90,13 @@ def _run_request_changes(execution_id: int | None, *, force: bool, override_kwar
 
 
 def _check_run_request(job: Job, *, force: bool, override_kwargs: dict | None) -> None:
-    """Refuse a run request the job's kind or state does not allow (the
-    overlap policy aside: that needs the job row locked)."""
+    """Refuse a run request the job's kind or state, or a maintenance pause,
+    does not allow (the overlap policy aside: that needs the job row locked)."""
     executor_for(job.kind).validate_params(job, run_params(job, override_kwargs))
     if not force and not job.is_schedulable:
         raise Conflict(f"Job '{job.name}' is {job.state}; use force to run it anyway.", code=ErrorCode.JOB_NOT_ACTIVE)
+    if not force:
+        refuse_run_if_paused(job)
 
 
 def _execute_unless_changed(job: Job, *, actor, actor_label: str, trigger: str, force: bool,
