@@ -19,6 +19,9 @@ from scheduling.services.apply import ManifestError, Plan, manifest_apply, manif
 from scheduling.services.backfill import (  # noqa: F401  (also connects the backfill's next-run receiver)
     backfill_cancel, backfill_due_times, backfill_preview, backfill_progress, job_backfill,
 )
+from scheduling.services.calendars import (  # noqa: F401
+    calendar_create, calendar_delete, calendar_update, job_set_calendars,
+)
 from scheduling.services.dispatch import ScheduledFire, job_dispatch_scheduled, jobs_dispatch_scheduled  # noqa: F401
 from scheduling.services.jobs import (  # noqa: F401
     job_create, job_delete, job_ensure_manual, job_pause, job_resume, job_secrets, job_set_enabled, job_set_secrets,

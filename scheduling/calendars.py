@@ -1,0 +1,253 @@
+"""Calendars: when a job does not fire.
+
+A ``Calendar`` holds whole days (``dates``, ``date_ranges``, a country's
+public holidays from the offline ``holidays`` library), hours of a weekday
+(``weekly_windows``) — all read in the calendar's time zone — and the events
+of an imported iCalendar file (``icalendar``; RRULEs expanded with
+dateutil, EXDATEs honoured; an all-day event covers its days in the
+calendar's zone). A job lists the calendars to skip; a due time inside one
+of them is not run (recorded ``skipped`` with the calendar's name).
+
+``calendar_check`` validates a calendar's fields (the services and the
+admin call it); ``calendar_contains``, ``job_skip_calendar`` and
+``job_next_runs_open`` answer the questions the fire, the preview,
+``next_run_at`` and the overdue check ask.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.core.exceptions import ValidationError
+
+TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$|^24:00$")
+MAX_ICAL_BYTES = 1_000_000
+#: How many due times next runs look through for ones outside the calendars.
+MAX_SCAN = 10_000
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError({"timezone": [f"Unknown time zone '{name}'. Use an IANA name such as Europe/Berlin."]}) from None
+
+
+def _day(value, field: str) -> date:
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise ValidationError({field: [f"'{value}' is not a date (YYYY-MM-DD)."]}) from None
+
+
+def _clock(value: str) -> time | None:
+    """HH:MM; 24:00 (the end of the day) is None."""
+    if not isinstance(value, str) or not TIME_RE.match(value):
+        raise ValueError(value)
+    return None if value == "24:00" else time.fromisoformat(value)
+
+
+def calendar_check(*, timezone: str, dates, date_ranges, weekly_windows, holidays_country: str,
+                   holidays_subdivision: str, ical: str) -> None:
+    """Raise ValidationError naming every field of a calendar at fault."""
+    errors: dict[str, list[str]] = {}
+
+    def check(field, fn):
+        try:
+            fn()
+        except ValidationError as exc:
+            for key, messages in exc.message_dict.items():
+                errors.setdefault(field if key == "__all__" else key, []).extend(messages)
+
+    check("timezone", lambda: _zone(timezone))
+    if not isinstance(dates, list):
+        errors["dates"] = ['Must be a list of dates, e.g. ["2026-12-24"].']
+    else:
+        for value in dates:
+            check("dates", lambda value=value: _day(value, "dates"))
+    if not isinstance(date_ranges, list) or not all(isinstance(r, dict) and set(r) == {"start", "end"} for r in date_ranges):
+        errors["date_ranges"] = ['Must be a list of {"start": "YYYY-MM-DD", "end": "YYYY-MM-DD"}.']
+    else:
+        for rng in date_ranges:
+            try:
+                if _day(rng["start"], "date_ranges") > _day(rng["end"], "date_ranges"):
+                    errors.setdefault("date_ranges", []).append(f"{rng['start']} to {rng['end']}: the end is before the start.")
+            except ValidationError as exc:
+                errors.setdefault("date_ranges", []).extend(exc.message_dict["date_ranges"])
+    if not isinstance(weekly_windows, list):
+        errors["weekly_windows"] = ['Must be a list of {"day": 0-6, "start": "HH:MM", "end": "HH:MM"}.']
+    else:
+        for window in weekly_windows:
+            problem = _window_problem(window)
+            if problem:
+                errors.setdefault("weekly_windows", []).append(problem)
+    if holidays_subdivision and not holidays_country:
+        errors["holidays_country"] = ["Give the country of the region."]
+    if holidays_country:
+        import holidays
+
+        try:
+            holidays.country_holidays(holidays_country, subdiv=holidays_subdivision or None, years=2026)
+        except NotImplementedError:
+            errors["holidays_country"] = [f"No public holidays known for country '{holidays_country}' (ISO code, e.g. DE)."]
+        except Exception as exc:  # noqa: BLE001 - the library says which region is unknown
+            errors["holidays_subdivision"] = [str(exc)[:300]]
+    if ical:
+        if len(ical.encode("utf-8", "surrogatepass")) > MAX_ICAL_BYTES:
+            errors["ical"] = [f"At most {MAX_ICAL_BYTES} bytes."]
+        else:
+            try:
+                _ical_events(ical)
+            except ValueError as exc:
+                errors["ical"] = [f"Not a readable iCalendar file: {str(exc)[:300]}"]
+    if errors:
+        raise ValidationError(errors)
+
+
+def _window_problem(window) -> str | None:
+    if not isinstance(window, dict) or set(window) != {"day", "start", "end"}:
+        return f'{window!r}: use {{"day": 0-6, "start": "HH:MM", "end": "HH:MM"}} (0=Monday).'
+    day = window["day"]
+    if not isinstance(day, int) or isinstance(day, bool) or not 0 <= day <= 6:
+        return f"{window!r}: day is 0 (Monday) to 6 (Sunday)."
+    try:
+        start, end = _clock(window["start"]), _clock(window["end"])
+    except ValueError:
+        return f"{window!r}: times are HH:MM (the end may be 24:00)."
+    if start is None or (end is not None and end <= start):
+        return f"{window!r}: the end must be after the start, the same day (a window past midnight is two windows)."
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Is a moment inside?
+# ---------------------------------------------------------------------------
+@lru_cache(maxsize=256)
+def _holidays(country: str, subdivision: str, year: int) -> frozenset[date]:
+    import holidays
+
+    return frozenset(holidays.country_holidays(country, subdiv=subdivision or None, years=year))
+
+
+@lru_cache(maxsize=64)
+def _ical_events(text: str) -> tuple:
+    """(start, duration, rrule text or "", exdates, all_day) per VEVENT."""
+    import icalendar
+
+    try:
+        parsed = icalendar.Calendar.from_ical(text)
+    except Exception as exc:  # noqa: BLE001 - icalendar raises several types for a bad file
+        raise ValueError(str(exc)) from None
+    events = []
+    for event in parsed.walk("VEVENT"):
+        if event.get("DTSTART") is None:
+            continue
+        start = event.decoded("DTSTART")
+        all_day = not isinstance(start, datetime)
+        if event.get("DTEND") is not None:
+            duration = event.decoded("DTEND") - start
+        elif event.get("DURATION") is not None:
+            duration = event.decoded("DURATION")
+        else:
+            duration = timedelta(days=1) if all_day else timedelta(0)
+        rrule = event.get("RRULE")
+        exdates = []
+        for ex in event.get("EXDATE", []) if isinstance(event.get("EXDATE"), list) else [event.get("EXDATE")]:
+            if ex is not None:
+                exdates.extend(d.dt for d in ex.dts)
+        events.append((start, duration, rrule.to_ical().decode() if rrule is not None else "", tuple(exdates), all_day))
+    return tuple(events)
+
+
+def _in_ical(text: str, moment: datetime, zone: ZoneInfo) -> bool:
+    from dateutil.rrule import rrulestr
+
+    for start, duration, rule, exdates, all_day in _ical_events(text):
+        if all_day:  # whole days in the calendar's zone
+            start = datetime.combine(start, time(0), tzinfo=zone)
+            exdates = tuple(datetime.combine(d if isinstance(d, date) and not isinstance(d, datetime) else d.date(),
+                                             time(0), tzinfo=zone) for d in exdates)
+        elif start.tzinfo is None:  # floating time: the calendar's zone
+            start = start.replace(tzinfo=zone)
+        if not rule:
+            if start <= moment < start + duration:
+                return True
+            continue
+        if all_day:
+            # the rule recurs in local days: walk it in the zone's wall clock, not in UTC
+            local = moment.astimezone(zone).replace(tzinfo=None)
+            occurrence = rrulestr(rule, dtstart=start.replace(tzinfo=None)).before(local, inc=True)
+            if occurrence is not None:
+                occurrence = occurrence.replace(tzinfo=zone)
+        else:
+            occurrence = rrulestr(rule, dtstart=start).before(moment, inc=True)
+        if occurrence is None or occurrence in exdates:
+            continue
+        if occurrence <= moment < occurrence + duration:
+            return True
+    return False
+
+
+def calendar_contains(calendar, moment: datetime) -> bool:
+    """Whether ``moment`` (tz-aware) falls inside ``calendar``."""
+    zone = _zone(calendar.timezone)
+    local = moment.astimezone(zone)
+    day = local.date()
+    if day.isoformat() in (calendar.dates or ()):
+        return True
+    for rng in calendar.date_ranges or ():
+        if rng["start"] <= day.isoformat() <= rng["end"]:
+            return True
+    for window in calendar.weekly_windows or ():
+        if window["day"] == local.weekday():
+            start, end = _clock(window["start"]), _clock(window["end"])
+            if start <= local.time().replace(tzinfo=None) and (end is None or local.time().replace(tzinfo=None) < end):
+                return True
+    if calendar.holidays_country and day in _holidays(calendar.holidays_country, calendar.holidays_subdivision, day.year):
+        return True
+    return bool(calendar.ical) and _in_ical(calendar.ical, moment, zone)
+
+
+def job_calendars(job) -> list:
+    """The calendars ``job`` skips (cached on the instance for a burst of questions)."""
+    cached = getattr(job, "_skip_calendars", None)
+    if cached is None:
+        cached = list(job.calendars.all()) if job.pk else []
+        job._skip_calendars = cached
+    return cached
+
+
+def job_skip_calendar(job, due: datetime):
+    """The first of the job's calendars (by name) that ``due`` falls in, or None."""
+    for calendar in sorted(job_calendars(job), key=lambda c: c.name):
+        if calendar_contains(calendar, due):
+            return calendar
+    return None
+
+
+def skip_reason(calendar) -> str:
+    """What a skipped fire records."""
+    return f"Skipped: inside calendar '{calendar.name}'"
+
+
+def job_next_runs_open(job, runs_after, count: int) -> list[datetime]:
+    """The next ``count`` due times outside the job's calendars. ``runs_after(n,
+    after)`` is the schedule's own next runs; looked through up to MAX_SCAN due times."""
+    calendars = job_calendars(job)
+    out: list[datetime] = []
+    after = None
+    scanned = 0
+    while len(out) < count and scanned < MAX_SCAN:
+        batch = runs_after(min(200, MAX_SCAN - scanned), after)
+        if not batch:
+            break
+        scanned += len(batch)
+        for due in batch:
+            if not calendars or job_skip_calendar(job, due) is None:
+                out.append(due)
+                if len(out) == count:
+                    break
+        after = batch[-1]
+    return out
