@@ -51,6 +51,7 @@ def run_in_terminal(args: list[str], *, columns: int, env: dict, cwd, timeout: f
                 process.send_signal(signal.SIGINT)
                 interrupted = True
             if process.poll() is not None and not ready:
+                raw += _drain(master)  # what it wrote just before it ended
                 break
     finally:
         os.close(master)
@@ -58,6 +59,19 @@ def run_in_terminal(args: list[str], *, columns: int, env: dict, cwd, timeout: f
             process.kill()
         process.wait(timeout=10)
     return TerminalRun(process.returncode, raw.decode("utf-8", errors="replace").replace("\r\n", "\n"))
+
+
+def _drain(master: int) -> bytes:
+    rest = b""
+    while select.select([master], [], [], 0.5)[0]:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # closed: everything was read
+            break
+        if not chunk:
+            break
+        rest += chunk
+    return rest
 
 
 def visible(text: str) -> str:
