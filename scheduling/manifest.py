@@ -2,6 +2,10 @@
 
 The format (YAML or JSON, one top-level mapping)::
 
+    calendars:                 # keyed by name: days and hours the jobs that list them skip
+      - name: DE holidays
+        holidays_country: DE
+        timezone: Europe/Berlin
     workflows:                 # keyed by id; the body of POST /api/workflows/
       - id: nightly-etl
         name: Nightly ETL
@@ -15,6 +19,7 @@ The format (YAML or JSON, one top-level mapping)::
         paused: true           # optional
         organization: Acme     # by name; null: none
         secrets: {API_KEY: {from_env: REPORT_API_KEY}}
+        calendars: [DE holidays]
 
 Reading refuses, before anything is planned: a file over
 ``JOBS_APPLY_MAX_BYTES``, YAML aliases (``*name``: the "billion laughs"
@@ -33,10 +38,12 @@ from django.conf import settings
 from rest_framework.exceptions import ValidationError
 
 from jobsite.exceptions import flatten_errors
-from scheduling.serializers import ManifestJobSerializer
+from scheduling.serializers import ManifestCalendarSerializer, ManifestJobSerializer
 from scheduling.services.apply import DocumentError, ManifestError, manifest_export, sections
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+#: The core's sections' document serializers (other apps' sections bring their own).
+CORE_SERIALIZERS = {"jobs": ManifestJobSerializer, "calendars": ManifestCalendarSerializer}
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
@@ -108,7 +115,7 @@ def read(text: str | bytes | Mapping, *, file: str = "<input>") -> dict[str, lis
             continue
         # One serializer for every document: DRF copies its fields per instance, which would cost more
         # than the validation itself (docs/benchmarks.md, jobs as code).
-        serializer = (section.serializer or ManifestJobSerializer)()
+        serializer = (section.serializer or CORE_SERIALIZERS[name])()
         seen: dict[str, int] = {}
         out[name] = []
         for index, document in enumerate(documents):
@@ -146,7 +153,8 @@ def _field_errors(detail, *, section: str, index: int, name: str, prefix: str = 
 
 
 def _section_names() -> str:
-    return " and ".join(f"'{s.name}:'" for s in sections())
+    names = [f"'{s.name}:'" for s in sections()]
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
 
 
 def dump(data: Mapping) -> str:

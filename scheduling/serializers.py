@@ -455,6 +455,10 @@ class ManifestJobSerializer(JobCreateSerializer):
     )
     paused = serializers.BooleanField(required=False, help_text="true: the job keeps its schedule but does not fire.")
     secrets = SecretRefsField(required=False)
+    calendars = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False,
+        help_text="Names of the calendars whose days and hours the job skips.",
+    )
 
 
 class ApplyQuerySerializer(serializers.Serializer):
@@ -544,3 +548,22 @@ class BackfillSerializer(serializers.Serializer):
     runs = BackfillRunSerializer(many=True)
     created_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class ManifestCalendarSerializer(StrictInputSerializer):
+    """One calendar of a jobs-as-code file (and the body of POST /api/v1/calendars/)."""
+
+    read_only_keys = frozenset({"id", "created_at", "updated_at", "owner", "organization_id"})
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True)
+    timezone = TimeZoneNameField(required=False)
+    dates = serializers.ListField(child=serializers.CharField(max_length=10), required=False,
+                                  help_text='Whole days: ["2026-12-24"].')
+    date_ranges = serializers.ListField(child=serializers.DictField(child=serializers.CharField(max_length=10)),
+                                        required=False, help_text='[{"start": "2026-12-24", "end": "2027-01-01"}], both included.')
+    weekly_windows = serializers.ListField(child=serializers.DictField(), required=False,
+                                           help_text='[{"day": 4, "start": "18:00", "end": "22:00"}] (0=Monday).')
+    holidays_country = serializers.CharField(max_length=8, required=False, allow_blank=True, help_text="ISO code, e.g. DE.")
+    holidays_subdivision = serializers.CharField(max_length=16, required=False, allow_blank=True, help_text="e.g. BY.")
+    ical = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+                                 help_text="An iCalendar file's text: each event is a period skipped.")

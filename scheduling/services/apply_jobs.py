@@ -33,11 +33,12 @@ from scheduling import audit
 from scheduling.beat import DISPATCH_TASK, PERIODIC_TASK_PREFIX, celery_priority, job_schedule, periodic_task_name
 from scheduling.beat.sync import _expires_seconds, crontab_expression
 from scheduling.kinds import internal_kinds, is_internal_kind
-from scheduling.models import AuditLog, Job
+from scheduling.models import AuditLog, Calendar, Job
 from scheduling.services.apply import (
     Change, Context, DocumentError, ManifestError, Section, errors_from, register_section, secret_refs_resolve,
     secrets_diff,
 )
+from scheduling.services.calendars import job_set_calendars
 from scheduling.services.jobs import job_create, job_delete, job_pause, job_resume, job_set_secrets, job_update, job_validate
 
 SECTION = "jobs"
@@ -89,7 +90,7 @@ def _current(job: Job) -> dict:
 # ---------------------------------------------------------------------------
 def _plan(documents: list[tuple[int, dict]], context: Context) -> list[Change]:
     names = [doc["name"] for _, doc in documents]
-    existing = {job.name: job for job in Job.objects.filter(name__in=names)} if names else {}
+    existing = {job.name: job for job in Job.objects.filter(name__in=names).prefetch_related("calendars")} if names else {}
     default_org = user_default_organization(context.actor)
     changes, errors = [], []
     for index, doc in documents:
@@ -109,7 +110,7 @@ def _plan(documents: list[tuple[int, dict]], context: Context) -> list[Change]:
                 errors.append(DocumentError(SECTION, index, name, "kind",
                                             f"Jobs of kind '{wanted['kind']}' are internal: their app creates them."))
             changes.append(Change(SECTION, "create", name, document=doc, index=index,
-                                  values={**wanted, "secrets": secrets or {}}))
+                                  values={**wanted, "secrets": secrets or {}, "calendars": sorted(doc.get("calendars", []))}))
             continue
         if is_internal_kind(job.kind):
             errors.append(DocumentError(SECTION, index, name, "name",
@@ -127,9 +128,13 @@ def _plan(documents: list[tuple[int, dict]], context: Context) -> list[Change]:
         secrets_change = secrets_diff(secrets_decrypt(job.secrets) if secrets is not None else {}, secrets)
         if secrets_change:
             diff["secrets"] = secrets_change
+        calendars = sorted(doc.get("calendars", []))
+        stored_calendars = sorted(c.name for c in job.calendars.all())
+        if calendars != stored_calendars:
+            diff["calendars"] = [stored_calendars, calendars]
         if diff:
             changes.append(Change(SECTION, "update", name, fields=diff, document=doc, index=index, obj=job,
-                                  values={**wanted, "secrets": secrets}))
+                                  values={**wanted, "secrets": secrets, "calendars": calendars}))
     if context.prune:
         keep = Job.objects.filter(Q(name__in=names) | Q(kind__in=internal_kinds()))
         if context.kinds:
@@ -176,6 +181,8 @@ def _update(change: Change, context: Context) -> None:
     job = job_update(job=job, data=edits, **_by(context))
     if values["secrets"] is not None and "secrets" in change.fields:
         job_set_secrets(job=job, secrets=values["secrets"], **_by(context))
+    if "calendars" in change.fields:
+        job_set_calendars(job=job, names=values["calendars"], **_by(context))
     if values["status"] != job.status:
         (job_pause if values["status"] == Job.Status.PAUSED else job_resume)(job=job, **_by(context))
 
@@ -186,9 +193,16 @@ def _create_bulk(changes: list[Change], context: Context) -> list[DocumentError]
     actor = context.actor if getattr(context.actor, "is_authenticated", False) else None
     organizations = {o.pk: o for o in Organization.objects.filter(
         pk__in={c.values["organization"] for c in changes if c.values["organization"]})}
+    calendars = {c.name: c for c in Calendar.objects.filter(
+        name__in={name for c in changes for name in c.values["calendars"]})}
     jobs, errors = [], []
     for change in changes:
         values = change.values
+        missing = sorted(set(values["calendars"]) - set(calendars))
+        if missing:
+            errors.append(DocumentError(SECTION, change.index, change.name, "calendars",
+                                        f"No calendar named {', '.join(repr(n) for n in missing)}."))
+            continue
         job = Job(**{f: values[f] for f in FIELDS}, status=values["status"], owner=actor,
                   organization=organizations.get(values["organization"]))
         try:
@@ -209,6 +223,9 @@ def _create_bulk(changes: list[Change], context: Context) -> list[DocumentError]
         job.next_run_at = runs[0] if runs else None
     Job.objects.bulk_create(jobs, batch_size=BATCH)
     _periodic_tasks_create(jobs, now=now)
+    Calendar.jobs.through.objects.bulk_create(
+        [Calendar.jobs.through(calendar_id=calendars[name].pk, job_id=job.pk)
+         for job, change in zip(jobs, changes) for name in change.values["calendars"]], batch_size=BATCH)
     by = _by(context)
     AuditLog.objects.bulk_create(
         [AuditLog(**audit.entry(**by, action="create", obj=job, changes=audit.job_snapshot(job))) for job in jobs],
@@ -290,7 +307,8 @@ def _periodic_tasks_create(jobs: list[Job], *, now) -> None:
 # Export
 # ---------------------------------------------------------------------------
 def _export(kinds: list[str] | None) -> list[dict]:
-    jobs = Job.objects.exclude(kind__in=internal_kinds()).select_related("organization").order_by("name")
+    jobs = (Job.objects.exclude(kind__in=internal_kinds()).select_related("organization")
+            .prefetch_related("calendars").order_by("name"))
     if kinds:
         jobs = jobs.filter(kind__in=kinds)
     out = []
@@ -309,6 +327,9 @@ def _export(kinds: list[str] | None) -> list[dict]:
         names = sorted(secrets_decrypt(job.secrets))
         if names:
             doc["secrets"] = {key: {"from_env": secret_env_name(job.name, key)} for key in names}
+        calendars = sorted(c.name for c in job.calendars.all())
+        if calendars:
+            doc["calendars"] = calendars
         out.append(doc)
     return out
 

@@ -7,7 +7,7 @@ from django_celery_beat.models import PeriodicTask
 import tests.tasks  # noqa: F401  (the tests.* schedulable tasks)
 from jobsite.crypto import secrets_decrypt
 from scheduling import manifest
-from scheduling.models import AuditLog, Job
+from scheduling.models import AuditLog, Calendar, Job
 from scheduling.services.apply import ManifestError, manifest_apply
 from scheduling.workflows import services as workflow_services
 from scheduling.workflows.models import Workflow
@@ -131,8 +131,8 @@ BOMB = textwrap.dedent("""\
 @pytest.mark.parametrize("text, message", [
     (BOMB, "jobs.yaml: line 2: YAML aliases (*a) are not allowed"),
     ("jobs: {name: x}\n", "jobs.yaml: jobs: Must be a list of jobs; got dict."),
-    ("- name: x\n", "jobs.yaml: The file must be a mapping with 'workflows:' and 'jobs:'; got list."),
-    ("cronjobs: []\n", "jobs.yaml: cronjobs: Unknown section. Use 'workflows:' and 'jobs:'."),
+    ("- name: x\n", "jobs.yaml: The file must be a mapping with 'calendars:', 'workflows:' and 'jobs:'; got list."),
+    ("cronjobs: []\n", "jobs.yaml: cronjobs: Unknown section. Use 'calendars:', 'workflows:' and 'jobs:'."),
     ("jobs: [{name: x, schedule_type: daily, schedule_expression: '01:00', task_name: tests.echo, task_priority: high}]",
      "jobs.yaml: jobs[0] (x): task_priority: A valid integer is required."),
     ("jobs: [{name: x, schedule_type: daily, schedule_expression: '01:00', task_name: tests.echo, schedule: x}]",
@@ -211,6 +211,11 @@ def every_kind(root, org):
                     external_api_post_url="http://127.0.0.1:9/results",
                     external_api_key="sk-very-secret-key-123", organization_id="org-7")
     services.job_ensure_manual(name="vision.batch", kind="vision_batch")  # internal: never exported
+    services.calendar_create(name="DE holidays", holidays_country="DE", holidays_subdivision="BY",
+                             timezone="Europe/Berlin", weekly_windows=[{"day": 4, "start": "18:00", "end": "22:00"}])
+    services.calendar_create(name="freeze", dates=["2026-12-24"], date_ranges=[{"start": "2026-12-27", "end": "2026-12-31"}],
+                             ical="BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nEND:VCALENDAR\r\n")
+    services.job_set_calendars(job=Job.objects.get(name="digest"), names=["DE holidays", "freeze"])
 
 
 COMPARED = ("name", "title", "description", "kind", "job_type", "schedule_type", "schedule_expression", "timezone",
@@ -221,7 +226,12 @@ COMPARED = ("name", "title", "description", "kind", "job_type", "schedule_type",
 def _jobs():
     jobs = Job.objects.exclude(kind="vision_batch").order_by("name")
     return [({f: getattr(j, f) for f in COMPARED}, secrets_decrypt(j.secrets), j.periodic_task.enabled,
-             j.periodic_task.crontab and str(j.periodic_task.crontab)) for j in jobs]
+             j.periodic_task.crontab and str(j.periodic_task.crontab), sorted(c.name for c in j.calendars.all()))
+            for j in jobs]
+
+
+CALENDAR_FIELDS = ("name", "description", "timezone", "dates", "date_ranges", "weekly_windows", "holidays_country",
+                   "holidays_subdivision", "ical")
 
 
 def test_export_then_apply_on_a_fresh_database_gives_the_same_jobs(root, every_kind):
@@ -230,20 +240,39 @@ def test_export_then_apply_on_a_fresh_database_gives_the_same_jobs(root, every_k
     assert {"digest", "poll", "Scans", "wf-two"} <= set(text.replace(":", " ").split()) | {"Scans"}
     before_jobs = _jobs()
     before_workflows = list(Workflow.objects.values("id", "name", "description", "steps", "enabled"))
+    before_calendars = list(Calendar.objects.values(*CALENDAR_FIELDS))
+    assert len(before_calendars) == 2 and ["DE holidays", "freeze"] in [j[-1] for j in before_jobs]
     env = {"DIGEST_TOKEN": "digest-token-123456", "WORKFLOW_WF_TWO_HOOK": "hook-secret-value-1"}
     vision = Job.objects.get(kind="vision_analysis")
     env[f"{vision.name.upper().replace('-', '_')}_EXTERNAL_API_KEY"] = "sk-very-secret-key-123"
     # a fresh database
     Job.objects.exclude(kind="vision_batch").delete()
     Workflow.objects.all().delete()
+    Calendar.objects.all().delete()
     plan = apply(text, actor=root, env=env)
-    assert plan.summary == {"create": 5, "update": 0, "delete": 0}
+    assert plan.summary == {"create": 7, "update": 0, "delete": 0}
+    assert list(Calendar.objects.values(*CALENDAR_FIELDS)) == before_calendars
     assert _jobs() == before_jobs
     assert list(Workflow.objects.values("id", "name", "description", "steps", "enabled")) == before_workflows
     assert secrets_decrypt(Workflow.objects.get().secrets) == {"HOOK": "hook-secret-value-1"}
     # and exporting again writes the same file; applying it again changes nothing
     assert manifest.export() == text
     assert apply(text, actor=root, env={}).changes == []
+
+
+def test_the_plan_lists_a_jobs_calendars_and_a_missing_calendar_is_refused(root):
+    text = FILE + "    calendars: [release]\n"
+    with pytest.raises(ManifestError, match=r"jobs\[1\] \(poll\): calendars: No calendar named 'release'."):
+        apply(text, actor=root)
+    assert not Job.objects.exists()
+    with_calendar = "calendars:\n  - {name: release, weekly_windows: [{day: 4, start: '18:00', end: '22:00'}]}\n" + text
+    apply(with_calendar, actor=root)
+    assert [c.name for c in Job.objects.get(name="poll").calendars.all()] == ["release"]
+    assert apply(with_calendar, actor=root).changes == []
+    plan = apply(with_calendar.replace("    calendars: [release]\n", ""), actor=root, dry_run=True)
+    assert [(c.name, c.fields) for c in plan.changes] == [("poll", {"calendars": [["release"], []]})]
+    plan = apply(with_calendar.replace("'22:00'", "'23:00'"), actor=root)
+    assert [(c.section, c.name, list(c.fields)) for c in plan.changes] == [("calendars", "release", ["weekly_windows"])]
 
 
 def test_export_of_one_kind(root, every_kind):
