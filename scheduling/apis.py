@@ -38,6 +38,7 @@ from scheduling.serializers import (
     BackfillInputSerializer,
     BackfillPreviewSerializer,
     BackfillSerializer,
+    JobCalendarsSerializer,
     DetailSerializer,
     ErrorSerializer,
     ExecutionListQuerySerializer,
@@ -267,6 +268,17 @@ class JobViewSet(viewsets.GenericViewSet):
                 return Response(BackfillPreviewSerializer(preview.as_dict()).data)
             backfill = services.job_backfill(job=job, start=data["start"], end=data["end"], actor=request.user)
         return Response(BackfillSerializer(services.backfill_progress(backfill)).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        tags=["jobs"], summary="Set the calendars a job skips", request=JobCalendarsSerializer,
+        responses={200: JobSerializer, 400: _400, 403: _403, 404: _404},
+    )
+    @action(detail=True, methods=["put"])
+    def calendars(self, request, pk=None):
+        job = self.get_object()
+        data = request_body(JobCalendarsSerializer, request)
+        job = services.job_set_calendars(job=job, names=data["calendars"], actor=request.user)
+        return Response(JobSerializer(job).data)
 
     @extend_schema(
         tags=["jobs"], summary="A job's executions", parameters=[ExecutionListQuerySerializer],

@@ -567,3 +567,29 @@ class ManifestCalendarSerializer(StrictInputSerializer):
     holidays_subdivision = serializers.CharField(max_length=16, required=False, allow_blank=True, help_text="e.g. BY.")
     ical = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
                                  help_text="An iCalendar file's text: each event is a period skipped.")
+
+
+class CalendarSerializer(serializers.ModelSerializer):
+    """A calendar as the API shows it (``jobs``: the names of the jobs that skip it)."""
+
+    organization_id = serializers.UUIDField(allow_null=True, read_only=True)
+    jobs = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+
+    class Meta:
+        from scheduling.models import Calendar
+
+        model = Calendar
+        fields = ["id", "name", "description", "timezone", "dates", "date_ranges", "weekly_windows",
+                  "holidays_country", "holidays_subdivision", "ical", "jobs", "organization_id", "created_at",
+                  "updated_at"]
+        read_only_fields = fields
+
+
+class CalendarPageSerializer(PageSerializer):
+    items = CalendarSerializer(many=True)
+
+
+class JobCalendarsSerializer(StrictInputSerializer):
+    read_only_keys = frozenset()
+    calendars = serializers.ListField(child=serializers.CharField(max_length=200),
+                                      help_text="Names of the calendars the job skips (replaces the list).")

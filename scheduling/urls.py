@@ -4,12 +4,13 @@ from django.apps import apps as django_apps
 from django.urls import include, path
 
 from jobsite.routers import SeedPathRouter
-from scheduling import apis, maintenance_apis, metrics
+from scheduling import apis, calendar_apis, maintenance_apis, metrics
 
 v1 = SeedPathRouter()
 v1.register("jobs", apis.JobViewSet, basename="job")
 v1.register("executions", apis.ExecutionViewSet, basename="execution")
 v1.register("backfills", apis.BackfillViewSet, basename="backfill")
+v1.register("calendars", calendar_apis.CalendarViewSet, basename="calendar")
 v1.register("maintenance", maintenance_apis.MaintenanceViewSet, basename="maintenance")
 
 urlpatterns = [
