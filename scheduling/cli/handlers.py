@@ -29,7 +29,7 @@ from scheduling.beat import (
     schedule_description,
     schedule_preview,
 )
-from scheduling.cli import code_handlers
+from scheduling.cli import code_handlers, run_control_handlers
 from scheduling.cli.completion import completion_script
 from scheduling.cli.rendering import (JOB_COLUMNS, RUN_COLUMNS, fmt_bool, fmt_description, fmt_dt, fmt_rate,
                                       fmt_schedule, fmt_schedule_words, job_row, plural, run_row, show_executions)
@@ -108,6 +108,7 @@ def show_job(console: Console, *, job, json=False, **_):
         ["Timeout", f"{job.timeout_seconds}s"],
         ["Max retries", f"{job.max_retries} (backoff {job.retry_backoff_seconds}s)"],
         ["Overlap policy", job.overlap_policy],
+        ["Start jitter", f"up to {job.jitter_seconds}s after the due time" if job.jitter_seconds else "none"],
         ["Enabled", styled(fmt_bool(job.is_enabled))],
         ["Status", styled(job.state)],
         ["Overdue", fmt_bool(selectors.job_is_overdue(job))],
@@ -157,13 +158,13 @@ def show_job(console: Console, *, job, json=False, **_):
 # ---------------------------------------------------------------------------
 def create_job(console: Console, *, name, title, job_type, schedule_type, schedule_expression, task_name, description,
                queue, priority, timeout, timezone, kind, task_args, task_kwargs, config, max_retries, overlap_policy,
-               catch_up_policy, is_enabled, **_):
+               catch_up_policy, is_enabled, jitter_seconds=0, **_):
     job = services.job_create(
         actor_label=ACTOR, name=name, title=title, job_type=job_type, schedule_type=schedule_type,
         schedule_expression=schedule_expression, task_name=task_name, description=description, queue=queue,
         priority=priority, timeout_seconds=timeout, timezone=timezone, kind=kind, task_args=task_args,
         task_kwargs=task_kwargs, config=config, max_retries=max_retries, overlap_policy=overlap_policy,
-        catch_up_policy=catch_up_policy, is_enabled=is_enabled,
+        catch_up_policy=catch_up_policy, is_enabled=is_enabled, jitter_seconds=jitter_seconds,
     )
     console.success(f"Created job '{job.name}' (id {job.pk}).")
     console.out(f"  Schedule: {fmt_schedule(job)} ({job.timezone}): {fmt_description(schedule_description(job))}")
@@ -487,4 +488,5 @@ HANDLERS: dict[str, Callable[..., None]] = {
     "tasks": list_tasks,
     "completion": shell_completion,
     **code_handlers.HANDLERS,  # apply, export, backfill
+    **run_control_handlers.HANDLERS,  # pause-all, resume-all, maintenance
 }

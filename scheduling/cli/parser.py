@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from scheduling.cli import code_parser
+from scheduling.cli import code_parser, run_control_parser
 from scheduling.executors import registered_kinds
 from scheduling.models import Execution, Job
 from scheduling.schedules import SCHEDULE_TYPES
@@ -18,7 +18,7 @@ DEFAULT_WAIT_SECONDS = 300.0
 HELP = (
     "Manage scheduled jobs from the shell: list, show, create, update, delete, execute, pause, resume, "
     "overdue, stats, validate-schedule, cancel, executions, execution, init-defaults, sync-beat, tasks, "
-    "completion, apply, export, backfill. Jobs are addressed by id or by name. On a terminal tables fit its width (only free text "
+    "completion, apply, export, backfill, pause-all, resume-all, maintenance. Jobs are addressed by id or by name. On a terminal tables fit its width (only free text "
     "is cut, with an ellipsis); piped or redirected, output is tab-separated, header first; read commands "
     "take --json (the API's shapes). `./manage jobs SUBCOMMAND --help` shows a subcommand's options, "
     "examples and exit codes."
@@ -188,6 +188,10 @@ EXIT_CODES = {
 EXAMPLES.update(code_parser.EXAMPLES)
 NOTES.update(code_parser.NOTES)
 EXIT_CODES.update(code_parser.EXIT_CODES)
+# pause-all, resume-all, maintenance: scheduling.cli.run_control_parser
+EXAMPLES.update(run_control_parser.EXAMPLES)
+NOTES.update(run_control_parser.NOTES)
+EXIT_CODES.update(run_control_parser.EXIT_CODES)
 
 
 # ---------------------------------------------------------------------------
@@ -214,7 +218,7 @@ complete_active_execution = _complete(
     lambda: Execution.objects.filter(status__in=Execution.ACTIVE_STATUSES).order_by("-id").values_list("pk", flat=True)[:50]
 )
 
-READ_COMMANDS = ("list", "show", "executions", "execution", "overdue", "stats", "tasks", "validate-schedule")
+READ_COMMANDS = ("list", "show", "executions", "execution", "overdue", "stats", "tasks", "validate-schedule", "maintenance")
 
 
 def add_subcommands(add_parser) -> None:
@@ -260,7 +264,10 @@ def add_subcommands(add_parser) -> None:
     p.add_argument("--config", type=json_object, metavar="JSON", help="Executor settings as a JSON object (non-secret).")
     p.add_argument("--max-retries", type=int, default=0, metavar="N", help="Retries after a failed run, 0-20 (default 0).")
     p.add_argument("--overlap", dest="overlap_policy", choices=Job.OverlapPolicy.values, default=Job.OverlapPolicy.SKIP,
-                   help="What to do when a run is due while one is going (default skip).")
+                   help="What to do when a run is due while one is going: skip (default), allow, queue (one waits "
+                        "for it), replace (cancel it).")
+    p.add_argument("--jitter", dest="jitter_seconds", type=int, default=0, metavar="SECONDS",
+                   help="Start jitter: each scheduled run starts up to this many seconds after its due time (0-3600).")
     p.add_argument("--catch-up", dest="catch_up_policy", choices=Job.CatchUpPolicy.values, default=Job.CatchUpPolicy.ONCE,
                    help="Runs that fell due while beat was down: skip, once (default) or all.")
     enabled = p.add_mutually_exclusive_group()
@@ -284,7 +291,10 @@ def add_subcommands(add_parser) -> None:
     p.add_argument("--priority", type=int, metavar="0-9", help="0 (lowest) – 9 (highest).")
     p.add_argument("--timeout", dest="timeout_seconds", type=int, metavar="SECONDS", help="Time limit in seconds.")
     p.add_argument("--max-retries", type=int, metavar="N", help="Retries after a failed run, 0-20.")
-    p.add_argument("--overlap", dest="overlap_policy", choices=Job.OverlapPolicy.values)
+    p.add_argument("--overlap", dest="overlap_policy", choices=Job.OverlapPolicy.values,
+                   help="skip, allow, queue (one run waits for the running one) or replace (cancel it).")
+    p.add_argument("--jitter", dest="jitter_seconds", type=int, metavar="SECONDS",
+                   help="Start jitter in seconds (0-3600; 0: on time).")
     p.add_argument("--catch-up", dest="catch_up_policy", choices=Job.CatchUpPolicy.values,
                    help="Runs that fell due while beat was down: skip, once or all.")
     enabled = p.add_mutually_exclusive_group()
@@ -339,3 +349,4 @@ def add_subcommands(add_parser) -> None:
     p.add_argument("shell", choices=["bash", "zsh"], help="Your shell.")
 
     code_parser.add_subcommands(add_parser)  # apply, export, backfill
+    run_control_parser.add_subcommands(add_parser)  # pause-all, resume-all, maintenance

@@ -1,0 +1,43 @@
+"""Run control on the command line: --jitter and --overlap, pause-all, resume-all, maintenance."""
+import json
+
+import pytest
+from django.core.management import CommandError
+
+from scheduling.models import AuditLog, Job, MaintenancePause
+from tests.scheduling.cli.test_cli import jobs
+
+pytestmark = pytest.mark.django_db
+
+
+def test_create_and_update_take_jitter_and_the_new_overlap_policies():
+    jobs("create", "nightly", "Nightly", "custom", "cron", "0 2 * * *", "tests.echo", "--jitter", "30", "--overlap", "queue")
+    job = Job.objects.get(name="nightly")
+    assert (job.jitter_seconds, job.overlap_policy) == (30, "queue")
+    jobs("update", "nightly", "--jitter", "0", "--overlap", "replace")
+    job.refresh_from_db()
+    assert (job.jitter_seconds, job.overlap_policy) == (0, "replace")
+    with pytest.raises(CommandError, match="jitter_seconds"):
+        jobs("update", "nightly", "--jitter", "4000")
+    assert "Start jitter" in jobs("show", "nightly")
+
+
+def test_pause_all_resume_all_and_the_list(org):
+    out = jobs("pause-all", "--org", org.name, "--reason", "upgrade")
+    assert f"organization '{org.name}' is paused for maintenance until resumed (upgrade)" in out
+    listed = json.loads(jobs("maintenance", "--json"))
+    assert listed["total"] == 1 and listed["items"][0]["scope"] == "organization"
+    assert "Ended pause" in jobs("resume-all")
+    assert "Nothing is paused." in jobs("maintenance")
+    assert set(AuditLog.objects.filter(object_type="maintenancepause").values_list("action", "actor_label")) == {
+        ("pause", "cli"), ("resume", "cli")}
+
+
+def test_pause_all_refuses_bad_input():
+    with pytest.raises(CommandError, match="No organization"):
+        jobs("pause-all", "--org", "nobody")
+    with pytest.raises(CommandError, match="until: The end of a pause must be in the future"):
+        jobs("pause-all", "--until", "2001-01-01T00:00+00:00")
+    with pytest.raises(CommandError, match="No pause 42"):
+        jobs("resume-all", "--id", "42")
+    assert not MaintenancePause.objects.exists()
