@@ -224,7 +224,9 @@ def problems(run: BlockRun) -> list[str]:
     for fragment in run.expected:
         if squash(fragment) not in haystack:
             found.append(f"output lacks {fragment!r}")
-    for status in run.statuses:
-        if status >= 500 or (status >= 400 and status not in run.block.statuses):
-            found.append(f"a request answered {status}")
+    unshown = [status for status in run.statuses
+               if status >= 500 or (status >= 400 and status not in run.block.statuses)]
+    for status in dict.fromkeys(unshown):
+        times = unshown.count(status)
+        found.append(f"a request answered {status}" + (f" ({times} times)" if times > 1 else ""))
     return found
