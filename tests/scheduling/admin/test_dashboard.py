@@ -491,3 +491,15 @@ def test_the_login_page_asks_nothing_of_redis(client, settings):
     html = client.get(reverse("admin:login")).content.decode()
 
     assert "ops-warning" not in html
+
+
+def test_a_real_worker_records_the_queues_it_consumes(celery_worker_process):
+    from tests.worker import wait_for
+
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    recorded = wait_for(lambda: client.hget(heartbeat.QUEUES_KEY, celery_worker_process.nodename), timeout=30,
+                        message="the worker's queues in its heartbeat")
+
+    assert set(recorded.decode().split(",")) == set(settings.JOBS_QUEUES)
+    worker = next(w for w in dashboard.cluster_state().workers if w.name == celery_worker_process.nodename)
+    assert worker.alive and set(worker.queues) == set(settings.JOBS_QUEUES)
