@@ -404,7 +404,7 @@ class ExecutionAdmin(RunColumns, WorkersPageMixin, ObjectToolsMixin, RefreshingL
         for run in failed:
             rerun, problem = attempt(lambda run=run: self._rerun(request, run))
             if problem is None:
-                queued.append(f"{run.pk} → {rerun.pk}")
+                queued.append(f"run {run.pk} → run {rerun.pk}")
             else:
                 refused.append(f"run {run.pk} ({run.job.name}): {problem}")
         if queued:

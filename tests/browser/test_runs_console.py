@@ -229,3 +229,27 @@ def test_a_running_run_shows_progress_and_tails_its_log_live(console, live_serve
     click(driver, "ops-cancel")
     assert Execution.objects.get(pk=running.pk).status == "cancelled"
     assert "Cancelled" in text_of(driver, ".field-status_line")
+
+
+def test_rerun_failed_runs_from_the_list(console, live_server, celery_worker_process):
+    driver = console
+    job = JobFactory(name="flaky-export", task_name="demo.sleep", task_kwargs={"seconds": 0, "fail": True},
+                     overlap_policy="allow")
+    failed = wait_finished(services.job_execute(job=job))
+    done = ExecutionFactory(job=job, status="success", output="exported 3 files")
+    assert failed.status == "failed"
+    open_page(driver, live_server, reverse("admin:scheduling_execution_changelist"), "runs-list-rerun-before")
+    for run in (failed, done):
+        driver.find_element(By.CSS_SELECTOR, f'input.action-select[value="{run.pk}"]').click()
+    assert "2 of 2 selected" in text_of(driver, ".action-counter")
+    from selenium.webdriver.support.ui import Select
+
+    Select(driver.find_element(By.NAME, "action")).select_by_value("rerun_failed")
+    driver.find_element(By.CSS_SELECTOR, "button[name=index]").click()
+    wait_in_browser(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "ul.messagelist"))
+    rerun = Execution.objects.exclude(pk__in=[failed.pk, done.pk]).get(job=job)
+    messages = text_of(driver, "ul.messagelist")
+    assert f"Re-ran 1 failed run(s) with the same parameters: run {failed.pk} → run {rerun.pk}" in messages
+    assert f"Skipped 1 run(s) that did not fail: {done.pk} (success)" in messages
+    screenshot(driver, "runs-list-rerun-failed")
+    assert wait_finished(rerun).trigger == "manual"

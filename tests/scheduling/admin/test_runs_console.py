@@ -205,7 +205,7 @@ def test_rerun_failed_runs_reruns_only_the_failed_ones_and_names_the_skipped(adm
     reruns = list(Execution.objects.filter(trigger="manual").order_by("pk"))
     assert [(r.status, r.override_kwargs) for r in reruns] == [("queued", {"n": 0}), ("queued", {"n": 1}),
                                                                 ("queued", {"n": 2})]
-    assert f"Re-ran 3 failed run(s) with the same parameters: {failed[0].pk} → {reruns[0].pk}" in html
+    assert f"Re-ran 3 failed run(s) with the same parameters: run {failed[0].pk} → run {reruns[0].pk}" in html
     assert f"Skipped 2 run(s) that did not fail: {done.pk} (success), {running.pk} (running)." in html
 
 
