@@ -192,7 +192,10 @@ class CappedCountPaginator(Paginator):
 
     @cached_property
     def counted(self) -> int:
-        return self.object_list[:self.CAP + 1].count()
+        # Unordered: any 1,001 matching rows count the same, and the list's order would make the
+        # database walk the runs by time (measured: 35 ms unordered, 900 ms ordered, for a
+        # member's failures among a million runs).
+        return self.object_list.order_by()[:self.CAP + 1].count()
 
     @cached_property
     def count(self) -> int:
