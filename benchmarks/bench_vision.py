@@ -18,9 +18,19 @@
   process, then 2 (the batch's run plus its chunk runs), OCR off: images/s
   from upload to the completed report.
 
+* a scheduled ``/cron-jobs`` run end to end against the demo document API
+  (``BENCH_PARTS=cron``): BENCH_CRON_IMAGES (50) inspection photos of 1600 x
+  1200 in one analysis, downloaded, analysed, reported and uploaded by a real
+  worker of 1, then 2 processes, with the default install's OCR setting
+  (``VISION_OCR`` as in the environment, ``auto`` unless set): images/s from
+  the run's start to its end, images per run (the run and its chunk runs),
+  and then every worker process's RSS at idle;
+* with ``BENCH_CRON_PAGES`` (0) > 0, the same run on that many photos of
+  printed pages (the OCR test's kind) mixed in, and how many were read.
+
 Run: .venv/bin/python benchmarks/bench_vision.py
 Env: BENCH_IMAGES (100), BENCH_OCR_IMAGES (20), BENCH_WORKERS ("1,2"), BENCH_PARTS ("all", or
-"workers" for the worker comparison alone), BENCH_TIMEOUT.
+"workers" for the worker comparison alone, "cron" for the scheduled run alone), BENCH_TIMEOUT.
 """
 from __future__ import annotations
 
@@ -55,6 +65,12 @@ def main() -> int:
         from vision_pipeline.models import Batch
 
         print(f"[bench] machine: {os.cpu_count()} CPUs, {sys.version.split()[0]}", flush=True)
+        if os.environ.get("BENCH_PARTS", "all") == "cron":  # only the scheduled /cron-jobs run
+            from benchmarks.bench_vision_cron import bench_cron
+
+            for processes in [int(n) for n in os.environ.get("BENCH_WORKERS", "1,2").split(",") if n.strip()]:
+                bench_cron(bench, processes)
+            return 0
         folder = bench.tmp / "images"
         folder.mkdir()
         files = []

@@ -34,6 +34,13 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # Messages each worker process reserves ahead: 1 keeps long runs from waiting
 # behind a busy process; short runs in bulk go faster with 4-8 (README, scaling).
 CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=1)
+# A worker process whose peak memory passed this many MB by the end of a task
+# is replaced by a fresh one (forked from the worker, ~100 MB): what a vision
+# run loads (OpenCV, numpy, the OCR engine and its models, 250-450 MB) is not
+# kept by a process that serves every queue, for every later run. Checked
+# against the process's peak, so no process stays above it at idle. 0: never.
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-max-memory-per-child
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("CELERY_WORKER_MAX_MEMORY_PER_CHILD_MB", default=240) * 1024 or None
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=3600)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=3660)
 CELERY_TASK_DEFAULT_QUEUE = "default"

@@ -9,8 +9,12 @@ with every socket connect refused).
 
 - ``ocr`` (this analyzer): the inspector's measurements plus the text.
 - ``inspector`` (the default) adds the text too when the package is installed,
-  unless ``VISION_OCR`` is ``off`` (``auto``, the default: when installed;
-  ``on``: always, a missing package fails the batch clearly).
+  unless ``VISION_OCR`` is ``off``. ``auto`` (the default): only on the images
+  a cheap text check (vision_pipeline.analyzers.text_detector, a few ms)
+  says likely hold text, so inspection photos cost no OCR (~1 s each) and a
+  photo of a page, a label or a plate is still read in full; ``on``: every
+  image, a missing package fails the batch clearly. A job or batch that wants
+  every image read whatever the check says picks the ``ocr`` analyzer.
 
 Text is read on the working copy (long side ≤ 1024 px, see
 vision_pipeline.images), one ONNX Runtime thread per worker process (more
@@ -90,7 +94,8 @@ def mode() -> str:
 
 
 def in_default_analyzer() -> bool:
-    """Whether ``inspector`` reads text too (VISION_OCR, see the module docstring)."""
+    """Whether ``inspector`` may read text (VISION_OCR, see the module docstring);
+    under ``auto`` the text check decides image by image (``add_text_when_enabled``)."""
     setting = mode()
     if setting == "off":
         return False
@@ -173,8 +178,16 @@ def add_text(analysis: ImageAnalysis, image: LoadedImage, description: str) -> I
 
 
 def add_text_when_enabled(analysis: ImageAnalysis, image: LoadedImage, description: str) -> ImageAnalysis:
-    """The other analyzers' reader: ``add_text`` when ``VISION_OCR`` allows (see the module docstring)."""
-    return add_text(analysis, image, description) if in_default_analyzer() else analysis
+    """The other analyzers' reader: ``add_text`` when ``VISION_OCR`` allows and,
+    under ``auto``, the text check finds likely text (see the module docstring)."""
+    if not in_default_analyzer():
+        return analysis
+    if mode() == "auto":
+        from vision_pipeline.analyzers.text_detector import likely_text
+
+        if not likely_text(image.rgb):
+            return analysis
+    return add_text(analysis, image, description)
 
 
 class OCRAnalyzer(InspectorAnalyzer):

@@ -82,6 +82,14 @@ def batch_discard_files(batch: Batch) -> None:
     shutil.rmtree(storage_dir(batch), ignore_errors=True)
 
 
+def batch_forget_images(batch: Batch) -> None:
+    """Remove a batch's stored images once analysed, keeping its report; its
+    pictures are then the thumbnails its analysis kept (a /cron-jobs batch
+    stores its images only while chunk runs share it)."""
+    shutil.rmtree(storage_dir(batch) / "images", ignore_errors=True)
+    BatchImage.objects.filter(batch=batch).exclude(stored_name="").update(stored_name="")
+
+
 def batch_analyze(*, batch: Batch, files: list[tuple[str, Path]] | None = None, deadline: float | None = None,
                   timeout_seconds: float = 0, should_stop: Callable[[], bool] | None = None,
                   execution: Execution | None = None) -> Batch:

@@ -19,7 +19,8 @@ from scheduling.models import Execution, Job
 from vision_pipeline import analyzers, external
 from vision_pipeline.images import ImageRefused, check_header
 from vision_pipeline.models import Batch
-from vision_pipeline.services.analysis import batch_analyze, batch_create
+from vision_pipeline.services.analysis import batch_analyze, batch_create, batch_forget_images
+from vision_pipeline.services.batches import batch_fan_out, chunk_runs_for
 from vision_pipeline.services.config import ProcessorConfig
 from vision_pipeline.services.deadlines import AnalysisTimeout, check_deadline
 from vision_pipeline.services.remote import remote_batch
@@ -128,16 +129,27 @@ def process_one(analysis: external.Analysis, *, config: ProcessorConfig, workdir
                                                       api_url=config.external_api_get_url)
         check_deadline(deadline, config.analysis_timeout_seconds)
         if config.backend_is_local:
+            # A run in the worker shares a large analysis with chunk runs, as an API
+            # batch does (services.batches); they read the images from storage, so
+            # they are stored for the analysis and removed after it.
+            spread = execution is not None and chunk_runs_for(len(files)) > 0
             batch = batch_create(
                 source=source, files=[(item.name, item.path) for item in files], user_query=analysis.user_query,
                 descriptions=descriptions, model=config.analyzer, execution=execution, owner=owner,
                 organization=organization, vision_analysis_id=analysis.vision_analysis_id,
                 run_code=analysis.run_code, external_organization_id=analysis.organization_id,
-                organization_name=analysis.organization_name, store_images=False,
+                organization_name=analysis.organization_name, store_images=spread,
             )
             result["batch_id"] = str(batch.pk)
-            batch = batch_analyze(batch=batch, files=[(item.name, item.path) for item in files], deadline=deadline,
-                                  timeout_seconds=config.analysis_timeout_seconds, execution=execution)
+            try:
+                if spread:
+                    batch_fan_out(batch=batch, execution=execution)  # their ids are on the batch
+                batch = batch_analyze(batch=batch, files=[(item.name, item.path) for item in files],
+                                      deadline=deadline, timeout_seconds=config.analysis_timeout_seconds,
+                                      execution=execution)
+            finally:
+                if spread:
+                    batch_forget_images(batch)
             if batch.status != Batch.Status.COMPLETED:
                 raise external.ExternalAPIError(f"Batch {batch.pk} failed: {batch.error}")
             html = Path(batch_report_path(batch)).read_bytes()

@@ -1,0 +1,105 @@
+"""The scheduled ``/cron-jobs`` part of bench_vision.py (``BENCH_PARTS=cron``):
+one run of a ``vision_analysis`` job against the demo document API, on a real
+worker serving every queue (as ``make run``'s does), then the RSS of each of
+its processes at idle. Not run on its own: bench_vision.py sets up the
+database, Redis and the settings."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def bench_cron(bench, processes: int) -> dict:
+    """One scheduled run of ``BENCH_CRON_IMAGES`` 1600 x 1200 photos on a worker of ``processes`` processes."""
+    from django.conf import settings
+
+    from scheduling import services as core
+    from scheduling.models import Execution
+    from vision_pipeline import samples, services
+    from vision_pipeline.demo import DEMO_ORGANIZATION_ID, DemoExternalAPI
+    from vision_pipeline.models import Batch, BatchImage
+
+    count = int(os.environ.get("BENCH_CRON_IMAGES", 50))
+    pages = int(os.environ.get("BENCH_CRON_PAGES", 0))
+    mode = os.environ.setdefault("VISION_OCR", "auto")  # the default install's setting unless given
+    api = DemoExternalAPI(key="bench-key").start()
+    name = f"cron{processes}-{int(time.time())}"
+    try:
+        os.environ["OUTBOUND_HTTP_ALLOW_HOSTS"] = f"127.0.0.1:{api.port}"
+        settings.OUTBOUND_HTTP_ALLOW_HOSTS = [f"127.0.0.1:{api.port}"]
+        api.add_demo_analyses(count=1, images_per_analysis=count, size=(1600, 1200))
+        if pages:
+            page_files = []
+            for n in range(pages):
+                lines = (f"INSPECTION REPORT 2024-{n:03d}", "Vessel: MV Oceanix Hull No. 4471",
+                         f"Corrosion found on plate C{n % 9 + 1}", "Next survey due: 2025-03-01")
+                page_files.append((f"page{n:02d}.jpg", samples.encode(samples.document(
+                    lines, 1600, 1200, font_size=56, rotate=(n % 5) - 2, seed=n))))
+            api.add_analysis(images=page_files)
+        total = count + pages
+        node = bench.start_worker(concurrency=processes, name=name)
+        job = services.cron_job_create(
+            actor=None, name=f"bench {name}", schedule="0 0 1 1 *", external_api_get_url=api.get_url,
+            external_api_post_url=api.post_url, external_api_key="bench-key", organization_id=DEMO_ORGANIZATION_ID,
+        )
+        started = time.perf_counter()
+        execution = core.job_execute(job=job, force=True)
+        while True:
+            execution.refresh_from_db()
+            if execution.status not in Execution.ACTIVE_STATUSES:
+                break
+            if time.perf_counter() - started > 600:
+                raise RuntimeError(f"run not finished after 600 s:\n{bench.log_tail(name)}")
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        ran = (execution.completed_at - execution.started_at).total_seconds()
+        batches = Batch.objects.filter(execution=execution)
+        by_run: dict = {}
+        read = 0
+        for run, metrics in BatchImage.objects.filter(batch__in=batches).values_list("claimed_by_id", "metrics"):
+            by_run[run] = by_run.get(run, 0) + 1
+            read += bool((metrics or {}).get("ocr", {}).get("text"))
+        share = ", ".join(f"{'cron run' if run == execution.pk else f'chunk {run}'}: {n}"
+                          for run, n in sorted(by_run.items(), key=lambda item: -item[1]))
+        print(f"[cron] {processes} worker process(es), VISION_OCR={mode}: {total} images ({pages} pages of text) "
+              f"downloaded, analysed, reported and uploaded in {ran:.2f} s = {total / ran:.1f} images/s "
+              f"(request to end {elapsed:.2f} s); status {execution.status}; {len(api.uploads)} report(s) "
+              f"uploaded; text read on {read} image(s); images per run: {share}", flush=True)
+        # idle: every process of the worker once its runs (chunk runs too) are over
+        deadline = time.monotonic() + 60
+        chunk_ids = [i for b in batches for i in (b.chunk_execution_ids or [])]
+        while Execution.objects.filter(pk__in=chunk_ids, status__in=Execution.ACTIVE_STATUSES).exists():
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        time.sleep(3)  # a child over worker_max_memory_per_child is replaced after its task
+        worker = next(process for label, process in bench.processes if label == name)
+        pids = [worker.pid, *children(worker.pid)]
+        sizes = ", ".join(f"{'main' if pid == worker.pid else 'child'} {pid}: {rss_mb(pid):.0f} MB "
+                          f"(peak {rss_mb(pid, 'VmHWM'):.0f})" for pid in pids)
+        print(f"[cron] idle after the run, RSS per worker process: {sizes}", flush=True)
+        return {"node": node, "seconds": ran, "images": total, "rss": {pid: rss_mb(pid) for pid in pids}}
+    finally:
+        api.stop()
+        for label, process in list(bench.processes):
+            if label == name:
+                bench.stop_process(label, process)
+                bench.processes.remove((label, process))
