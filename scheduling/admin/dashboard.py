@@ -27,11 +27,10 @@ from jobsite.admin.charts import Series, stacked_bars
 from jobsite.admin.widgets import progress_bar, relative_when
 from scheduling import dashboard
 from scheduling.admin.widgets import badge, status_label
+from scheduling.admin.workers import INTERNAL_APPS  # beat's tables: on the dashboard, folded away
 from scheduling.models import Execution
 
 INDEX_TEMPLATE = "admin/scheduling/dashboard.html"
-#: django-celery-beat's tables: beat's bookkeeping, written by the jobs; shown folded away.
-INTERNAL_APPS = {"django_celery_beat"}
 
 
 def _url(name: str, **query) -> str:

@@ -74,10 +74,15 @@ def _worker_rows(worker: cluster.WorkerInfo, now: datetime) -> dict:
 # The page in the admin's app list (index and sidebar). The project uses
 # Django's default admin site; wrapping this one documented hook
 # (AdminSite.get_app_list) adds the page under "Scheduling" without swapping
-# the site class in INSTALLED_APPS.
+# the site class in INSTALLED_APPS, and puts beat's own tables (written by the
+# jobs, read-only) after everything people use, in the sidebar too.
+INTERNAL_APPS = ("django_celery_beat",)
+
+
 def _with_workers_page(get_app_list):
     def get_app_list_with_workers(request, app_label=None):
         app_list = get_app_list(request, app_label)
+        app_list.sort(key=lambda app: app.get("app_label") in INTERNAL_APPS)  # stable: the rest keep their order
         if not request.user.has_perm("scheduling.view_execution"):
             return app_list
         for app in app_list:

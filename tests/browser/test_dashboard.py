@@ -196,3 +196,19 @@ def test_health_in_a_browser_is_a_page(driver, live_server, root):
     assert not body.lstrip().startswith("{")
     assert no_horizontal_scroll(driver)
     driver.save_screenshot(str(ARTIFACTS / "health.png"))
+
+
+def test_send_test_on_a_notification_destination(driver, live_server, root):
+    from scheduling.notifications.services import destination_create
+
+    destination = destination_create(name="on-call", kind="email", email_to="oncall@example.com")
+    sign_in(driver, live_server, root)
+    driver.get(f"{live_server.url}/admin/notifications/destination/{destination.pk}/change/")
+
+    driver.find_element(By.ID, "ops-send-test").click()
+
+    message = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "ul.messagelist li"), timeout=15,
+                       message="the outcome of the test")[0].text
+    assert message == "Test to on-call sent to 1 recipient(s)."
+    assert no_horizontal_scroll(driver)
+    driver.save_screenshot(str(ARTIFACTS / "destination-send-test.png"))

@@ -503,3 +503,11 @@ def test_a_real_worker_records_the_queues_it_consumes(celery_worker_process):
     assert set(recorded.decode().split(",")) == set(settings.JOBS_QUEUES)
     worker = next(w for w in dashboard.cluster_state().workers if w.name == celery_worker_process.nodename)
     assert worker.alive and set(worker.queues) == set(settings.JOBS_QUEUES)
+
+
+def test_beats_tables_come_last_in_the_sidebar(admin_client):
+    html = admin_client.get(reverse("admin:notifications_destination_changelist")).content.decode()
+    sidebar = html.split('id="nav-sidebar"')[1]
+
+    assert sidebar.index("app-django_celery_beat") > sidebar.index("app-workflows")
+    assert sidebar.index("app-django_celery_beat") > sidebar.index("app-scheduling")
