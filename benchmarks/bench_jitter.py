@@ -109,6 +109,12 @@ def main() -> int:
         print(f"\nruns {len(runs)}/{K}, started {len(lags)}, skipped/missed {skipped}, doubled {doubled}; "
               f"started before their offset: {early}; after it by: median {sorted(late)[len(late) // 2]:.3f} s, "
               f"max {max(late, default=float('nan')):.3f} s")
+        late_runs = sorted((start_offset_seconds(job_id, boundary, JITTER), lag) for lag, job_id in lags
+                           if lag - max(start_offset_seconds(job_id, boundary, JITTER), last_sent) > 1.0)
+        if late_runs:
+            print(f"{len(late_runs)} run(s) started more than 1 s after max(offset, last message sent): offsets "
+                  f"{late_runs[0][0]:.1f}–{late_runs[-1][0]:.1f} s, started {min(lag for _, lag in late_runs):.1f}–"
+                  f"{max(lag for _, lag in late_runs):.1f} s after the minute")
         print(f"beat's last message of the burst was in the broker {last_sent:.2f} s after the minute (a run whose "
               f"offset is earlier starts when its message arrives); after max(offset, that): "
               f"max {max(late_after_sent, default=float('nan')):.3f} s")
