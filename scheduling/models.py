@@ -101,6 +101,15 @@ class Job(models.Model):
                   "derived from the job and the due time (0: on time).",
     )
 
+    max_concurrent_runs = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="At most this many runs of the job at once (overlap policy allow); a run over it waits, queued, "
+                  "in order. Empty: no limit.",
+    )
+    concurrency_group = models.ForeignKey(
+        "scheduling.ConcurrencyGroup", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs",
+        help_text="A limit shared with other jobs: at most the group's max_runs runs of all its jobs at once.",
+    )
     is_enabled = models.BooleanField(default=True, help_text="Disabled jobs never fire on schedule.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE, help_text="Paused jobs keep their schedule but do not fire.")
 
@@ -240,7 +249,8 @@ class Execution(models.Model):
     batch_id = models.CharField(max_length=64, null=True, blank=True, help_text="Vision batch this run produced, if any.")
     held = models.BooleanField(
         default=False,
-        help_text="Queued but not sent: it waits for the job's running run to end (overlap policy 'queue').",
+        help_text="Queued but not sent: it waits for the job's running run to end (overlap policy 'queue') "
+                  "or for a concurrency slot (max_concurrent_runs, concurrency group).",
     )
     did_nothing = models.BooleanField(
         default=False,
@@ -279,6 +289,22 @@ class Execution(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE_STATUSES
+
+
+class ConcurrencyGroup(models.Model):
+    """A concurrency limit several jobs share ("at most 2 runs against the
+    external document API at once, whatever job starts them")."""
+
+    name = models.SlugField(max_length=64, unique=True, help_text="How jobs name the group.")
+    max_runs = models.PositiveIntegerField(validators=[MinValueValidator(1)],
+                                           help_text="At most this many runs of the group's jobs at once.")
+    description = models.CharField(max_length=255, blank=True, help_text="What the limit protects.")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class MaintenancePause(models.Model):
