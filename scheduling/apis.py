@@ -33,6 +33,7 @@ from scheduling.models import Backfill, Execution, Job
 from scheduling.pagination import list_envelope, paginate
 from scheduling.serializers import (
     AllExecutionsQuerySerializer,
+    ApplyErrorSerializer,
     ApplyPlanSerializer,
     ApplyQuerySerializer,
     BackfillInputSerializer,
@@ -355,7 +356,8 @@ class JobViewSet(viewsets.GenericViewSet):
                     "delete with `prune=1`) and applies it in one transaction, unless `dry_run=1`. Any problem: "
                     "400 naming file, document and field, and nothing is written. See the jobs-as-code guide.",
         parameters=[ApplyQuerySerializer], request={"application/yaml": str, "application/json": dict},
-        responses={200: ApplyPlanSerializer, 400: _400, 403: _403},
+        responses={200: ApplyPlanSerializer, 403: _403, 400: OpenApiResponse(
+            ApplyErrorSerializer, description="The file cannot be applied; nothing was changed.")},
     )
     @action(detail=False, methods=["post"], parser_classes=[StrictJSONParser, *manifest.TEXT_PARSERS])
     def apply(self, request):

@@ -63,6 +63,7 @@ class CalendarViewSet(viewsets.GenericViewSet):
         return calendar
 
     @extend_schema(tags=["calendars"], summary="List calendars", parameters=[PageQuerySerializer],
+                   operation_id="api_v1_calendars_list",
                    responses={200: CalendarPageSerializer})
     def list(self, request):
         params = query_params(PageQuerySerializer, request)

@@ -22,7 +22,7 @@ from rest_framework import serializers
 
 from jobsite.models import Organization
 from scheduling.beat import schedule_description
-from scheduling.models import Execution, Job
+from scheduling.models import ConcurrencyGroup, Execution, Job
 from scheduling.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from scheduling.selectors import MAX_ID, job_is_overdue
 from scheduling.services.jitter import MAX_JITTER_SECONDS
@@ -90,6 +90,8 @@ class JobSerializer(serializers.ModelSerializer):
                   "the same run: a run that is queued or running now changes neither until it ends.",
     )
     statistics = serializers.SerializerMethodField()
+    concurrency_group = serializers.SlugRelatedField(
+        slug_field="name", read_only=True, help_text="The concurrency group the job shares a limit with (null: none).")
 
     class Meta:
         model = Job
@@ -98,6 +100,7 @@ class JobSerializer(serializers.ModelSerializer):
             "schedule_type", "schedule_expression", "timezone", "schedule_description",
             "task_name", "task_args", "task_kwargs", "config", "task_queue", "task_priority",
             "timeout", "max_retries", "retry_backoff_seconds", "overlap_policy", "catch_up_policy", "jitter_seconds",
+            "max_concurrent_runs", "concurrency_group",
             "is_enabled", "status", "is_overdue", "owner", "organization_id",
             "created_at", "updated_at", "last_run_at", "next_run_at", "last_status", "statistics",
         ]
@@ -345,6 +348,17 @@ class JobCreateSerializer(StrictInputSerializer):
         help_text="Start jitter: each scheduled run starts up to this many seconds after its due time (default 0). "
                   "The offset is the same on every beat and replay; scheduled_for stays the due time.",
     )
+    max_concurrent_runs = serializers.IntegerField(
+        min_value=1, required=False, allow_null=True,
+        help_text="At most this many runs at once (overlap policy allow); a run over it waits, queued, in order. "
+                  "null: no limit.",
+    )
+    concurrency_group = serializers.SlugRelatedField(
+        slug_field="name", queryset=ConcurrencyGroup.objects.all(), required=False, allow_null=True,
+        help_text="Name of a concurrency group (GET /api/v1/concurrency-groups): a limit shared with its other jobs.",
+        error_messages={"does_not_exist": "No concurrency group named '{value}' (create it first: POST "
+                                          "/api/v1/concurrency-groups)."},
+    )
     is_enabled = serializers.BooleanField(required=False)
     organization_id = serializers.PrimaryKeyRelatedField(
         source="organization", queryset=Organization.objects.all(), pk_field=serializers.UUIDField(),
@@ -466,6 +480,22 @@ class ApplyQuerySerializer(serializers.Serializer):
     prune = serializers.BooleanField(default=False, help_text="1: delete jobs and workflows the file does not list.")
 
 
+class ApplyProblemSerializer(serializers.Serializer):
+    file = serializers.CharField(help_text='The file ("request body" for the API).')
+    section = serializers.CharField(help_text="calendars, workflows or jobs; empty for the file as a whole.")
+    index = serializers.IntegerField(allow_null=True, help_text="The document's position in its section.")
+    name = serializers.CharField(help_text="The document's name (its id, for a workflow).")
+    field = serializers.CharField(help_text="The field at fault (empty: the document or file).")
+    message = serializers.CharField()
+
+
+class ApplyErrorSerializer(serializers.Serializer):
+    """A file that cannot be applied: every problem, and nothing was changed."""
+
+    detail = serializers.CharField(help_text="Every problem, one a line, each naming file, document and field.")
+    errors = ApplyProblemSerializer(many=True)
+
+
 class ApplyChangeSerializer(serializers.Serializer):
     section = serializers.CharField(help_text="jobs or workflows.")
     action = serializers.ChoiceField(choices=["create", "update", "delete"])
@@ -483,6 +513,7 @@ class ApplyPlanSerializer(serializers.Serializer):
 # ---------------------------------------------------------------------------
 # Backfill (POST /api/v1/jobs/{id}/backfill, /api/v1/backfills/{id})
 # ---------------------------------------------------------------------------
+@extend_schema_field({"type": "string", "example": "2026-03-01"})
 class LocalDateTimeField(serializers.Field):
     """An ISO 8601 date or date-time. Without an offset it is read in the job's
     time zone (by the service), so "2026-03-01" means that day where the job runs."""
