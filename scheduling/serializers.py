@@ -546,6 +546,7 @@ class BackfillDueTimeSerializer(serializers.Serializer):
     already_ran = serializers.BooleanField()
     execution_id = serializers.IntegerField(allow_null=True)
     status = serializers.CharField(allow_null=True)
+    calendar = serializers.CharField(allow_null=True, help_text="The job's calendar this due time falls in: not run.")
 
 
 class BackfillPreviewSerializer(serializers.Serializer):
@@ -555,6 +556,7 @@ class BackfillPreviewSerializer(serializers.Serializer):
     total = serializers.IntegerField(help_text="Due times in the range.")
     to_run = serializers.IntegerField(help_text="Those without a run: what a backfill would run.")
     already_ran = serializers.IntegerField()
+    skipped_by_calendar = serializers.IntegerField(help_text="Due times inside the job's calendars: not run.")
     due_times = BackfillDueTimeSerializer(many=True)
 
 

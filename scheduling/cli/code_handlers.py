@@ -60,10 +60,14 @@ def backfill(console: Console, *, job, start, end, dry_run, **_):
     job = selectors.job_get(user=SYSTEM, job_id=job)
     preview = services.backfill_preview(job=job, start=start, end=end)
     for when, ran in preview.due:
-        state = f"already ran (run {ran.pk}, {ran.status})" if ran is not None else "to run"
+        calendar = (preview.skipped or {}).get(when)
+        state = (f"already ran (run {ran.pk}, {ran.status})" if ran is not None
+                 else f"skipped: inside calendar '{calendar}'" if calendar else "to run")
         console.out(f"{when:%Y-%m-%d %H:%M %Z}  {state}")
     total, to_run = len(preview.due), len(preview.to_run)
-    console.out(f"{total} due time{'s' if total != 1 else ''}: {to_run} to run, {total - to_run} already ran.")
+    skipped = len(preview.skipped or {})
+    console.out(f"{total} due time{'s' if total != 1 else ''}: {to_run} to run, {total - to_run - skipped} already ran"
+                + (f", {skipped} inside the job's calendars." if skipped else "."))
     if dry_run or not to_run:
         if dry_run:
             console.note("Dry run: nothing was queued.")

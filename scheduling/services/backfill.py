@@ -22,6 +22,7 @@ from django.utils import timezone
 from jobsite.exceptions import ApplicationError, Conflict
 from scheduling import audit
 from scheduling.beat import job_schedule
+from scheduling.calendars import job_calendars, job_skip_calendar
 from scheduling.models import Backfill, Execution, Job
 from scheduling.schedules import cron_fires
 from scheduling.services.lifecycle import execution_cancel
@@ -87,18 +88,21 @@ class BackfillPreview:
     start: datetime
     end: datetime
     due: list[tuple[datetime, Execution | None]]
+    skipped: dict[datetime, str] = None  # due time → the calendar it falls in (not run)
 
     @property
     def to_run(self) -> list[datetime]:
-        return [when for when, ran in self.due if ran is None]
+        return [when for when, ran in self.due if ran is None and when not in (self.skipped or {})]
 
     def as_dict(self) -> dict:
         return {
             "job_id": self.job.pk, "start": self.start, "end": self.end, "total": len(self.due),
-            "to_run": len(self.to_run), "already_ran": len(self.due) - len(self.to_run),
+            "to_run": len(self.to_run), "already_ran": sum(1 for _, ran in self.due if ran is not None),
+            "skipped_by_calendar": len(self.skipped or {}),
             "due_times": [{"scheduled_for": when, "already_ran": ran is not None,
                            "execution_id": ran.pk if ran is not None else None,
-                           "status": ran.status if ran is not None else None} for when, ran in self.due],
+                           "status": ran.status if ran is not None else None,
+                           "calendar": (self.skipped or {}).get(when)} for when, ran in self.due],
         }
 
 
@@ -107,8 +111,14 @@ def backfill_preview(*, job: Job, start: datetime, end: datetime) -> BackfillPre
     times = backfill_due_times(job=job, start=start, end=end)
     existing = {e.scheduled_for: e for e in job.executions.filter(scheduled_for__in=times).only(
         "pk", "status", "scheduled_for", "job_id")} if times else {}
+    skipped = {}
+    if job_calendars(job):  # the job's calendars: a due time inside one is not run (as beat's fire skips it)
+        for when in times:
+            calendar = job_skip_calendar(job, when) if when not in existing else None
+            if calendar is not None:
+                skipped[when] = calendar.name
     return BackfillPreview(job=job, start=_aware(start, job), end=_aware(end, job),
-                           due=[(when, existing.get(when)) for when in times])
+                           due=[(when, existing.get(when)) for when in times], skipped=skipped)
 
 
 @transaction.atomic
@@ -119,7 +129,7 @@ def job_backfill(*, job: Job, start: datetime, end: datetime, actor=None, actor_
     preview = backfill_preview(job=job, start=start, end=end)
     backfill = Backfill.objects.create(
         job=job, start=preview.start, end=preview.end, due_times=[when.isoformat() for when in preview.to_run],
-        already_ran=[when.isoformat() for when, ran in preview.due if ran is not None],
+        already_ran=[when.isoformat() for when, ran in preview.due if ran is not None or when in preview.skipped],
         created_by=actor if getattr(actor, "is_authenticated", False) else None,
     )
     backfill._trigger = trigger

@@ -77,6 +77,16 @@ def test_dry_run_lists_the_due_times_and_which_already_ran(admin_api):
     assert not Backfill.objects.exists() and job.executions.count() == 3
 
 
+def test_due_times_inside_the_jobs_calendars_are_not_run(admin_api):
+    job = daily_job()
+    services.calendar_create(name="new year", dates=["2026-01-02"], timezone="Europe/Berlin")
+    services.job_set_calendars(job=job, names=["new year"])
+    data = admin_api.post(f"/api/v1/jobs/{job.pk}/backfill",
+                          {"start": "2026-01-01", "end": "2026-01-04", "dry_run": True}, format="json").json()
+    assert (data["total"], data["to_run"], data["skipped_by_calendar"]) == (3, 2, 1)
+    assert [d["calendar"] for d in data["due_times"]] == [None, "new year", None]
+
+
 def test_only_superusers_backfill(api, job):
     response = api.post(f"/api/v1/jobs/{job.pk}/backfill", {"start": "2026-01-01", "end": "2026-01-02"},
                         format="json")
