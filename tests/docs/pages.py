@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 # Pages other helpers own; the site links them, these tests do not run or word-check them.
 FOREIGN_PAGES = {"architecture.md", "benchmarks.md", "operations/dependencies.md",
-                 "guides/jobs-as-code.md", "guides/backfill.md"}  # (the guides: helper "time and code")
+                 "guides/jobs-as-code.md", "guides/backfill.md", "guides/calendars.md"}  # (the guides: helper "time and code")
 
 
 def nav_pages() -> list[str]:
