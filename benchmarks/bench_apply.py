@@ -8,7 +8,7 @@ on PostgreSQL, with the same validation and audit"):
 2. apply (create): plan + ``job_validate`` per job + bulk insert of Jobs,
    beat PeriodicTasks and audit rows, one beat change notice, one transaction;
 3. the same file again: the plan is empty (a no-op);
-4. an edited file (every 10th job's schedule changed): plan + per-job updates;
+4. an edited file (every 50th job's schedule changed): plan + per-job updates;
 5. export of the 10,000 jobs back to YAML.
 
 The file mixes cron, daily, weekly and interval schedules over 4 time zones,
@@ -30,6 +30,7 @@ from benchmarks._common import BenchEnv, header, machine_info, print_machine, ve
 
 N_JOBS = int(os.environ.get("BENCH_JOBS", 10_000))
 TARGET_PER_SECOND = 1000.0
+EDIT_EVERY = 50  # the edited file changes every 50th job's schedule
 TIMEZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo"]
 
 
@@ -43,7 +44,7 @@ def job_document(i: int, *, edited: bool = False) -> str:
         schedule = ("weekly", f'"{i % 7}:{(i // 7) % 24:02d}:{i % 60:02d}"')
     else:
         schedule = ("interval", f'"{5 + i % 55}"')
-    if edited and i % 10 == 0:
+    if edited and i % EDIT_EVERY == 0:
         schedule = ("cron", f'"{(i + 1) % 60} {(i // 60) % 24} * * *"')
     return (
         f"  - name: bench-job-{i:05d}\n"
@@ -63,11 +64,17 @@ def manifest_text(n: int, *, edited: bool = False) -> str:
     return "jobs:\n" + "".join(job_document(i, edited=edited) for i in range(n))
 
 
+CPU: dict[str, float] = {}
+
+
 def timed(label: str, fn):
-    start = time.perf_counter()
+    """Wall time (what the caller waits) and this process's CPU time (what it
+    costs here, whatever else the machine runs: the two differ on a busy host)."""
+    start, cpu = time.perf_counter(), time.process_time()
     value = fn()
-    seconds = time.perf_counter() - start
-    print(f"{label:<58} {seconds:8.2f} s", flush=True)
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
+    CPU[label] = cpu_seconds
+    print(f"{label:<58} {seconds:8.2f} s  (CPU here {cpu_seconds:6.2f} s)", flush=True)
     return value, seconds
 
 
@@ -107,28 +114,31 @@ def main() -> int:
         assert PeriodicTask.objects.filter(name__startswith="job:").count() == N_JOBS
         assert AuditLog.objects.filter(action="create", actor_label="bench (apply)").count() == N_JOBS
         assert not Job.objects.filter(next_run_at=None).exists()
+        cpu_total = CPU["read (parse + serializer per document)"] + CPU["apply (plan + validate + bulk insert + audit)"]
         print(f"{'read + apply':<58} {total:8.2f} s  = {rate:,.0f} jobs/s  "
-              f"(target >= {TARGET_PER_SECOND:,.0f}: {verdict(rate >= TARGET_PER_SECOND)})", flush=True)
+              f"(target >= {TARGET_PER_SECOND:,.0f}: {verdict(rate >= TARGET_PER_SECOND)}); "
+              f"per CPU second here: {N_JOBS / cpu_total:,.0f} jobs", flush=True)
 
         header("the same file again (no-op)")
         again, again_s = timed("read + plan (nothing to change)", lambda: services.manifest_apply(
             documents=manifest.read(text, file="bench.yaml"), actor_label="bench"))
         assert again.changes == [], again.summary
 
-        header(f"an edited file ({N_JOBS // 10} schedules changed)")
+        header(f"an edited file ({N_JOBS // EDIT_EVERY} schedules changed)")
         edited = manifest_text(N_JOBS, edited=True)
         changed, edit_s = timed("read + plan + update", lambda: services.manifest_apply(
             documents=manifest.read(edited, file="bench.yaml"), actor_label="bench"))
-        assert changed.summary["update"] == N_JOBS // 10, changed.summary
-        print(f"{'':<58} = {N_JOBS // 10 / edit_s:,.0f} updated jobs/s", flush=True)
+        assert changed.summary["update"] == N_JOBS // EDIT_EVERY, changed.summary
+        print(f"{'':<58} = {N_JOBS // EDIT_EVERY / edit_s:,.0f} updated jobs/s", flush=True)
 
         header("export")
         exported, export_s = timed(f"export {N_JOBS} jobs to YAML", manifest.export)
         print(f"{'':<58} = {N_JOBS / export_s:,.0f} jobs/s ({len(exported) / 1e6:.1f} MB)", flush=True)
 
         header("summary")
-        print(f"create {N_JOBS}: {rate:,.0f} jobs/s {verdict(rate >= TARGET_PER_SECOND)}; no-op re-apply "
-              f"{again_s:.2f} s; {N_JOBS // 10} updates {edit_s:.2f} s; export {export_s:.2f} s", flush=True)
+        print(f"create {N_JOBS}: {rate:,.0f} jobs/s {verdict(rate >= TARGET_PER_SECOND)} "
+              f"({N_JOBS / cpu_total:,.0f} per CPU second here); no-op re-apply {again_s:.2f} s; "
+              f"{N_JOBS // EDIT_EVERY} updates {edit_s:.2f} s; export {export_s:.2f} s", flush=True)
         return 0 if rate >= TARGET_PER_SECOND else 1
 
 

@@ -75,24 +75,46 @@ def parse(text: str | bytes, *, file: str = "<input>"):
             return json.loads(text)
         except json.JSONDecodeError as exc:
             raise _fail(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).", file=file) from None
+    loader = _Loader(text)
     try:
-        # An alias is refused before the document is built: a few lines of
-        # nested aliases expand to billions of nodes (the "billion laughs").
-        for event in yaml.parse(text, Loader=_Loader):
-            if isinstance(event, yaml.AliasEvent):
-                line = event.start_mark.line + 1 if event.start_mark else "?"
-                raise _fail(f"line {line}: YAML aliases (*{event.anchor}) are not allowed; write the value out.",
-                            file=file)
-        documents = list(yaml.load_all(text, Loader=_Loader))
+        # One pass: the node graph is composed (an alias is the node it names, shared, never
+        # expanded), checked for shared nodes — aliases, of which a few lines make the billions
+        # of nodes of a "billion laughs" — and only then turned into Python values.
+        node = loader.get_single_node()
+        _refuse_aliases(node, file=file)
+        return loader.construct_document(node) if node is not None else {}
+    except yaml.composer.ComposerError as exc:
+        if "single document" in str(exc):
+            raise _fail("Put everything in one YAML document (one mapping with the sections), "
+                        "not several separated by ---.", file=file) from None
+        raise _fail(f"Not valid YAML: {_where(exc)}{getattr(exc, 'problem', None) or exc}.", file=file) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise _fail(f"Not valid YAML: {where}{getattr(exc, 'problem', None) or exc}.", file=file) from None
-    documents = [d for d in documents if d is not None]
-    if len(documents) > 1:
-        raise _fail("Put everything in one YAML document (one mapping with jobs: and workflows:), "
-                    "not several separated by ---.", file=file)
-    return documents[0] if documents else {}
+        raise _fail(f"Not valid YAML: {_where(exc)}{getattr(exc, 'problem', None) or exc}.", file=file) from None
+    finally:
+        loader.dispose()
+
+
+def _where(exc) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    return f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+
+
+def _refuse_aliases(node, *, file: str) -> None:
+    seen: set[int] = set()
+    stack = [node] if node is not None else []
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            line = current.start_mark.line + 1 if current.start_mark else "?"
+            raise _fail(f"YAML aliases (*name) are not allowed: the value anchored at line {line} is used again; "
+                        f"write it out.", file=file)
+        seen.add(id(current))
+        if isinstance(current, yaml.MappingNode):
+            for key, value in current.value:
+                stack.append(key)
+                stack.append(value)
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
 
 
 def read(text: str | bytes | Mapping, *, file: str = "<input>") -> dict[str, list[tuple[int, dict]]]:

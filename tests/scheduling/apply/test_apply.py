@@ -129,7 +129,9 @@ BOMB = textwrap.dedent("""\
 
 
 @pytest.mark.parametrize("text, message", [
-    (BOMB, "jobs.yaml: line 2: YAML aliases (*a) are not allowed"),
+    (BOMB, "jobs.yaml: YAML aliases (*name) are not allowed: the value anchored at line"),
+    ("a: &a [1]\nb: *a\n", "YAML aliases (*name) are not allowed: the value anchored at line 1 is used again"),
+    ("jobs: []\n---\njobs: []\n", "Put everything in one YAML document"),
     ("jobs: {name: x}\n", "jobs.yaml: jobs: Must be a list of jobs; got dict."),
     ("- name: x\n", "jobs.yaml: The file must be a mapping with 'calendars:', 'workflows:' and 'jobs:'; got list."),
     ("cronjobs: []\n", "jobs.yaml: cronjobs: Unknown section. Use 'calendars:', 'workflows:' and 'jobs:'."),
