@@ -1,4 +1,5 @@
-"""/api/v1/maintenance: pause-all (maintenance mode) over the API.
+"""Run control's own endpoints. /api/v1/maintenance: pause-all (maintenance mode);
+/api/v1/concurrency-groups: limits shared by jobs.
 
 GET lists the pauses in force; POST pauses the whole site, one organization or
 one queue (superusers); POST .../resume ends them, and each job they covered is
@@ -15,9 +16,10 @@ from jobsite.models import Organization
 from jobsite.parsers import StrictJSONParser
 from jobsite.tenancy import user_organization_ids
 from scheduling.maintenance_mode import active_pauses, pause_in_words
-from scheduling.models import MaintenancePause
+from scheduling.models import ConcurrencyGroup, MaintenancePause
 from scheduling.pagination import list_envelope
 from scheduling.serializers import ErrorSerializer, request_body
+from scheduling.services.limits import concurrency_group_set
 from scheduling.services.pause_all import maintenance_pause, maintenance_resume
 
 
@@ -97,3 +99,47 @@ class MaintenanceViewSet(viewsets.ViewSet):
                 return Response({"detail": f"No pause {data['id']} is in force."}, status=status.HTTP_404_NOT_FOUND)
         ended = maintenance_resume(pauses=pauses, actor=request.user)
         return Response(list_envelope(MaintenancePauseSerializer(ended, many=True).data))
+
+
+# ---------------------------------------------------------------------------
+# /api/v1/concurrency-groups: limits shared by several jobs
+# ---------------------------------------------------------------------------
+class ConcurrencyGroupSerializer(serializers.ModelSerializer):
+    jobs = serializers.SerializerMethodField(help_text="Names of the jobs in the group.")
+
+    class Meta:
+        model = ConcurrencyGroup
+        fields = ["id", "name", "max_runs", "description", "jobs"]
+        read_only_fields = fields
+
+    def get_jobs(self, group: ConcurrencyGroup) -> list[str]:
+        return [job.name for job in group.jobs.all()]
+
+
+class ConcurrencyGroupInputSerializer(serializers.Serializer):
+    name = serializers.SlugField(max_length=64)
+    max_runs = serializers.IntegerField(min_value=1, help_text="At most this many runs of the group's jobs at once.")
+    description = serializers.CharField(max_length=255, required=False, default="", allow_blank=True)
+
+
+class ConcurrencyGroupViewSet(viewsets.ViewSet):
+    """Concurrency groups: one limit shared by several jobs ("at most 2 runs against the external document
+    API at once, whatever job starts them"). A job joins one with its `concurrency_group` field; a run over
+    the limit waits, queued, in order, and starts when a slot frees."""
+
+    permission_classes = [IsAuthenticated, IsSuperuserToChange]
+    parser_classes = [StrictJSONParser]
+
+    @extend_schema(tags=["jobs"], summary="Concurrency groups", responses={200: ConcurrencyGroupSerializer(many=True)})
+    def list(self, request):
+        groups = ConcurrencyGroup.objects.prefetch_related("jobs")
+        return Response(list_envelope(ConcurrencyGroupSerializer(groups, many=True).data))
+
+    @extend_schema(tags=["jobs"], summary="Create or change a concurrency group",
+                   request=ConcurrencyGroupInputSerializer, responses={200: ConcurrencyGroupSerializer,
+                                                                       400: ErrorSerializer, 403: ErrorSerializer})
+    def create(self, request):
+        data = request_body(ConcurrencyGroupInputSerializer, request)
+        group = concurrency_group_set(name=data["name"], max_runs=data["max_runs"], description=data["description"],
+                                      actor=request.user)
+        return Response(ConcurrencyGroupSerializer(group).data)

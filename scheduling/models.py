@@ -59,7 +59,7 @@ class Job(models.Model):
         "name", "title", "description", "job_type", "schedule_type", "schedule_expression", "timezone",
         "task_name", "task_args", "task_kwargs", "config", "queue", "priority", "timeout_seconds",
         "max_retries", "retry_backoff_seconds", "overlap_policy", "is_enabled", "organization", "catch_up_policy",
-        "jitter_seconds",
+        "jitter_seconds", "max_concurrent_runs", "concurrency_group",
     )
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, help_text="A UUID: a vision cron job's job_id in /cron-jobs.")

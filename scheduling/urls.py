@@ -12,6 +12,7 @@ v1.register("executions", apis.ExecutionViewSet, basename="execution")
 v1.register("backfills", apis.BackfillViewSet, basename="backfill")
 v1.register("calendars", calendar_apis.CalendarViewSet, basename="calendar")
 v1.register("maintenance", maintenance_apis.MaintenanceViewSet, basename="maintenance")
+v1.register("concurrency-groups", maintenance_apis.ConcurrencyGroupViewSet, basename="concurrency-group")
 
 urlpatterns = [
     path("metrics", metrics.metrics_view, name="metrics"),

@@ -158,13 +158,14 @@ def show_job(console: Console, *, job, json=False, **_):
 # ---------------------------------------------------------------------------
 def create_job(console: Console, *, name, title, job_type, schedule_type, schedule_expression, task_name, description,
                queue, priority, timeout, timezone, kind, task_args, task_kwargs, config, max_retries, overlap_policy,
-               catch_up_policy, is_enabled, jitter_seconds=0, **_):
+               catch_up_policy, is_enabled, jitter_seconds=0, max_concurrent_runs=None, concurrency_group=None, **_):
     job = services.job_create(
         actor_label=ACTOR, name=name, title=title, job_type=job_type, schedule_type=schedule_type,
         schedule_expression=schedule_expression, task_name=task_name, description=description, queue=queue,
         priority=priority, timeout_seconds=timeout, timezone=timezone, kind=kind, task_args=task_args,
         task_kwargs=task_kwargs, config=config, max_retries=max_retries, overlap_policy=overlap_policy,
         catch_up_policy=catch_up_policy, is_enabled=is_enabled, jitter_seconds=jitter_seconds,
+        max_concurrent_runs=max_concurrent_runs, concurrency_group=concurrency_group,
     )
     console.success(f"Created job '{job.name}' (id {job.pk}).")
     console.out(f"  Schedule: {fmt_schedule(job)} ({job.timezone}): {fmt_description(schedule_description(job))}")

@@ -18,7 +18,7 @@ DEFAULT_WAIT_SECONDS = 300.0
 HELP = (
     "Manage scheduled jobs from the shell: list, show, create, update, delete, execute, pause, resume, "
     "overdue, stats, validate-schedule, cancel, executions, execution, init-defaults, sync-beat, tasks, "
-    "completion, apply, export, backfill, pause-all, resume-all, maintenance. Jobs are addressed by id or by name. On a terminal tables fit its width (only free text "
+    "completion, apply, export, backfill, pause-all, resume-all, maintenance, group-set. Jobs are addressed by id or by name. On a terminal tables fit its width (only free text "
     "is cut, with an ellipsis); piped or redirected, output is tab-separated, header first; read commands "
     "take --json (the API's shapes). `./manage jobs SUBCOMMAND --help` shows a subcommand's options, "
     "examples and exit codes."
@@ -268,6 +268,7 @@ def add_subcommands(add_parser) -> None:
                         "for it), replace (cancel it).")
     p.add_argument("--jitter", dest="jitter_seconds", type=int, default=0, metavar="SECONDS",
                    help="Start jitter: each scheduled run starts up to this many seconds after its due time (0-3600).")
+    run_control_parser.add_job_limits(p)
     p.add_argument("--catch-up", dest="catch_up_policy", choices=Job.CatchUpPolicy.values, default=Job.CatchUpPolicy.ONCE,
                    help="Runs that fell due while beat was down: skip, once (default) or all.")
     enabled = p.add_mutually_exclusive_group()
@@ -295,6 +296,7 @@ def add_subcommands(add_parser) -> None:
                    help="skip, allow, queue (one run waits for the running one) or replace (cancel it).")
     p.add_argument("--jitter", dest="jitter_seconds", type=int, metavar="SECONDS",
                    help="Start jitter in seconds (0-3600; 0: on time).")
+    run_control_parser.add_job_limits(p)
     p.add_argument("--catch-up", dest="catch_up_policy", choices=Job.CatchUpPolicy.values,
                    help="Runs that fell due while beat was down: skip, once or all.")
     enabled = p.add_mutually_exclusive_group()

@@ -13,6 +13,7 @@ from jobsite.models import Organization
 from scheduling.maintenance_mode import active_pauses, pause_in_words
 from scheduling.models import MaintenancePause
 from scheduling.pagination import list_envelope
+from scheduling.services.limits import concurrency_group_set
 from scheduling.services.pause_all import maintenance_pause, maintenance_resume
 
 ACTOR = "cli"
@@ -72,4 +73,13 @@ def list_pauses(console: Console, *, json=False, **_):
                     f"by {pause.created_by}")
 
 
-HANDLERS = {"pause-all": pause_all, "resume-all": resume_all, "maintenance": list_pauses}
+def group_set(console: Console, *, name, max_runs, description, **_):
+    try:
+        group = concurrency_group_set(name=name, max_runs=max_runs, description=description, actor_label=ACTOR)
+    except ValidationError as exc:
+        raise CommandError("; ".join(f"{field}: {' '.join(messages)}"
+                                     for field, messages in exc.message_dict.items())) from None
+    console.success(f"Concurrency group '{group.name}': at most {group.max_runs} run(s) at once.")
+
+
+HANDLERS = {"pause-all": pause_all, "resume-all": resume_all, "maintenance": list_pauses, "group-set": group_set}

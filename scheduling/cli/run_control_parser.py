@@ -4,7 +4,30 @@ scheduling.cli.run_control_handlers acts on them. (The per-job controls,
 ``--jitter`` and ``--overlap``, are options of ``create`` and ``update``.)"""
 from __future__ import annotations
 
+import argparse
+
 from scheduling.cli.code_parser import iso_datetime
+
+
+def concurrency_group(name: str):
+    """A concurrency group named on the command line (it must exist)."""
+    from scheduling.models import ConcurrencyGroup
+
+    group = ConcurrencyGroup.objects.filter(name=name).first()
+    if group is None:
+        raise argparse.ArgumentTypeError(f"no concurrency group named {name!r} (create it: jobs group-set NAME --max N)")
+    return group
+
+
+concurrency_group.__name__ = "concurrency group"
+
+
+def add_job_limits(parser) -> None:
+    """create's and update's --max-concurrent and --group."""
+    parser.add_argument("--max-concurrent", dest="max_concurrent_runs", type=int, metavar="N",
+                        help="At most N runs at once (overlap policy allow); more wait, queued, in order.")
+    parser.add_argument("--group", dest="concurrency_group", type=concurrency_group, metavar="NAME",
+                        help="Share a concurrency group's limit (see `jobs group-set`).")
 
 EXAMPLES = {
     "pause-all": """\
@@ -15,6 +38,9 @@ EXAMPLES = {
 ./manage jobs resume-all          # every pause
 ./manage jobs resume-all --id 3   # one of them""",
     "maintenance": "./manage jobs maintenance --json",
+    "group-set": """\
+./manage jobs group-set document-api --max 2 --description "the external document API"
+./manage jobs update vision-poll --group document-api""",
 }
 NOTES = {
     "pause-all": "While paused, no job in scope fires and run requests are refused unless forced (execute --force). "
@@ -43,3 +69,8 @@ def add_subcommands(add_parser) -> None:
     p.add_argument("--id", dest="pause_id", type=int, metavar="ID", help="End this pause only (see `maintenance`).")
 
     add("maintenance", "List the pauses in force (pause-all).")  # --json: the read commands' option
+
+    p = add("group-set", "Create or change a concurrency group: a limit of runs at once shared by its jobs.")
+    p.add_argument("name", metavar="NAME", help="The group's name (letters, digits, - and _).")
+    p.add_argument("--max", dest="max_runs", type=int, required=True, metavar="N", help="At most N runs at once.")
+    p.add_argument("--description", default="", help="What the limit protects.")

@@ -17,6 +17,7 @@ from jobsite.db import id_batches, insert_rows
 from scheduling.beat import job_schedule, periodic_task_sync
 from scheduling.maintenance_mode import is_in_force, open_pauses, pause_covering
 from scheduling.models import Execution, Job
+from scheduling.services.limits import send_or_hold
 from scheduling.services.overlap import ONE_BY_ONE_POLICIES, run_with_overlap_policy
 from scheduling.services.requests import active_execution, active_state
 from scheduling.services.sending import executions_send, new_execution, send_execution
@@ -71,7 +72,7 @@ def job_dispatch_scheduled(
         )
     execution = _new_fire(job, scheduled_for=scheduled_for)
     if not getattr(execution, "_duplicate", False):
-        send_execution(execution, job)
+        send_or_hold(execution, job)
     return execution
 
 
@@ -117,7 +118,7 @@ def jobs_dispatch_scheduled(*, fires: Sequence[ScheduledFire], sends: list | Non
         # big burst costs PostgreSQL dearly (docs/benchmarks.md).
         needed = Job.objects.only("is_enabled", "status", "overlap_policy", "schedule_type", "schedule_expression",
                                   "timezone", "queue", "priority", "timeout_seconds", "kind", "jitter_seconds",
-                                  "organization")
+                                  "organization", "max_concurrent_runs", "concurrency_group")
         pauses = _pauses_in_force()  # one query for the burst
         jobs = {job.pk: job for job in _in_chunks(needed, "pk", job_ids)}
         skip_ids = [pk for pk, job in jobs.items() if job.overlap_policy == Job.OverlapPolicy.SKIP]
@@ -141,6 +142,7 @@ def jobs_dispatch_scheduled(*, fires: Sequence[ScheduledFire], sends: list | Non
                 continue  # a duplicate fire: recorded already
             simple = (fire.scheduled_for is not None and not fire.missed and job.pk not in going
                       and job.overlap_policy not in ONE_BY_ONE_POLICIES
+                      and not job.max_concurrent_runs and not job.concurrency_group_id
                       and job.pk not in seen and job.schedule_type != Job.ScheduleType.ONCE
                       and (now - fire.scheduled_for).total_seconds() <= grace)
             seen.add(job.pk)
@@ -282,7 +284,7 @@ def _catch_up(job: Job, *, due: datetime, late: bool, missed: int, missed_from: 
         for when in missed_times[: settings.JOBS_CATCH_UP_MAX]:
             execution = _new_fire(job, scheduled_for=when)
             if not getattr(execution, "_duplicate", False):
-                send_execution(execution, job)
+                send_or_hold(execution, job)
                 caught_up += 1
     if policy == Job.CatchUpPolicy.SKIP:
         action = "none of them was run (catch-up policy 'skip')"

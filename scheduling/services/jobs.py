@@ -91,6 +91,12 @@ def job_validate(job: Job) -> None:
         add("catch_up_policy", f"Use one of: {', '.join(Job.CatchUpPolicy.values)}.")
     if not isinstance(job.jitter_seconds, int) or not 0 <= job.jitter_seconds <= MAX_JITTER_SECONDS:
         add("jitter_seconds", f"Jitter must be a whole number of seconds from 0 to {MAX_JITTER_SECONDS}.")
+    if job.max_concurrent_runs is not None:
+        if not isinstance(job.max_concurrent_runs, int) or job.max_concurrent_runs < 1:
+            add("max_concurrent_runs", "A whole number of runs, at least 1 (empty: no limit).")
+        elif job.overlap_policy != Job.OverlapPolicy.ALLOW:
+            add("max_concurrent_runs", f"Applies to overlap policy 'allow' (this job's is '{job.overlap_policy}', "
+                                       "which runs one at a time already).")
     if errors:
         raise ValidationError(errors)
 
@@ -139,6 +145,8 @@ def job_create(
     overlap_policy: str = Job.OverlapPolicy.SKIP,
     catch_up_policy: str = Job.CatchUpPolicy.ONCE,
     jitter_seconds: int = 0,
+    max_concurrent_runs: int | None = None,
+    concurrency_group=None,
     is_enabled: bool = True,
     owner=None,
     organization=None,
@@ -153,7 +161,8 @@ def job_create(
         secrets=secrets_encrypt(secrets or {}),
         queue=queue, priority=priority, timeout_seconds=timeout_seconds, max_retries=max_retries,
         retry_backoff_seconds=retry_backoff_seconds, overlap_policy=overlap_policy, catch_up_policy=catch_up_policy,
-        jitter_seconds=jitter_seconds, is_enabled=is_enabled,
+        jitter_seconds=jitter_seconds, max_concurrent_runs=max_concurrent_runs, concurrency_group=concurrency_group,
+        is_enabled=is_enabled,
         owner=owner if owner is not None else (actor if getattr(actor, "is_authenticated", False) else None),
         organization=organization,
     )

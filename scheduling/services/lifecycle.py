@@ -21,6 +21,7 @@ from scheduling.errors import ErrorCode
 from scheduling.executors import executor_for
 from scheduling.models import Execution, Job
 from scheduling.services.held import held_release_next
+from scheduling.services.limits import is_limited, limits_release
 from scheduling.services.sending import new_execution, revoke_task, send_execution
 from scheduling.signals import execution_finished
 
@@ -277,9 +278,15 @@ def execution_mark_lost(*, execution: Execution, reason: str, worker: str | None
 
 
 def _release_held(execution: Execution) -> None:
-    """A run of a job with overlap policy ``queue`` ended: start the run that
-    waits for it, if any (``held``). Other policies: nothing, no query."""
-    if execution.job.overlap_policy == Job.OverlapPolicy.QUEUE and not execution.held:
+    """A run of a job with overlap policy ``queue`` or a concurrency limit
+    ended: start the run(s) waiting for it, if any (``held``). Other jobs:
+    nothing, no query."""
+    if execution.held:
+        return  # a waiting run was cancelled: it held no slot
+    job = execution.job
+    if is_limited(job):
+        limits_release(job=job)
+    elif job.overlap_policy == Job.OverlapPolicy.QUEUE:
         held_release_next(job_id=execution.job_id)
 
 

@@ -22,7 +22,7 @@ from scheduling.errors import ErrorCode
 from scheduling.models import Execution, Job
 from scheduling.services.held import held_run, running_runs
 from scheduling.services.lifecycle import execution_cancel
-from scheduling.services.sending import send_execution
+from scheduling.services.limits import send_or_hold
 
 #: The policies whose fires are decided one by one, with the job's row locked.
 ONE_BY_ONE_POLICIES = (Job.OverlapPolicy.QUEUE, Job.OverlapPolicy.REPLACE)
@@ -56,5 +56,5 @@ def run_with_overlap_policy(job: Job, *, make_run: Callable[..., Execution], sch
 
 def _sent(execution: Execution, job: Job) -> Execution:
     if not getattr(execution, "_duplicate", False) and execution.status == Execution.Status.QUEUED:
-        send_execution(execution, job)
+        return send_or_hold(execution, job)
     return execution

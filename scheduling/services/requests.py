@@ -15,6 +15,7 @@ from scheduling.executors import executor_for
 from scheduling.maintenance_mode import refuse_run_if_paused
 from scheduling.models import AuditLog, Execution, Job
 from scheduling.services.lifecycle import job_row, run_params
+from scheduling.services.limits import is_limited, send_or_hold
 from scheduling.services.overlap import ONE_BY_ONE_POLICIES, run_with_overlap_policy
 from scheduling.services.sending import execution_values, new_execution, send_execution
 
@@ -78,7 +79,7 @@ def _execute_locked(job_id: int, *, actor, actor_label: str, trigger: str, force
             job, trigger=trigger, actor=actor, override_kwargs=override_kwargs, **extra))
     else:
         execution = new_execution(job, trigger=trigger, actor=actor, override_kwargs=override_kwargs)
-        send_execution(execution, job)
+        send_or_hold(execution, job)
     audit.record(actor=actor, actor_label=actor_label, action="execute", obj=job,
                  changes=_run_request_changes(execution.pk, force=force, override_kwargs=override_kwargs))
     return execution
@@ -117,8 +118,8 @@ def _execute_unless_changed(job: Job, *, actor, actor_label: str, trigger: str, 
     pass" and "fourth pass" in docs/benchmarks.md)."""
     if not (job.pk and job.updated_at):
         return None
-    if not force and job.overlap_policy != Job.OverlapPolicy.ALLOW:
-        return None
+    if (not force and job.overlap_policy != Job.OverlapPolicy.ALLOW) or is_limited(job):
+        return None  # (a limited job's run may have to wait: decided with its limit's row locked)
     try:
         _check_run_request(job, force=force, override_kwargs=override_kwargs)
     except (ValidationError, ApplicationError):

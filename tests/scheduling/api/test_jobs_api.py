@@ -170,6 +170,7 @@ JOB_FIELDS = {
     "id", "uuid", "name", "title", "description", "kind", "job_type", "schedule_type", "schedule_expression",
     "timezone", "schedule_description", "task_name", "task_args", "task_kwargs", "config", "task_queue",
     "task_priority", "timeout", "max_retries", "retry_backoff_seconds", "overlap_policy", "catch_up_policy", "jitter_seconds",
+    "max_concurrent_runs", "concurrency_group",
     "is_enabled", "status",
     "is_overdue", "owner", "organization_id", "created_at", "updated_at", "last_run_at", "next_run_at",
     "last_status", "statistics",

@@ -41,3 +41,16 @@ def test_pause_all_refuses_bad_input():
     with pytest.raises(CommandError, match="No pause 42"):
         jobs("resume-all", "--id", "42")
     assert not MaintenancePause.objects.exists()
+
+
+def test_groups_and_limits_on_the_command_line():
+    assert "at most 2 run(s) at once" in jobs("group-set", "document-api", "--max", "2")
+    jobs("create", "poll", "Poll", "custom", "cron", "* * * * *", "tests.echo", "--overlap", "allow",
+         "--max-concurrent", "3", "--group", "document-api")
+    job = Job.objects.get(name="poll")
+    assert (job.max_concurrent_runs, job.concurrency_group.name) == (3, "document-api")
+    jobs("update", "poll", "--max-concurrent", "1")
+    job.refresh_from_db()
+    assert job.max_concurrent_runs == 1
+    with pytest.raises(CommandError, match="no concurrency group named 'nope'"):
+        jobs("update", "poll", "--group", "nope")

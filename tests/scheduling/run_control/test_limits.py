@@ -1,0 +1,92 @@
+"""Concurrency limits: max_concurrent_runs per job and concurrency groups shared by jobs."""
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from scheduling import services
+from scheduling.models import AuditLog, Execution
+from scheduling.services.limits import concurrency_group_set
+from tests.factories import JobFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def start(execution):
+    return services.execution_claim(execution_id=execution.pk, task_id=execution.celery_task_id, worker="w1 pid 1")
+
+
+def sent(execution):
+    execution.refresh_from_db()
+    return execution.status == "queued" and not execution.held
+
+
+def test_runs_over_the_jobs_limit_wait_in_order_and_start_as_slots_free():
+    job = JobFactory(overlap_policy="allow", max_concurrent_runs=2)
+    runs = [services.job_execute(job=job) for _ in range(5)]
+    assert [sent(run) for run in runs] == [True, True, False, False, False]
+    assert "Waiting for a free slot (max_concurrent_runs 2)" in Execution.objects.get(pk=runs[2].pk).output
+    first = start(runs[0])
+    services.execution_finish(execution=first, status="success")
+    assert [sent(run) for run in runs[2:]] == [True, False, False]  # the oldest waiting one, only
+    services.execution_cancel(execution=runs[1], actor_label="t")  # a cancel frees its slot too
+    assert [sent(run) for run in runs[3:]] == [True, False]
+    lost = start(runs[2])
+    services.execution_mark_lost(execution=lost, reason="worker killed")  # the lost-run sweep's way
+    assert sent(runs[4])
+    assert Execution.objects.filter(job=job, held=True).count() == 0
+
+
+def test_a_group_limits_the_runs_of_all_its_jobs():
+    group = concurrency_group_set(name="document-api", max_runs=2, actor_label="t")
+    a = JobFactory(overlap_policy="allow", concurrency_group=group)
+    b = JobFactory(overlap_policy="allow", concurrency_group=group)
+    runs = [services.job_execute(job=job) for job in (a, b, a, b)]
+    assert [sent(run) for run in runs] == [True, True, False, False]
+    services.execution_finish(execution=start(runs[1]), status="failed", error="x")
+    assert [sent(run) for run in runs[2:]] == [True, False]
+    # a raised limit sends what now fits
+    concurrency_group_set(name="document-api", max_runs=5, actor_label="t")
+    assert sent(runs[3])
+    assert AuditLog.objects.filter(object_type="concurrencygroup").count() == 2
+
+
+def test_scheduled_fires_wait_too_one_run_per_fire():
+    job = JobFactory(schedule_type="cron", schedule_expression="* * * * *", overlap_policy="allow",
+                     max_concurrent_runs=1)
+    due = timezone.now().replace(second=0, microsecond=0)
+    fires = [services.job_dispatch_scheduled(job_id=job.pk, scheduled_for=due + timedelta(minutes=m)) for m in range(3)]
+    assert [sent(fire) for fire in fires] == [True, False, False]
+    assert services.job_dispatch_scheduled(job_id=job.pk, scheduled_for=due).pk == fires[0].pk
+    services.execution_finish(execution=start(fires[0]), status="success")
+    assert [sent(fire) for fire in fires[1:]] == [True, False]
+
+
+def test_limits_are_validated(admin_api):
+    body = {"name": "l", "schedule_type": "cron", "schedule_expression": "* * * * *", "task_name": "tests.echo"}
+    response = admin_api.post("/api/v1/jobs/", {**body, "max_concurrent_runs": 0}, format="json")
+    assert response.status_code == 400 and "max_concurrent_runs" in response.json()["errors"]
+    response = admin_api.post("/api/v1/jobs/", {**body, "max_concurrent_runs": 2}, format="json")
+    assert response.status_code == 400 and "overlap policy 'allow'" in str(response.json()["errors"])
+    response = admin_api.post("/api/v1/jobs/", {**body, "concurrency_group": "nope"}, format="json")
+    assert response.status_code == 400 and "No concurrency group named 'nope'" in str(response.json())
+    concurrency_group_set(name="api", max_runs=1)
+    response = admin_api.post("/api/v1/jobs/", {**body, "overlap_policy": "allow", "max_concurrent_runs": 3,
+                                                "concurrency_group": "api"}, format="json")
+    assert response.status_code == 201, response.content
+    assert (response.json()["max_concurrent_runs"], response.json()["concurrency_group"]) == (3, "api")
+
+
+def test_unlimited_jobs_are_untouched():
+    job = JobFactory(overlap_policy="allow")
+    assert all(sent(services.job_execute(job=job)) for _ in range(3))
+
+
+def test_the_groups_api(admin_api, api):
+    response = admin_api.post("/api/v1/concurrency-groups", {"name": "document-api", "max_runs": 2}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["max_runs"] == 2
+    assert admin_api.post("/api/v1/concurrency-groups", {"name": "bad name", "max_runs": 2}, format="json").status_code == 400
+    assert admin_api.post("/api/v1/concurrency-groups", {"name": "x", "max_runs": 0}, format="json").status_code == 400
+    assert api.post("/api/v1/concurrency-groups", {"name": "x", "max_runs": 1}, format="json").status_code == 403
+    assert api.get("/api/v1/concurrency-groups").json()["total"] == 1
