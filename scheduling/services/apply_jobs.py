@@ -216,11 +216,15 @@ def _create_bulk(changes: list[Change], context: Context) -> list[DocumentError]
     if errors:
         return errors
     now = timezone.now()
+    schedules: dict[tuple, tuple] = {}  # many jobs share a schedule: parsed and computed once each
     for job in jobs:
-        # job_next_runs, with an interval anchored where its new PeriodicTask is (now)
-        schedule = job._apply_schedule = job_schedule(job)  # parsed once for the next run and the beat entry
-        runs = schedule.next_runs(1, anchor=now if schedule.interval else None) if job.is_schedulable else []
-        job.next_run_at = runs[0] if runs else None
+        key = (job.schedule_type, job.schedule_expression, job.timezone, job.is_schedulable)
+        if key not in schedules:
+            # job_next_runs, with an interval anchored where its new PeriodicTask is (now)
+            schedule = job_schedule(job)
+            runs = schedule.next_runs(1, anchor=now if schedule.interval else None) if job.is_schedulable else []
+            schedules[key] = (schedule, runs[0] if runs else None)
+        job._apply_schedule, job.next_run_at = schedules[key]
     Job.objects.bulk_create(jobs, batch_size=BATCH)
     _periodic_tasks_create(jobs, now=now)
     Calendar.jobs.through.objects.bulk_create(
