@@ -20,7 +20,7 @@ from scheduling.models import Execution, Job
 from scheduling.services.limits import send_or_hold
 from scheduling.services.overlap import ONE_BY_ONE_POLICIES, run_with_overlap_policy
 from scheduling.services.requests import active_execution, active_state
-from scheduling.services.sending import executions_send, new_execution, send_execution
+from scheduling.services.sending import executions_send, new_execution
 
 logger = logging.getLogger(__name__)
 

@@ -107,3 +107,46 @@ def test_pause_all_holds_across_a_beat_restart_and_resume_catches_up(celery_work
     with running_beat():
         wait_for(lambda: fired.filter(scheduled_for__gt=ended[0].ended_at, status="success").exists(), timeout=20,
                  message="a fire after the resume")
+
+
+def test_a_group_limit_holds_under_200_concurrent_requests_with_a_pool_process_killed(celery_worker_process):
+    import os
+    import signal
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    from scheduling.services.limits import concurrency_group_set
+
+    group = concurrency_group_set(name="document-api", max_runs=2)
+    jobs = [JobFactory(overlap_policy="allow", concurrency_group=group, task_name="tests.sleep",
+                       task_kwargs={"seconds": 0.3}) for _ in range(3)]
+
+    def request(i):
+        try:
+            return services.job_execute(job=jobs[i % 3]).pk
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        ids = list(pool.map(request, range(200)))
+    assert len(set(ids)) == 200
+    runs = Execution.objects.filter(pk__in=ids)
+    # a pool process is killed while it runs one
+    running = wait_for(lambda: runs.filter(status="running").first(), timeout=20, message="a run going")
+    os.kill(int(running.worker.rsplit("pid ", 1)[1]), signal.SIGKILL)
+    wait_for(lambda: not runs.filter(status__in=["queued", "running"]).exists(), timeout=240,
+             message="every run to end")
+    outcomes = list(runs.values_list("status", "started_at", "completed_at", "held"))
+    assert not any(held for *_, held in outcomes)
+    assert {status for status, *_ in outcomes} <= {"success", "error"}
+    # the killed one is lost (its slot freed by the lost-run record), every other succeeded
+    lost = list(runs.filter(status="error").values_list("error", flat=True))
+    assert len(lost) == 1 and lost[0].startswith("Lost: "), lost
+    assert sum(status == "success" for status, *_ in outcomes) == 199
+    # never more than 2 running at once: at each start, the runs started and not ended
+    spans = sorted((started, completed) for _, started, completed, _ in outcomes if started)
+    assert len(spans) == 200  # every run started once (a doubled run would have been claimed twice)
+    for started, _ in spans:
+        going = sum(1 for s, c in spans if s <= started < c)
+        assert going <= 2, (started, going)

@@ -4,7 +4,6 @@ from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
 import pytest
-from django.db import transaction
 
 from jobsite.exceptions import Conflict
 from scheduling import services
