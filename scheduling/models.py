@@ -101,6 +101,10 @@ class Job(models.Model):
                   "derived from the job and the due time (0: on time).",
     )
 
+    has_downstream = models.BooleanField(
+        default=False, editable=False,
+        help_text="Other jobs run after this one (kept by the services): only then does a run's end look for them.",
+    )
     max_concurrent_runs = models.PositiveIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1)],
         help_text="At most this many runs of the job at once (overlap policy allow); a run over it waits, queued, "
@@ -212,6 +216,7 @@ class Execution(models.Model):
         API = "api", "API"
         CLI = "cli", "CLI"
         RETRY = "retry", "Retry"
+        DEPENDENCY = "dependency", "After another job"
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, help_text="Public id of the run.")
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="executions", help_text="The job this is a run of.")
@@ -224,6 +229,10 @@ class Execution(models.Model):
     attempt = models.PositiveSmallIntegerField(default=1, help_text="1 for the first try, n for the (n-1)th retry.")
     retry_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries", help_text="The failed run this one retries.",
+    )
+    trigger_run = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="triggered_runs",
+        help_text="The upstream job's run whose end started (or skipped) this one (run after another job).",
     )
     triggered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
@@ -289,6 +298,29 @@ class Execution(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE_STATUSES
+
+
+class JobDependency(models.Model):
+    """Run after another job: ``downstream`` runs once ``upstream``'s run for
+    the same due time has succeeded (or finished, any outcome); with several
+    upstreams, once every one has (``scheduling.services.dependencies``)."""
+
+    class Condition(models.TextChoices):
+        SUCCESS = "success", "After it succeeds"
+        FINISHED = "finished", "After it finishes (any outcome)"
+
+    downstream = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="upstream_links",
+                                   help_text="The job that runs after.")
+    upstream = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="downstream_links",
+                                 help_text="The job it runs after.")
+    condition = models.CharField(max_length=16, choices=Condition.choices, default=Condition.SUCCESS,
+                                 help_text="What the upstream run must end with.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["downstream", "upstream"], name="uniq_job_dependency")]
+
+    def __str__(self) -> str:
+        return f"{self.downstream} after {self.upstream} ({self.condition})"
 
 
 class ConcurrencyGroup(models.Model):
