@@ -61,6 +61,23 @@ class LoadedImage:
         return round(self.width * self.height / 1e6, 2)
 
 
+_opencv = None
+
+
+def opencv():
+    """OpenCV, imported on first use (web processes and idle workers never load
+    it) and limited to ``VISION_OPENCV_THREADS`` threads a process: a worker
+    runs one process per core, so more threads per process only fight the
+    other processes (and the OCR engine) for the same cores."""
+    global _opencv
+    if _opencv is None:
+        import cv2
+
+        cv2.setNumThreads(int(settings.VISION_OPENCV_THREADS))
+        _opencv = cv2
+    return _opencv
+
+
 def max_pixels() -> int:
     return int(settings.VISION_MAX_IMAGE_PIXELS)
 
@@ -123,8 +140,7 @@ def load_image(path: str | Path, *, filename: str = "", working_size: int = WORK
                 image = _to_rgb(image)
             rgb = np.asarray(image, dtype=np.uint8)
             if max(rgb.shape[:2]) > working_size:
-                import cv2
-
+                cv2 = opencv()
                 ratio = working_size / max(rgb.shape[:2])
                 size = (max(1, round(rgb.shape[1] * ratio)), max(1, round(rgb.shape[0] * ratio)))
                 rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)

@@ -45,3 +45,6 @@ VISION_OCR = env.str("VISION_OCR", default="auto")
 # free worker processes share it; at most VISION_MAX_CHUNKS runs per batch.
 VISION_CHUNK_SIZE = env.int("VISION_CHUNK_SIZE", default=10)
 VISION_MAX_CHUNKS = env.int("VISION_MAX_CHUNKS", default=8)
+# OpenCV threads per process (vision_pipeline.images.opencv): a worker already runs
+# one process per core. 0 lets OpenCV pick (all cores), for a one-process setup.
+VISION_OPENCV_THREADS = env.int("VISION_OPENCV_THREADS", default=1)

@@ -24,7 +24,7 @@ import math
 from typing import Any, Callable
 
 from vision_pipeline.analyzers.base import Analyzer, BatchContext, ImageAnalysis
-from vision_pipeline.images import LoadedImage
+from vision_pipeline.images import LoadedImage, opencv
 
 # Adds an image's text to its analysis: (analysis, image, description) -> analysis.
 TextReader = Callable[[ImageAnalysis, LoadedImage, str], ImageAnalysis]
@@ -69,8 +69,9 @@ def _hue_name(a: float, b: float) -> str:
 
 def measure(rgb) -> dict[str, Any]:
     """The measurements of one working copy (uint8 RGB array)."""
-    import cv2
     import numpy as np
+
+    cv2 = opencv()
 
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     height, width = gray.shape

@@ -7,7 +7,7 @@ most of it); this check costs a few milliseconds on the working copy, so
 rows of small, high-contrast strokes.
 
 1. Morphological gradient (3x3) of the grey working copy, thresholded with
-   Otsu: stroke edges.
+   Otsu but never below ``MIN_EDGE``: stroke edges.
 2. Closed with a short horizontal bar (about a character's gap) so the
    letters of a word or line merge into one blob, on the image and on its
    transpose (vertical text).
@@ -24,35 +24,40 @@ the ``ocr`` analyzer read every image when that is not acceptable.
 """
 from __future__ import annotations
 
+from vision_pipeline.images import opencv
+
 MIN_LINES = 1
 MIN_ASPECT = 2.5
 MIN_FILL = 0.45
 CHECK_SIDE = 512  # the check's copy, long side: half the working copy, a quarter of its pixels
 MIN_HEIGHT_PX = 4  # on that copy; text smaller than this is near OCR's own limit on the working copy
 MAX_HEIGHT_SHARE = 0.2
+MIN_EDGE = 20  # grey levels across a stroke's edge (printed text: 60-110; a blurred photo's texture: ~7)
 CLOSE_WIDTH_SHARE = 0.018  # the closing bar: ~9 px on the 512 px copy
 
 
 def text_lines(rgb) -> int:
     """How many text-line-like blobs ``rgb`` (uint8 RGB, the working copy) has, across both orientations."""
-    import cv2
     import numpy as np
 
+    cv2 = opencv()
     grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
     scale = CHECK_SIDE / max(grey.shape)
     if scale < 1:
         grey = cv2.resize(grey, (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale))),
                           interpolation=cv2.INTER_AREA)
     gradient = cv2.morphologyEx(grey, cv2.MORPH_GRADIENT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
-    _threshold, strokes = cv2.threshold(gradient, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    threshold, strokes = cv2.threshold(gradient, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    if threshold < MIN_EDGE:  # a soft image: its "strokes" are texture, and text this faint is unreadable anyway
+        _threshold, strokes = cv2.threshold(gradient, MIN_EDGE, 255, cv2.THRESH_BINARY)
     bar = max(3, round(CLOSE_WIDTH_SHARE * max(grey.shape)))
     return _lines(strokes, bar) + _lines(np.ascontiguousarray(strokes.T), bar)
 
 
 def _lines(strokes, bar: int) -> int:
-    import cv2
     import numpy as np
 
+    cv2 = opencv()
     height = strokes.shape[0]
     closed = cv2.morphologyEx(strokes, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (bar, 1)))
     count, _labels, stats, _centroids = cv2.connectedComponentsWithStats(closed, connectivity=8)

@@ -1,0 +1,78 @@
+"""A scheduled /cron-jobs run shares a large analysis with chunk runs, as an
+API batch does (vision_pipeline/services/flow.py → services.batch_fan_out):
+the images it downloaded are stored while the chunk runs read them, every
+image is analysed once, the report is uploaded, and the stored copies are
+removed afterwards (a cron batch keeps its thumbnails, not its images)."""
+import pytest
+
+from scheduling import services as core
+from scheduling.models import Execution
+from tests.worker import wait_for
+from vision_pipeline import samples, services
+from vision_pipeline.demo import DEMO_ORGANIZATION_ID, DemoExternalAPI
+from vision_pipeline.models import Batch
+from vision_pipeline.services.storage import storage_dir
+
+KEY = "cron-chunks-key"
+
+
+@pytest.fixture
+def external():
+    # The worker subprocess allows loopback (tests/plugin.py sets OUTBOUND_HTTP_ALLOW_LOOPBACK for the session).
+    server = DemoExternalAPI(key=KEY).start()
+    yield server
+    server.stop()
+
+
+def finished(execution_id):
+    execution = Execution.objects.get(pk=execution_id)
+    return execution if execution.status not in Execution.ACTIVE_STATUSES else None
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_a_cron_run_shares_a_large_analysis_with_chunk_runs(celery_worker_process, external, settings):
+    settings.VISION_STORAGE_DIR = str(settings.VAR_DIR / "vision")  # the worker's (default) directory
+    # given one analysis of 30 photos (the worker's VISION_CHUNK_SIZE is the default 10: 2 chunk runs)
+    external.add_analysis(images=[(f"p{n:02d}.jpg", samples.encode(samples.variant(
+        "rust" if n % 3 == 0 else "clean", 640, 480, seed=n))) for n in range(30)])
+    job = services.cron_job_create(
+        actor=None, name="chunked", schedule="0 0 1 1 *", external_api_get_url=external.get_url,
+        external_api_post_url=external.post_url, external_api_key=KEY, organization_id=DEMO_ORGANIZATION_ID,
+    )
+    # when the worker runs it
+    execution = core.job_execute(job=job, force=True)
+    done = wait_for(lambda: finished(execution.pk), timeout=120, message="the cron run")
+    # then the report is uploaded and every image analysed once, by the run and its chunk runs
+    assert done.status == "success", (done.output, done.error)
+    assert len(external.uploads) == 1
+    batch = Batch.objects.get(execution=done)
+    assert batch.status == "completed" and (batch.processed_images, batch.flagged_images) == (30, 10)
+    assert len(batch.chunk_execution_ids) == 2
+    claimers = set(batch.images.values_list("claimed_by_id", flat=True))
+    assert claimers <= {done.pk, *batch.chunk_execution_ids} and done.pk in claimers
+    # the chunk runs all end, and the stored copies are gone; the thumbnails stay
+    wait_for(lambda: not Execution.objects.filter(pk__in=batch.chunk_execution_ids,
+                                                  status__in=Execution.ACTIVE_STATUSES).exists(),
+             timeout=60, message="the chunk runs to end")
+    assert set(Execution.objects.filter(pk__in=batch.chunk_execution_ids).values_list("status", flat=True)) == {
+        "success"}
+    assert not (storage_dir(batch) / "images").exists()
+    assert set(batch.images.values_list("stored_name", flat=True)) == {""}
+    assert all(row.thumbnail.startswith("data:image/jpeg;base64,") for row in batch.images.all())
+
+
+@pytest.mark.django_db
+def test_a_small_analysis_or_a_run_outside_the_worker_stores_nothing(external, settings, tmp_path):
+    settings.VISION_STORAGE_DIR = str(tmp_path / "vision")
+    settings.JOBS_TEMP_DIR = str(tmp_path / "tmp")
+    settings.OUTBOUND_HTTP_ALLOW_HOSTS = [f"127.0.0.1:{external.port}"]
+    # given 12 photos (over one chunk) processed by the one-shot processor: no run, so no chunk runs
+    external.add_analysis(images=[(f"q{n}.jpg", samples.encode(samples.variant("clean", 320, 240, seed=n)))
+                                  for n in range(12)])
+    config = services.ProcessorConfig(external_api_get_url=external.get_url, external_api_post_url=external.post_url,
+                                      external_api_key=KEY, organization_id=DEMO_ORGANIZATION_ID)
+    summary = services.process_analyses(config=config, source=Batch.Source.CLI)
+    assert summary.ok and summary.images == 12
+    batch = Batch.objects.get()
+    assert batch.chunk_execution_ids in (None, []) and not (storage_dir(batch) / "images").exists()
