@@ -251,3 +251,26 @@ def job_next_runs_open(job, runs_after, count: int) -> list[datetime]:
                     break
         after = batch[-1]
     return out
+
+
+SPAN_STEP = timedelta(minutes=5)
+
+
+def calendar_day_spans(calendar, day: date) -> list[tuple[str, str]]:
+    """The parts of ``day`` (in the calendar's zone) inside the calendar, as
+    ("HH:MM", "HH:MM") spans, to five minutes (a month view: which days and hours it skips)."""
+    zone = _zone(calendar.timezone)
+    moment = datetime.combine(day, time(0), tzinfo=zone)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
+    spans, opened = [], None
+    while moment < end:
+        inside = calendar_contains(calendar, moment)
+        if inside and opened is None:
+            opened = moment
+        elif not inside and opened is not None:
+            spans.append((f"{opened:%H:%M}", f"{moment:%H:%M}"))
+            opened = None
+        moment = (moment.astimezone(ZoneInfo("UTC")) + SPAN_STEP).astimezone(zone)
+    if opened is not None:
+        spans.append((f"{opened:%H:%M}", "24:00"))
+    return spans

@@ -77,4 +77,39 @@ def backfill(console: Console, *, job, start, end, dry_run, **_):
                     f"first. Progress: GET /api/v1/backfills/{group.pk}; stop it: POST /api/v1/backfills/{group.pk}/cancel.")
 
 
-HANDLERS = {"apply": apply_file, "export": export_file, "backfill": backfill}
+def calendars(console: Console, *, calendar, start, end, **_):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from scheduling.calendars import calendar_day_spans
+    from scheduling.models import Calendar
+
+    if calendar is None:
+        rows = []
+        for item in Calendar.objects.prefetch_related("jobs").order_by("name"):
+            holds = [f"{len(item.dates)} dates" if item.dates else "", f"{len(item.date_ranges)} ranges" if item.date_ranges else "",
+                     f"{len(item.weekly_windows)} weekly windows" if item.weekly_windows else "",
+                     f"holidays {item.holidays_country}{'-' + item.holidays_subdivision if item.holidays_subdivision else ''}"
+                     if item.holidays_country else "", "iCalendar" if item.ical else ""]
+            rows.append([item.name, item.timezone, ", ".join(h for h in holds if h) or "nothing",
+                         ", ".join(j.name for j in item.jobs.all()) or "-"])
+        console.table(rows, ["NAME", "ZONE", "HOLDS", "SKIPPED BY"])
+        return
+    item = Calendar.objects.filter(name=calendar).first()
+    if item is None:
+        raise CommandError(f"no calendar named {calendar!r}")
+    first = (start or timezone.now()).date()
+    last = end.date() if end is not None else first + timedelta(days=31)
+    if not first < last or (last - first).days > 366:
+        raise CommandError("--to must be after --from, at most 366 days on")
+    day = first
+    while day < last:
+        spans = calendar_day_spans(item, day)
+        if spans:
+            text = "all day" if spans == [("00:00", "24:00")] else ", ".join(f"{a}-{b}" for a, b in spans)
+            console.out(f"{day:%Y-%m-%d %a}  {text}")
+        day += timedelta(days=1)
+
+
+HANDLERS = {"apply": apply_file, "export": export_file, "backfill": backfill, "calendars": calendars}

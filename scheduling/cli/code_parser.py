@@ -16,6 +16,9 @@ cat jobs.json | ./manage jobs apply -f -""",
     "export": """\
 ./manage jobs export > jobs.yaml
 ./manage jobs export --kind task --kind workflow > jobs.yaml""",
+    "calendars": """\
+./manage jobs calendars                                   # every calendar: what it holds, which jobs skip it
+./manage jobs calendars "DE holidays" --from 2026-12-01 --to 2027-01-01   # the days and hours it covers""",
     "backfill": """\
 ./manage jobs backfill nightly_report --from 2026-03-01 --to 2026-03-15 --dry-run
 ./manage jobs backfill nightly_report --from 2026-03-01 --to 2026-03-15          # runs them one at a time
@@ -64,6 +67,12 @@ def add_subcommands(add_parser) -> None:
     p.add_argument("--to", dest="end", required=True, type=iso_datetime, metavar="WHEN",
                    help="End of the range (excluded), not in the future.")
     p.add_argument("--dry-run", action="store_true", help="List the due times and which already ran; run nothing.")
+
+    p = add("calendars", "List calendars, or show the days and hours one covers.")
+    p.add_argument("calendar", nargs="?", metavar="NAME", help="A calendar's name: show what it covers.")
+    p.add_argument("--from", dest="start", type=iso_datetime, metavar="DATE", help="First day (default: today).")
+    p.add_argument("--to", dest="end", type=iso_datetime, metavar="DATE",
+                   help="Day after the last (default: 31 days on; at most 366 days).")
 
     p = add("export", "Write every job and workflow as a jobs-as-code file (YAML) to stdout.")
     p.add_argument("--kind", dest="kinds", action="append", choices=registered_kinds(), metavar="KIND",

@@ -102,3 +102,18 @@ def test_a_job_lists_calendars_by_name():
     job = JobFactory(name="j", task_name="tests.echo")
     with pytest.raises(ValidationError, match="No calendar named 'nope'"):
         services.job_set_calendars(job=job, names=["nope"])
+
+
+def test_cli_lists_calendars_and_shows_the_days_and_hours_one_covers():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    services.calendar_create(name="release", timezone="Europe/Berlin", dates=["2026-12-24"],
+                             weekly_windows=[{"day": 4, "start": "18:00", "end": "22:30"}])
+    out = StringIO()
+    call_command("jobs", "calendars", stdout=out)
+    assert "release\tEurope/Berlin\t1 dates, 1 weekly windows\t-" in out.getvalue()
+    out = StringIO()
+    call_command("jobs", "calendars", "release", "--from", "2026-12-21", "--to", "2026-12-28", stdout=out)
+    assert out.getvalue().splitlines() == ["2026-12-24 Thu  all day", "2026-12-25 Fri  18:00-22:30"]
