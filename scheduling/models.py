@@ -322,6 +322,9 @@ class JobDependency(models.Model):
     def __str__(self) -> str:
         return f"{self.downstream} after {self.upstream} ({self.condition})"
 
+    def condition_label(self) -> str:
+        return "once it succeeds" if self.condition == self.Condition.SUCCESS else "once it finishes"
+
 
 class ConcurrencyGroup(models.Model):
     """A concurrency limit several jobs share ("at most 2 runs against the

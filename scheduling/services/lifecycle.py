@@ -20,6 +20,7 @@ from scheduling import audit, heartbeat, runlog
 from scheduling.errors import ErrorCode
 from scheduling.executors import executor_for
 from scheduling.models import Execution, Job
+from scheduling.services.dependencies import dependants_on_end
 from scheduling.services.held import held_release_next
 from scheduling.services.limits import is_limited, limits_release
 from scheduling.services.sending import new_execution, revoke_task, send_execution
@@ -278,12 +279,14 @@ def execution_mark_lost(*, execution: Execution, reason: str, worker: str | None
 
 
 def _release_held(execution: Execution) -> None:
-    """A run of a job with overlap policy ``queue`` or a concurrency limit
-    ended: start the run(s) waiting for it, if any (``held``). Other jobs:
-    nothing, no query."""
+    """A run ended: start the runs waiting for it — a held run (overlap
+    policy ``queue``, a concurrency limit), a job that runs after this one.
+    A job with none of these: nothing, no query."""
     if execution.held:
         return  # a waiting run was cancelled: it held no slot
     job = execution.job
+    if job.has_downstream:
+        dependants_on_end(execution)
     if is_limited(job):
         limits_release(job=job)
     elif job.overlap_policy == Job.OverlapPolicy.QUEUE:
