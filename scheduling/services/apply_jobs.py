@@ -20,6 +20,7 @@ import json
 import re
 
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.db.models import CharField, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
@@ -225,7 +226,14 @@ def _create_bulk(changes: list[Change], context: Context) -> list[DocumentError]
             runs = schedule.next_runs(1, anchor=now if schedule.interval else None) if job.is_schedulable else []
             schedules[key] = (schedule, runs[0] if runs else None)
         job._apply_schedule, job.next_run_at = schedules[key]
-    Job.objects.bulk_create(jobs, batch_size=BATCH)
+    try:
+        with transaction.atomic():
+            Job.objects.bulk_create(jobs, batch_size=BATCH)
+    except IntegrityError:  # a job of one of these names was created since the plan was made
+        taken = set(Job.objects.filter(name__in=[job.name for job in jobs]).values_list("name", flat=True))
+        return [DocumentError(SECTION, c.index, c.name, "name", "A job of this name was created meanwhile; apply "
+                              "the file again.") for c in changes if c.name in taken] or [
+            DocumentError(SECTION, None, "", "", "The jobs could not be created; apply the file again.")]
     _periodic_tasks_create(jobs, now=now)
     Calendar.jobs.through.objects.bulk_create(
         [Calendar.jobs.through(calendar_id=calendars[name].pk, job_id=job.pk)

@@ -281,3 +281,14 @@ def test_export_of_one_kind(root, every_kind):
     text = manifest.export(kinds=["workflow"])
     data = manifest.parse(text)
     assert list(data) == ["jobs"] and [d["kind"] for d in data["jobs"]] == ["workflow"]
+
+
+def test_a_job_created_between_plan_and_apply_is_a_clear_error(root):
+    from scheduling import services
+
+    def meanwhile(plan):
+        services.job_create(name="poll", schedule_type="interval", schedule_expression="5", task_name="tests.noop")
+
+    with pytest.raises(ManifestError, match=r"jobs\[1\] \(poll\): name: A job of this name was created meanwhile"):
+        manifest_apply(documents=manifest.read(FILE), actor=root, on_plan=meanwhile)
+    assert not Job.objects.exists()
