@@ -3,8 +3,9 @@ root, so every pattern carries its full path."""
 from django.apps import apps as django_apps
 from django.urls import include, path
 
+from jobsite.parsers import StrictJSONParser
 from jobsite.routers import SeedPathRouter
-from scheduling import apis, calendar_apis, maintenance_apis, metrics
+from scheduling import apis, calendar_apis, maintenance_apis, metrics, run_after_apis
 
 v1 = SeedPathRouter()
 v1.register("jobs", apis.JobViewSet, basename="job")
@@ -16,6 +17,8 @@ v1.register("concurrency-groups", maintenance_apis.ConcurrencyGroupViewSet, base
 
 urlpatterns = [
     path("metrics", metrics.metrics_view, name="metrics"),
+    path("api/v1/jobs/<str:pk>/run-after", run_after_apis.RunAfterViewSet.as_view(
+        {"get": "retrieve", "put": "update"}, parser_classes=[StrictJSONParser]), name="job-run-after"),
     path("api/v1/", include(v1.urls)),
 ]
 # The notifications app's per-job routes (/api/v1/jobs/{id}/notifications...),

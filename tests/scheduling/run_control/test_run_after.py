@@ -105,3 +105,20 @@ def test_jobs_without_dependants_look_for_none():
     job_set_run_after(job=other, upstreams=[])
     job.refresh_from_db()
     assert job.has_downstream is False
+
+
+def test_the_api_sets_shows_and_refuses(admin_api, api):
+    a, b = manual(name="extract"), manual(name="transform")
+    url = f"/api/v1/jobs/{b.pk}/run-after"
+    response = admin_api.put(url, {"run_after": [{"job": "extract"}]}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json() == {"run_after": [{"job": "extract", "job_id": a.pk, "condition": "success"}]}
+    assert api.get(url).status_code in (200, 404)  # tenancy: seen by whom may see the job
+    response = admin_api.put(f"/api/v1/jobs/{a.pk}/run-after", {"run_after": [{"job": b.pk}]}, format="json")
+    assert response.status_code == 400
+    assert "Dependency cycle (each runs after the next): extract → transform → extract." in str(response.json())
+    response = admin_api.put(url, {"run_after": [{"job": "nope"}]}, format="json")
+    assert response.status_code == 400 and "no job 'nope'" in str(response.json())
+    response = admin_api.put(url, {"run_after": [{"job": "extract", "condition": "sometimes"}]}, format="json")
+    assert response.status_code == 400
+    assert api.put(url, {"run_after": []}, format="json").status_code in (403, 404)
