@@ -31,8 +31,7 @@ from scheduling.beat import schedule_preview
 from scheduling.executors import schedulable_tasks
 from scheduling.models import Backfill, Execution, Job
 from scheduling.pagination import list_envelope, paginate
-from scheduling.serializers import (
-    AllExecutionsQuerySerializer,
+from scheduling.code_serializers import (
     ApplyErrorSerializer,
     ApplyPlanSerializer,
     ApplyQuerySerializer,
@@ -40,6 +39,9 @@ from scheduling.serializers import (
     BackfillPreviewSerializer,
     BackfillSerializer,
     JobCalendarsSerializer,
+)
+from scheduling.serializers import (
+    AllExecutionsQuerySerializer,
     DetailSerializer,
     ErrorSerializer,
     ExecutionListQuerySerializer,

@@ -17,16 +17,8 @@ from scheduling import services
 from scheduling.apis import PageEnvelopeSchema, api_field_names
 from scheduling.models import Calendar
 from scheduling.pagination import paginate
-from scheduling.serializers import (
-    CalendarPageSerializer,
-    CalendarSerializer,
-    DetailSerializer,
-    ErrorSerializer,
-    ManifestCalendarSerializer,
-    PageQuerySerializer,
-    query_params,
-    request_body,
-)
+from scheduling.code_serializers import CalendarPageSerializer, CalendarSerializer, ManifestCalendarSerializer
+from scheduling.serializers import DetailSerializer, ErrorSerializer, PageQuerySerializer, query_params, request_body
 
 _400 = OpenApiResponse(ErrorSerializer, description="Invalid input; `detail` names the field.")
 _403 = OpenApiResponse(ErrorSerializer, description="Only superusers can create or modify calendars.")

@@ -38,7 +38,7 @@ from django.conf import settings
 from rest_framework.exceptions import ValidationError
 
 from jobsite.exceptions import flatten_errors
-from scheduling.serializers import ManifestCalendarSerializer, ManifestJobSerializer
+from scheduling.code_serializers import ManifestCalendarSerializer, ManifestJobSerializer
 from scheduling.services.apply import DocumentError, ManifestError, manifest_export, sections
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024

@@ -10,7 +10,8 @@ the jobs that use them. Writes go through the workflow services.
 from __future__ import annotations
 
 from jobsite.crypto import secrets_decrypt
-from scheduling.serializers import SecretRefsField, StrictInputSerializer
+from scheduling.code_serializers import SecretRefsField
+from scheduling.serializers import StrictInputSerializer
 from scheduling.services.apply import (
     Change, Context, DocumentError, ManifestError, Section, errors_from, register_section, secret_refs_resolve,
     secrets_diff,
