@@ -15,9 +15,9 @@
   of printed pages (1600 x 1200, four lines of text), images/s per process;
 * one batch of those 100 inspection images uploaded as through
   ``POST /api/v1/vision/batches`` and analysed by a real Celery worker with 1
-  process, then 2 (the batch's run plus its chunk runs), OCR off: images/s
-  from upload to the completed report.
-
+  process, then 2 (the batch's run plus its chunk runs), with the default
+  install's OCR setting (``VISION_OCR`` as in the environment, ``auto``
+  unless set): images/s from upload to the completed report;
 * a scheduled ``/cron-jobs`` run end to end against the demo document API
   (``BENCH_PARTS=cron``): BENCH_CRON_IMAGES (50) inspection photos of 1600 x
   1200 in one analysis, downloaded, analysed, reported and uploaded by a real
@@ -25,8 +25,11 @@
   (``VISION_OCR`` as in the environment, ``auto`` unless set): images/s from
   the run's start to its end, images per run (the run and its chunk runs),
   and then every worker process's RSS at idle;
-* with ``BENCH_CRON_PAGES`` (0) > 0, the same run on that many photos of
-  printed pages (the OCR test's kind) mixed in, and how many were read.
+* with ``BENCH_CRON_PAGES`` (0) > 0, the same run with that many photos of
+  printed pages (the OCR test's kind) in a second analysis, and how many were read;
+* with ``BENCH_CRON_PREDICTION_ROWS`` (0) > 0, right after each run a
+  predictions upload of that many rows on the same worker, and the peak RSS
+  of its processes meanwhile (target ≤ 400 MB for 1,000,000 rows).
 
 Run: .venv/bin/python benchmarks/bench_vision.py
 Env: BENCH_IMAGES (100), BENCH_OCR_IMAGES (20), BENCH_WORKERS ("1,2"), BENCH_PARTS ("all", or
@@ -188,7 +191,7 @@ def bench_workers(bench, files, processes: int) -> None:
     from vision_pipeline.models import Batch, BatchImage
 
     name = f"worker{processes}"
-    os.environ["VISION_OCR"] = "off"  # the worker's inspector without OCR (vision_pipeline/conf.py)
+    mode = os.environ.setdefault("VISION_OCR", "auto")  # the default install's setting unless given
     bench.start_worker(concurrency=processes, name=name, queues=["vision"])
     try:
         started = time.perf_counter()
@@ -209,7 +212,7 @@ def bench_workers(bench, files, processes: int) -> None:
         share = ", ".join(f"{'batch run' if run == batch.execution_id else f'chunk {run}'}: {n}"
                           for run, n in sorted(by_run.items(), key=lambda item: -item[1]))
         analysed = (batch.completed_at - batch.started_at).total_seconds()
-        print(f"[workers] {processes} worker process(es): {len(files)} images uploaded, analysed and reported in "
+        print(f"[workers] {processes} worker process(es), VISION_OCR={mode}: {len(files)} images uploaded, analysed and reported in "
               f"{elapsed:.2f} s = {len(files) / elapsed:.1f} images/s (upload {submitted:.2f} s; analysis and "
               f"report in the worker {analysed:.2f} s = {len(files) / analysed:.1f} images/s); status {batch.status}; "
               f"{len(batch.chunk_execution_ids)} chunk runs queued; images per run: {share}", flush=True)

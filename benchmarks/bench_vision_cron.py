@@ -9,6 +9,8 @@ import os
 import time
 from pathlib import Path
 
+from benchmarks._common import process_tree_cpu_seconds
+
 
 def rss_mb(pid: int, field: str = "VmRSS") -> float:
     try:
@@ -60,6 +62,8 @@ def bench_cron(bench, processes: int) -> dict:
             actor=None, name=f"bench {name}", schedule="0 0 1 1 *", external_api_get_url=api.get_url,
             external_api_post_url=api.post_url, external_api_key="bench-key", organization_id=DEMO_ORGANIZATION_ID,
         )
+        worker = next(process for label, process in bench.processes if label == name)
+        cpu_before = process_tree_cpu_seconds(worker.pid)
         started = time.perf_counter()
         execution = core.job_execute(job=job, force=True)
         while True:
@@ -70,6 +74,7 @@ def bench_cron(bench, processes: int) -> dict:
                 raise RuntimeError(f"run not finished after 600 s:\n{bench.log_tail(name)}")
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
+        cpu = process_tree_cpu_seconds(worker.pid) - cpu_before
         ran = (execution.completed_at - execution.started_at).total_seconds()
         batches = Batch.objects.filter(execution=execution)
         by_run: dict = {}
@@ -82,7 +87,8 @@ def bench_cron(bench, processes: int) -> dict:
         print(f"[cron] {processes} worker process(es), VISION_OCR={mode}: {total} images ({pages} pages of text) "
               f"downloaded, analysed, reported and uploaded in {ran:.2f} s = {total / ran:.1f} images/s "
               f"(request to end {elapsed:.2f} s); status {execution.status}; {len(api.uploads)} report(s) "
-              f"uploaded; text read on {read} image(s); images per run: {share}", flush=True)
+              f"uploaded; text read on {read} image(s); images per run: {share}; the worker's processes used "
+              f"{cpu:.2f} CPU-s = {total / cpu:.1f} images per CPU-second", flush=True)
         # idle: every process of the worker once its runs (chunk runs too) are over
         deadline = time.monotonic() + 60
         chunk_ids = [i for b in batches for i in (b.chunk_execution_ids or [])]
@@ -91,11 +97,13 @@ def bench_cron(bench, processes: int) -> dict:
                 break
             time.sleep(0.1)
         time.sleep(3)  # a child over worker_max_memory_per_child is replaced after its task
-        worker = next(process for label, process in bench.processes if label == name)
         pids = [worker.pid, *children(worker.pid)]
         sizes = ", ".join(f"{'main' if pid == worker.pid else 'child'} {pid}: {rss_mb(pid):.0f} MB "
                           f"(peak {rss_mb(pid, 'VmHWM'):.0f})" for pid in pids)
         print(f"[cron] idle after the run, RSS per worker process: {sizes}", flush=True)
+        rows = int(os.environ.get("BENCH_CRON_PREDICTION_ROWS", 0))
+        if rows:
+            predictions_after(bench, worker.pid, rows)
         return {"node": node, "seconds": ran, "images": total, "rss": {pid: rss_mb(pid) for pid in pids}}
     finally:
         api.stop()
@@ -103,3 +111,33 @@ def bench_cron(bench, processes: int) -> dict:
             if label == name:
                 bench.stop_process(label, process)
                 bench.processes.remove((label, process))
+
+
+def predictions_after(bench, worker_pid: int, rows: int) -> None:
+    """A ``rows``-row predictions upload on the same worker, right after the
+    vision run: the peak RSS (VmHWM) of each of its processes meanwhile."""
+    from benchmarks.bench_predictions import make_csv
+    from predictions import services as predictions
+    from predictions.uploads import store_local_file
+    from scheduling.models import Execution
+
+    path = bench.tmp / "annual.csv"
+    if not path.exists():
+        make_csv(path, rows)
+    upload = predictions.upload_create(user=None, job_type="annual", stored=store_local_file(path),
+                                       file_format="csv")
+    started = time.perf_counter()
+    peaks: dict[int, float] = {}
+    while True:
+        for pid in children(worker_pid):
+            peaks[pid] = max(peaks.get(pid, 0.0), rss_mb(pid, "VmHWM"))
+        execution = Execution.objects.get(pk=upload.execution_id)
+        if execution.status not in Execution.ACTIVE_STATUSES:
+            break
+        if time.perf_counter() - started > 600:
+            raise RuntimeError("the predictions upload did not finish in 600 s")
+        time.sleep(0.2)
+    runner = execution.worker or ""
+    print(f"[cron] then a {rows:,}-row predictions upload on the same worker: {execution.status} in "
+          f"{time.perf_counter() - started:.1f} s (run by {runner}); peak RSS per worker process meanwhile: "
+          + ", ".join(f"{pid}: {mb:.0f} MB" for pid, mb in peaks.items()), flush=True)
