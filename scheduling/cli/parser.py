@@ -18,7 +18,7 @@ DEFAULT_WAIT_SECONDS = 300.0
 HELP = (
     "Manage scheduled jobs from the shell: list, show, create, update, delete, execute, pause, resume, "
     "overdue, stats, validate-schedule, cancel, executions, execution, init-defaults, sync-beat, tasks, "
-    "completion, apply, export, backfill, calendars, pause-all, resume-all, maintenance, group-set. Jobs are addressed by id or by name. On a terminal tables fit its width (only free text "
+    "completion, apply, export, backfill, calendars, pause-all, resume-all, maintenance, group-set, run-after. Jobs are addressed by id or by name. On a terminal tables fit its width (only free text "
     "is cut, with an ellipsis); piped or redirected, output is tab-separated, header first; read commands "
     "take --json (the API's shapes). `./manage jobs SUBCOMMAND --help` shows a subcommand's options, "
     "examples and exit codes."

@@ -82,4 +82,25 @@ def group_set(console: Console, *, name, max_runs, description, **_):
     console.success(f"Concurrency group '{group.name}': at most {group.max_runs} run(s) at once.")
 
 
-HANDLERS = {"pause-all": pause_all, "resume-all": resume_all, "maintenance": list_pauses, "group-set": group_set}
+def run_after(console: Console, *, job, after, clear, **_):
+    from scheduling.cli.handlers import job_by_ref
+    from scheduling.services.dependencies import job_set_run_after
+
+    target = job_by_ref(job)
+    if after or clear:
+        upstreams = []
+        for ref in after:
+            name, _, condition = ref.rpartition(":") if ref.endswith((":success", ":finished")) else (ref, "", "success")
+            upstreams.append((job_by_ref(name), condition))
+        try:
+            job_set_run_after(job=target, upstreams=upstreams, actor_label=ACTOR)
+        except ValidationError as exc:
+            raise CommandError("; ".join(" ".join(messages) for messages in exc.message_dict.values())) from None
+    links = list(target.upstream_links.select_related("upstream").order_by("upstream__name"))
+    if not links:
+        console.out(f"Job '{target.name}' runs after no job.")
+    for link in links:
+        console.out(f"Job '{target.name}' runs after '{link.upstream.name}' {link.condition_label()}.")
+
+
+HANDLERS = {"run-after": run_after, "pause-all": pause_all, "resume-all": resume_all, "maintenance": list_pauses, "group-set": group_set}

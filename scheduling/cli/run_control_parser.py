@@ -38,6 +38,11 @@ EXAMPLES = {
 ./manage jobs resume-all          # every pause
 ./manage jobs resume-all --id 3   # one of them""",
     "maintenance": "./manage jobs maintenance --json",
+    "run-after": """\
+./manage jobs run-after transform --after extract                   # after extract succeeds
+./manage jobs run-after report --after export:finished              # after export ends, whatever the outcome
+./manage jobs run-after load --after transform --after enrich       # after both succeeded, same due time
+./manage jobs run-after load --clear""",
     "group-set": """\
 ./manage jobs group-set document-api --max 2 --description "the external document API"
 ./manage jobs update vision-poll --group document-api""",
@@ -69,6 +74,12 @@ def add_subcommands(add_parser) -> None:
     p.add_argument("--id", dest="pause_id", type=int, metavar="ID", help="End this pause only (see `maintenance`).")
 
     add("maintenance", "List the pauses in force (pause-all).")  # --json: the read commands' option
+
+    p = add("run-after", "Make a job run after other jobs (for the same due time); show them with no option.")
+    p.add_argument("job", metavar="ID|NAME", help="The job that runs after.")
+    p.add_argument("--after", action="append", default=[], metavar="JOB[:success|:finished]",
+                   help="An upstream job (repeatable; every one must have ended so). Default condition: success.")
+    p.add_argument("--clear", action="store_true", help="Run after no job.")
 
     p = add("group-set", "Create or change a concurrency group: a limit of runs at once shared by its jobs.")
     p.add_argument("name", metavar="NAME", help="The group's name (letters, digits, - and _).")

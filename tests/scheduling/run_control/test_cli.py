@@ -54,3 +54,13 @@ def test_groups_and_limits_on_the_command_line():
     assert job.max_concurrent_runs == 1
     with pytest.raises(CommandError, match="no concurrency group named 'nope'"):
         jobs("update", "poll", "--group", "nope")
+
+
+def test_run_after_on_the_command_line():
+    for name in ("extract", "transform", "enrich"):
+        jobs("create", name, name, "custom", "manual", "", "tests.echo", "--overlap", "allow")
+    out = jobs("run-after", "transform", "--after", "extract", "--after", "enrich:finished")
+    assert "runs after 'extract' once it succeeds" in out and "runs after 'enrich' once it finishes" in out
+    with pytest.raises(CommandError, match=r"Dependency cycle \(each runs after the next\): extract → transform → extract"):
+        jobs("run-after", "extract", "--after", "transform")
+    assert "runs after no job" in jobs("run-after", "transform", "--clear")
