@@ -44,6 +44,7 @@ def test_every_page_under_docs_is_in_the_nav():
     pages = {str(path.relative_to(DOCS)) for path in DOCS.rglob("*.md")}
     assert pages - set(nav_pages()) == set()
     assert set(nav_pages()) - pages == set(), "the nav names a page that does not exist"
+    assert len(nav_pages()) == len(set(nav_pages())), "a page is twice in the nav"
     assert FOREIGN_PAGES <= set(nav_pages())
 
 
