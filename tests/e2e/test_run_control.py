@@ -150,3 +150,38 @@ def test_a_group_limit_holds_under_200_concurrent_requests_with_a_pool_process_k
     for started, _ in spans:
         going = sum(1 for s, c in spans if s <= started < c)
         assert going <= 2, (started, going)
+
+
+def test_a_chain_of_three_jobs_of_different_kinds_with_a_failure_in_the_middle(celery_worker_process):
+    from scheduling.services.dependencies import job_set_run_after
+
+    # extract (a task) → count (another kind: tests/kinds' test_countdown) → load (a task)
+    extract = JobFactory(schedule_type="cron", schedule_expression="* * * * *", overlap_policy="allow",
+                         task_name="tests.noop")
+    count = JobFactory(kind="test_countdown", schedule_type="manual", schedule_expression="", task_name="",
+                       overlap_policy="allow", config={"label": "liftoff", "step_seconds": 0.05})
+    load = JobFactory(schedule_type="manual", schedule_expression="", overlap_policy="allow", task_name="tests.noop")
+    job_set_run_after(job=count, upstreams=[(extract, "success")])
+    job_set_run_after(job=load, upstreams=[(count, "success")])
+    due = timezone.now().replace(microsecond=0)
+    first = services.job_dispatch_scheduled(job_id=extract.pk, scheduled_for=due)
+    last = wait_for(lambda: Execution.objects.filter(job=load, status="success").first(), timeout=30,
+                    message="the chain to reach its end")
+    middle = Execution.objects.get(job=count)
+    assert (middle.trigger_run_id, last.trigger_run_id) == (first.pk, middle.pk)
+    assert middle.scheduled_for == last.scheduled_for == due
+    assert middle.started_at >= Execution.objects.get(pk=first.pk).completed_at
+    assert last.started_at >= middle.completed_at
+
+    # the middle one fails: the last is recorded skipped, with the reason, and never runs
+    job_set_run_after(job=count, upstreams=[])
+    failing = JobFactory(schedule_type="manual", schedule_expression="", overlap_policy="allow", task_name="tests.fail")
+    job_set_run_after(job=failing, upstreams=[(extract, "success")])
+    job_set_run_after(job=load, upstreams=[(failing, "success")])
+    later = due + timedelta(minutes=1)
+    services.job_dispatch_scheduled(job_id=extract.pk, scheduled_for=later)
+    skipped = wait_for(lambda: Execution.objects.filter(job=load, scheduled_for=later).first(), timeout=30,
+                       message="the last job's fire to be recorded")
+    failed = Execution.objects.get(job=failing, scheduled_for=later)
+    assert failed.status == "failed" and skipped.status == "skipped" and skipped.trigger_run_id == failed.pk
+    assert "ended failed" in skipped.output
