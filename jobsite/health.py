@@ -7,7 +7,7 @@ as a page, and is sent to the admin login first when signed out.
 """
 from django.template.loader import render_to_string
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
@@ -65,6 +65,9 @@ class HealthApi(_LoginRedirectMixin, APIView):
             "disk space. 200 when everything is ok, 503 with status 'degraded' otherwise. "
             "Answers within a few seconds even when a dependency hangs."
         ),
+        # ?format= picks the page or the JSON for a person trying it in a browser; API clients
+        # get JSON without it, so the API documents no such parameter
+        parameters=[OpenApiParameter("format", exclude=True)],
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description="All checks ok.",
                                  examples=[OpenApiExample("ok", value=_EXAMPLE)]),
