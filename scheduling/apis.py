@@ -273,15 +273,16 @@ class JobViewSet(viewsets.GenericViewSet):
         return Response(BackfillSerializer(services.backfill_progress(backfill)).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
-        tags=["jobs"], summary="Set the calendars a job skips", request=JobCalendarsSerializer,
-        responses={200: JobSerializer, 400: _400, 403: _403, 404: _404},
+        tags=["jobs"], summary="The calendars a job skips (PUT: replace them)", request=JobCalendarsSerializer,
+        responses={200: JobCalendarsSerializer, 400: _400, 403: _403, 404: _404},
     )
-    @action(detail=True, methods=["put"])
+    @action(detail=True, methods=["get", "put"])
     def calendars(self, request, pk=None):
         job = self.get_object()
-        data = request_body(JobCalendarsSerializer, request)
-        job = services.job_set_calendars(job=job, names=data["calendars"], actor=request.user)
-        return Response(JobSerializer(job).data)
+        if request.method == "PUT":
+            data = request_body(JobCalendarsSerializer, request)
+            job = services.job_set_calendars(job=job, names=data["calendars"], actor=request.user)
+        return Response({"calendars": sorted(c.name for c in job.calendars.all())})
 
     @extend_schema(
         tags=["jobs"], summary="A job's executions", parameters=[ExecutionListQuerySerializer],

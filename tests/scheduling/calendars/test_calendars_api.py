@@ -27,7 +27,8 @@ def test_create_read_change_delete(admin_api, api):
 def test_a_job_lists_its_calendars(admin_api, job):
     admin_api.post(URL, {"name": "freeze", "date_ranges": [{"start": "2026-12-20", "end": "2026-12-31"}]}, format="json")
     response = admin_api.put(f"/api/v1/jobs/{job.pk}/calendars", {"calendars": ["freeze"]}, format="json")
-    assert response.status_code == 200
+    assert response.status_code == 200 and response.json() == {"calendars": ["freeze"]}
+    assert admin_api.get(f"/api/v1/jobs/{job.pk}/calendars").json() == {"calendars": ["freeze"]}
     assert [c.name for c in job.calendars.all()] == ["freeze"]
     assert admin_api.get(URL).json()["items"][0]["jobs"] == ["alice-job"]
     missing = admin_api.put(f"/api/v1/jobs/{job.pk}/calendars", {"calendars": ["nope"]}, format="json")
