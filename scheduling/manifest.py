@@ -187,8 +187,13 @@ def dump(data: Mapping) -> str:
 
 def export(*, kinds: list[str] | None = None) -> str:
     """Every job (of ``kinds``) and workflow as the text of a jobs-as-code file."""
+    from scheduling.services.apply_jobs import export_left_out
+
     header = ("# jobsite jobs as code: `./manage jobs apply -f FILE --dry-run` shows the plan, without it applies it.\n"
               "# Secrets are references: set each from_env variable where the file is applied.\n")
+    left_out = export_left_out(kinds)
+    if left_out:
+        header += f"# Left out: one-off jobs whose time has passed (they cannot be created again): {', '.join(left_out)}\n"
     return header + dump(manifest_export(kinds=kinds))
 
 

@@ -324,7 +324,10 @@ def _export(kinds: list[str] | None) -> list[dict]:
     if kinds:
         jobs = jobs.filter(kind__in=kinds)
     out = []
+    now = timezone.now()
     for job in jobs:
+        if job.schedule_type == Job.ScheduleType.ONCE and not _once_ahead(job, now):
+            continue  # a one-off whose time has passed cannot be created again (the API refuses it too)
         doc = {}
         for f in FIELDS:
             value = getattr(job, f)
@@ -344,6 +347,22 @@ def _export(kinds: list[str] | None) -> list[dict]:
             doc["calendars"] = calendars
         out.append(doc)
     return out
+
+
+def _once_ahead(job: Job, now) -> bool:
+    try:
+        return job_schedule(job).clocked > now
+    except ValidationError:
+        return False
+
+
+def export_left_out(kinds: list[str] | None = None) -> list[str]:
+    """Jobs export leaves out: one-offs whose time has passed (the file could not create them again)."""
+    now = timezone.now()
+    jobs = Job.objects.filter(schedule_type=Job.ScheduleType.ONCE).exclude(kind__in=internal_kinds()).order_by("name")
+    if kinds:
+        jobs = jobs.filter(kind__in=kinds)
+    return [job.name for job in jobs if not _once_ahead(job, now)]
 
 
 register_section(Section(name=SECTION, key="name", order=20, plan=_plan, apply=_apply, export=_export))

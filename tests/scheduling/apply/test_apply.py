@@ -292,3 +292,19 @@ def test_a_job_created_between_plan_and_apply_is_a_clear_error(root):
     with pytest.raises(ManifestError, match=r"jobs\[1\] \(poll\): name: A job of this name was created meanwhile"):
         manifest_apply(documents=manifest.read(FILE), actor=root, on_plan=meanwhile)
     assert not Job.objects.exists()
+
+
+def test_export_leaves_out_one_offs_whose_time_has_passed(root):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from scheduling import services
+
+    soon = (timezone.now() + timedelta(days=2)).replace(microsecond=0).isoformat()
+    services.job_create(name="later", schedule_type="once", schedule_expression=soon, task_name="tests.noop")
+    gone = services.job_create(name="gone", schedule_type="once", schedule_expression=soon, task_name="tests.noop")
+    Job.objects.filter(pk=gone.pk).update(schedule_expression="2020-01-01T00:00:00")
+    text = manifest.export()
+    assert "# Left out: one-off jobs whose time has passed (they cannot be created again): gone" in text
+    assert [d["name"] for d in manifest.parse(text)["jobs"]] == ["later"]
