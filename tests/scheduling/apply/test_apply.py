@@ -308,3 +308,14 @@ def test_export_leaves_out_one_offs_whose_time_has_passed(root):
     text = manifest.export()
     assert "# Left out: one-off jobs whose time has passed (they cannot be created again): gone" in text
     assert [d["name"] for d in manifest.parse(text)["jobs"]] == ["later"]
+
+
+def test_the_guides_example_file_applies(root, org):
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parents[3] / "docs" / "guides" / "jobs-as-code.md").read_text()
+    example = guide.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert org.name == "Acme"
+    plan = apply(example, actor=root, env={"ETL_API_TOKEN": "etl-token-value-123"})
+    assert plan.summary == {"create": 4, "update": 0, "delete": 0}
+    assert apply(example, actor=root, env={}).changes == []
