@@ -12,6 +12,9 @@ One concern per module, each importing only those above it:
 * ``dispatch``: what beat's fires become, and the catch-up of missed ones;
 * ``jobs``: create, validate, update, delete, pause, resume, credentials;
 * ``sweeps``: the safety nets for lost runs and lost messages.
+* ``backfill``: runs of a job for the due times of a past range, one at a time;
+* ``calendars``: the calendars whose days and hours jobs skip;
+* ``apply`` (with ``apply_jobs``, ``apply_calendars``): jobs as code, plan and apply a file, export one.
 
 The service API is handed on here, so callers write ``services.job_create(...)``.
 """
