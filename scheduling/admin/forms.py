@@ -89,6 +89,25 @@ class JobAdminForm(forms.ModelForm):
             if instance.pk:
                 self.initial.update(spec.initial(instance))
         self._stored = {field: copy.deepcopy(getattr(instance, field)) for field in Job.EDITABLE_FIELDS}
+        # A setting with a model default may be left out of a POST (a script's, an older page's):
+        # the job's own value stands (on a new job, the model default), as Django's
+        # construct_instance keeps it for a field the data omits. Sent empty, it is still required.
+        self.defaulted_fields = set()
+        if self.is_bound:
+            for name, field in self.fields.items():
+                model_field = self._model_field(name)
+                if (name not in self.declared_fields and model_field is not None and model_field.has_default()
+                        and not isinstance(field, forms.BooleanField)
+                        and field.widget.value_omitted_from_data(self.data, self.files, self.add_prefix(name))):
+                    field.required = False
+                    self.defaulted_fields.add(name)
+
+    @staticmethod
+    def _model_field(name: str):
+        try:
+            return Job._meta.get_field(name)
+        except Exception:  # a kind's own field (kind_fields), not a column
+            return None
 
     @property
     def kind(self) -> str:
@@ -102,6 +121,8 @@ class JobAdminForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        for name in self.defaulted_fields:  # left out of the POST: the job's own value
+            cleaned[name] = copy.deepcopy(getattr(self.instance, name))
         for field, empty in (("task_args", list), ("task_kwargs", dict), ("config", dict)):
             if field in cleaned and cleaned[field] is None:  # an emptied JSON box means "none"
                 cleaned[field] = empty()

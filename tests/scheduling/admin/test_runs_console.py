@@ -259,11 +259,20 @@ def test_a_failed_runs_page_starts_with_what_went_wrong(admin_client):
 def test_progress_of_a_task_run_with_eta(admin_client):
     from django.utils import timezone
 
+    from jobsite import humanize
+
     job = JobFactory(name="counting", task_name="tests.noop")
-    run = ExecutionFactory(job=job, status="running", started_at=timezone.now() - timezone.timedelta(seconds=30),
-                           result={"percent": 25.0})
+    started = timezone.now() - timezone.timedelta(seconds=30)
+    run = ExecutionFactory(job=job, status="running", started_at=started, result={"percent": 25.0})
+    before = timezone.now()
     html = admin_client.get(url("execution_change", run.pk)).content.decode()
-    assert 'aria-valuenow="25"' in html and "25% · ETA 1m 30s" in html
+    after = timezone.now()
+    # 25% in ~30 s: ~90 s to go at that rate. The page reads the clock as it renders, a moment after
+    # the run started 30 s ago (more on a loaded machine: 0.2 s more elapsed is 0.6 s more to go).
+    low, high = (3 * (moment - started).total_seconds() for moment in (before, after))
+    etas = {humanize.duration(seconds) for seconds in range(int(low), int(high) + 2)}
+    assert "1m 30s" in etas
+    assert 'aria-valuenow="25"' in html and any(f"25% · ETA {eta}<" in html for eta in etas), etas
 
 
 def test_a_failed_workflow_run_shows_its_steps_and_reruns_from_the_failed_step(admin_client, root,
