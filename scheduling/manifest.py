@@ -121,7 +121,7 @@ def read(text: str | bytes | Mapping, *, file: str = "<input>") -> dict[str, lis
     """The validated documents of a file (its text, or data already parsed
     from JSON): section → [(index, document)], ready for ``manifest_apply``.
     Raises ManifestError naming every problem."""
-    data = text if isinstance(text, Mapping) else parse(text, file=file)
+    data = parse(text, file=file) if isinstance(text, (str, bytes)) else text  # else: JSON already parsed
     if not isinstance(data, Mapping):
         raise _fail(f"The file must be a mapping with {_section_names()}; got {type(data).__name__}.", file=file)
     known = {section.name: section for section in sections()}

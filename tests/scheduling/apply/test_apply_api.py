@@ -52,3 +52,12 @@ def test_a_bad_file_is_a_400_naming_the_document_and_field(admin_api):
 def test_only_superusers_apply(api):
     response = api.post(URL, FILE, content_type="application/yaml")
     assert response.status_code == 403 and not Job.objects.exists()
+
+
+@pytest.mark.parametrize("body", [[{"name": "x"}], "just text", 7, None])
+def test_json_that_is_not_a_mapping_is_a_400(admin_api, body):
+    import json
+
+    response = admin_api.post(URL, json.dumps(body), content_type="application/json")
+    assert response.status_code == 400 and "must be a mapping" in response.json()["detail"]
+    assert not Job.objects.exists()
