@@ -30,6 +30,7 @@ from scheduling.services.sending import new_execution, send_execution
 from scheduling.signals import execution_finished
 
 DEFAULT_MAX = 1000
+MIN_YEAR, MAX_YEAR = 1970, 2199
 
 
 def backfill_max() -> int:
@@ -48,6 +49,9 @@ def backfill_due_times(*, job: Job, start: datetime, end: datetime, limit: int |
     """The due times of the job's schedule in ``[start, end)``, oldest first,
     in its time zone. More than ``limit`` (default JOBS_BACKFILL_MAX): a 400."""
     limit = backfill_max() if limit is None else limit
+    for field, moment in (("start", start), ("end", end)):
+        if not MIN_YEAR <= moment.year <= MAX_YEAR:  # before any zone arithmetic, which would overflow
+            raise ValidationError({field: [f"Give a time from {MIN_YEAR} to {MAX_YEAR}."]})
     start, end = _aware(start, job), _aware(end, job)
     if start >= end:
         raise ValidationError({"end": ["The end must be after the start."]})

@@ -150,3 +150,11 @@ def test_cancel_midway_and_none_of_the_rest_start(celery_worker_process, superus
     assert job.executions.count() == made
     assert not job.executions.filter(status__in=Execution.ACTIVE_STATUSES).exists()
     assert client.post(f"/api/v1/backfills/{backfill_id}/cancel").status_code == 409
+
+
+@pytest.mark.parametrize("start", ["0001-01-01", "0001-01-01T00:00:00+14:00", "1900-01-01"])
+def test_a_range_from_long_ago_is_a_400_not_a_500(admin_api, start):
+    job = daily_job()
+    response = admin_api.post(f"/api/v1/jobs/{job.pk}/backfill", {"start": start, "end": "2026-01-01", "dry_run": True},
+                              format="json")
+    assert response.status_code == 400, response.content
