@@ -157,7 +157,18 @@ def _ical_events(text: str) -> tuple:
         for ex in event.get("EXDATE", []) if isinstance(event.get("EXDATE"), list) else [event.get("EXDATE")]:
             if ex is not None:
                 exdates.extend(d.dt for d in ex.dts)
-        events.append((start, duration, rrule.to_ical().decode() if rrule is not None else "", tuple(exdates), all_day))
+        rule = rrule.to_ical().decode() if rrule is not None else ""
+        if rule:
+            from dateutil.rrule import rrulestr
+
+            try:  # refused when the file is saved, not first when a fire asks
+                naive = start if all_day else start.replace(tzinfo=None)
+                rrulestr(rule, dtstart=datetime.combine(naive, time(0)) if all_day else naive)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"RRULE {rule}: {exc}") from None
+        if not isinstance(duration, timedelta) or duration < timedelta(0):
+            raise ValueError("an event ends before it starts")
+        events.append((start, duration, rule, tuple(exdates), all_day))
     return tuple(events)
 
 

@@ -91,6 +91,8 @@ def test_dates_ranges_and_an_icalendar_file_with_an_rrule():
     ({"weekly_windows": [{"day": 4, "start": "22:00", "end": "18:00"}]}, "weekly_windows"),
     ({"holidays_country": "XX"}, "holidays_country"),
     ({"ical": "not a calendar"}, "ical"),
+    ({"ical": "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART:20260101T090000Z\r\nDTEND:20260101T100000Z\r\n"
+              "RRULE:FREQ=SOMETIMES\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"}, "ical"),
 ])
 def test_bad_calendars_name_the_field(values, field):
     with pytest.raises(ValidationError) as refused:
