@@ -7,7 +7,9 @@ from scheduling.models import Calendar
 from scheduling.services.apply import (
     Change, Context, DocumentError, ManifestError, Section, errors_from, register_section,
 )
-from scheduling.services.calendars import CALENDAR_FIELDS, DEFAULTS, calendar_create, calendar_delete, calendar_update
+from scheduling.services.calendars import (
+    CALENDAR_FIELDS, DEFAULTS, calendar_create, calendar_days_normal, calendar_delete, calendar_update,
+)
 
 SECTION = "calendars"
 
@@ -18,6 +20,7 @@ def _plan(documents: list[tuple[int, dict]], context: Context) -> list[Change]:
     changes = []
     for index, doc in documents:
         wanted = {f: doc.get(f, DEFAULTS[f]) for f in CALENDAR_FIELDS}
+        wanted["dates"], wanted["date_ranges"] = calendar_days_normal(wanted["dates"], wanted["date_ranges"])
         calendar = existing.get(doc["name"])
         if calendar is None:
             changes.append(Change(SECTION, "create", doc["name"], document=doc, index=index, values=wanted))

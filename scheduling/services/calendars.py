@@ -1,6 +1,7 @@
 """Calendars: create, change, delete, and which jobs skip them (scheduling.calendars says what is inside)."""
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -35,6 +36,23 @@ def _validate(calendar: Calendar) -> None:
         errors.update(exc.message_dict)
     if errors:
         raise ValidationError(errors)
+    calendar.dates, calendar.date_ranges = calendar_days_normal(calendar.dates, calendar.date_ranges)
+
+
+def calendar_days_normal(dates: list, date_ranges: list) -> tuple[list, list]:
+    """Dates and ranges as stored: YYYY-MM-DD whatever ISO form was given (20261224 too; the
+    checks compare them as text), the dates sorted and once each. Values that are not dates
+    are left as they are (the checks name them)."""
+    try:
+        dates = sorted({date.fromisoformat(str(d)).isoformat() for d in dates})
+    except (ValueError, TypeError):
+        pass
+    try:
+        date_ranges = [{"start": date.fromisoformat(str(r["start"])).isoformat(),
+                        "end": date.fromisoformat(str(r["end"])).isoformat()} for r in date_ranges]
+    except (ValueError, TypeError, KeyError):
+        pass
+    return dates, date_ranges
 
 
 def _save(calendar: Calendar) -> None:

@@ -267,7 +267,8 @@ def test_the_plan_lists_a_jobs_calendars_and_a_missing_calendar_is_refused(root)
     with pytest.raises(ManifestError, match=r"jobs\[1\] \(poll\): calendars: No calendar named 'release'."):
         apply(text, actor=root)
     assert not Job.objects.exists()
-    with_calendar = "calendars:\n  - {name: release, weekly_windows: [{day: 4, start: '18:00', end: '22:00'}]}\n" + text
+    with_calendar = ("calendars:\n  - {name: release, weekly_windows: [{day: 4, start: '18:00', end: '22:00'}], "
+                     "dates: ['20261231', '2026-12-24']}\n" + text)
     apply(with_calendar, actor=root)
     assert [c.name for c in Job.objects.get(name="poll").calendars.all()] == ["release"]
     assert apply(with_calendar, actor=root).changes == []

@@ -119,3 +119,11 @@ def test_cli_lists_calendars_and_shows_the_days_and_hours_one_covers():
     out = StringIO()
     call_command("jobs", "calendars", "release", "--from", "2026-12-21", "--to", "2026-12-28", stdout=out)
     assert out.getvalue().splitlines() == ["2026-12-24 Thu  all day", "2026-12-25 Fri  18:00-22:30"]
+
+
+def test_dates_are_stored_in_one_form():
+    calendar = services.calendar_create(name="basic", dates=["20261224", "2026-12-24", "2026-01-01"],
+                                        date_ranges=[{"start": "20261227", "end": "2026-12-31"}])
+    assert calendar.dates == ["2026-01-01", "2026-12-24"]
+    assert calendar.date_ranges == [{"start": "2026-12-27", "end": "2026-12-31"}]
+    assert calendar_contains(calendar, datetime(2026, 12, 28, 12, tzinfo=ZoneInfo("UTC")))
