@@ -49,7 +49,18 @@ def held_release_next(*, job_id: int) -> Execution | None:
 
 
 def held_release_stuck() -> int:
-    """Release held runs whose job has no run going (the sweep's safety net)."""
+    """Release held runs that nothing will release any more (the sweep's
+    safety net, for a process that died between a run's end and the release):
+    a waiting run (overlap queue) whose job has no run going, runs over a
+    concurrency limit that now has free slots."""
+    from scheduling.services.limits import is_limited, limits_release  # (limits sends held runs too)
+
     job_ids = set(Execution.objects.filter(status=Execution.Status.QUEUED, held=True)
                   .values_list("job_id", flat=True).distinct())
-    return sum(1 for job_id in job_ids if held_release_next(job_id=job_id) is not None)
+    released = 0
+    for job in Job.objects.filter(pk__in=job_ids):
+        if is_limited(job):
+            released += len(limits_release(job=job))
+        else:
+            released += held_release_next(job_id=job.pk) is not None
+    return released

@@ -90,3 +90,12 @@ def test_the_groups_api(admin_api, api):
     assert admin_api.post("/api/v1/concurrency-groups", {"name": "x", "max_runs": 0}, format="json").status_code == 400
     assert api.post("/api/v1/concurrency-groups", {"name": "x", "max_runs": 1}, format="json").status_code == 403
     assert api.get("/api/v1/concurrency-groups").json()["total"] == 1
+
+
+def test_the_sweep_releases_runs_whose_slot_freed_without_a_release():
+    job = JobFactory(overlap_policy="allow", max_concurrent_runs=1)
+    first, second = services.job_execute(job=job), services.job_execute(job=job)
+    assert not sent(second)
+    Execution.objects.filter(pk=first.pk).update(status="success")  # ended by a process that died before releasing
+    services.executions_resend_stale_queued()
+    assert sent(second)
