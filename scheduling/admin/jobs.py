@@ -31,6 +31,7 @@ from jobsite.admin.widgets import admin_change_url, human_duration, relative_whe
 from jobsite.exceptions import ApplicationError, error_message
 from jobsite.tenancy import scope_to_user
 from scheduling import services
+from scheduling.admin.backfill import backfill_view
 from scheduling.admin.forms import JobAdminForm
 from scheduling.admin.job_list import JobListColumns, JobOriginFilter, job_is_internal, with_activity
 from scheduling.admin.job_page import job_summary
@@ -107,7 +108,7 @@ class JobAdmin(JobListColumns, ObjectToolsMixin, RefreshingListMixin, admin.Mode
             *self._work_fieldsets(obj),
             ("Execution", {"fields": [
                 "queue", "priority", "timeout_seconds", "max_retries", "retry_backoff_seconds", "overlap_policy",
-                "jitter_seconds",
+                "jitter_seconds", "max_concurrent_runs", "concurrency_group",
             ]}),
             ("State", {"fields": ["is_enabled", "status", "owner", "organization", "periodic_task_link"]}),
             ("Runs", {"fields": [
@@ -266,6 +267,8 @@ class JobAdmin(JobListColumns, ObjectToolsMixin, RefreshingListMixin, admin.Mode
              "scheduling_job_run_with_parameters"),
             ("<path:object_id>/state/<str:change>/", self.state_view, "scheduling_job_state"),
             ("<path:object_id>/runs/<int:execution_id>/cancel/", self.cancel_run_view, "scheduling_job_cancel_run"),
+            ("<path:object_id>/backfill/", lambda request, object_id: backfill_view(self, request, object_id),
+             "scheduling_job_backfill"),
         ]
 
     def _job_for_button(self, request, object_id) -> Job:

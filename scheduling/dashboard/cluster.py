@@ -240,7 +240,8 @@ class OperatorWarning:
 def operator_warnings(state: ClusterState | None = None) -> list[OperatorWarning]:
     """What an operator must know on any page: the broker cannot be reached;
     runs wait in a queue no live worker consumes; beat's heartbeat is older
-    than ``BEAT_DOWN_AFTER_SECONDS`` (scheduled runs are not fired). A
+    than ``BEAT_DOWN_AFTER_SECONDS`` (scheduled runs are not fired); and
+    first, each maintenance pause in force (``maintenance_warnings``). A
     database query only to say how long runs have waited in a queue nobody
     consumes; ``state`` (already read by the page) is reused."""
     if state is None:
@@ -250,10 +251,10 @@ def operator_warnings(state: ClusterState | None = None) -> list[OperatorWarning
         workers_url = reverse("admin:scheduling_workers")
     except Exception:
         workers_url = ""
+    warnings = maintenance_warnings()
     if not state.broker_ok:
-        return [OperatorWarning(f"The broker ({state.broker}) cannot be reached: no run can be queued or started. "
-                        f"{state.broker_error}", workers_url, "Workers and queues")]
-    warnings = []
+        return warnings + [OperatorWarning(f"The broker ({state.broker}) cannot be reached: no run can be queued or "
+                                           f"started. {state.broker_error}", workers_url, "Workers and queues")]
     for queue in state.queues:
         if queue.unconsumed:
             waiting = f"{queue.depth} message{'s' if queue.depth != 1 else ''} waiting"
@@ -271,3 +272,17 @@ def operator_warnings(state: ClusterState | None = None) -> list[OperatorWarning
                                 f"(it beats every few seconds): scheduled jobs are not being fired.",
                                 "/health", "Health"))
     return warnings
+
+
+def maintenance_warnings() -> list[OperatorWarning]:
+    """One line per maintenance pause in force (one query on a table of a few rows)."""
+    from scheduling.maintenance_mode import active_pauses, pause_in_words
+
+    try:
+        pauses_url = reverse("admin:scheduling_maintenancepause_changelist")
+    except Exception:
+        pauses_url = ""
+    return [OperatorWarning(f"Maintenance: {pause_in_words(pause)}. Nothing in it fires; resume with "
+                            f"./manage jobs resume-all or POST /api/v1/maintenance/resume.",
+                            pauses_url, "Maintenance pauses")
+            for pause in active_pauses()]
