@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json as json_module
 import time
+from datetime import timedelta
 from datetime import timezone as dt_timezone
 from typing import Callable
 
@@ -132,7 +133,9 @@ def show_job(console: Console, *, job, json=False, **_):
     else:
         runs = job_next_runs(job, NEXT_RUNS)
         for run in runs:
-            console.out(f"  {fmt_dt(run, run.tzinfo)}")  # runs are in the job's zone
+            window = (f" (starts by {fmt_dt(run + timedelta(seconds=job.jitter_seconds), run.tzinfo)}: "
+                      f"jitter)" if job.jitter_seconds else "")
+            console.out(f"  {fmt_dt(run, run.tzinfo)}{window}")  # runs are in the job's zone
         if not runs:
             console.out("  none: a manual job runs only when triggered" if job.schedule_type == Job.ScheduleType.MANUAL
                         else "  none: a one-off schedule that has already fired")

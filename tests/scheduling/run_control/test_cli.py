@@ -19,7 +19,10 @@ def test_create_and_update_take_jitter_and_the_new_overlap_policies():
     assert (job.jitter_seconds, job.overlap_policy) == (0, "replace")
     with pytest.raises(CommandError, match="jitter_seconds"):
         jobs("update", "nightly", "--jitter", "4000")
-    assert "Start jitter" in jobs("show", "nightly")
+    jobs("update", "nightly", "--jitter", "90")
+    shown = jobs("show", "nightly")
+    assert "Start jitter" in shown and "up to 90s after the due time" in shown
+    assert "(starts by " in shown and "02:01" in shown
 
 
 def test_pause_all_resume_all_and_the_list(org):
