@@ -278,6 +278,15 @@ SEMANTIC_CHECKS: dict[str, str] = {
     "api_workflows_update": "as the create",
     "api_workflows_partial_update": "as the create",
     "cron_jobs_create": "schedule is read by the cron grammar; URLs must pass the outbound guard",
+    "api_v1_jobs_apply_create": "the body is a jobs-as-code file: YAML text or JSON read by its own grammar "
+                                "(sections, documents, names)",
+    "api_v1_jobs_backfill_create": "start and end are ISO 8601 read in the job's zone; end after start and not in "
+                                   "the future; at most JOBS_BACKFILL_MAX due times",
+    "api_v1_jobs_calendars_update": "calendars must name existing calendars",
+    "api_v1_calendars_create": "timezone an IANA zone; dates YYYY-MM-DD; windows HH:MM; holidays_country a country "
+                               "the holidays library knows; ical an iCalendar file",
+    "api_v1_calendars_update": "as the create",
+    "api_v1_calendars_partial_update": "as the create",
 }
 
 
