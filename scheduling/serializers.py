@@ -137,6 +137,14 @@ class ExecutionSerializer(serializers.ModelSerializer):
     job_name = serializers.CharField(source="job.name")
     retry_of = serializers.IntegerField(source="retry_of_id", allow_null=True, help_text="The execution this one retries.")
     triggered_by = serializers.SerializerMethodField(help_text="Username of who started it (null: beat or a retry).")
+    trigger_run = serializers.IntegerField(
+        source="trigger_run_id", allow_null=True,
+        help_text="The upstream job's run whose end started (or skipped) this one (trigger dependency).",
+    )
+    held = serializers.BooleanField(
+        help_text="Queued and waiting, not sent: for the job's running run to end (overlap policy queue) or for a "
+                  "concurrency slot; output says which.",
+    )
 
     class Meta:
         model = Execution
@@ -144,6 +152,7 @@ class ExecutionSerializer(serializers.ModelSerializer):
             "id", "uuid", "job_id", "job_name", "celery_task_id", "status", "trigger", "attempt", "retry_of",
             "created_at", "started_at", "completed_at", "duration_seconds", "worker", "output", "result",
             "error", "traceback", "log", "batch_id", "scheduled_for", "triggered_by", "override_kwargs",
+            "trigger_run", "held",
         ]
         read_only_fields = fields
 

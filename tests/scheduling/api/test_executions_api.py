@@ -95,7 +95,7 @@ def test_execution_representation(api, job, user):
         "id": execution.pk, "job_id": job.pk, "job_name": "alice-job", "celery_task_id": "task-1",
         "status": "success", "trigger": "retry", "attempt": 2, "retry_of": original.pk, "duration_seconds": 1.5,
         "worker": "w1 pid 2", "output": "ok", "result": {"rows": 3}, "error": "", "traceback": "", "log": "", "batch_id": "b-1", "scheduled_for": None,
-        "triggered_by": "alice", "override_kwargs": {"level": "deep"},
+        "triggered_by": "alice", "override_kwargs": {"level": "deep"}, "trigger_run": None, "held": False,
     }
 
 

@@ -419,7 +419,7 @@ def test_delete(admin_api, job):
 EXECUTION_FIELDS = {
     "id", "uuid", "job_id", "job_name", "celery_task_id", "status", "trigger", "attempt", "retry_of", "created_at",
     "started_at", "completed_at", "duration_seconds", "worker", "output", "result", "error", "traceback", "log", "batch_id",
-    "scheduled_for", "triggered_by", "override_kwargs",
+    "scheduled_for", "triggered_by", "override_kwargs", "trigger_run", "held",
 }
 
 
