@@ -67,7 +67,7 @@ class MaintenanceViewSet(viewsets.ViewSet):
     permission_classes = [IsAuthenticated, IsSuperuserToChange]
     parser_classes = [StrictJSONParser]
 
-    @extend_schema(tags=["maintenance"], summary="Pauses in force",
+    @extend_schema(tags=["jobs"], summary="Pauses in force",
                    responses={200: MaintenancePauseSerializer(many=True)})
     def list(self, request):
         pauses = active_pauses()
@@ -76,7 +76,7 @@ class MaintenanceViewSet(viewsets.ViewSet):
             pauses = [p for p in pauses if p.scope != MaintenancePause.Scope.ORGANIZATION or p.organization_id in orgs]
         return Response(list_envelope(MaintenancePauseSerializer(pauses, many=True).data))
 
-    @extend_schema(tags=["maintenance"], summary="Pause the site, an organization or a queue",
+    @extend_schema(tags=["jobs"], summary="Pause the site, an organization or a queue",
                    request=MaintenancePauseInputSerializer,
                    responses={201: MaintenancePauseSerializer, 400: ErrorSerializer,
                               403: OpenApiResponse(ErrorSerializer, description="Not a superuser.")})
@@ -86,7 +86,7 @@ class MaintenanceViewSet(viewsets.ViewSet):
                                   until=data.get("until"), reason=data["reason"], actor=request.user)
         return Response(MaintenancePauseSerializer(pause).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(tags=["maintenance"], summary="Resume (end pauses, catch up per job)",
+    @extend_schema(tags=["jobs"], summary="Resume (end pauses, catch up per job)",
                    request=MaintenanceResumeInputSerializer,
                    responses={200: MaintenancePauseSerializer(many=True), 404: ErrorSerializer})
     @action(detail=False, methods=["post"])
