@@ -221,21 +221,59 @@ def calendar_contains(calendar, moment: datetime) -> bool:
     return bool(calendar.ical) and _in_ical(calendar.ical, moment, zone)
 
 
+#: The annotation ``with_calendar_flag`` adds: whether a job lists any calendar.
+FLAG = "skips_calendars"
+
+
+def with_calendar_flag(queryset):
+    """``queryset`` of jobs, each knowing whether it lists any calendar (an
+    EXISTS in the same query): ``job_calendars`` then asks nothing more of a
+    job with none."""
+    from django.db.models import Exists, OuterRef
+
+    from scheduling.models import Calendar
+
+    return queryset.annotate(**{FLAG: Exists(Calendar.jobs.through.objects.filter(job_id=OuterRef("pk")))})
+
+
+def jobs_with_calendars(job_ids) -> set[int]:
+    """Which of ``job_ids`` list any calendar (one query, a few for very many ids)."""
+    from jobsite.db import id_batches
+    from scheduling.models import Calendar
+
+    through = Calendar.jobs.through.objects
+    found: set[int] = set()
+    for batch in id_batches(list(job_ids), alias=through.db):
+        found.update(through.filter(job_id__any_of=batch).values_list("job_id", flat=True))
+    return found
+
+
 def job_calendars(job) -> list:
-    """The calendars ``job`` skips (cached on the instance for a burst of questions)."""
+    """The calendars ``job`` skips (cached on the instance for a burst of
+    questions). No query when they were prefetched (``prefetch_related("calendars")``)
+    or the job was read ``with_calendar_flag`` and lists none."""
     cached = getattr(job, "_skip_calendars", None)
     if cached is None:
-        cached = list(job.calendars.all()) if job.pk else []
+        if not job.pk or getattr(job, FLAG, None) is False:
+            cached = []
+        else:
+            cached = list(job.calendars.all())
         job._skip_calendars = cached
     return cached
 
 
-def job_skip_calendar(job, due: datetime):
-    """The first of the job's calendars (by name) that ``due`` falls in, or None."""
-    for calendar in sorted(job_calendars(job), key=lambda c: c.name):
+def first_calendar(calendars, due: datetime):
+    """The first of ``calendars`` (by name) that ``due`` falls in, or None."""
+    for calendar in sorted(calendars, key=lambda c: c.name):
         if calendar_contains(calendar, due):
             return calendar
     return None
+
+
+def job_skip_calendar(job, due: datetime):
+    """The first of the job's calendars (by name) that ``due`` falls in, or None."""
+    calendars = job_calendars(job)
+    return first_calendar(calendars, due) if calendars else None
 
 
 def skip_reason(calendar) -> str:
@@ -243,10 +281,20 @@ def skip_reason(calendar) -> str:
     return f"Skipped: inside calendar '{calendar.name}'"
 
 
-def job_next_runs_open(job, runs_after, count: int) -> list[datetime]:
-    """The next ``count`` due times outside the job's calendars. ``runs_after(n,
-    after)`` is the schedule's own next runs; looked through up to MAX_SCAN due times."""
-    calendars = job_calendars(job)
+def fire_skip_reason(job, due: datetime) -> str | None:
+    """Why beat's fire of ``job`` for ``due`` is not run (recorded ``skipped``
+    with this as its output): it falls inside one of the job's calendars.
+    None: it runs. No query for a job read ``with_calendar_flag`` that lists none."""
+    calendar = job_skip_calendar(job, due)
+    return skip_reason(calendar) if calendar is not None else None
+
+
+def next_runs_open(calendars, runs_after, count: int) -> list[datetime]:
+    """The next ``count`` due times outside ``calendars``. ``runs_after(n,
+    after)`` is the schedule's own next runs (``after`` None: from its start);
+    looked through up to MAX_SCAN due times."""
+    if not calendars:
+        return list(runs_after(count, None))[:count]
     out: list[datetime] = []
     after = None
     scanned = 0
@@ -256,12 +304,43 @@ def job_next_runs_open(job, runs_after, count: int) -> list[datetime]:
             break
         scanned += len(batch)
         for due in batch:
-            if not calendars or job_skip_calendar(job, due) is None:
+            if first_calendar(calendars, due) is None:
                 out.append(due)
                 if len(out) == count:
                     break
+        if after is not None and batch[-1] <= after:
+            break  # a schedule that does not move on (defensive: never loop)
         after = batch[-1]
     return out
+
+
+def job_next_runs_open(job, runs_after, count: int) -> list[datetime]:
+    """``next_runs_open`` through the job's own calendars."""
+    return next_runs_open(job_calendars(job), runs_after, count)
+
+
+def next_open_run(job, first: datetime | None, schedule) -> datetime | None:
+    """``first`` (a due time of the job's ``schedule``) when it is outside the
+    job's calendars; else the next due time after it that is (None: none
+    within MAX_SCAN). What ``next_run_at`` and the overdue check expect."""
+    if first is None or job_skip_calendar(job, first) is None:
+        return first
+    runs = job_next_runs_open(job, lambda n, after: schedule.next_runs(n, after=after or first, anchor=first), 1)
+    return runs[0] if runs else None
+
+
+def calendars_named(names, *, user) -> list:
+    """The calendars called ``names`` that ``user`` can see; a ValidationError
+    on ``calendars`` naming those that are not."""
+    from jobsite.tenancy import scope_to_user
+    from scheduling.models import Calendar
+
+    names = list(dict.fromkeys(names))
+    found = list(scope_to_user(Calendar.objects.all(), user).filter(name__in=names)) if names else []
+    missing = [name for name in names if name not in {c.name for c in found}]
+    if missing:
+        raise ValidationError({"calendars": [f"No calendar named {', '.join(repr(n) for n in missing)}."]})
+    return found
 
 
 SPAN_STEP = timedelta(minutes=5)

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from jobsite.db import id_batches, insert_rows
 from scheduling.beat import job_schedule, periodic_task_sync
+from scheduling.calendars import fire_skip_reason, jobs_with_calendars, next_open_run, with_calendar_flag
 from scheduling.maintenance_mode import is_in_force, open_pauses, pause_covering
 from scheduling.models import Execution, Job
 from scheduling.services.limits import send_or_hold
@@ -38,7 +39,7 @@ def job_dispatch_scheduled(
     ``missed_from``: beat was not running) are handled by the job's catch-up
     policy (``_catch_up``). Without ``scheduled_for`` (a message from before
     fires carried it) the fire is identified by the time it arrives."""
-    job = Job.objects.select_for_update().filter(pk=job_id).first()
+    job = with_calendar_flag(Job.objects.select_for_update()).filter(pk=job_id).first()
     if job is None or not job.is_schedulable:
         return None  # deleted or paused after beat read its schedule
     if pause_covering(job, _pauses_in_force()) is not None:
@@ -55,13 +56,18 @@ def job_dispatch_scheduled(
     active = active_execution(job) if job.overlap_policy == Job.OverlapPolicy.SKIP else None
     job.last_run_at = now
     # the next run counts from the due time fired (an interval keeps its absolute spacing)
-    job.next_run_at = job_schedule(job).next_run(after=max(due, now), anchor=due)
+    schedule = job_schedule(job)  # (a due time inside one of the job's calendars is not the next run)
+    job.next_run_at = next_open_run(job, schedule.next_run(after=max(due, now), anchor=due), schedule)
     Job.objects.filter(pk=job.pk).update(last_run_at=job.last_run_at, next_run_at=job.next_run_at)
     run_now = _catch_up(job, due=due, late=late, missed=missed, missed_from=missed_from, now=now,
                         scheduled_for=scheduled_for)
     _disable_fired_one_off(job)
     if not run_now:
         return None
+    skip_reason = fire_skip_reason(job, due)  # inside one of the job's calendars: recorded, not run
+    if skip_reason is not None:
+        return _new_fire(job, scheduled_for=scheduled_for, status=Execution.Status.SKIPPED, completed_at=now,
+                         output=skip_reason)
     if job.overlap_policy in ONE_BY_ONE_POLICIES:
         return run_with_overlap_policy(
             job, scheduled=True, make_run=lambda **extra: _new_fire(job, scheduled_for=scheduled_for, **extra))
@@ -129,6 +135,7 @@ def jobs_dispatch_scheduled(*, fires: Sequence[ScheduledFire], sends: list | Non
         )) if due_times else set()
         going = set(_in_chunks(Execution.objects.filter(status__in=Execution.ACTIVE_STATUSES), "job_id",
                                skip_ids, "job_id"))
+        with_calendars = jobs_with_calendars(job_ids)  # their fires go one by one (a calendar may skip them)
         bulk: list[tuple[Job, ScheduledFire]] = []
         one_by_one: list[ScheduledFire] = []
         seen: set[int] = set()
@@ -141,6 +148,7 @@ def jobs_dispatch_scheduled(*, fires: Sequence[ScheduledFire], sends: list | Non
             if fire.scheduled_for is not None and (job.pk, fire.scheduled_for) in recorded:
                 continue  # a duplicate fire: recorded already
             simple = (fire.scheduled_for is not None and not fire.missed and job.pk not in going
+                      and job.pk not in with_calendars
                       and job.overlap_policy not in ONE_BY_ONE_POLICIES
                       and not job.max_concurrent_runs and not job.concurrency_group_id
                       and job.pk not in seen and job.schedule_type != Job.ScheduleType.ONCE
@@ -282,6 +290,10 @@ def _catch_up(job: Job, *, due: datetime, late: bool, missed: int, missed_from: 
     caught_up = 0
     if policy == Job.CatchUpPolicy.ALL and missed_times:
         for when in missed_times[: settings.JOBS_CATCH_UP_MAX]:
+            skip_reason = fire_skip_reason(job, when)
+            if skip_reason is not None:  # inside one of the job's calendars
+                _new_fire(job, scheduled_for=when, status=Execution.Status.SKIPPED, completed_at=now, output=skip_reason)
+                continue
             execution = _new_fire(job, scheduled_for=when)
             if not getattr(execution, "_duplicate", False):
                 send_or_hold(execution, job)
