@@ -28,6 +28,7 @@ from jobsite.parsers import StrictJSONParser
 from jobsite.tenancy import user_default_organization
 from scheduling import manifest, selectors, services
 from scheduling.beat import schedule_preview
+from scheduling.calendars import calendars_named
 from scheduling.executors import schedulable_tasks
 from scheduling.models import Backfill, Execution, Job
 from scheduling.pagination import list_envelope, paginate
@@ -322,7 +323,8 @@ class JobViewSet(viewsets.GenericViewSet):
         request=ScheduleValidateInputSerializer,
         responses={
             200: OpenApiResponse(ScheduleValidationSerializer, description="`valid` says whether the schedule parses."),
-            400: OpenApiResponse(ErrorSerializer, description="A field is missing or the body is malformed."),
+            400: OpenApiResponse(ErrorSerializer, description="A field is missing, the body is malformed, or "
+                                                              "`calendars` names a calendar you cannot see."),
         },
     )
     @action(detail=False, methods=["post"], url_path="validate-schedule", url_name="validate-schedule")
@@ -333,11 +335,13 @@ class JobViewSet(viewsets.GenericViewSet):
         with ``valid: false`` and an ``error`` naming the field at fault
         (``schedule_type``, ``schedule_expression`` or ``timezone``). Only a
         request the endpoint cannot answer — a missing field, a malformed
-        body — is a 400.
+        body, a calendar (``calendars``) you cannot see — is a 400. With
+        ``calendars``, the next runs leave out due times inside them.
         """
         data = request_body(ScheduleValidateInputSerializer, request)
+        calendars = calendars_named(data.get("calendars", []), user=request.user)
         preview = schedule_preview(data["schedule_type"], data["schedule_expression"], data["timezone"],
-                                   jitter_seconds=data["jitter_seconds"])
+                                   jitter_seconds=data["jitter_seconds"], calendars=calendars)
         if preview["valid"]:
             preview["next_runs"] = [run.isoformat() for run in preview["next_runs"]]
             if "start_windows" in preview:

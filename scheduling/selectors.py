@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Avg, Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
@@ -12,9 +13,10 @@ from django.utils import timezone
 
 from jobsite.exceptions import NotFound
 from jobsite.tenancy import get_visible, scope_to_user
+from scheduling.beat.sync import job_schedule
+from scheduling.calendars import FLAG, job_calendars, next_open_run, with_calendar_flag
 from scheduling.models import Execution, Job
 from scheduling.statistics import nearest_rank_index
-
 
 
 def _grace() -> timedelta:
@@ -54,19 +56,54 @@ def _base_jobs(user) -> QuerySet[Job]:
     return scope_to_user(_jobs(), user)
 
 
+def expected_run(job: Job) -> datetime | None:
+    """When beat should next run the job: its ``next_run_at``, or, when that
+    falls inside one of the job's calendars (a fire recorded ``skipped``, not
+    a run), the next due time outside them. No query for a job read
+    ``with_calendar_flag`` (or with its calendars prefetched) that lists none."""
+    if job.next_run_at is None or not job_calendars(job):
+        return job.next_run_at
+    try:
+        schedule = job_schedule(job)
+    except ValidationError:  # a stored schedule the parser refuses: its next_run_at stands
+        return job.next_run_at
+    return next_open_run(job, job.next_run_at, schedule)
+
+
+def _excused_by_calendars(now) -> list[int]:
+    """Jobs whose ``next_run_at`` passed by more than the grace period but
+    fell inside one of their calendars, and whose next due time outside them
+    has not: a skipped day is not overdue. One query (two when some job with
+    calendars is late); jobs without calendars are not read."""
+    cutoff = now - _grace()
+    late = (with_calendar_flag(Job.objects.filter(is_enabled=True, status=Job.Status.ACTIVE, next_run_at__lt=cutoff))
+            .filter(**{FLAG: True}).prefetch_related("calendars"))
+    excused = []
+    for job in late:
+        expected = expected_run(job)
+        if expected is None or expected >= cutoff:
+            excused.append(job.pk)
+    return excused
+
+
 def overdue_q(now=None) -> Q:
-    """Enabled and active, and either its expected run passed by more than the
-    grace period, or a scheduled run has waited that long without starting."""
+    """Enabled and active, and either its expected run (``expected_run``: a
+    skipped day in one of its calendars is not expected) passed by more than
+    the grace period, or a scheduled run has waited that long without starting."""
     now = now or timezone.now()
     stale = Exists(_stale_queued(now).filter(job=OuterRef("pk")))
-    return Q(is_enabled=True, status=Job.Status.ACTIVE) & (Q(next_run_at__lt=now - _grace()) | Q(stale))
+    late = Q(next_run_at__lt=now - _grace())
+    excused = _excused_by_calendars(now)
+    if excused:
+        late &= ~Q(pk__in=excused)
+    return Q(is_enabled=True, status=Job.Status.ACTIVE) & (late | Q(stale))
 
 
 def job_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Job]:
     """Jobs ``user`` may see (``SYSTEM``: all, for the CLI), filtered by status,
     is_enabled, job_type, kind, overdue, search."""
     filters = filters or {}
-    qs = _base_jobs(user)
+    qs = with_calendar_flag(_base_jobs(user))
     if filters.get("status"):
         qs = qs.filter(Job.state_q(filters["status"]))
     if filters.get("is_enabled") is not None:
@@ -88,11 +125,11 @@ def job_get(*, user, job_id, forbidden: str | None = None) -> Job:
     403 with the ``forbidden`` message where a facade's contract asks for it."""
     pk = as_id(job_id)
     lookup = {"pk": pk} if pk is not None else {"name": str(job_id)}
-    return get_visible(_jobs(), user, lookup=lookup, not_found=f"Job {job_id} not found.", forbidden=forbidden)
+    return get_visible(with_calendar_flag(_jobs()), user, lookup=lookup, not_found=f"Job {job_id} not found.", forbidden=forbidden)
 
 
 def job_overdue_list(*, user) -> QuerySet[Job]:
-    return _base_jobs(user).filter(overdue_q()).order_by("next_run_at")
+    return with_calendar_flag(_base_jobs(user)).filter(overdue_q()).order_by("next_run_at")
 
 
 def job_overdue_since(job: Job, now=None) -> datetime | None:
@@ -105,8 +142,9 @@ def job_overdue_since(job: Job, now=None) -> datetime | None:
     if stale is None:
         stale = list(_stale_queued(now).filter(job=job).only("created_at"))
     candidates = [execution.created_at for execution in stale]
-    if job.next_run_at is not None and job.next_run_at < now - _grace():
-        candidates.append(job.next_run_at)
+    expected = expected_run(job) if job.next_run_at is not None and job.next_run_at < now - _grace() else None
+    if expected is not None and expected < now - _grace():
+        candidates.append(expected)
     return min(candidates)
 
 
@@ -116,8 +154,10 @@ def job_is_overdue(job: Job, now=None) -> bool:
     if not (job.is_enabled and job.status == Job.Status.ACTIVE):
         return False
     late = job.next_run_at is not None and job.next_run_at < now - _grace()
-    if late:
-        return True
+    if late:  # unless it fell on a skipped day (one of the job's calendars) and the next open one has not passed
+        expected = expected_run(job)
+        if expected is not None and expected < now - _grace():
+            return True
     stale = getattr(job, "stale_queued", None)  # prefetched by the selectors
     if stale is None:
         return _stale_queued(now).filter(job=job).exists()

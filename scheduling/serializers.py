@@ -251,6 +251,10 @@ class ScheduleValidationSerializer(serializers.Serializer):
         help_text="The next 5 run times, ISO 8601 in the schedule's time zone (valid only).",
     )
     jitter_seconds = serializers.IntegerField(required=False, help_text="The start jitter asked about (if any).")
+    calendars = serializers.ListField(
+        child=serializers.CharField(), required=False,
+        help_text="The calendars asked about (if any): next_runs are outside them.",
+    )
     start_windows = serializers.ListField(
         child=serializers.DictField(child=serializers.CharField()), required=False,
         help_text='With jitter_seconds: each next run\'s start window, {"due": ..., "starts_by": ...} '
@@ -406,6 +410,10 @@ class ScheduleValidateInputSerializer(serializers.Serializer):
     jitter_seconds = serializers.IntegerField(
         min_value=0, max_value=MAX_JITTER_SECONDS, default=0,
         help_text="A start jitter to preview: each run's start window is shown (start_windows).",
+    )
+    calendars = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, max_length=100,
+        help_text="Names of calendars to skip: next_runs leaves out due times inside them (as a job listing them fires).",
     )
 
 

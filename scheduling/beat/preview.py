@@ -11,13 +11,17 @@ from django.utils import timezone
 
 from jobsite.exceptions import django_validation_error_detail, validation_error_message
 from scheduling.beat.sync import job_schedule
+from scheduling.calendars import job_next_runs_open, next_runs_open
 from scheduling.models import Job
 from scheduling.schedules import Schedule, parse_schedule
 
 
 def job_next_runs(job: Job, count: int = 5, *, after: datetime | None = None) -> list[datetime]:
     """The job's next ``count`` runs as beat will fire them (none while paused or
-    disabled). Interval runs count from beat's own last run of the job."""
+    disabled). Interval runs count from beat's own last run of the job. Due
+    times inside the job's calendars are left out (they fire as ``skipped``):
+    no query for that when the job's calendars were prefetched or it was read
+    ``with_calendar_flag`` (scheduling.calendars) and lists none."""
     if not job.is_schedulable:
         return []
     schedule = job_schedule(job)
@@ -25,7 +29,8 @@ def job_next_runs(job: Job, count: int = 5, *, after: datetime | None = None) ->
     if schedule.interval:
         task = job.periodic_task
         anchor = (task.last_run_at if task is not None else None) or after or timezone.now()
-    return schedule.next_runs(count, after=after, anchor=anchor)
+    return job_next_runs_open(
+        job, lambda n, since: schedule.next_runs(n, after=since or after, anchor=anchor), count)
 
 
 def _in_words(schedule: Schedule) -> str | None:
@@ -47,7 +52,7 @@ def schedule_description(job: Job) -> str | None:
 
 
 def schedule_preview(schedule_type: str, expression: str, timezone_name: str, count: int = 5,
-                     jitter_seconds: int = 0) -> dict:
+                     jitter_seconds: int = 0, calendars=()) -> dict:
     """Check a schedule (not yet a job's) and preview it.
 
     Valid: ``valid``, ``description`` (None if it cannot be phrased) and
@@ -56,6 +61,8 @@ def schedule_preview(schedule_type: str, expression: str, timezone_name: str, co
     and ``errors`` (field → messages). The input is echoed, with a blank time
     zone read as UTC like everywhere else. With ``jitter_seconds`` (a start
     jitter), valid: ``start_windows``, each run's window as (due, starts by).
+    With ``calendars`` (Calendar objects): the next runs outside them, and
+    ``calendars``, their names.
     """
     timezone_name = timezone_name or "UTC"
     preview = {"schedule_type": schedule_type, "schedule_expression": expression, "timezone": timezone_name}
@@ -64,7 +71,11 @@ def schedule_preview(schedule_type: str, expression: str, timezone_name: str, co
     except ValidationError as exc:
         preview.update(valid=False, error=validation_error_message(exc), errors=django_validation_error_detail(exc))
     else:
-        preview.update(valid=True, description=_in_words(schedule), next_runs=schedule.next_runs(count))
+        calendars = sorted(calendars, key=lambda c: c.name)
+        runs = next_runs_open(calendars, lambda n, after: schedule.next_runs(n, after=after), count)
+        preview.update(valid=True, description=_in_words(schedule), next_runs=runs)
+        if calendars:
+            preview["calendars"] = [c.name for c in calendars]
         if jitter_seconds:
             preview.update(jitter_seconds=jitter_seconds, start_windows=[
                 (run, run + timedelta(seconds=jitter_seconds)) for run in preview["next_runs"]])
