@@ -8,14 +8,16 @@ statuses.
 """
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 from django.utils import formats, timezone
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from jobsite import humanize
 
@@ -48,11 +50,59 @@ def badge(value: str, label: str | None = None, *, colours: Mapping[str, str]):
     )
 
 
+#: Django date-format characters with a strftime twin giving the same text
+#: (numbers, and the zone's abbreviation: DateFormat.T is ``tzinfo.tzname``).
+_STRFTIME = {"Y": "%Y", "m": "%m", "d": "%d", "H": "%H", "i": "%M", "s": "%S", "T": "%Z", "y": "%y"}
+
+
+@functools.lru_cache(maxsize=64)
+def strftime_pattern(django_format: str) -> str | None:
+    """``django_format`` (e.g. "Y-m-d H:i:s T") as a strftime pattern giving
+    the same text, or None when it uses a character without a twin (then
+    Django formats it)."""
+    out, escaped = [], False
+    for char in django_format:
+        if escaped:
+            out.append("%%" if char == "%" else char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char in _STRFTIME:
+            out.append(_STRFTIME[char])
+        elif char.isalpha():
+            return None
+        else:
+            out.append("%%" if char == "%" else char)
+    return "".join(out)
+
+
+def format_time(value: datetime, django_format: str) -> str:
+    """``formats.date_format(value, django_format)`` (a format name such as
+    "DATETIME_FORMAT", or a format): the same text, through strftime when the
+    format allows (a list shows hundreds of times: a few µs each instead of ~30)."""
+    resolved = formats.get_format(django_format)  # a format name, else the format itself
+    pattern = strftime_pattern(resolved)
+    if pattern is None or (value.tzinfo is None and "%Z" in pattern):
+        return formats.date_format(value, resolved)
+    return value.strftime(pattern)
+
+
+def time_formatter(*, tz=None) -> Callable[[datetime | None], str]:
+    """``when`` with the format and the zone looked up once: for a page that
+    shows many times (a strip of 1,000 runs). Same text as ``when``."""
+    zone = tz or timezone.get_current_timezone()
+    resolved = formats.get_format("DATETIME_FORMAT")
+    pattern = strftime_pattern(resolved)
+    if pattern is None:
+        return lambda value: "-" if value is None else formats.date_format(timezone.localtime(value, zone), resolved)
+    return lambda value: "-" if value is None else timezone.localtime(value, zone).strftime(pattern)
+
+
 def when(value: datetime | None, *, tz=None) -> str:
     """A time as the admin shows times: seconds and time zone (jobsite/formats)."""
     if value is None:
         return "-"
-    return formats.date_format(timezone.localtime(value, tz), "DATETIME_FORMAT")
+    return format_time(timezone.localtime(value, tz), "DATETIME_FORMAT")
 
 
 def when_stacked(value: datetime | None):
@@ -62,7 +112,7 @@ def when_stacked(value: datetime | None):
         return "-"
     local = timezone.localtime(value)
     return format_html('<span class="ops-nowrap">{}</span><br><span class="ops-nowrap">{}</span>',
-                       formats.date_format(local, "DATE_FORMAT"), formats.date_format(local, "H:i:s T"))
+                       format_time(local, "DATE_FORMAT"), format_time(local, "H:i:s T"))
 
 
 def human_duration(seconds: float | timedelta | None) -> str:
@@ -75,8 +125,9 @@ def relative_when(value: datetime | None, *, now: datetime | None = None):
     and zone) on hover and in ``datetime``: for list columns."""
     if value is None:
         return "-"
-    return format_html('<time class="ops-when" datetime="{}" title="{}">{}</time>',
-                       value.isoformat(), when(value), humanize.relative(value, now))
+    # ids, ISO times and "3m ago" need no escaping: no format_html per cell
+    return mark_safe(f'<time class="ops-when" datetime="{value.isoformat()}" title="{when(value)}">'
+                     f'{humanize.relative(value, now)}</time>')
 
 
 def progress_bar(percent: float | None, *, failed_percent: float | None = None, eta_seconds: float | None = None,
