@@ -4,7 +4,10 @@ pygal: its render alone took longer than a page may).
 
 ``stacked_bars`` draws counts per bucket (runs per hour by outcome): each
 bucket a link to the list behind it, its counts in a native tooltip
-(``<title>``), the axis with a few round numbers.
+(``<title>``), the axis with a few round numbers. ``lines`` draws values
+per point (a job's run durations with their p50 and p95): the same axis, a
+tooltip on each dot, a legend below. Both style themselves (presentation
+attributes), so they need no stylesheet of the page they are on.
 """
 from __future__ import annotations
 
@@ -80,5 +83,77 @@ def stacked_bars(*, labels: Sequence[str], series: Sequence[Series], tick_labels
             parts.append(f'<text x="{left + (i + 0.5) * slot:.1f}" y="{height - 5}" class="ops-axis" '
                          f'text-anchor="middle">{escape(tick_labels[i])}</text>')
     parts.append(f'<line x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}" class="ops-baseline"/>')
+    parts.append("</svg>")
+    return mark_safe("".join(parts))
+
+
+@dataclass(frozen=True)
+class Line:
+    label: str
+    colour: str
+    values: Sequence[float]
+    dash: str = ""  # an SVG stroke-dasharray, e.g. "6,4"; empty: solid
+    dots: bool = True  # a dot (with its tooltip) on each value
+
+
+def nice_ceiling(value: float) -> float:
+    """The top of an axis of four equal steps of 1, 2 or 5 × 10^k (k may be
+    negative: a chart of durations under a second) at or above ``value``."""
+    if value <= 0:
+        return 1.0
+    quarter = value / 4
+    exponent = math.floor(math.log10(quarter))
+    for step in (1, 2, 5, 10):
+        if step * 10.0 ** exponent >= quarter:
+            return 4 * step * 10.0 ** exponent
+    return 4 * 10.0 ** (exponent + 1)
+
+
+def lines(*, labels: Sequence[str], series: Sequence[Line], tick_labels: dict[int, str], title: str,
+          value_text=lambda value: f"{value:g}", unit: str = "", width: int = 760, height: int = 230) -> SafeString:
+    """``series`` as lines over the points ``labels`` (each dot's tooltip:
+    ``labels[i]: value_text(value)``), with ``tick_labels`` under the x axis
+    (index -> text), the y axis in ``unit`` and a legend below."""
+    count = len(labels)
+    left, right, top, bottom, legend = 46, 10, 10, 20, 22
+    plot_w, plot_h = width - left - right, height - top - bottom - legend
+    ceiling = nice_ceiling(max((v for s in series for v in s.values), default=0.0))
+    step_x = plot_w / max(count - 1, 1)
+    axis = 'font-size="10" fill="#757575" font-family="system-ui, sans-serif"'
+
+    def xy(i: int, value: float) -> tuple[float, float]:
+        return left + i * step_x, top + plot_h - plot_h * min(value, ceiling) / ceiling
+
+    parts = [f'<svg class="ops-svg-chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
+             f'xmlns="http://www.w3.org/2000/svg" style="display:block;width:100%;height:auto">']
+    for step in range(5):
+        value, y = ceiling * step / 4, top + plot_h - plot_h * step / 4
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ececec"/>'
+                     f'<text x="{left - 6}" y="{y + 3.5:.1f}" text-anchor="end" {axis}>{value:g}</text>')
+    if unit:
+        parts.append(f'<text x="10" y="{top + plot_h / 2:.1f}" text-anchor="middle" {axis} '
+                     f'transform="rotate(-90 10 {top + plot_h / 2:.1f})">{escape(unit)}</text>')
+    for i, text in tick_labels.items():
+        parts.append(f'<text x="{left + i * step_x:.1f}" y="{top + plot_h + 14}" text-anchor="middle" {axis}>'
+                     f'{escape(text)}</text>')
+    parts.append(f'<line x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#9e9e9e"/>')
+    for s in series:
+        points = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(i, v) for i, v in enumerate(s.values)))
+        dash = f' stroke-dasharray="{escape(s.dash)}"' if s.dash else ""
+        parts.append(f'<g class="ops-line"><title>{escape(s.label)}</title><polyline points="{points}" fill="none" '
+                     f'stroke="{escape(s.colour)}" stroke-width="1.5"{dash}/></g>')
+        if s.dots:
+            for i, value in enumerate(s.values):
+                x, y = xy(i, value)
+                parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{escape(s.colour)}">'
+                             f'<title>{escape(labels[i])}: {escape(value_text(value))}</title></circle>')
+    x = left
+    for s in series:  # the legend: a swatch of each line and its label
+        dash = f' stroke-dasharray="{escape(s.dash)}"' if s.dash else ""
+        y = height - 7
+        parts.append(f'<line x1="{x}" x2="{x + 22}" y1="{y - 4}" y2="{y - 4}" stroke="{escape(s.colour)}" '
+                     f'stroke-width="2"{dash}/><text x="{x + 28}" y="{y}" font-size="12" fill="#333" '
+                     f'font-family="system-ui, sans-serif">{escape(s.label)}</text>')
+        x += 40 + 7 * len(s.label)
     parts.append("</svg>")
     return mark_safe("".join(parts))
