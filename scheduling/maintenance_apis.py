@@ -6,6 +6,7 @@ one queue (superusers); POST .../resume ends them, and each job they covered is
 caught up per its catch-up policy (``scheduling.services.pause_all``)."""
 from __future__ import annotations
 
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -18,7 +19,7 @@ from jobsite.tenancy import user_organization_ids
 from scheduling.maintenance_mode import active_pauses, pause_in_words
 from scheduling.models import ConcurrencyGroup, MaintenancePause
 from scheduling.pagination import list_envelope
-from scheduling.serializers import ErrorSerializer, request_body
+from scheduling.serializers import ErrorSerializer, StrictInputSerializer, request_body
 from scheduling.services.limits import concurrency_group_set
 from scheduling.services.pause_all import maintenance_pause, maintenance_resume
 
@@ -37,7 +38,12 @@ class MaintenancePauseSerializer(serializers.ModelSerializer):
         return pause_in_words(pause)
 
 
-class MaintenancePauseInputSerializer(serializers.Serializer):
+class MaintenancePauseListSerializer(serializers.Serializer):
+    items = MaintenancePauseSerializer(many=True)
+    total = serializers.IntegerField()
+
+
+class MaintenancePauseInputSerializer(StrictInputSerializer):
     scope = serializers.ChoiceField(choices=MaintenancePause.Scope.choices, default=MaintenancePause.Scope.SITE)
     organization_id = serializers.PrimaryKeyRelatedField(
         source="organization", queryset=Organization.objects.all(), pk_field=serializers.UUIDField(),
@@ -48,7 +54,7 @@ class MaintenancePauseInputSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=255, required=False, default="", allow_blank=True)
 
 
-class MaintenanceResumeInputSerializer(serializers.Serializer):
+class MaintenanceResumeInputSerializer(StrictInputSerializer):
     id = serializers.IntegerField(required=False, min_value=1, help_text="The pause to end (default: every one).")
 
 
@@ -59,6 +65,14 @@ class IsSuperuserToChange(BasePermission):
         return request.method == "GET" or bool(request.user and request.user.is_superuser)
 
 
+class EnvelopeSchema(AutoSchema):
+    """``list`` answers ``{"items": [...], "total": n}``, not the bare array
+    drf-spectacular assumes for an action named list (as scheduling.apis does)."""
+
+    def _is_list_view(self, serializer=None) -> bool:
+        return False
+
+
 class MaintenanceViewSet(viewsets.ViewSet):
     """Pause-all (maintenance mode): while a pause is on, no job it covers fires, and run requests are
     refused (409) unless forced; at its end each job's catch-up policy decides what runs, and every fire
@@ -66,9 +80,10 @@ class MaintenanceViewSet(viewsets.ViewSet):
 
     permission_classes = [IsAuthenticated, IsSuperuserToChange]
     parser_classes = [StrictJSONParser]
+    schema = EnvelopeSchema()
 
     @extend_schema(tags=["jobs"], summary="Pauses in force",
-                   responses={200: MaintenancePauseSerializer(many=True)})
+                   responses={200: MaintenancePauseListSerializer})
     def list(self, request):
         pauses = active_pauses()
         if not request.user.is_superuser:
@@ -88,7 +103,8 @@ class MaintenanceViewSet(viewsets.ViewSet):
 
     @extend_schema(tags=["jobs"], summary="Resume (end pauses, catch up per job)",
                    request=MaintenanceResumeInputSerializer,
-                   responses={200: MaintenancePauseSerializer(many=True), 404: ErrorSerializer})
+                   responses={200: MaintenancePauseListSerializer, 400: ErrorSerializer, 403: ErrorSerializer,
+                              404: ErrorSerializer})
     @action(detail=False, methods=["post"])
     def resume(self, request):
         data = request_body(MaintenanceResumeInputSerializer, request)
@@ -105,6 +121,7 @@ class MaintenanceViewSet(viewsets.ViewSet):
 # /api/v1/concurrency-groups: limits shared by several jobs
 # ---------------------------------------------------------------------------
 class ConcurrencyGroupSerializer(serializers.ModelSerializer):
+    name = serializers.CharField(help_text="How jobs name the group (their concurrency_group).")
     jobs = serializers.SerializerMethodField(help_text="Names of the jobs in the group.")
 
     class Meta:
@@ -116,8 +133,13 @@ class ConcurrencyGroupSerializer(serializers.ModelSerializer):
         return [job.name for job in group.jobs.all()]
 
 
-class ConcurrencyGroupInputSerializer(serializers.Serializer):
-    name = serializers.SlugField(max_length=64)
+class ConcurrencyGroupListSerializer(serializers.Serializer):
+    items = ConcurrencyGroupSerializer(many=True)
+    total = serializers.IntegerField()
+
+
+class ConcurrencyGroupInputSerializer(StrictInputSerializer):
+    name = serializers.CharField(max_length=64, help_text="How jobs name the group (their concurrency_group).")
     max_runs = serializers.IntegerField(min_value=1, help_text="At most this many runs of the group's jobs at once.")
     description = serializers.CharField(max_length=255, required=False, default="", allow_blank=True)
 
@@ -129,8 +151,9 @@ class ConcurrencyGroupViewSet(viewsets.ViewSet):
 
     permission_classes = [IsAuthenticated, IsSuperuserToChange]
     parser_classes = [StrictJSONParser]
+    schema = EnvelopeSchema()
 
-    @extend_schema(tags=["jobs"], summary="Concurrency groups", responses={200: ConcurrencyGroupSerializer(many=True)})
+    @extend_schema(tags=["jobs"], summary="Concurrency groups", responses={200: ConcurrencyGroupListSerializer})
     def list(self, request):
         groups = ConcurrencyGroup.objects.prefetch_related("jobs")
         return Response(list_envelope(ConcurrencyGroupSerializer(groups, many=True).data))

@@ -11,17 +11,27 @@ from jobsite.exceptions import django_validation_error_detail
 from jobsite.parsers import StrictJSONParser
 from scheduling import selectors
 from scheduling.models import Job, JobDependency
-from scheduling.serializers import ErrorSerializer, request_body
+from scheduling.serializers import ErrorSerializer, StrictInputSerializer, request_body
 from scheduling.services.dependencies import job_set_run_after
 
 
-class RunAfterItemSerializer(serializers.Serializer):
+class RunAfterItemSerializer(StrictInputSerializer):
     job = serializers.CharField(help_text="The upstream job: its id or name.")
     condition = serializers.ChoiceField(choices=JobDependency.Condition.choices, default="success",
                                         help_text="success: after it succeeds; finished: after it ends, any outcome.")
 
 
-class RunAfterSerializer(serializers.Serializer):
+class RunAfterShownSerializer(serializers.Serializer):
+    job = serializers.CharField(help_text="The upstream job's name.")
+    job_id = serializers.IntegerField()
+    condition = serializers.ChoiceField(choices=JobDependency.Condition.choices)
+
+
+class RunAfterListSerializer(serializers.Serializer):
+    run_after = RunAfterShownSerializer(many=True)
+
+
+class RunAfterSerializer(StrictInputSerializer):
     run_after = RunAfterItemSerializer(many=True, help_text="Every job listed must have ended as its condition says "
                                                              "for the same due time; empty: run after none.")
 
@@ -38,12 +48,13 @@ class RunAfterViewSet(viewsets.ViewSet):
     permission_classes = [IsAuthenticated]
     parser_classes = [StrictJSONParser]
 
-    @extend_schema(tags=["jobs"], summary="The jobs a job runs after", responses={200: RunAfterSerializer})
+    @extend_schema(tags=["jobs"], summary="The jobs a job runs after", responses={200: RunAfterListSerializer, 404: ErrorSerializer})
     def retrieve(self, request, pk=None):
         return Response(_shown(selectors.job_get(user=request.user, job_id=pk)))
 
     @extend_schema(tags=["jobs"], summary="Set the jobs a job runs after", request=RunAfterSerializer,
-                   responses={200: RunAfterSerializer, 400: ErrorSerializer, 403: ErrorSerializer})
+                   responses={200: RunAfterListSerializer, 400: ErrorSerializer, 403: ErrorSerializer,
+                              404: ErrorSerializer})
     def update(self, request, pk=None):
         job = selectors.job_get(user=request.user, job_id=pk)
         if not request.user.is_superuser:

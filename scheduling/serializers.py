@@ -91,7 +91,8 @@ class JobSerializer(serializers.ModelSerializer):
     )
     statistics = serializers.SerializerMethodField()
     concurrency_group = serializers.SlugRelatedField(
-        slug_field="name", read_only=True, help_text="The concurrency group the job shares a limit with (null: none).")
+        slug_field="name", read_only=True, allow_null=True,
+        help_text="The concurrency group the job shares a limit with (null: none).")
 
     class Meta:
         model = Job

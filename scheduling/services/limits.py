@@ -105,15 +105,12 @@ def concurrency_group_set(*, name: str, max_runs: int, description: str = "", ac
     """Create or change the concurrency group ``name`` (audited); a raised
     limit sends the runs that now fit."""
     from django.core.exceptions import ValidationError
-    from django.core.validators import validate_slug
 
     from scheduling import audit
 
     errors = {}
-    try:
-        validate_slug(name)
-    except ValidationError:
-        errors["name"] = ["Letters, digits, - and _ only."]
+    if not isinstance(name, str) or not name.strip() or len(name) > 64:
+        errors["name"] = ["A name of 1 to 64 characters."]
     if not isinstance(max_runs, int) or isinstance(max_runs, bool) or max_runs < 1:
         errors["max_runs"] = ["A whole number of runs, at least 1."]
     if errors:

@@ -86,7 +86,7 @@ def test_the_groups_api(admin_api, api):
     response = admin_api.post("/api/v1/concurrency-groups", {"name": "document-api", "max_runs": 2}, format="json")
     assert response.status_code == 200, response.content
     assert response.json()["max_runs"] == 2
-    assert admin_api.post("/api/v1/concurrency-groups", {"name": "bad name", "max_runs": 2}, format="json").status_code == 400
+    assert admin_api.post("/api/v1/concurrency-groups", {"name": " ", "max_runs": 2}, format="json").status_code == 400
     assert admin_api.post("/api/v1/concurrency-groups", {"name": "x", "max_runs": 0}, format="json").status_code == 400
     assert api.post("/api/v1/concurrency-groups", {"name": "x", "max_runs": 1}, format="json").status_code == 403
     assert api.get("/api/v1/concurrency-groups").json()["total"] == 1
