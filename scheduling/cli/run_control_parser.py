@@ -82,6 +82,6 @@ def add_subcommands(add_parser) -> None:
     p.add_argument("--clear", action="store_true", help="Run after no job.")
 
     p = add("group-set", "Create or change a concurrency group: a limit of runs at once shared by its jobs.")
-    p.add_argument("name", metavar="NAME", help="The group's name (letters, digits, - and _).")
+    p.add_argument("name", metavar="NAME", help="The group's name (what jobs give as --group).")
     p.add_argument("--max", dest="max_runs", type=int, required=True, metavar="N", help="At most N runs at once.")
     p.add_argument("--description", default="", help="What the limit protects.")
