@@ -76,3 +76,33 @@ def test_a_small_analysis_or_a_run_outside_the_worker_stores_nothing(external, s
     assert summary.ok and summary.images == 12
     batch = Batch.objects.get()
     assert batch.chunk_execution_ids in (None, []) and not (storage_dir(batch) / "images").exists()
+
+
+@pytest.mark.django_db
+def test_a_chunk_run_stops_when_its_batch_fails_while_the_cron_run_goes_on(settings, tmp_path, monkeypatch):
+    # given a cron run's batch of 6 and a chunk run sharing it
+    settings.VISION_STORAGE_DIR = str(tmp_path / "vision")
+    files = []
+    for n in range(6):
+        path = tmp_path / f"f{n}.jpg"
+        path.write_bytes(samples.encode(samples.variant("clean", 96, 72, seed=n)))
+        files.append((path.name, path))
+    batch = services.batch_create(source=Batch.Source.CRON, files=files)
+    cron_run = Execution.objects.create(job=services.chunk_job(), status=Execution.Status.RUNNING)
+    chunk = Execution.objects.create(job=services.chunk_job(), status=Execution.Status.RUNNING)
+    # when the batch fails (its analysis timed out) while the chunk run analyses its first image,
+    # and the cron run goes on to its next analysis (still running)
+    from vision_pipeline import analyzers
+
+    inspector = analyzers.get("inspector")
+    original = inspector.analyze_image
+
+    def analyse_then_time_out(*args, **kwargs):
+        services.batch_fail(batch, "Analysis timed out")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(inspector, "analyze_image", analyse_then_time_out)
+    outcome = services.batch_chunk_run(execution=chunk, batch_id=str(batch.pk), parent_execution_id=cron_run.pk)
+    # then the chunk run stops after that image instead of analysing the failed batch's rest
+    assert outcome.output.startswith("Stopped"), outcome.output
+    assert list(batch.images.filter(status="pending").values_list("position", flat=True)) == [2, 3, 4, 5]

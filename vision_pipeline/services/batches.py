@@ -155,8 +155,10 @@ def batch_chunk_run(*, execution: Execution, batch_id: str, parent_execution_id:
         return RunResult(output=f"Nothing to do: batch {batch_id} was deleted.")
     runs = [execution.pk, int(parent_execution_id)]
 
-    def stopped() -> bool:  # this run cancelled, or the batch's own run gone (cancelled, failed, finished)
-        return Execution.objects.filter(pk__in=runs, status=Execution.Status.RUNNING).count() < len(runs)
+    def stopped() -> bool:  # this run cancelled, the batch's own run gone (cancelled, failed, finished), or
+        # the batch over while that run goes on (a /cron-jobs run whose analysis timed out moves to the next one)
+        return (Execution.objects.filter(pk__in=runs, status=Execution.Status.RUNNING).count() < len(runs)
+                or not Batch.objects.filter(pk=batch.pk, status__in=Batch.ACTIVE_STATUSES).exists())
 
     if batch.status not in Batch.ACTIVE_STATUSES or stopped():
         return RunResult(output=f"Nothing to do: batch {batch.pk} is {batch.effective_status}.", batch_id=str(batch.pk))
