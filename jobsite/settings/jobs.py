@@ -17,6 +17,10 @@ JOBS_OVERDUE_GRACE_SECONDS = env.int("JOBS_OVERDUE_GRACE_SECONDS", default=300)
 # The largest JSON a job parameter may hold (task_args, task_kwargs, config, a workflow's input,
 # a run's override_kwargs), in bytes of UTF-8 JSON: larger is a 400 naming the field.
 JOBS_JSON_PARAM_MAX_BYTES = env.int("JOBS_JSON_PARAM_MAX_BYTES", default=64 * 1024)
+# Jobs as code (./manage jobs apply, POST /api/v1/jobs/apply): the largest file read, in bytes.
+JOBS_APPLY_MAX_BYTES = env.int("JOBS_APPLY_MAX_BYTES", default=20 * 1024 * 1024)
+# Backfill: the most due times one request may cover (more: a 400 asking for a shorter range).
+JOBS_BACKFILL_MAX = env.int("JOBS_BACKFILL_MAX", default=1000)
 JOBS_EXECUTION_RETENTION_DAYS = env.int("JOBS_EXECUTION_RETENTION_DAYS", default=90)
 JOBS_TEMP_RETENTION_HOURS = env.int("JOBS_TEMP_RETENTION_HOURS", default=24)
 JOBS_TEMP_DIR = env.path("JOBS_TEMP_DIR", default=str(VAR_DIR / "tmp"))

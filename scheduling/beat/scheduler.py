@@ -56,7 +56,7 @@ from django_celery_beat.models import ClockedSchedule, CrontabSchedule, Interval
 from django_celery_beat.schedulers import DatabaseScheduler
 
 from jobsite.db import id_batches
-from jobsite.services_health import record_beat_heartbeat
+from jobsite.services_health import BEAT_HEARTBEAT_EVERY_SECONDS, record_beat_heartbeat
 from jobsite.versions import TESTED, check_tested
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ check_tested("django-celery-beat", TESTED["django-celery-beat"],
 check_tested("celery", TESTED["celery"],
              "celery.beat.Scheduler's tick, populate_heap, schedules_equal and apply_entries "
              "(scheduling/beat/scheduler.py)")
-HEARTBEAT_EVERY_SECONDS = 5.0
+HEARTBEAT_EVERY_SECONDS = BEAT_HEARTBEAT_EVERY_SECONDS  # one value: /health judges beat by it
 FULL_SYNC_EVERY_SECONDS = 300
 FULL_SYNC_QUIET_SECONDS = 5.0  # no full re-read when a run is due this soon
 FULL_SYNC_MAX_DEFER_SECONDS = 120

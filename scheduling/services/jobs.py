@@ -25,7 +25,7 @@ from scheduling.services.lifecycle import MAX_RETRY_DELAY_SECONDS, execution_can
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")
 # /api/v1/jobs/<these> are routes, so a job of that name could not be addressed by name.
-RESERVED_NAMES = frozenset({"tasks", "overdue", "stats", "validate-schedule"})
+RESERVED_NAMES = frozenset({"tasks", "overdue", "stats", "validate-schedule", "apply"})
 MAX_DESCRIPTION_CHARS = 10_000
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
 MAX_BACKOFF_SECONDS = MAX_RETRY_DELAY_SECONDS

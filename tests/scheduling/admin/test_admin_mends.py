@@ -133,3 +133,62 @@ def test_a_backfill_the_service_refuses_is_a_form_error(admin_client):
     assert response.status_code == 400
     assert "the end may not be in the future" in response.content.decode()
     assert not Backfill.objects.exists()
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe"])
+def test_when_writes_what_djangos_date_format_writes(zone):
+    """``when`` goes through strftime for speed: the text must stay Django's (jobsite/formats)."""
+    from zoneinfo import ZoneInfo
+
+    from django.utils import formats
+
+    from jobsite.admin.widgets import time_formatter, when, when_stacked
+
+    tz = ZoneInfo(zone)
+    moments = [timezone.now(), timezone.now().replace(month=7, day=1), timezone.now().replace(month=1, day=9, hour=3)]
+    for moment in moments:
+        local = moment.astimezone(tz)
+        assert when(moment, tz=tz) == formats.date_format(local, "DATETIME_FORMAT") == time_formatter(tz=tz)(moment)
+    with timezone.override(tz):
+        local = timezone.localtime(moments[0])
+        assert when_stacked(moments[0]) == (f'<span class="ops-nowrap">{formats.date_format(local, "DATE_FORMAT")}'
+                                            f'</span><br><span class="ops-nowrap">'
+                                            f'{formats.date_format(local, "H:i:s T")}</span>')
+
+
+def test_formats_without_a_strftime_twin_are_left_to_django():
+    from django.utils import formats
+
+    from jobsite.admin.widgets import format_time, strftime_pattern
+
+    assert strftime_pattern("Y-m-d H:i:s T") == "%Y-%m-%d %H:%M:%S %Z"
+    assert strftime_pattern(r"\a\t H:i, 100%") == "at %H:%M, 100%%"
+    assert strftime_pattern("D, j N Y") is None  # names and unpadded days: Django's own
+    moment = timezone.now()
+    assert format_time(moment, "D, j N Y") == formats.date_format(moment, "D, j N Y")
+
+
+def test_the_job_pages_duration_chart_is_drawn_by_the_shared_chart_code(admin_client):
+    job = JobFactory(name="timed")
+    for seconds in (1.0, 2.0, 2.0, 3.0, 9.0):
+        ExecutionFactory(job=job, duration_seconds=seconds)
+    page = admin_client.get(reverse("admin:scheduling_job_change", args=[job.pk])).content.decode()
+    chart = page[page.index('id="ops-duration-chart"'):].split("</svg>")[0]
+    assert 'class="ops-svg-chart"' in chart and chart.count("<polyline") == 3 and chart.count("<circle") == 5
+    assert "p50 2.0s" in chart and "p95 9.0s" in chart and "<script" not in chart
+    assert ": 9.0s</title>" in chart  # each dot says its run's duration
+
+
+def test_lines_axis_steps_fit_durations_under_a_second():
+    from jobsite.admin.charts import Line, lines, nice_ceiling
+
+    assert [nice_ceiling(v) for v in (0, 0.03, 0.9, 7, 230)] == [1.0, 0.04, 2.0, 8.0, 400.0]
+    svg = lines(labels=["a", "b"], series=[Line("x <y>", "#000", [0.01, 0.03])], tick_labels={0: "a"}, title="t")
+    assert "x &lt;y&gt;" in svg and ">0.04<" in svg and ">0.02<" in svg
+
+
+def test_a_job_may_not_be_named_apply_the_apis_jobs_as_code_route(admin_client):
+    response = admin_client.post(reverse("admin:scheduling_job_add"), job_post(name="apply"))
+    assert response.status_code == 200
+    assert "name" in response.context["adminform"].form.errors
+    assert not Job.objects.filter(name="apply").exists()
