@@ -175,3 +175,13 @@ def test_caught_up_fires_inside_a_calendar_are_skipped(settings):
     assert all(r.output == "Skipped: inside calendar 'holidays'" for r in skipped)
     assert not runs.filter(status="queued", scheduled_for__date=yesterday).exists()
     assert runs.filter(status="queued").count() == 48 - 24 + 1  # and the fire for now
+
+
+def test_a_single_fire_of_a_job_without_calendars_asks_nothing_more():
+    job = JobFactory(name="plain-fire", schedule_type="cron", schedule_expression="* * * * *", timezone="UTC")
+    with CaptureQueriesContext(connection) as queries:
+        run = services.job_dispatch_scheduled(job_id=job.pk, scheduled_for=minute_now())
+    assert run.status == "queued"
+    about_calendars = [q["sql"] for q in queries.captured_queries if "calendar" in q["sql"]]
+    # one EXISTS, in the query that reads (and locks) the job itself
+    assert len(about_calendars) == 1 and '"skips_calendars" FROM "scheduling_job"' in about_calendars[0]
