@@ -11,7 +11,12 @@ of them is not run (recorded ``skipped`` with the calendar's name).
 ``calendar_check`` validates a calendar's fields (the services and the
 admin call it); ``calendar_contains``, ``job_skip_calendar`` and
 ``job_next_runs_open`` answer the questions the fire, the preview,
-``next_run_at`` and the overdue check ask.
+``next_run_at`` and the overdue check ask. Who asks: beat's fires
+(scheduling.services.dispatch: ``fire_skip_reason``, ``next_open_run``,
+``jobs_with_calendars``), the preview (scheduling.beat.preview), the overdue
+check (scheduling.selectors.expected_run) and validate-schedule
+(``calendars_named``, ``next_runs_open``). A job read ``with_calendar_flag``
+that lists no calendar costs none of them a query.
 """
 from __future__ import annotations
 
