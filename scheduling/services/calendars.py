@@ -10,7 +10,8 @@ from django.db import IntegrityError, transaction
 from jobsite.exceptions import Conflict
 from jobsite.tenancy import user_default_organization
 from scheduling import audit
-from scheduling.calendars import calendar_check
+from scheduling.beat.preview import job_next_runs
+from scheduling.calendars import FLAG, calendar_check
 from scheduling.models import Calendar, Job
 
 #: What calendar_update may change (and export writes, with the name).
@@ -91,13 +92,16 @@ def calendar_update(*, calendar: Calendar, data: dict[str, Any], actor=None, act
     changes = audit.diff(before, _snapshot(calendar))
     if changes:
         audit.record(actor=actor, actor_label=actor_label, action="update", obj=calendar, changes=changes)
+        _refresh_next_runs(list(calendar.jobs.all()))
     return calendar
 
 
 @transaction.atomic
 def calendar_delete(*, calendar: Calendar, actor=None, actor_label: str = "") -> None:
     audit.record(actor=actor, actor_label=actor_label, action="delete", obj=calendar, changes=_snapshot(calendar))
+    jobs = list(calendar.jobs.all())
     calendar.delete()
+    _refresh_next_runs(jobs)
 
 
 @transaction.atomic
@@ -113,6 +117,19 @@ def job_set_calendars(*, job: Job, names: list[str], actor=None, actor_label: st
     if before != sorted(names):
         job.calendars.set(calendars)
         job._skip_calendars = None
+        _refresh_next_runs([job])
         audit.record(actor=actor, actor_label=actor_label, action="update", obj=job,
                      changes={"calendars": [before, sorted(names)]})
     return job
+
+
+def _refresh_next_runs(jobs: list[Job]) -> None:
+    """``next_run_at`` of ``jobs`` as beat will now fire them: their calendars
+    changed, so a stored next run may fall inside one (or no longer need to
+    be moved past one)."""
+    for job in jobs:
+        job._skip_calendars = None
+        job.__dict__.pop(FLAG, None)
+        runs = job_next_runs(job, 1)
+        job.next_run_at = runs[0] if runs else None
+        Job.objects.filter(pk=job.pk).update(next_run_at=job.next_run_at)

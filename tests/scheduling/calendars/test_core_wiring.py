@@ -185,3 +185,28 @@ def test_a_single_fire_of_a_job_without_calendars_asks_nothing_more():
     about_calendars = [q["sql"] for q in queries.captured_queries if "calendar" in q["sql"]]
     # one EXISTS, in the query that reads (and locks) the job itself
     assert len(about_calendars) == 1 and '"skips_calendars" FROM "scheduling_job"' in about_calendars[0]
+
+
+def test_next_run_at_moves_when_the_jobs_calendars_change():
+    """Setting, editing or deleting a calendar moves the stored next run at once,
+    not at the job's next fire."""
+    from scheduling.services.calendars import calendar_create, calendar_delete, calendar_update, job_set_calendars
+
+    job = services.job_create(name="nightly-at-two", job_type="custom", schedule_type="daily",
+                              schedule_expression="02:00", timezone="UTC", task_name="demo.sleep",
+                              task_kwargs={"seconds": 0})
+    first = job.next_run_at
+    assert first is not None
+    calendar = calendar_create(name="first-night-off", timezone="UTC", dates=[first.date().isoformat()])
+    job_set_calendars(job=job, names=["first-night-off"])
+    job.refresh_from_db()
+    assert job.next_run_at == first + timedelta(days=1)
+
+    second = first + timedelta(days=1)
+    calendar_update(calendar=calendar, data={"dates": [first.date().isoformat(), second.date().isoformat()]})
+    job.refresh_from_db()
+    assert job.next_run_at == first + timedelta(days=2)
+
+    calendar_delete(calendar=calendar)
+    job.refresh_from_db()
+    assert job.next_run_at == first
