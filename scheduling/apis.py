@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import exceptions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
@@ -364,7 +364,11 @@ class JobViewSet(viewsets.GenericViewSet):
                     "400 naming file, document and field, and nothing is written. See the jobs-as-code guide.",
         parameters=[ApplyQuerySerializer], request={"application/yaml": str, "application/json": dict},
         responses={200: ApplyPlanSerializer, 403: _403, 400: OpenApiResponse(
-            ApplyErrorSerializer, description="The file cannot be applied; nothing was changed.")},
+            PolymorphicProxySerializer(component_name="ApplyOrQueryError",
+                                       serializers=[ApplyErrorSerializer, ErrorSerializer],
+                                       resource_type_field_name=None),
+            description="The file cannot be applied (problems listed), or a query parameter is wrong (by "
+                        "name); nothing was changed.")},
     )
     @action(detail=False, methods=["post"], parser_classes=[StrictJSONParser, *manifest.TEXT_PARSERS])
     def apply(self, request):

@@ -283,6 +283,7 @@ SEMANTIC_CHECKS: dict[str, str] = {
     "api_v1_jobs_backfill_create": "start and end are ISO 8601 read in the job's zone; end after start and not in "
                                    "the future; at most JOBS_BACKFILL_MAX due times",
     "api_v1_jobs_calendars_update": "calendars must name existing calendars",
+    "api_v1_jobs_validate_schedule_create": "calendars must name calendars the caller can see",
     "api_v1_jobs_run_after_update": "the jobs named must exist (by id or name) and close no cycle",
     "api_v1_maintenance_create": "scope organization names an existing organization, scope queue a queue, the "
                                  "others neither; until is in the future",
