@@ -115,7 +115,7 @@ def lines(*, labels: Sequence[str], series: Sequence[Line], tick_labels: dict[in
     ``labels[i]: value_text(value)``), with ``tick_labels`` under the x axis
     (index -> text), the y axis in ``unit`` and a legend below."""
     count = len(labels)
-    left, right, top, bottom, legend = 46, 10, 10, 20, 22
+    left, right, top, bottom, legend = (60 if unit else 46), 10, 10, 20, 22  # room for "0.0015" beside the unit
     plot_w, plot_h = width - left - right, height - top - bottom - legend
     ceiling = nice_ceiling(max((v for s in series for v in s.values), default=0.0))
     step_x = plot_w / max(count - 1, 1)
@@ -131,8 +131,8 @@ def lines(*, labels: Sequence[str], series: Sequence[Line], tick_labels: dict[in
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ececec"/>'
                      f'<text x="{left - 6}" y="{y + 3.5:.1f}" text-anchor="end" {axis}>{value:g}</text>')
     if unit:
-        parts.append(f'<text x="10" y="{top + plot_h / 2:.1f}" text-anchor="middle" {axis} '
-                     f'transform="rotate(-90 10 {top + plot_h / 2:.1f})">{escape(unit)}</text>')
+        parts.append(f'<text x="9" y="{top + plot_h / 2:.1f}" text-anchor="middle" {axis} '
+                     f'transform="rotate(-90 9 {top + plot_h / 2:.1f})">{escape(unit)}</text>')
     for i, text in tick_labels.items():
         parts.append(f'<text x="{left + i * step_x:.1f}" y="{top + plot_h + 14}" text-anchor="middle" {axis}>'
                      f'{escape(text)}</text>')
