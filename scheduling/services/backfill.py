@@ -170,7 +170,7 @@ def _queue_next(backfill: Backfill, *, actor=None) -> None:
 @transaction.atomic
 def backfill_cancel(*, backfill: Backfill, actor=None, actor_label: str = "") -> Backfill:
     """Stop a backfill: cancel its run going now; the rest are never queued."""
-    backfill = Backfill.objects.select_for_update().select_related("job", "current_execution").get(pk=backfill.pk)
+    backfill = Backfill.objects.select_for_update(of=("self",)).select_related("job", "current_execution").get(pk=backfill.pk)
     if backfill.status != Backfill.Status.RUNNING:
         raise Conflict(f"Backfill {backfill.pk} is already {backfill.status}.")
     backfill.status = Backfill.Status.CANCELLED
@@ -202,7 +202,7 @@ def backfill_progress(backfill: Backfill) -> dict:
 def _on_execution_finished(sender, *, execution_id: int, **kwargs) -> None:
     """A run of a backfill ended (any outcome): queue its next due time."""
     with transaction.atomic():
-        backfill = (Backfill.objects.select_for_update().select_related("job", "created_by")
+        backfill = (Backfill.objects.select_for_update(of=("self",)).select_related("job", "created_by")
                     .filter(current_execution_id=execution_id, status=Backfill.Status.RUNNING).first())
         if backfill is None:
             return

@@ -69,7 +69,7 @@ def maintenance_resume(*, pauses: list[MaintenancePause] | None = None, actor=No
     now = timezone.now()
     with transaction.atomic():
         wanted = None if pauses is None else [pause.pk for pause in pauses]
-        ending = MaintenancePause.objects.select_for_update().filter(ended_at__isnull=True)
+        ending = MaintenancePause.objects.select_for_update(of=("self",)).filter(ended_at__isnull=True)
         if wanted is not None:
             ending = ending.filter(pk__in=wanted)
         ending = list(ending.select_related("organization"))
