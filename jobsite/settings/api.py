@@ -42,6 +42,8 @@ SPECTACULAR_SETTINGS = {
     "TAGS": [
         {"name": "jobs", "description": "Jobs API (/api/v1/jobs): jobs of every kind; create, change, run now, "
                                         "pause, resume, statistics."},
+        {"name": "calendars", "description": "Calendars (/api/v1/calendars): holidays, dates, date ranges, weekly "
+                                             "windows and iCalendar files whose days and hours a job's fires skip."},
         {"name": "executions", "description": "Runs of every job (/api/v1/executions); cancel one."},
         {"name": "notifications", "description": "Where a job's outcomes are sent (/api/v1/jobs/{id}/notifications)."},
         {"name": "workflow schedules", "description": "Workflow schedules API (/api/cron/jobs): run a stored "
