@@ -222,39 +222,44 @@ def test_the_audit_trail_a_member_sees_is_their_organizations(user, job, foreign
 # ---------------------------------------------------------------------------
 # Cluster: queues, workers, beat, warnings
 # ---------------------------------------------------------------------------
-def test_queues_show_depth_latency_and_their_live_consumers(broker):
+def test_queues_show_depth_latency_and_their_live_consumers(broker, settings):
+    # "reports" and "exports": queues of their own, which no real worker (started by another test
+    # of this process, consuming the project's queues) drains or heartbeats for.
+    settings.JOBS_QUEUES = [*settings.JOBS_QUEUES, "reports", "exports"]
     job = JobFactory(task_name="tests.noop")
     oldest = created(ExecutionFactory(job=job, status="queued", celery_task_id=str(uuid.uuid4())), timedelta(minutes=4))
     newest = ExecutionFactory(job=job, status="queued", celery_task_id=str(uuid.uuid4()))
-    queued_message(broker, "default", oldest)
-    queued_message(broker, "default", newest)
-    heartbeat.beat_once("worker-a@host", queues=["default", "maintenance"])
-    heartbeat.beat_once("worker-old@host", queues=["workflows"])
+    queued_message(broker, "reports", oldest)
+    queued_message(broker, "reports", newest)
+    heartbeat.beat_once("worker-a@host", queues=["reports", "maintenance"])
+    heartbeat.beat_once("worker-old@host", queues=["exports"])
     broker.hset(heartbeat.HEARTBEATS_KEY, "worker-old@host", int(broker.time()[0]) - 600)  # silent for 10 minutes
 
     state = dashboard.cluster_state()
 
     queues = {queue.name: queue for queue in state.queues}
-    assert queues["default"].depth == 2 and queues["default"].oldest_seconds == pytest.approx(240, abs=5)
-    assert queues["default"].consumers == ["worker-a@host"]
-    assert queues["workflows"].consumers == [] and not queues["workflows"].unconsumed  # nothing waits there
-    assert [(w.name, w.alive) for w in state.workers] == [("worker-a@host", True), ("worker-old@host", False)]
+    assert queues["reports"].depth == 2 and queues["reports"].oldest_seconds == pytest.approx(240, abs=5)
+    assert queues["reports"].consumers == ["worker-a@host"]
+    assert queues["exports"].consumers == [] and not queues["exports"].unconsumed  # nothing waits there
+    ours = [(w.name, w.alive) for w in state.workers if w.name.endswith("@host")]
+    assert ours == [("worker-a@host", True), ("worker-old@host", False)]
 
 
-def test_a_queue_with_waiting_runs_and_no_worker_raises_a_warning(broker):
+def test_a_queue_with_waiting_runs_and_no_worker_raises_a_warning(broker, settings):
+    settings.JOBS_QUEUES = [*settings.JOBS_QUEUES, "reports"]  # no real worker consumes it (see above)
     job = JobFactory(task_name="tests.noop")
     execution = created(ExecutionFactory(job=job, status="queued", celery_task_id=str(uuid.uuid4())),
                         timedelta(minutes=2))
-    queued_message(broker, "workflows", execution)
+    queued_message(broker, "reports", execution)
     heartbeat.beat_once("worker-a@host", queues=["default"])
     record_beat_heartbeat()
 
     warnings = [w.text for w in dashboard.operator_warnings()]
 
     assert len(warnings) == 1
-    assert "No worker consumes the queue 'workflows' (1 message waiting, the oldest for 2m" in warnings[0]
+    assert "No worker consumes the queue 'reports' (1 message waiting, the oldest for 2m" in warnings[0]
 
-    heartbeat.beat_once("worker-b@host", queues=["workflows"])
+    heartbeat.beat_once("worker-b@host", queues=["reports"])
     assert dashboard.operator_warnings() == []
 
 
