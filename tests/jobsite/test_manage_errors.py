@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.jobsite.cli.terminal import interruptible
+
 ROOT = Path(__file__).resolve().parents[2]
 UNREACHABLE_REDIS = "redis://127.0.0.1:9/0"  # the discard port: nothing listens
 
@@ -71,7 +73,7 @@ def test_an_unreachable_broker_is_one_line_in_any_command(env):
 def test_ctrl_c_in_any_command_is_one_quiet_line_and_exit_130(env):
     process = subprocess.Popen(
         ["./manage", "shell", "-c", "import time; print('ready', flush=True); time.sleep(60)"], cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, preexec_fn=interruptible)
     try:
         assert any(line.strip() == "ready" for line in iter(process.stdout.readline, ""))  # after the shell's lines
         process.send_signal(2)  # SIGINT, as Ctrl-C sends

@@ -24,6 +24,13 @@ class TerminalRun:
         return self.output.splitlines()
 
 
+def interruptible() -> None:
+    """``preexec_fn`` for a command a test sends Ctrl-C (SIGINT) to: the default
+    disposition, whatever the test run inherited (a shell's background job, as
+    CI or nohup may start the suite, ignores SIGINT, and so would the command)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_in_terminal(args: list[str], *, columns: int, env: dict, cwd, timeout: float = 60.0,
                     interrupt_after: str | None = None) -> TerminalRun:
     """Run ``args`` with stdin, stdout and stderr on a pty ``columns`` wide.
@@ -31,7 +38,8 @@ def run_in_terminal(args: list[str], *, columns: int, env: dict, cwd, timeout: f
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     env = {key: value for key, value in env.items() if key not in ("COLUMNS", "LINES")}
-    process = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd, close_fds=True)
+    process = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd, close_fds=True,
+                               preexec_fn=interruptible)
     os.close(slave)
     raw = b""
     deadline = time.monotonic() + timeout

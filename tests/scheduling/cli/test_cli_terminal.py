@@ -15,7 +15,7 @@ from scheduling.cli.parser import HELP
 from scheduling.management.commands.jobs import Command
 from scheduling.models import Execution, Job
 from tests.factories import ExecutionFactory, JobFactory
-from tests.jobsite.cli.terminal import run_in_terminal, visible
+from tests.jobsite.cli.terminal import interruptible, run_in_terminal, visible
 from tests.worker import worker_env
 
 pytestmark = pytest.mark.django_db
@@ -148,7 +148,8 @@ def test_ctrl_c_on_wait_ends_quietly_with_130():
     job = make_job("slow")
     Job.objects.filter(pk=job.pk).update(queue="cli-test-nobody-consumes")  # (not a queue the settings list)
     process = subprocess.Popen(["./manage", "jobs", "execute", "slow", "--wait", "60"], cwd=ROOT, env=worker_env(),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+                               preexec_fn=interruptible)
     try:
         shown = []
         for line in iter(process.stdout.readline, ""):
