@@ -5,8 +5,6 @@ and scheduling.calendars."""
 from django.conf import settings
 from django.db import models
 
-from scheduling.models import Execution, Job
-
 
 class Backfill(models.Model):
     """Runs of a job for the due times of a past range, one at a time
@@ -18,7 +16,7 @@ class Backfill(models.Model):
         DONE = "done", "Done"
         CANCELLED = "cancelled", "Cancelled"
 
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="backfills", help_text="The job whose past due times are run.")
+    job = models.ForeignKey("scheduling.Job", on_delete=models.CASCADE, related_name="backfills", help_text="The job whose past due times are run.")
     start = models.DateTimeField(help_text="First instant of the range (included).")
     end = models.DateTimeField(help_text="End of the range (excluded).")
     due_times = models.JSONField(
@@ -28,7 +26,7 @@ class Backfill(models.Model):
     already_ran = models.JSONField(default=list, blank=True, help_text="Due times in the range that already had a run (not run again).")
     queued = models.PositiveIntegerField(default=0, help_text="How many of due_times have been queued so far.")
     current_execution = models.ForeignKey(
-        Execution, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        "scheduling.Execution", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         help_text="The run going now; the next is queued when it finishes.",
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING, help_text="Running, done or cancelled.")
@@ -67,7 +65,7 @@ class Calendar(models.Model):
     holidays_country = models.CharField(max_length=8, blank=True, help_text="Public holidays of this country (ISO code, e.g. DE), from the holidays library.")
     holidays_subdivision = models.CharField(max_length=16, blank=True, help_text="And of this region of it (e.g. BY), if any.")
     ical = models.TextField(blank=True, help_text="An imported iCalendar file: each event (its RRULE expanded) is a period the jobs skip.")
-    jobs = models.ManyToManyField(Job, blank=True, related_name="calendars", help_text="Jobs that skip their fires inside this calendar.")
+    jobs = models.ManyToManyField("scheduling.Job", blank=True, related_name="calendars", help_text="Jobs that skip their fires inside this calendar.")
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         help_text="Who the calendar belongs to; they and their organization see it.",

@@ -23,6 +23,7 @@ from jobsite.cli.output import Console, fixed, number, styled, text, truncate
 from jobsite.humanize import duration, relative
 from jobsite.tenancy import SYSTEM
 from scheduling import selectors, services
+from scheduling.cli.refs import job_by_ref
 from scheduling.beat import (
     beat_drift_check,
     job_next_runs,
@@ -51,10 +52,6 @@ NEXT_RUNS = 5
 RECENT_EXECUTIONS = 5
 WAIT_POLL_SECONDS = 0.5
 
-
-def job_by_ref(ref: str) -> Job:
-    """A job by id or unique name."""
-    return selectors.job_get(user=SYSTEM, job_id=ref)
 
 
 def sleep(seconds: float) -> None:

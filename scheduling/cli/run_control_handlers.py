@@ -83,7 +83,7 @@ def group_set(console: Console, *, name, max_runs, description, **_):
 
 
 def run_after(console: Console, *, job, after, clear, **_):
-    from scheduling.cli.handlers import job_by_ref
+    from scheduling.cli.refs import job_by_ref
     from scheduling.services.dependencies import job_set_run_after
 
     target = job_by_ref(job)

@@ -1,7 +1,7 @@
 """Jobs as code: plan and apply a manifest, and export one.
 
 A manifest holds sections of documents keyed by name: ``calendars`` and
-``jobs`` (this core's, ``apply_calendars`` and ``apply_jobs``) and whatever other apps register
+``jobs`` (this core's, ``apply_calendars`` and ``apply_jobs``, registered by scheduling/manifest_sections.py) and whatever other apps register
 (``workflows``, from ``scheduling/workflows/manifest_sections.py``, found by
 ``autodiscover_modules("manifest_sections")`` so the core imports no facade).
 ``scheduling.manifest`` reads the file (size cap, no YAML aliases, the API's
@@ -195,10 +195,7 @@ def sections() -> list[Section]:
     global _discovered
     if not _discovered:
         _discovered = True
-        import scheduling.services.apply_calendars  # noqa: F401  (registers "calendars")
-        import scheduling.services.apply_jobs  # noqa: F401  (registers "jobs")
-
-        autodiscover_modules("manifest_sections")
+        autodiscover_modules("manifest_sections")  # the core's (scheduling/manifest_sections.py) and every app's
     return sorted(_SECTIONS.values(), key=lambda s: s.order)
 
 

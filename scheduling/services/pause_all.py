@@ -19,7 +19,7 @@ from scheduling import audit
 from scheduling.beat import job_schedule
 from scheduling.maintenance_mode import covers, forget_cached_pauses, is_in_force, open_pauses, pause_in_words
 from scheduling.models import Job, MaintenancePause
-from scheduling.services.dispatch import _catch_up, _new_fire
+from scheduling.services.fires import catch_up, new_fire
 from scheduling.services.limits import send_or_hold
 
 logger = logging.getLogger(__name__)
@@ -129,11 +129,11 @@ def _catch_up_paused(job: Job, *, start: datetime, end: datetime, now: datetime)
     if job.catch_up_policy == Job.CatchUpPolicy.ONCE:
         # the latest fire runs now, under its own due time; the others are recorded missed
         if count > 1:
-            _catch_up(job, due=last, late=False, missed=count - 1, missed_from=first, now=now, why=why)
-        execution = _new_fire(job, scheduled_for=last)
+            catch_up(job, due=last, late=False, missed=count - 1, missed_from=first, now=now, why=why)
+        execution = new_fire(job, scheduled_for=last)
         if not getattr(execution, "_duplicate", False) and execution.status == "queued":
             send_or_hold(execution, job)
     else:
         # skip: one missed row for them all; all: each run now (up to the cap) and the row
-        _catch_up(job, due=now, late=False, missed=count, missed_from=first, now=now, why=why)
+        catch_up(job, due=now, late=False, missed=count, missed_from=first, now=now, why=why)
     return 1

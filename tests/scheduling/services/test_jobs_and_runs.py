@@ -12,7 +12,7 @@ from jobsite.tenancy import SYSTEM
 from scheduling import services
 from scheduling.beat import beat_drift_check, celery_priority
 from scheduling.models import AuditLog, Execution, Job
-from scheduling.services import dispatch
+from scheduling.services import fires
 from tests.factories import JobFactory
 
 pytestmark = pytest.mark.django_db
@@ -384,7 +384,7 @@ def test_the_database_refuses_a_second_execution_for_one_fire():
     with pytest.raises(IntegrityError), transaction.atomic():
         Execution.objects.create(job=job, scheduled_for=due, status="queued", trigger="schedule")
     # the service's race path (the row lock did not serialize) returns the existing one
-    existing = dispatch._new_fire(job, scheduled_for=due)
+    existing = fires.new_fire(job, scheduled_for=due)
     assert existing._duplicate and job.executions.count() == 1
 
 
