@@ -45,7 +45,15 @@ def running_beat():
         yield beat
     finally:
         beat.terminate()
-        beat.wait(timeout=15)
+        try:
+            beat.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            # Never left running: a beat still heartbeating would be taken for the next test's beat.
+            # (seen once on a loaded machine, 2026-12-07: beat slower than 15 s to stop on SIGTERM)
+            beat.kill()
+            beat.wait(timeout=15)
+            print(f"beat did not stop within 15 s of SIGTERM; killed. Its log ends:\n"
+                  f"{open(log.name, errors='replace').read()[-2000:]}", file=sys.stderr)
 
 
 def beat_sends(job) -> int:
