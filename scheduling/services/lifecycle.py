@@ -21,16 +21,14 @@ from scheduling.errors import ErrorCode
 from scheduling.executors import executor_for
 from scheduling.models import Execution, Job
 from scheduling.services.dependencies import dependants_on_end
-from scheduling.services.held import held_release_next
-from scheduling.services.limits import is_limited, limits_release
+from scheduling.services.held import (  # noqa: F401  (MAX_RETRY_DELAY_SECONDS: imported from here)
+    MAX_RETRY_DELAY_SECONDS, held_release_next, retry_delay_seconds,
+)
+from scheduling.services.limits import is_limited, limits_release, limits_waiting
 from scheduling.services.sending import new_execution, revoke_task, send_execution
 from scheduling.signals import execution_finished
 
 logger = logging.getLogger(__name__)
-
-#: A retry's message waits out its countdown in a worker, unacknowledged: past the
-#: broker's visibility timeout, Redis would deliver it a second time.
-MAX_RETRY_DELAY_SECONDS = 3600
 
 # A job read by primary key, compiled once (jobsite/db.py): the locked run request
 # reads it and sets its last_run_at in one statement; a worker reads a job it runs.
@@ -127,7 +125,7 @@ def execution_claim(*, execution_id: int, task_id: str, worker: str) -> Executio
     # The job row is not written here (its last_run_at was set when the run was
     # queued): workers never queue up behind a hot job row to start.
     claimed = _execution_row.update_then_first_with(
-        execution_id, where={"pk": execution_id, "status": Execution.Status.QUEUED},
+        execution_id, where={"pk": execution_id, "status": Execution.Status.QUEUED, "held": False},
         values={"status": Execution.Status.RUNNING, "started_at": timezone.now(), "worker": worker,
                 "celery_task_id": task_id},
         related="job", fields=_RunJobs.VERSION_FIELDS,
@@ -146,7 +144,20 @@ def execution_claim(*, execution_id: int, task_id: str, worker: str) -> Executio
     execution = _execution_row.first(execution_id)
     if execution is not None and execution.status == Execution.Status.RUNNING:
         _redelivered_while_running(execution, to=worker)
+    elif execution is not None and execution.status == Execution.Status.QUEUED and execution.held:
+        _retry_woken(execution)
     return None
+
+
+def _retry_woken(execution: Execution) -> None:
+    """The message of a held retry came (its backoff is over): it takes the
+    next free slot of its limits, in order, or waits held for one. Only a
+    retry is held with a message on its way (_maybe_retry); this message is
+    dropped either way: a release sends the run anew, under the same task id."""
+    job = job_row.first(execution.job_id)
+    if job is None:
+        return
+    limits_release(job=job, due={execution.pk})
 
 
 def _redelivered_while_running(execution: Execution, *, to: str) -> None:
@@ -332,18 +343,26 @@ def _maybe_retry(execution: Execution) -> Execution | None:
     job = execution.job
     if execution.attempt > job.max_retries:
         return None
+    delay = retry_delay_seconds(job, execution.attempt + 1)
+    if not is_limited(job):
+        retry = new_execution(
+            job, trigger=Execution.Trigger.RETRY, attempt=execution.attempt + 1, retry_of=execution,
+            override_kwargs=execution.override_kwargs, actor=execution.triggered_by,
+        )
+        send_execution(retry, job, countdown=delay)
+        return retry
+    # A limited job's retry takes a slot like any run: held, it waits out its backoff, then
+    # for a slot (limits_release sends it). Its message, sent with the backoff as countdown,
+    # only wakes it up then (execution_claim never claims a held run); no backoff: the
+    # release that follows this run's end (_release_held) decides at once.
     retry = new_execution(
         job, trigger=Execution.Trigger.RETRY, attempt=execution.attempt + 1, retry_of=execution,
-        override_kwargs=execution.override_kwargs, actor=execution.triggered_by,
+        override_kwargs=execution.override_kwargs, actor=execution.triggered_by, held=True,
+        output=f"Retry of run {execution.pk}, after a backoff of {delay} s. {limits_waiting(job)}",
     )
-    send_execution(retry, job, countdown=retry_delay_seconds(job, retry.attempt))
+    if delay:
+        send_execution(retry, job, countdown=delay)
     return retry
-
-
-def retry_delay_seconds(job: Job, attempt: int) -> int:
-    """How long retry ``attempt`` (2: the first retry) waits: the job's
-    backoff, doubled with each retry, at most ``MAX_RETRY_DELAY_SECONDS``."""
-    return min(job.retry_backoff_seconds * (2 ** (attempt - 2)), MAX_RETRY_DELAY_SECONDS)
 
 
 def run_params(job: Job, override_kwargs: dict | None = None) -> dict[str, Any]:

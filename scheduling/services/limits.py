@@ -9,14 +9,21 @@ sweep frees the slot of a run whose worker died) releases the next ones, so a
 run over a limit waits in order and starts as soon as a slot frees; it is sent
 once (the release is a conditional update of ``held``). Decided with the
 group's row (or the job's) locked, so two ends never fill one slot twice. A
-job with neither limit never comes here: no query more per fire."""
+job with neither limit never comes here: no query more per fire.
+
+A retry of a limited run is held too (``lifecycle._maybe_retry``): it is
+passed over until its backoff is over (``held.retry_start_at``, or its
+wake-up message came: ``due``), then takes its place among the held runs by
+when it was made (the end of the run it retries)."""
 from __future__ import annotations
 
 import logging
 
 from django.db import transaction
+from django.utils import timezone
 
 from scheduling.models import ConcurrencyGroup, Execution, Job
+from scheduling.services.held import retry_start_at
 from scheduling.services.sending import send_execution
 
 logger = logging.getLogger(__name__)
@@ -35,15 +42,16 @@ def send_or_hold(execution: Execution, job: Job) -> Execution:
     if not is_limited(job):
         send_execution(execution, job)
         return execution
-    Execution.objects.filter(pk=execution.pk).update(held=True, output=_waiting(job))
-    execution.held, execution.output = True, _waiting(job)
+    Execution.objects.filter(pk=execution.pk).update(held=True, output=limits_waiting(job))
+    execution.held, execution.output = True, limits_waiting(job)
     released = limits_release(job=job)
     if execution.pk in released:
         execution.held, execution.output = False, ""
     return execution
 
 
-def _waiting(job: Job) -> str:
+def limits_waiting(job: Job) -> str:
+    """What a held run of ``job`` says it waits for."""
     limits = []
     if job.max_concurrent_runs:
         limits.append(f"max_concurrent_runs {job.max_concurrent_runs}")
@@ -56,9 +64,10 @@ def _running_count(**where) -> int:
     return Execution.objects.filter(status__in=Execution.ACTIVE_STATUSES, held=False, **where).count()
 
 
-def limits_release(*, job: Job) -> set[int]:
+def limits_release(*, job: Job, due: frozenset[int] | set[int] = frozenset()) -> set[int]:
     """Send the oldest held runs of ``job``'s job and group while slots are
-    free. Returns the ids sent."""
+    free (a retry once its backoff is over; ``due``: retries known to be,
+    whose wake-up message came). Returns the ids sent."""
     group_id = job.concurrency_group_id
     sent: set[int] = set()
     with transaction.atomic():
@@ -75,10 +84,14 @@ def limits_release(*, job: Job) -> set[int]:
             return sent
         group_running = _running_count(job__concurrency_group_id=group.pk) if group else 0
         job_running: dict[int, int] = {}
+        now = timezone.now()
         for execution in held:
             if group and group_running >= group.max_runs:
                 break
             run_job = execution.job
+            backoff_ends = retry_start_at(execution, run_job)
+            if backoff_ends is not None and backoff_ends > now and execution.pk not in due:
+                continue  # a retry in its backoff: it waits for no slot yet
             if run_job.pk not in job_running:
                 job_running[run_job.pk] = _running_count(job_id=run_job.pk)
             if run_job.max_concurrent_runs and job_running[run_job.pk] >= run_job.max_concurrent_runs:

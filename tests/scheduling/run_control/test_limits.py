@@ -2,6 +2,7 @@
 from datetime import timedelta
 
 import pytest
+from django.db.models import F
 from django.utils import timezone
 
 from scheduling import services
@@ -99,3 +100,85 @@ def test_the_sweep_releases_runs_whose_slot_freed_without_a_release():
     Execution.objects.filter(pk=first.pk).update(status="success")  # ended by a process that died before releasing
     services.executions_resend_stale_queued()
     assert sent(second)
+
+
+# -- retries obey the limits ------------------------------------------------------------------------
+def backoff_over(job, seconds):
+    """The clock moves on ``seconds`` for the job's runs (their order kept): an injected clock."""
+    Execution.objects.filter(job=job).update(created_at=F("created_at") - timedelta(seconds=seconds))
+
+
+def woken(retry):
+    """The retry's wake-up message (sent with its backoff as countdown) reaches a worker."""
+    return services.execution_claim(execution_id=retry.pk, task_id=retry.celery_task_id, worker="w2 pid 2")
+
+
+def test_a_retry_waits_out_its_backoff_then_for_a_slot_in_order_and_runs_once():
+    job = JobFactory(overlap_policy="allow", max_concurrent_runs=1, max_retries=1, retry_backoff_seconds=30)
+    first, second = services.job_execute(job=job), services.job_execute(job=job)
+    services.execution_finish(execution=start(first), status="failed", error="x")
+    retry = Execution.objects.get(retry_of=first)
+    # the retry is held through its backoff: the freed slot goes to the run that waited
+    assert retry.held and retry.attempt == 2 and retry.trigger == "retry"
+    assert retry.output == f"Retry of run {first.pk}, after a backoff of 30 s. Waiting for a free slot " \
+                           "(max_concurrent_runs 1)."
+    assert sent(second)
+    third = services.job_execute(job=job)  # comes during the backoff: held behind
+    # when the backoff is over while the slot is taken, its wake-up message finds no slot: it waits, held
+    backoff_over(job, 31)
+    assert woken(retry) is None and not sent(retry)
+    services.executions_resend_stale_queued()  # the sweep's release: no slot either
+    assert not sent(retry) and not sent(third)
+    # then the slot frees: the retry goes first (made before the third run), and only it
+    services.execution_finish(execution=start(second), status="success")
+    assert sent(retry) and not sent(third)
+    services.execution_finish(execution=start(retry), status="success")
+    assert sent(third)
+    assert Execution.objects.filter(job=job, trigger="retry").count() == 1
+    assert Execution.objects.get(pk=retry.pk).status == "success"
+
+
+def test_a_woken_retry_takes_a_free_slot_of_its_group_at_once():
+    group = concurrency_group_set(name="document-api", max_runs=1, actor_label="t")
+    flaky = JobFactory(overlap_policy="allow", concurrency_group=group, max_retries=1, retry_backoff_seconds=5)
+    other = JobFactory(overlap_policy="allow", concurrency_group=group)
+    run = services.job_execute(job=flaky)
+    services.execution_finish(execution=start(run), status="error", error="x")
+    retry = Execution.objects.get(retry_of=run)
+    assert retry.held and "concurrency group 'document-api'" in retry.output
+    # during its backoff a run of another job of the group takes the free slot
+    meanwhile = services.job_execute(job=other)
+    assert sent(meanwhile)
+    services.execution_finish(execution=start(meanwhile), status="success")
+    assert not sent(retry)  # a slot is free, but the retry is not due yet
+    # when its message comes, it takes the free slot, and holds it
+    assert woken(retry) is None and sent(retry)
+    blocked = services.job_execute(job=other)
+    assert not sent(blocked)
+    claimed = start(retry)
+    assert claimed is not None and claimed.attempt == 2
+    services.execution_finish(execution=claimed, status="success")
+    assert sent(blocked)
+
+
+def test_a_retry_of_a_run_lost_with_its_worker_waits_for_the_slot_the_sweep_freed():
+    job = JobFactory(overlap_policy="allow", max_concurrent_runs=1, max_retries=1, retry_backoff_seconds=0)
+    lost, waiting = services.job_execute(job=job), services.job_execute(job=job)
+    services.execution_mark_lost(execution=start(lost), reason="worker killed")  # the lost-run sweep's way
+    retry = Execution.objects.get(retry_of=lost)
+    # no backoff: in order behind the run that waited, which took the freed slot
+    assert sent(waiting) and not sent(retry)
+    services.execution_finish(execution=start(waiting), status="success")
+    assert sent(retry)
+    assert Execution.objects.filter(job=job, held=True).count() == 0
+
+
+def test_a_held_retry_cancelled_never_starts_and_frees_nothing():
+    job = JobFactory(overlap_policy="allow", max_concurrent_runs=1, max_retries=1, retry_backoff_seconds=30)
+    run = services.job_execute(job=job)
+    services.execution_finish(execution=start(run), status="failed", error="x")
+    retry = Execution.objects.get(retry_of=run)
+    services.execution_cancel(execution=retry, actor_label="t")
+    backoff_over(job, 31)
+    assert woken(retry) is None
+    assert Execution.objects.get(pk=retry.pk).status == "cancelled"
