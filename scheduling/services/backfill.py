@@ -6,7 +6,11 @@ unique ``(job, scheduled_for)`` of executions decides, as it does for beat's
 fires. The rest become one ``Backfill`` group whose runs go one at a time —
 each Execution carries ``scheduled_for`` = its due time, and the next is
 queued when the previous finishes (``execution_finished``, whatever the
-outcome). Cancelling the group cancels the run going now and queues no more.
+outcome). One at a time counts retries: a run that failed with retries left
+is followed by its retry, and the next due time waits for the retry's end.
+A run of a job with a concurrency limit (or group) takes a slot like any
+run (``send_or_hold``). Cancelling the group cancels the run going now (or
+the retry waiting for its backoff or a slot) and queues no more.
 A dry run only lists the due times and which of them already ran.
 """
 from __future__ import annotations
@@ -26,7 +30,8 @@ from scheduling.calendars import job_calendars, job_skip_calendar
 from scheduling.models import Backfill, Execution, Job
 from scheduling.schedules import cron_fires
 from scheduling.services.lifecycle import execution_cancel
-from scheduling.services.sending import new_execution, send_execution
+from scheduling.services.limits import send_or_hold
+from scheduling.services.sending import new_execution
 from scheduling.signals import execution_finished
 
 DEFAULT_MAX = 1000
@@ -157,7 +162,7 @@ def _queue_next(backfill: Backfill, *, actor=None) -> None:
                 execution = new_execution(job, trigger=trigger, actor=actor or backfill.created_by, scheduled_for=due)
         except IntegrityError:  # beat or another backfill ran it meanwhile: (job, scheduled_for) decides
             continue
-        send_execution(execution, job)
+        send_or_hold(execution, job)
         backfill.current_execution = execution
         backfill.save(update_fields=["queued", "current_execution"])
         return
@@ -176,9 +181,12 @@ def backfill_cancel(*, backfill: Backfill, actor=None, actor_label: str = "") ->
     backfill.status = Backfill.Status.CANCELLED
     backfill.finished_at = timezone.now()
     backfill.save(update_fields=["status", "finished_at"])
-    current = backfill.current_execution
-    if current is not None and current.status in Execution.ACTIVE_STATUSES:
-        execution_cancel(execution=current, actor=actor, actor_label=actor_label, reason=f"backfill {backfill.pk} cancelled")
+    # The run going now, and its retry if it failed just now (its end may not have
+    # reached _on_execution_finished yet, which would have made the retry current).
+    for run in _with_retries(backfill.current_execution):
+        if run.status in Execution.ACTIVE_STATUSES:
+            execution_cancel(execution=run, actor=actor, actor_label=actor_label,
+                             reason=f"backfill {backfill.pk} cancelled")
     audit.record(actor=actor, actor_label=actor_label, action="cancel", obj=backfill.job,
                  changes={"backfill": backfill.pk, "not_run": len(backfill.due_times) - backfill.queued})
     return backfill
@@ -199,15 +207,31 @@ def backfill_progress(backfill: Backfill) -> dict:
     }
 
 
+def _with_retries(execution: Execution | None):
+    """``execution``, then its retry, the retry's retry, and so on."""
+    while execution is not None:
+        yield execution
+        execution = Execution.objects.filter(retry_of=execution).order_by("pk").first()
+
+
 def _on_execution_finished(sender, *, execution_id: int, **kwargs) -> None:
-    """A run of a backfill ended (any outcome): queue its next due time."""
+    """A run of a backfill ended (any outcome): its retry is the backfill's
+    run now if it has one (made with its failure), else queue the next due time."""
     with transaction.atomic():
         backfill = (Backfill.objects.select_for_update(of=("self",)).select_related("job", "created_by")
                     .filter(current_execution_id=execution_id, status=Backfill.Status.RUNNING).first())
         if backfill is None:
             return
-        trigger = Execution.objects.filter(pk=execution_id).values_list("trigger", flat=True).first()
-        backfill._trigger = trigger
+        retry = Execution.objects.filter(retry_of_id=execution_id).order_by("pk").first()
+        if retry is not None and retry.status in Execution.ACTIVE_STATUSES:
+            backfill.current_execution = retry
+            backfill.save(update_fields=["current_execution"])
+            return
+        # the trigger the backfill's runs were made with (its first run's, not a retry's)
+        run = Execution.objects.filter(pk=execution_id).only("trigger", "retry_of_id").first()
+        while run is not None and run.trigger == Execution.Trigger.RETRY and run.retry_of_id:
+            run = Execution.objects.filter(pk=run.retry_of_id).only("trigger", "retry_of_id").first()
+        backfill._trigger = run.trigger if run is not None else None
         _queue_next(backfill)
 
 

@@ -8,9 +8,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from scheduling import services
-from scheduling.models import AuditLog, Backfill, Execution
+from scheduling.models import Backfill
 from tests.factories import ExecutionFactory, JobFactory
-from tests.worker import wait_for
 
 pytestmark = pytest.mark.django_db
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -102,54 +101,7 @@ def test_cli_dry_run(db):
     assert "3 due times: 3 to run, 0 already ran" in text
 
 
-# -- against the real worker --------------------------------------------------------------------------
-@pytest.mark.e2e
-@pytest.mark.django_db(transaction=True)
-def test_fourteen_days_with_three_runs_makes_exactly_eleven_runs_in_order(celery_worker_process, superuser,
-                                                                          client_for):
-    job = daily_job()
-    start, end = fourteen_days()
-    times = services.backfill_due_times(job=job, start=start, end=end)
-    for i in (0, 6, 13):
-        ExecutionFactory(job=job, scheduled_for=times[i])
-    response = client_for(superuser).post(f"/api/v1/jobs/{job.pk}/backfill",
-                                          {"start": start.isoformat(), "end": end.isoformat()}, format="json")
-    assert response.status_code == 202, response.content
-    backfill = Backfill.objects.get(pk=response.json()["id"])
-    assert response.json()["total"] == 11 and response.json()["already_ran"] == 3
-    wait_for(lambda: Backfill.objects.get(pk=backfill.pk).status == "done", timeout=90, message="backfill done")
-    runs = list(job.executions.exclude(scheduled_for__in=[times[i] for i in (0, 6, 13)]).order_by("started_at"))
-    assert len(runs) == 11 and job.executions.count() == 14
-    assert [r.scheduled_for for r in runs] == [t for i, t in enumerate(times) if i not in (0, 6, 13)]
-    assert all(r.status == "success" for r in runs)
-    for earlier, later in zip(runs, runs[1:]):  # one at a time: each started after the previous finished
-        assert later.started_at >= earlier.completed_at
-    progress = client_for(superuser).get(f"/api/v1/backfills/{backfill.pk}").json()
-    assert (progress["status"], progress["finished"], progress["queued"]) == ("done", 11, 11)
-    assert AuditLog.objects.filter(action="execute", object_repr="nightly", changes__backfill=backfill.pk).exists()
-
-
-@pytest.mark.e2e
-@pytest.mark.django_db(transaction=True)
-def test_cancel_midway_and_none_of_the_rest_start(celery_worker_process, superuser, client_for):
-    job = JobFactory(name="slow-nightly", schedule_type="daily", schedule_expression="02:00", timezone="Europe/Berlin",
-                     task_name="tests.sleep", task_kwargs={"seconds": 0.5})
-    start, end = fourteen_days()
-    client = client_for(superuser)
-    backfill_id = client.post(f"/api/v1/jobs/{job.pk}/backfill", {"start": start.isoformat(), "end": end.isoformat()},
-                              format="json").json()["id"]
-    wait_for(lambda: job.executions.filter(status="success").count() >= 2, timeout=60, message="two runs done")
-    response = client.post(f"/api/v1/backfills/{backfill_id}/cancel")
-    assert response.status_code == 200 and response.json()["status"] == "cancelled"
-    made = job.executions.count()
-    assert 2 <= made < 14 and response.json()["not_run"] == 14 - made
-    # what was going is cancelled (or had just finished); nothing else starts
-    import time
-
-    time.sleep(3)
-    assert job.executions.count() == made
-    assert not job.executions.filter(status__in=Execution.ACTIVE_STATUSES).exists()
-    assert client.post(f"/api/v1/backfills/{backfill_id}/cancel").status_code == 409
+# (against a real worker and beat: tests/e2e/test_backfill.py)
 
 
 @pytest.mark.parametrize("start", ["0001-01-01", "0001-01-01T00:00:00+14:00", "1900-01-01"])
