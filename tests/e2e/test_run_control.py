@@ -1,5 +1,7 @@
 """Run control end to end: a real worker (and a real beat where beat's part
-matters): start jitter, overlap policies queue and replace."""
+matters): start jitter, overlap policies queue and replace, pause-all,
+concurrency limits (with retries, a pool process or a whole worker killed)
+and run-after chains."""
 from datetime import timedelta
 
 import pytest
@@ -11,6 +13,7 @@ from scheduling.services.dispatch import ScheduledFire
 from scheduling.services.jitter import start_at, start_offset_seconds
 from tests.e2e.test_beat import running_beat
 from tests.factories import JobFactory
+from tests.faults.support import own_redis  # noqa: F401  (fixture)
 from tests.worker import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -190,3 +193,109 @@ def test_a_chain_of_three_jobs_of_different_kinds_with_a_failure_in_the_middle(c
     failed = Execution.objects.get(job=failing, scheduled_for=later)
     assert failed.status == "failed" and skipped.status == "skipped" and skipped.trigger_run_id == failed.pk
     assert "ended failed" in skipped.output
+
+
+def test_a_retry_waits_for_a_slot_of_its_group_and_starts_as_it_frees(celery_worker_process):
+    from scheduling.services.limits import concurrency_group_set
+
+    # given a group of one slot, a run that fails (one retry after 1 s) and a 3 s run waiting behind it
+    group = concurrency_group_set(name="one-at-a-time", max_runs=1)
+    flaky = JobFactory(overlap_policy="allow", concurrency_group=group, task_name="tests.fail", max_retries=1,
+                       retry_backoff_seconds=1)
+    slow = JobFactory(overlap_policy="allow", concurrency_group=group, task_name="tests.sleep",
+                      task_kwargs={"seconds": 3})
+    failing = services.job_execute(job=flaky)
+    waiting = services.job_execute(job=slow)
+    # when the first fails, the waiting run takes the slot; the retry, past its backoff, waits for it
+    retry = wait_for(lambda: Execution.objects.filter(retry_of=failing).first(), message="the retry")
+    wait_for(lambda: status_of(waiting) == "running", message="the waiting run to take the slot")
+    assert status_of(retry) == "queued"
+    # then it starts when the slot frees (not before), once
+    wait_for(lambda: status_of(retry) == "failed", timeout=30, message="the retry to run")
+    waiting.refresh_from_db()
+    lag = (retry.started_at - waiting.completed_at).total_seconds()
+    assert retry.started_at >= retry.created_at + timedelta(seconds=1)  # after its backoff
+    assert 0 <= lag < 3, lag  # within a second on an idle machine; slack for a loaded one
+    assert Execution.objects.filter(job=flaky).count() == 2  # max_retries 1: no third run
+    print(f"\nretry started {lag:.3f} s after the slot freed")
+
+
+def test_a_group_limit_holds_under_200_concurrent_requests_with_a_worker_killed(own_redis, settings):
+    """The whole worker is killed (main process and pool, SIGKILL) mid-run: its
+    runs are found lost by the heartbeat sweep, which frees their slots; their
+    retries and the failing runs' retries take slots like any run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    from scheduling.services.limits import concurrency_group_set
+    from tests.faults.support import short_visibility_env
+    from tests.faults.test_long_runs import kill_whole
+    from tests.worker import start_worker_process
+
+    settings.JOBS_WORKER_HEARTBEAT_TIMEOUT_SECONDS = 4
+    env = short_visibility_env(own_redis, 5, JOBS_WORKER_HEARTBEAT_TIMEOUT_SECONDS=4)
+    group = concurrency_group_set(name="document-api", max_runs=2)
+    in_group = {"overlap_policy": "allow", "concurrency_group": group, "retry_backoff_seconds": 1}
+    # a long run that will be going when its worker dies; short runs; runs that fail (two retries each)
+    long = JobFactory(task_name="tests.sleep", task_kwargs={"seconds": 300}, timeout_seconds=600, max_retries=0,
+                      **in_group)
+    short = [JobFactory(task_name="tests.sleep", task_kwargs={"seconds": 0.1}, max_retries=1, **in_group)
+             for _ in range(2)]
+    failing = JobFactory(task_name="tests.fail", max_retries=2, **in_group)
+    first = start_worker_process(concurrency=2, hostname="limits-first@%h", extra_env=env)
+    second = None
+    try:
+        doomed = services.job_execute(job=long)
+        wait_for(lambda: status_of(doomed) == "running", message="the long run to start")
+
+        def request(i):
+            try:
+                return services.job_execute(job=failing if i % 20 == 0 else short[i % 2]).pk
+            finally:
+                connection.close()
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            ids = list(pool.map(request, range(200)))
+        assert len(set(ids)) == 200
+        # the worker dies with the long run (and maybe a short one) going
+        wait_for(lambda: Execution.objects.filter(pk__in=ids, status__in=["running", "failed"]).exists(),
+                 timeout=30, message="a short run going")
+        kill_whole(first)
+        second = start_worker_process(concurrency=2, hostname="limits-second@%h", extra_env=env)
+        jobs = [long, *short, failing]
+        runs = Execution.objects.filter(job__in=jobs)
+
+        def all_ended():  # beat's sweeps, each second: lost runs, held and stale runs
+            services.executions_reap_lost()
+            services.executions_resend_stale_queued()
+            return not runs.filter(status__in=Execution.ACTIVE_STATUSES).exists()
+
+        wait_for(all_ended, timeout=300, interval=1, message="every run and retry to end")
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+    # the long run is lost with its worker (its slot freed by the sweep, or its message's redelivery)
+    doomed.refresh_from_db()
+    assert doomed.status == "error" and doomed.error.startswith("Lost: "), doomed.error
+    assert not runs.filter(held=True).exists()
+    # every short run succeeded, at once or by its one retry (if it was lost with the worker)
+    for run in runs.filter(job__in=short, trigger="api"):
+        retries = list(Execution.objects.filter(retry_of=run))
+        if run.status == "success":
+            assert retries == []
+        else:
+            assert run.error.startswith("Lost: ") and [r.status for r in retries] == ["success"], run.error
+    # every failing run ran three times: itself and two retries, none dropped or doubled
+    for run in runs.filter(job=failing, trigger="api"):
+        chain = [run]
+        while (retry := Execution.objects.filter(retry_of=chain[-1]).first()) is not None:
+            chain.append(retry)
+        assert [(r.attempt, r.status) for r in chain] == [(1, "failed"), (2, "failed"), (3, "failed")]
+    # never more than 2 going at once (a lost run holds its slot until it is found), each started once
+    spans = sorted((r.started_at, r.completed_at) for r in runs if r.started_at)
+    assert len(spans) == runs.count()
+    for started, _ in spans:
+        going = sum(1 for s, c in spans if s <= started < c)
+        assert going <= 2, (started, going)
