@@ -22,11 +22,44 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
     return 0.0
 
 
+def uptime() -> str:
+    return "load average " + " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def children(pid: int) -> list[int]:
     try:
         return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
         return []
+
+
+def timeline(requested: float, run, batches) -> str:
+    """Where a run's time went, from the rows (epoch seconds ``requested``: when
+    it was asked for): request to the run's start, to the first image a chunk run
+    claimed (what runs alone before a second process helps: the serial head),
+    and from the last chunk run that analysed something ending to the run's end
+    (the serial tail: the last images, the report, the upload)."""
+    from scheduling.models import Execution
+    from vision_pipeline.models import BatchImage
+
+    def at(value) -> float:
+        return value.timestamp() - requested
+
+    chunk_ids = [i for b in batches for i in (b.chunk_execution_ids or [])]
+    rows = BatchImage.objects.filter(batch__in=batches, claimed_by_id__in=chunk_ids)
+    parts = [f"run started {at(run.started_at):.2f}"]
+    first = rows.order_by("claimed_at").values_list("claimed_at", flat=True).first()
+    if first is not None:
+        worked = set(rows.values_list("claimed_by_id", flat=True))
+        chunks = Execution.objects.filter(pk__in=worked)
+        last = max(c.completed_at for c in chunks if c.completed_at) if chunks else None
+        parts.append(f"first chunk claim {at(first):.2f} (serial head)")
+        if last is not None:
+            parts.append(f"last working chunk ended {at(last):.2f}, run ended {at(run.completed_at):.2f} "
+                         f"(serial tail {(run.completed_at - last).total_seconds():.2f})")
+    else:
+        parts.append(f"no chunk run analysed anything; run ended {at(run.completed_at):.2f}")
+    return "s after the request: " + ", ".join(parts)
 
 
 def bench_cron(bench, processes: int) -> dict:
@@ -65,6 +98,7 @@ def bench_cron(bench, processes: int) -> dict:
         worker = next(process for label, process in bench.processes if label == name)
         cpu_before = process_tree_cpu_seconds(worker.pid)
         started = time.perf_counter()
+        requested = time.time()
         execution = core.job_execute(job=job, force=True)
         while True:
             execution.refresh_from_db()
@@ -89,6 +123,7 @@ def bench_cron(bench, processes: int) -> dict:
               f"(request to end {elapsed:.2f} s); status {execution.status}; {len(api.uploads)} report(s) "
               f"uploaded; text read on {read} image(s); images per run: {share}; the worker's processes used "
               f"{cpu:.2f} CPU-s = {total / cpu:.1f} images per CPU-second", flush=True)
+        print(f"[cron] timeline, {timeline(requested, execution, list(batches))}; uptime: {uptime()}", flush=True)
         # idle: every process of the worker once its runs (chunk runs too) are over
         deadline = time.monotonic() + 60
         chunk_ids = [i for b in batches for i in (b.chunk_execution_ids or [])]

@@ -230,26 +230,34 @@ class Downloaded:
     path: Path
 
 
+def download_image(document: Document, target: Path, *, key: str, api_url: str,
+                   timeout: float | tuple[float, float] | None = None) -> Downloaded:
+    """One input image into ``target``, capped at ``VISION_MAX_IMAGE_BYTES``
+    (ExternalAPIError naming the image when it cannot be had)."""
+    headers = _auth(key) if _same_origin(document.path, api_url) else {}
+    try:
+        http.download(document.path, target, max_bytes=int(settings.VISION_MAX_IMAGE_BYTES), headers=headers,
+                      timeout=timeout)
+    except http.HTTPStatusError as exc:
+        raise ExternalAPIError(f"Image {document.name}: download returned {exc.status_code}") from None
+    except http.OutboundHTTPError as exc:
+        raise ExternalAPIError(scrub(f"Image {document.name}: {exc.detail}", key)) from None
+    return Downloaded(name=document.name, path=target)
+
+
 def download_images(analysis: Analysis, *, dest: Path, key: str, api_url: str,
                     timeout: float | tuple[float, float] | None = None) -> list[Downloaded]:
     """Every input image, ``VISION_DOWNLOAD_CONCURRENCY`` at a time, each capped
     at ``VISION_MAX_IMAGE_BYTES``. The first failure fails the analysis (its
-    report would be incomplete): ExternalAPIError naming the image."""
+    report would be incomplete): ExternalAPIError naming the image. (A run in
+    the worker streams them into its batch instead: services.feed.)"""
     dest.mkdir(parents=True, exist_ok=True)
     documents = analysis.images
 
     def fetch(item: tuple[int, Document]) -> Downloaded:
         index, document = item
-        target = dest / safe_filename(document.name, index)
-        headers = _auth(key) if _same_origin(document.path, api_url) else {}
-        try:
-            http.download(document.path, target, max_bytes=int(settings.VISION_MAX_IMAGE_BYTES), headers=headers,
-                          timeout=timeout)
-        except http.HTTPStatusError as exc:
-            raise ExternalAPIError(f"Image {document.name}: download returned {exc.status_code}") from None
-        except http.OutboundHTTPError as exc:
-            raise ExternalAPIError(scrub(f"Image {document.name}: {exc.detail}", key)) from None
-        return Downloaded(name=document.name, path=target)
+        return download_image(document, dest / safe_filename(document.name, index), key=key, api_url=api_url,
+                              timeout=timeout)
 
     workers = max(1, min(int(settings.VISION_DOWNLOAD_CONCURRENCY), len(documents)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vision-download") as pool:

@@ -53,8 +53,8 @@ def test_two_runs_never_claim_the_same_image_and_a_taken_over_claim_does_not_cou
     batch = stored_batch(tmp_path, 5)
     job = services.chunk_job()
     first, second = run_of(job), run_of(job)
-    a = claims.claim(batch.pk, first.pk)
-    b = claims.claim(batch.pk, second.pk)
+    a = claims.claim(batch.pk, first.pk, limit=2)
+    b = claims.claim(batch.pk, second.pk, limit=2)
     c = claims.claim(batch.pk, first.pk, limit=10)
     assert [r.position for r in a] == [0, 1] and [r.position for r in b] == [2, 3] and [r.position for r in c] == [4]
     assert claims.claim(batch.pk, second.pk) == []

@@ -17,8 +17,10 @@ from vision_pipeline import analyzers, external
 from vision_pipeline.errors import ErrorCode
 from vision_pipeline.models import Batch, BatchImage
 from vision_pipeline.report import render_report
-from vision_pipeline.services.claims import analyse_pending, wait_for_others
-from vision_pipeline.services.deadlines import AnalysisTimeout, BatchStopped, check_deadline
+from vision_pipeline.services.claims import WAIT_POLL_SECONDS, analyse_pending, wait_for_others
+from vision_pipeline.services.deadlines import AnalysisTimeout, BatchStopped, check_deadline, check_running
+from vision_pipeline.services.feed import ImageFeed
+from vision_pipeline.services.progress import RunProgress
 from vision_pipeline.services.storage import image_path, storage_dir
 
 
@@ -26,8 +28,10 @@ def batch_create(*, source: str, files: list[tuple[str, Path]], user_query: str 
                  descriptions: dict[str, str] | None = None, model: str = analyzers.DEFAULT,
                  execution: Execution | None = None, owner=None, organization=None, vision_analysis_id: str = "",
                  run_code: str = "", external_organization_id: str = "", organization_name: str = "",
-                 store_images: bool = True) -> Batch:
+                 store_images: bool = True, arriving: list[str] | None = None) -> Batch:
     """Record a batch and its images (copied into storage when ``store_images``).
+    ``arriving``: instead of ``files``, the names of the images a feed adds as
+    they download (services.feed); the batch then has no image rows yet.
 
     Text no database can hold is a 400 naming its field before anything is
     written. The rows are written first and the files after them, and the
@@ -42,13 +46,13 @@ def batch_create(*, source: str, files: list[tuple[str, Path]], user_query: str 
     _check_text({"user_query": user_query, "descriptions": descriptions, "model": model,
                  "organization_id": external_organization_id, "organization_name": organization_name,
                  "vision_analysis_id": vision_analysis_id, "run_code": run_code,
-                 "images": [name for name, _path in files]})
+                 "images": [name for name, _path in files] + list(arriving or [])})
     batch = None
     try:
         with transaction.atomic():
             batch = Batch.objects.create(
                 source=source, execution=execution, user_query=user_query, model=model, descriptions=descriptions,
-                total_images=len(files), owner=owner if getattr(owner, "pk", None) else None,
+                total_images=len(files) + len(arriving or []), owner=owner if getattr(owner, "pk", None) else None,
                 organization=organization, vision_analysis_id=vision_analysis_id, run_code=run_code,
                 external_organization_id=external_organization_id, organization_name=organization_name,
             )
@@ -92,25 +96,42 @@ def batch_forget_images(batch: Batch) -> None:
 
 def batch_analyze(*, batch: Batch, files: list[tuple[str, Path]] | None = None, deadline: float | None = None,
                   timeout_seconds: float = 0, should_stop: Callable[[], bool] | None = None,
-                  execution: Execution | None = None) -> Batch:
+                  execution: Execution | None = None, feed: ImageFeed | None = None,
+                  progress: RunProgress | None = None) -> Batch:
     """Analyse every image of ``batch`` — with whichever chunk runs share it —
     and write its report. ``files`` (name, path) in position order, else the
-    stored images. ``execution`` is the run doing it (its claims carry its
-    id). A damaged image is recorded on its card; a timeout, a stop request or
-    an analyzer failure fails the batch (``status`` and ``error``)."""
+    stored images, else those ``feed`` adds as they download (its error, a
+    failed download, is raised). ``execution`` is the run doing it (its claims
+    carry its id); ``progress`` records how far it is. A damaged image is
+    recorded on its card; a timeout, a stop request or an analyzer failure
+    fails the batch (``status`` and ``error``)."""
     analyzer = analyzers.get(batch.model)
     now = timezone.now()
     Batch.objects.filter(pk=batch.pk, status__in=Batch.ACTIVE_STATUSES).update(
         status=Batch.Status.PROCESSING, started_at=now, updated_at=now)
     context = analyzers.BatchContext(user_query=batch.user_query, descriptions=batch.descriptions or {},
                                      deadline=deadline)
-    paths = {position: Path(path) for position, (_name, path) in enumerate(files or [])}
+    paths = feed.paths if feed is not None else {
+        position: Path(path) for position, (_name, path) in enumerate(files or [])}
     claimer_id = execution.pk if execution is not None else None
+    if progress is not None:
+        progress.start_batch(batch.pk)
+
+    def step() -> None:  # before each claim and after each image: add what downloaded, say how far it is
+        if feed is not None:
+            feed.pump()
+        if progress is not None:
+            progress.tick()
+
     options = {"deadline": deadline, "timeout_seconds": timeout_seconds, "should_stop": should_stop}
     try:
         while True:
-            analyse_pending(batch, analyzer, context, claimer_id=claimer_id, paths=paths, **options)
-            if not wait_for_others(batch, claimer_id=claimer_id, **options):
+            analyse_pending(batch, analyzer, context, claimer_id=claimer_id, paths=paths, step=step, **options)
+            if feed is not None and not feed.arrived:  # more images are on their way
+                feed.wait(WAIT_POLL_SECONDS)
+                check_running(deadline, timeout_seconds, should_stop)
+                continue
+            if not wait_for_others(batch, claimer_id=claimer_id, step=step, **options):
                 break
         check_deadline(deadline, timeout_seconds)
         done = [row for row in batch.images.all() if row.status == BatchImage.Status.DONE]

@@ -5,6 +5,7 @@ processes."""
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from django.conf import settings
@@ -18,8 +19,9 @@ from vision_pipeline import analyzers
 from vision_pipeline.errors import ErrorCode
 from vision_pipeline.models import Batch, BatchImage
 from vision_pipeline.services.analysis import batch_analyze, batch_create, batch_discard_files, batch_fail
-from vision_pipeline.services.claims import analyse_pending
-from vision_pipeline.services.deadlines import AnalysisTimeout, BatchStopped
+from vision_pipeline.services.claims import WAIT_POLL_SECONDS, analyse_pending, arriving
+from vision_pipeline.services.deadlines import AnalysisTimeout, BatchStopped, check_running
+from vision_pipeline.services.progress import RunProgress
 
 logger = logging.getLogger(__name__)
 
@@ -97,8 +99,9 @@ def batch_fan_out(*, batch: Batch, execution: Execution) -> list[int]:
     """Queue the chunk runs that share ``batch``'s pending images with its own
     run ``execution``; their ids are recorded on the batch (cancel cancels
     them). None when the batch is small, or the chunk job is paused or cannot
-    be queued: the batch's own run then analyses every image."""
-    count = chunk_runs_for(batch.images.filter(status=BatchImage.Status.PENDING).count())
+    be queued: the batch's own run then analyses every image. Counted on the
+    images not yet analysed, also those still downloading (services.feed)."""
+    count = chunk_runs_for(batch.total_images - batch.images.exclude(status=BatchImage.Status.PENDING).count())
     if not count:
         return []
     ids: list[int] = []
@@ -133,7 +136,8 @@ def batch_run(*, execution: Execution, batch_id: str) -> RunResult:
         return not core.execution_is_running(execution=execution)
 
     try:
-        batch = batch_analyze(batch=batch, should_stop=stopped, execution=execution)
+        batch = batch_analyze(batch=batch, should_stop=stopped, execution=execution,
+                              progress=RunProgress(execution, total_images=batch.total_images))
     except AnalysisTimeout as exc:
         return RunResult(ok=False, output=str(exc), batch_id=str(batch.pk))
     ok = batch.status == Batch.Status.COMPLETED
@@ -163,10 +167,18 @@ def batch_chunk_run(*, execution: Execution, batch_id: str, parent_execution_id:
     if batch.status not in Batch.ACTIVE_STATUSES or stopped():
         return RunResult(output=f"Nothing to do: batch {batch.pk} is {batch.effective_status}.", batch_id=str(batch.pk))
     context = analyzers.BatchContext(user_query=batch.user_query, descriptions=batch.descriptions or {})
+    analyzer = analyzers.get(batch.model)
+    progress = RunProgress(execution, total_images=batch.total_images)
+    progress.start_batch(batch.pk)
     analysed = 0
     try:
-        analysed = analyse_pending(batch, analyzers.get(batch.model), context, claimer_id=execution.pk, paths={},
-                                   deadline=None, timeout_seconds=0, should_stop=stopped)
+        while True:
+            analysed += analyse_pending(batch, analyzer, context, claimer_id=execution.pk, paths={}, deadline=None,
+                                        timeout_seconds=0, should_stop=stopped, step=progress.tick)
+            if not arriving(batch):  # else its run is still downloading images: wait for more
+                break
+            check_running(None, 0, stopped)
+            time.sleep(WAIT_POLL_SECONDS)
     except BatchStopped:
         return RunResult(output=f"Stopped: batch {batch.pk} is no longer being analysed.", batch_id=str(batch.pk),
                          result={"batch_id": str(batch.pk), "analysed": analysed})

@@ -2,7 +2,11 @@
 batch's pending images a few at a time, so the runs balance by themselves
 whatever each image costs. A claim is a conditional update, so two runs never
 get the same image; an outcome counts only while its run's claim holds; the
-images of a run that is gone, or whose claim is stale, go back to pending."""
+images of a run that is gone, or whose claim is stale, go back to pending.
+
+A batch whose run streams its images in (services.feed) has fewer rows than
+``total_images`` while they download: its runs wait for more (``arriving``)
+instead of ending when nothing is pending yet."""
 from __future__ import annotations
 
 import logging
@@ -24,19 +28,27 @@ from vision_pipeline.services.storage import image_path
 logger = logging.getLogger(__name__)
 
 CLAIM_SIZE = 2
-WAIT_POLL_SECONDS = 0.2
+# Near the end (few pending) a run claims one image at a time, so the last
+# images spread over the runs instead of one run finishing two while another idles.
+CLAIM_ONE_BELOW = 2 * CLAIM_SIZE
+# How often a waiting run looks again: the batch's own run waits here for the
+# last images of other runs before its report, so this is part of every run's tail.
+WAIT_POLL_SECONDS = 0.05
 # A claim this old is taken over even if its run still reads "running" (a hung worker).
 CLAIM_STALE_SECONDS = 600
 
 
-def claim(batch_id, claimer_id: int | None, limit: int = CLAIM_SIZE) -> list[BatchImage]:
+def claim(batch_id, claimer_id: int | None, limit: int | None = None) -> list[BatchImage]:
     """Up to ``limit`` pending images of the batch, now claimed by ``claimer_id``
-    (a conditional update: two runs never get the same image). [] when none is pending."""
+    (a conditional update: two runs never get the same image). [] when none is
+    pending. No ``limit``: ``CLAIM_SIZE``, or one while few are pending."""
     while True:
         pending = list(BatchImage.objects.filter(batch_id=batch_id, status=BatchImage.Status.PENDING)
-                       .order_by("position").values_list("pk", flat=True)[:limit])
+                       .order_by("position").values_list("pk", flat=True)[:max(limit or 0, CLAIM_ONE_BELOW + 1)])
         if not pending:
             return []
+        take = limit if limit is not None else 1 if len(pending) <= CLAIM_ONE_BELOW else CLAIM_SIZE
+        pending = pending[:take]
         now = timezone.now()
         BatchImage.objects.filter(pk__in=pending, status=BatchImage.Status.PENDING).update(
             status=BatchImage.Status.WORKING, claimed_by_id=claimer_id, claimed_at=now)
@@ -69,11 +81,15 @@ def record(batch: Batch, row: BatchImage, *, analysis: analyzers.ImageAnalysis |
 
 def analyse_pending(batch: Batch, analyzer: analyzers.Analyzer, context: analyzers.BatchContext, *,
                     claimer_id: int | None, paths: dict[int, Path], deadline: float | None, timeout_seconds: float,
-                    should_stop: Callable[[], bool] | None) -> int:
+                    should_stop: Callable[[], bool] | None, step: Callable[[], None] | None = None) -> int:
     """Claim and analyse the batch's pending images until none is left; how many this run analysed.
-    A damaged image is recorded on its card and the next one goes on."""
+    A damaged image is recorded on its card and the next one goes on. ``step`` is
+    called before each claim and after each image (the run's progress, which
+    throttles itself: services.progress; the images its downloads added: services.feed)."""
     analysed = 0
     while True:
+        if step is not None:
+            step()
         rows = claim(batch.pk, claimer_id)
         if not rows:
             return analysed
@@ -84,14 +100,21 @@ def analyse_pending(batch: Batch, analyzer: analyzers.Analyzer, context: analyze
                 image = load_image(image_path(batch, row, paths), filename=row.filename)
             except ImageRefused as exc:
                 record(batch, row, error=str(exc))
-                continue
-            analysis = analyzer.analyze_image(image, description=description, context=context)
-            if record(batch, row, analysis=analysis, thumbnail=image.thumbnail):
-                analysed += 1
+            else:
+                analysis = analyzer.analyze_image(image, description=description, context=context)
+                if record(batch, row, analysis=analysis, thumbnail=image.thumbnail):
+                    analysed += 1
+            if step is not None:
+                step()
+
+
+def arriving(batch: Batch) -> bool:
+    """Whether the batch's images are still being added (streamed in as they download)."""
+    return BatchImage.objects.filter(batch_id=batch.pk).count() < batch.total_images
 
 
 def wait_for_others(batch: Batch, *, claimer_id: int | None, deadline: float | None, timeout_seconds: float,
-                    should_stop: Callable[[], bool] | None) -> bool:
+                    should_stop: Callable[[], bool] | None, step: Callable[[], None] | None = None) -> bool:
     """Wait while other runs finish the images they claimed. An image whose run
     is no longer running (cancelled, failed, lost) or whose claim is stale goes
     back to pending: True then, and the caller analyses it."""
@@ -115,4 +138,6 @@ def wait_for_others(batch: Batch, *, claimer_id: int | None, deadline: float | N
                            handed_back)
             return True
         check_running(deadline, timeout_seconds, should_stop)
+        if step is not None:
+            step()
         time.sleep(WAIT_POLL_SECONDS)

@@ -19,10 +19,12 @@ from scheduling.models import Execution, Job
 from vision_pipeline import analyzers, external
 from vision_pipeline.images import ImageRefused, check_header
 from vision_pipeline.models import Batch
-from vision_pipeline.services.analysis import batch_analyze, batch_create, batch_forget_images
+from vision_pipeline.services.analysis import batch_analyze, batch_create, batch_fail, batch_forget_images
 from vision_pipeline.services.batches import batch_fan_out, chunk_runs_for
 from vision_pipeline.services.config import ProcessorConfig
 from vision_pipeline.services.deadlines import AnalysisTimeout, check_deadline
+from vision_pipeline.services.feed import ImageFeed
+from vision_pipeline.services.progress import RunProgress
 from vision_pipeline.services.remote import remote_batch
 from vision_pipeline.services.storage import batch_report_path
 
@@ -98,10 +100,11 @@ def process_analyses(*, config: ProcessorConfig, execution: Execution | None = N
     temp_root = Path(settings.JOBS_TEMP_DIR)
     temp_root.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=f"vision-run-{execution.pk if execution else 'cli'}-", dir=temp_root))
+    progress = RunProgress(execution, total_images=sum(len(analysis.images) for analysis in fetched.analyses))
     try:
         for index, analysis in enumerate(fetched.analyses):
             result = process_one(analysis, config=config, workdir=workdir / f"{index:03d}", execution=execution,
-                                 owner=owner, organization=organization, source=source, log=log)
+                                 owner=owner, organization=organization, source=source, log=log, progress=progress)
             summary.results.append(result)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -110,21 +113,21 @@ def process_analyses(*, config: ProcessorConfig, execution: Execution | None = N
 
 def process_one(analysis: external.Analysis, *, config: ProcessorConfig, workdir: Path,
                 execution: Execution | None, owner, organization, source: str,
-                log: logging.Logger = logger) -> dict[str, Any]:
-    """Download, analyse, render and upload one analysis; never raises."""
+                log: logging.Logger = logger, progress: RunProgress | None = None) -> dict[str, Any]:
+    """Download, analyse, render and upload one analysis; never raises.
+
+    With the local backend the images stream into the batch as they download
+    (services.feed) and, in the worker, a large analysis's chunk runs are
+    queued before the first image lands: they and this run analyse the first
+    images while the rest download."""
     key = config.external_api_key
     started = time.monotonic()
     deadline = started + config.analysis_timeout_seconds
     result: dict[str, Any] = {"vision_analysis_id": analysis.vision_analysis_id, "run_code": analysis.run_code,
                               "images": len(analysis.images), "batch_id": None}
+    batch = feed = None
     try:
         workdir.mkdir(parents=True, exist_ok=True)
-        files = external.download_images(analysis, dest=workdir, key=key, api_url=config.external_api_get_url)
-        for item in files:
-            try:
-                check_header(item.path, filename=item.name)
-            except ImageRefused as exc:
-                raise external.ExternalAPIError(f"Image {exc}") from None
         descriptions = external.download_descriptions(analysis, dest=workdir, key=key,
                                                       api_url=config.external_api_get_url)
         check_deadline(deadline, config.analysis_timeout_seconds)
@@ -132,22 +135,27 @@ def process_one(analysis: external.Analysis, *, config: ProcessorConfig, workdir
             # A run in the worker shares a large analysis with chunk runs, as an API
             # batch does (services.batches); they read the images from storage, so
             # they are stored for the analysis and removed after it.
-            spread = execution is not None and chunk_runs_for(len(files)) > 0
+            spread = execution is not None and chunk_runs_for(len(analysis.images)) > 0
             batch = batch_create(
-                source=source, files=[(item.name, item.path) for item in files], user_query=analysis.user_query,
-                descriptions=descriptions, model=config.analyzer, execution=execution, owner=owner,
-                organization=organization, vision_analysis_id=analysis.vision_analysis_id,
-                run_code=analysis.run_code, external_organization_id=analysis.organization_id,
-                organization_name=analysis.organization_name, store_images=spread,
+                source=source, files=[], arriving=[document.name for document in analysis.images],
+                user_query=analysis.user_query, descriptions=descriptions, model=config.analyzer,
+                execution=execution, owner=owner, organization=organization,
+                vision_analysis_id=analysis.vision_analysis_id, run_code=analysis.run_code,
+                external_organization_id=analysis.organization_id, organization_name=analysis.organization_name,
+                store_images=spread,
             )
             result["batch_id"] = str(batch.pk)
             try:
                 if spread:
                     batch_fan_out(batch=batch, execution=execution)  # their ids are on the batch
-                batch = batch_analyze(batch=batch, files=[(item.name, item.path) for item in files],
-                                      deadline=deadline, timeout_seconds=config.analysis_timeout_seconds,
-                                      execution=execution)
+                feed = ImageFeed(batch, analysis.images, store=spread, workdir=workdir, key=key,
+                                 api_url=config.external_api_get_url).start()
+                batch = batch_analyze(batch=batch, feed=feed, deadline=deadline,
+                                      timeout_seconds=config.analysis_timeout_seconds, execution=execution,
+                                      progress=progress)
             finally:
+                if feed is not None:
+                    feed.close()
                 if spread:
                     batch_forget_images(batch)
             if batch.status != Batch.Status.COMPLETED:
@@ -155,6 +163,13 @@ def process_one(analysis: external.Analysis, *, config: ProcessorConfig, workdir
             html = Path(batch_report_path(batch)).read_bytes()
             result.update(flagged=batch.flagged_images, failed_images=batch.failed_images)
         else:
+            files = external.download_images(analysis, dest=workdir, key=key, api_url=config.external_api_get_url)
+            for item in files:
+                try:
+                    check_header(item.path, filename=item.name)
+                except ImageRefused as exc:
+                    raise external.ExternalAPIError(f"Image {exc}") from None
+            check_deadline(deadline, config.analysis_timeout_seconds)
             batch_id, html = remote_batch(config=config, analysis=analysis, files=files, descriptions=descriptions,
                                           deadline=deadline)
             result["batch_id"] = batch_id
@@ -172,7 +187,13 @@ def process_one(analysis: external.Analysis, *, config: ProcessorConfig, workdir
         log.exception("analysis %s failed unexpectedly", analysis.vision_analysis_id)
         result.update(status="error", error=external.scrub(f"{type(exc).__name__}: {exc}", key))
     finally:
+        if batch is not None and result.get("status") != "success":
+            # its chunk runs stop with it (they wait while a batch's images arrive)
+            batch_fail(batch, result.get("error") or "The analysis stopped")
         shutil.rmtree(workdir, ignore_errors=True)
+    if progress is not None:
+        failed = len(analysis.images) if result["status"] != "success" else result.get("failed_images", 0)
+        progress.end_batch(len(analysis.images), failed)
     result["seconds"] = round(time.monotonic() - started, 2)
     log.info("analysis %s: %s%s", analysis.vision_analysis_id, result["status"],
              f" ({result['error']})" if result.get("error") else "")
