@@ -299,3 +299,43 @@ def test_a_group_limit_holds_under_200_concurrent_requests_with_a_worker_killed(
     for started, _ in spans:
         going = sum(1 for s, c in spans if s <= started < c)
         assert going <= 2, (started, going)
+
+
+def test_beat_fires_queue_and_replace_jobs_in_their_orders(celery_worker_process):
+    # given two 2-second jobs whose runs outlast a fire: one queues, one replaces
+    queue = JobFactory(schedule_type="interval", schedule_expression="2s", overlap_policy="queue",
+                       catch_up_policy="skip", task_name="tests.sleep", task_kwargs={"seconds": 3})
+    replace = JobFactory(schedule_type="interval", schedule_expression="2s", overlap_policy="replace",
+                         catch_up_policy="skip", task_name="tests.sleep", task_kwargs={"seconds": 60})
+    queue_fires = Execution.objects.filter(job=queue, trigger="schedule").exclude(status="missed")
+    replace_fires = Execution.objects.filter(job=replace, trigger="schedule").exclude(status="missed")
+    # when beat fires them a while
+    with running_beat():
+        wait_for(lambda: queue_fires.filter(status="success").count() >= 2
+                 and replace_fires.filter(status="cancelled").count() >= 2, timeout=60,
+                 message="two queued runs done and two runs replaced")
+        # (paused while beat runs: a fire already on its way is recorded before, or not at all)
+        services.job_pause(job=queue, actor_label="test")
+        services.job_pause(job=replace, actor_label="test")
+    going = list(replace_fires.filter(status__in=Execution.ACTIVE_STATUSES))
+    for run in going:
+        services.execution_cancel(execution=run, actor_label="test")
+    wait_for(lambda: not queue_fires.filter(status__in=Execution.ACTIVE_STATUSES).exists(), timeout=30,
+             message="the queue job's last runs to end")
+    # then the queue job ran one at a time, each waiting fire starting as the run before it ended,
+    # and every fire that came while one waited is recorded skipped, with the reason
+    ran = list(queue_fires.exclude(started_at=None).order_by("started_at"))
+    assert len(ran) >= 2 and all(run.status == "success" for run in ran)
+    for earlier, later in zip(ran, ran[1:]):
+        assert later.started_at >= earlier.completed_at
+        if later.created_at < earlier.completed_at:  # it waited for that run
+            assert (later.started_at - earlier.completed_at).total_seconds() < 3
+    skipped = list(queue_fires.filter(status="skipped"))
+    assert skipped and all("overlap policy 'queue' keeps at most one waiting" in run.output for run in skipped)
+    assert queue_fires.count() == len(ran) + len(skipped)
+    # and each replace fire cancelled the run before it, which ended before the new one started
+    fires = list(replace_fires.order_by("scheduled_for"))
+    assert len(fires) >= 3
+    for earlier, later in zip(fires, fires[1:]):
+        assert earlier.status == "cancelled" and f"replaced by run {later.pk}" in earlier.error, earlier.error
+        assert later.started_at is None or earlier.completed_at <= later.started_at
