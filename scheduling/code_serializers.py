@@ -11,7 +11,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from jobsite.models import Organization
-from scheduling.models import Calendar
+from scheduling.models import Calendar, JobDependency
 from scheduling.serializers import (
     JobCreateSerializer,
     JobSerializer,
@@ -42,9 +42,20 @@ class SecretRefsField(serializers.DictField):
         return {str(name): {"from_env": ref["from_env"].strip()} for name, ref in data.items()}
 
 
+class ManifestRunAfterSerializer(StrictInputSerializer):
+    """One job a job runs after (``PUT /api/v1/jobs/{id}/run-after``'s item), by name."""
+
+    read_only_keys = frozenset({"job_id"})
+    job = serializers.CharField(max_length=200, help_text="The upstream job's name (in the file or stored).")
+    condition = serializers.ChoiceField(choices=JobDependency.Condition.choices, default=JobDependency.Condition.SUCCESS,
+                                        help_text="success: after it succeeds; finished: after it ends, any outcome.")
+
+
 class ManifestJobSerializer(JobCreateSerializer):
     """One job of a jobs-as-code file: the create body, plus ``paused``, the
-    organization by name, and secrets by reference."""
+    organization by name, secrets by reference, calendars and the jobs it runs
+    after by name. ``concurrency_group`` is a name checked when the file is
+    applied (the file's ``concurrency_groups:`` are created first)."""
 
     read_only_keys = frozenset(JobSerializer.Meta.fields) - {"organization_id"}
     organization_id = None
@@ -58,6 +69,23 @@ class ManifestJobSerializer(JobCreateSerializer):
         child=serializers.CharField(max_length=200), required=False,
         help_text="Names of the calendars whose days and hours the job skips.",
     )
+    concurrency_group = serializers.CharField(
+        max_length=64, required=False, allow_null=True,
+        help_text="Name of a concurrency group (the file's concurrency_groups: or a stored one); null: none.",
+    )
+    run_after = ManifestRunAfterSerializer(
+        many=True, required=False,
+        help_text="The jobs this one runs after, by name: [{job: extract, condition: success}]. A cycle is refused.",
+    )
+
+
+class ManifestConcurrencyGroupSerializer(StrictInputSerializer):
+    """One concurrency group of a jobs-as-code file (``concurrency_groups:``)."""
+
+    read_only_keys = frozenset({"id", "jobs"})
+    name = serializers.CharField(max_length=64)
+    max_runs = serializers.IntegerField(min_value=1, help_text="At most this many runs of the group's jobs at once.")
+    description = serializers.CharField(max_length=255, required=False, allow_blank=True)
 
 
 class ApplyQuerySerializer(serializers.Serializer):

@@ -1,49 +1,52 @@
 """The ``jobs`` section of a manifest: plan, apply (in bulk) and export.
 
 A job document is the API's create body (``JobCreateSerializer``'s fields,
-under the same names) plus ``paused``, ``organization`` (by name) and
-``secrets`` (references, never values). It is the whole desired state: a
-field the document leaves out takes the value a create would give it, except
-``organization`` and ``secrets``, which an update keeps when left out.
+under the same names, run control included: ``overlap_policy``,
+``jitter_seconds``, ``max_concurrent_runs``, ``concurrency_group`` by name)
+plus ``paused``, ``organization`` (by name), ``secrets`` (references, never
+values), ``calendars`` (by name) and ``run_after`` (upstream jobs by name,
+each with its condition). It is the whole desired state: a field the document
+leaves out takes the value a create would give it, except ``organization``
+and ``secrets``, which an update keeps when left out.
 
-Creates go in bulk — ``job_validate`` (the services' own checks) for every
-document, then one ``bulk_create`` each of Jobs, beat PeriodicTasks and audit
-rows, and one ``PeriodicTasks.update_changed()`` so beat reloads once —
-which is what makes applying 10,000 jobs fast (docs/benchmarks.md). Updates,
-pauses, resumes and deletes go through the per-job services
-(``job_update``, ``job_pause``, ``job_resume``, ``job_set_secrets``, ``job_delete``).
+Creates go through ``jobs_build`` (``job_create``'s checks, ``job_validate``
+included, for every document) and ``jobs_insert`` (Jobs, beat PeriodicTasks
+and audit rows in a few statements, one beat change notice); edits of many
+jobs through ``jobs_update_bulk`` (``job_update``'s checks, audit and beat
+sync, in bulk). Pauses, resumes, secrets, calendars of existing jobs, run-after
+links and deletes go through their per-job services (``job_pause``,
+``job_resume``, ``job_set_secrets``, ``job_set_calendars``,
+``job_set_run_after`` — which refuses cycles —, ``job_delete``).
 """
 from __future__ import annotations
 
 import inspect
-import json
 import re
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import CharField, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Cast, Concat
+from django.db.models import Q
 from django.utils import timezone
-from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 
-from jobsite.crypto import secrets_decrypt, secrets_encrypt
+from jobsite.crypto import secrets_decrypt
 from jobsite.models import Organization
-from jobsite.redaction import secrets_check
 from jobsite.tenancy import user_default_organization
-from scheduling import audit
-from scheduling.beat import DISPATCH_TASK, PERIODIC_TASK_PREFIX, celery_priority, job_schedule, periodic_task_name
-from scheduling.beat.sync import _expires_seconds, crontab_expression
+from scheduling.beat import job_next_runs, job_schedule
 from scheduling.kinds import internal_kinds, is_internal_kind
-from scheduling.models import AuditLog, Calendar, Job
+from scheduling.models import Calendar, ConcurrencyGroup, Job
+from scheduling.services import jobs_bulk
 from scheduling.services.apply import (
     Change, Context, DocumentError, ManifestError, Section, errors_from, register_section, secret_refs_resolve,
     secrets_diff,
 )
 from scheduling.services.calendars import job_set_calendars
-from scheduling.services.jobs import job_create, job_delete, job_pause, job_resume, job_set_secrets, job_update, job_validate
+from scheduling.services.dependencies import job_set_run_after
+from scheduling.services.jobs import (
+    job_create, job_delete, job_pause, job_resume, job_set_secrets, jobs_build, jobs_update_bulk,
+)
 
 SECTION = "jobs"
-BATCH = 1000
+BATCH = jobs_bulk.BATCH
 
 #: Service (model) field → the file's (the API's) name.
 FILE_NAMES = {"queue": "task_queue", "priority": "task_priority", "timeout_seconds": "timeout"}
@@ -51,7 +54,8 @@ FILE_NAMES = {"queue": "task_queue", "priority": "task_priority", "timeout_secon
 FIELDS = (
     "name", "title", "description", "kind", "job_type", "schedule_type", "schedule_expression", "timezone",
     "task_name", "task_args", "task_kwargs", "config", "queue", "priority", "timeout_seconds", "max_retries",
-    "retry_backoff_seconds", "overlap_policy", "catch_up_policy", "is_enabled",
+    "retry_backoff_seconds", "overlap_policy", "catch_up_policy", "jitter_seconds", "max_concurrent_runs",
+    "concurrency_group", "is_enabled",
 )
 #: What a create gives a field the document leaves out: job_create's own defaults.
 DEFAULTS = {
@@ -59,6 +63,7 @@ DEFAULTS = {
     if name in FIELDS and param.default is not inspect.Parameter.empty
 }
 DEFAULTS.update(task_args=[], task_kwargs={}, config={})
+_UPDATE_ERROR = re.compile(r"^updates\[(\d+)\]\.(.*)$")
 
 
 def file_name(field: str) -> str:
@@ -80,10 +85,16 @@ def _desired(doc: dict) -> dict:
 
 
 def _current(job: Job) -> dict:
-    values = {f: getattr(job, f) for f in FIELDS}
+    values = {f: getattr(job, f) for f in FIELDS if f != "concurrency_group"}
+    values["concurrency_group"] = job.concurrency_group.name if job.concurrency_group_id else None
     values["status"] = job.status
     values["organization"] = job.organization_id
     return values
+
+
+def _links_shown(links) -> list[str]:
+    """Run-after links as the plan and the audit show them: "upstream (condition)"."""
+    return [f"{name} ({condition})" for name, condition in sorted(links)]
 
 
 # ---------------------------------------------------------------------------
@@ -91,7 +102,8 @@ def _current(job: Job) -> dict:
 # ---------------------------------------------------------------------------
 def _plan(documents: list[tuple[int, dict]], context: Context) -> list[Change]:
     names = [doc["name"] for _, doc in documents]
-    existing = {job.name: job for job in Job.objects.filter(name__in=names).prefetch_related("calendars")} if names else {}
+    existing = {job.name: job for job in Job.objects.filter(name__in=names).select_related("concurrency_group")
+                .prefetch_related("calendars", "upstream_links__upstream")} if names else {}
     default_org = user_default_organization(context.actor)
     changes, errors = [], []
     for index, doc in documents:
@@ -106,12 +118,15 @@ def _plan(documents: list[tuple[int, dict]], context: Context) -> list[Change]:
         secrets, problems = secret_refs_resolve(doc.get("secrets"), stored=stored, env=context.env,
                                                 section=SECTION, index=index, name=name)
         errors.extend(problems)
+        calendars = sorted(doc.get("calendars", []))
+        run_after = sorted((item["job"], item["condition"]) for item in doc.get("run_after", []))
         if job is None:
             if is_internal_kind(wanted["kind"]):
                 errors.append(DocumentError(SECTION, index, name, "kind",
                                             f"Jobs of kind '{wanted['kind']}' are internal: their app creates them."))
             changes.append(Change(SECTION, "create", name, document=doc, index=index,
-                                  values={**wanted, "secrets": secrets or {}, "calendars": sorted(doc.get("calendars", []))}))
+                                  values={**wanted, "secrets": secrets or {}, "calendars": calendars,
+                                          "run_after": run_after}))
             continue
         if is_internal_kind(job.kind):
             errors.append(DocumentError(SECTION, index, name, "name",
@@ -129,13 +144,16 @@ def _plan(documents: list[tuple[int, dict]], context: Context) -> list[Change]:
         secrets_change = secrets_diff(secrets_decrypt(job.secrets) if secrets is not None else {}, secrets)
         if secrets_change:
             diff["secrets"] = secrets_change
-        calendars = sorted(doc.get("calendars", []))
         stored_calendars = sorted(c.name for c in job.calendars.all())
         if calendars != stored_calendars:
             diff["calendars"] = [stored_calendars, calendars]
+        stored_links = sorted((link.upstream.name, link.condition) for link in job.upstream_links.all())
+        if run_after != stored_links:
+            diff["run_after"] = [_links_shown(stored_links), _links_shown(run_after)]
         if diff:
             changes.append(Change(SECTION, "update", name, fields=diff, document=doc, index=index, obj=job,
-                                  values={**wanted, "secrets": secrets, "calendars": calendars}))
+                                  values={**wanted, "secrets": secrets, "calendars": calendars,
+                                          "run_after": run_after}))
     if context.prune:
         keep = Job.objects.filter(Q(name__in=names) | Q(kind__in=internal_kinds()))
         if context.kinds:
@@ -152,175 +170,169 @@ def _plan(documents: list[tuple[int, dict]], context: Context) -> list[Change]:
 # ---------------------------------------------------------------------------
 # Apply
 # ---------------------------------------------------------------------------
-def _apply(changes: list[Change], context: Context) -> None:
-    creates = [c for c in changes if c.action == "create"]
-    errors: list[DocumentError] = []
-    if creates:
-        errors.extend(_create_bulk(creates, context))
-    for change in changes:
-        try:
-            if change.action == "update":
-                _update(change, context)
-            elif change.action == "delete":
-                job_delete(job=change.obj, actor=context.actor, actor_label=context.actor_label)
-        except (ValidationError, ManifestError) as exc:
-            errors.extend(errors_from(exc, section=SECTION, index=change.index, name=change.name))
-    if errors:
-        raise ManifestError(errors)
-
-
 def _by(context: Context) -> dict:
     return {"actor": context.actor if getattr(context.actor, "pk", None) else None, "actor_label": context.actor_label}
 
 
-def _update(change: Change, context: Context) -> None:
-    job, values = change.obj, change.values
-    data = {f: values[f] for f in (*FIELDS, "organization") if f in values and f != "kind"}
-    if "organization" in data:
-        data["organization"] = Organization.objects.filter(pk=data["organization"]).first()
-    edits = {f: v for f, v in data.items() if f in Job.EDITABLE_FIELDS}
-    job = job_update(job=job, data=edits, **_by(context))
-    if values["secrets"] is not None and "secrets" in change.fields:
-        job_set_secrets(job=job, secrets=values["secrets"], **_by(context))
-    if "calendars" in change.fields:
-        job_set_calendars(job=job, names=values["calendars"], **_by(context))
-    if values["status"] != job.status:
-        (job_pause if values["status"] == Job.Status.PAUSED else job_resume)(job=job, **_by(context))
+def _apply(changes: list[Change], context: Context) -> None:
+    errors: list[DocumentError] = []
+    for change in changes:
+        if change.action == "delete":
+            job_delete(job=change.obj, **_by(context))
+    writes = [c for c in changes if c.action != "delete"]
+    if not writes:
+        return
+    group_names = {c.values["concurrency_group"] for c in writes if c.values.get("concurrency_group")}
+    groups = {g.name: g for g in ConcurrencyGroup.objects.filter(name__in=group_names)} if group_names else {}
+    for change in writes:
+        group = change.values.get("concurrency_group")
+        if group and group not in groups:
+            errors.append(DocumentError(SECTION, change.index, change.name, "concurrency_group",
+                                        f"No concurrency group named '{group}' (list it under concurrency_groups: "
+                                        f"or create it first)."))
+    if errors:
+        raise ManifestError(errors)
+    creates = [c for c in writes if c.action == "create"]
+    updates = [c for c in writes if c.action == "update"]
+    if creates:
+        errors.extend(_create_bulk(creates, context, groups))
+    if updates and not errors:
+        errors.extend(_update_bulk(updates, context, groups))
+    if not errors:
+        errors.extend(_run_after_set(writes, context))
+    if errors:
+        raise ManifestError(errors)
 
 
-def _create_bulk(changes: list[Change], context: Context) -> list[DocumentError]:
-    """Validate every new job as job_create does, then insert them, their beat
-    entries and their audit rows in a few statements."""
-    actor = context.actor if getattr(context.actor, "is_authenticated", False) else None
+def _job_values(change: Change, groups: dict) -> dict:
+    values = {f: change.values[f] for f in FIELDS}
+    values["concurrency_group"] = groups.get(values["concurrency_group"]) if values["concurrency_group"] else None
+    return values
+
+
+def _create_bulk(changes: list[Change], context: Context, groups: dict) -> list[DocumentError]:
+    """Validate every new job as job_create does (``jobs_build``), then insert
+    them, their beat entries and their audit rows in a few statements."""
     organizations = {o.pk: o for o in Organization.objects.filter(
         pk__in={c.values["organization"] for c in changes if c.values["organization"]})}
     calendars = {c.name: c for c in Calendar.objects.filter(
         name__in={name for c in changes for name in c.values["calendars"]})}
-    jobs, errors = [], []
+    errors = []
     for change in changes:
-        values = change.values
-        missing = sorted(set(values["calendars"]) - set(calendars))
+        missing = sorted(set(change.values["calendars"]) - set(calendars))
         if missing:
             errors.append(DocumentError(SECTION, change.index, change.name, "calendars",
                                         f"No calendar named {', '.join(repr(n) for n in missing)}."))
-            continue
-        job = Job(**{f: values[f] for f in FIELDS}, status=values["status"], owner=actor,
-                  organization=organizations.get(values["organization"]))
-        try:
-            secrets_check(values["secrets"])
-            job.secrets = secrets_encrypt(values["secrets"])
-            job_validate(job)
-        except ValidationError as exc:
-            errors.extend(errors_from(exc, section=SECTION, index=change.index, name=change.name))
-            continue
-        jobs.append(job)
+    actor = context.actor if getattr(context.actor, "is_authenticated", False) else None
+    specs = [{**_job_values(c, groups), "status": c.values["status"], "secrets": c.values["secrets"], "owner": actor,
+              "organization": organizations.get(c.values["organization"])} for c in changes]
+    jobs, problems = jobs_build(specs, actor=actor)
+    for index, exc in sorted(problems.items()):
+        change = changes[index]
+        errors.extend(errors_from(exc, section=SECTION, index=change.index, name=change.name))
     if errors:
         return errors
-    now = timezone.now()
-    schedules: dict[tuple, tuple] = {}  # many jobs share a schedule: parsed and computed once each
-    for job in jobs:
-        key = (job.schedule_type, job.schedule_expression, job.timezone, job.is_schedulable)
-        if key not in schedules:
-            # job_next_runs, with an interval anchored where its new PeriodicTask is (now)
-            schedule = job_schedule(job)
-            runs = schedule.next_runs(1, anchor=now if schedule.interval else None) if job.is_schedulable else []
-            schedules[key] = (schedule, runs[0] if runs else None)
-        job._apply_schedule, job.next_run_at = schedules[key]
     try:
         with transaction.atomic():
-            Job.objects.bulk_create(jobs, batch_size=BATCH)
+            jobs_bulk.jobs_insert(jobs, **_by(context))
     except IntegrityError:  # a job of one of these names was created since the plan was made
         taken = set(Job.objects.filter(name__in=[job.name for job in jobs]).values_list("name", flat=True))
         return [DocumentError(SECTION, c.index, c.name, "name", "A job of this name was created meanwhile; apply "
                               "the file again.") for c in changes if c.name in taken] or [
             DocumentError(SECTION, None, "", "", "The jobs could not be created; apply the file again.")]
-    _periodic_tasks_create(jobs, now=now)
-    Calendar.jobs.through.objects.bulk_create(
-        [Calendar.jobs.through(calendar_id=calendars[name].pk, job_id=job.pk)
-         for job, change in zip(jobs, changes) for name in change.values["calendars"]], batch_size=BATCH)
-    by = _by(context)
-    AuditLog.objects.bulk_create(
-        [AuditLog(**audit.entry(**by, action="create", obj=job, changes=audit.job_snapshot(job))) for job in jobs],
-        batch_size=BATCH,
-    )
+    for job, change in zip(jobs, changes):
+        change.obj = job
+    _calendars_link(jobs, changes, calendars)
     return []
 
 
-def _schedule_rows(schedules) -> dict[tuple, dict]:
-    """_beat_schedule_fields for many schedules: the Crontab/Interval/Clocked
-    rows that exist read in a few queries, the missing ones bulk-created."""
-    out: dict[tuple, dict] = {}
-    crons = {(s.cron, s.timezone_name) for s in schedules if s.cron}
-    intervals = {int(s.interval.total_seconds()) for s in schedules if s.interval}
-    clocks = {s.clocked for s in schedules if s.clocked}
-    if crons:
-        rows = {}
-        for zone in {tz for _, tz in crons}:
-            hours = {cron.split()[1] for cron, tz in crons if tz == zone}
-            for row in CrontabSchedule.objects.filter(timezone=zone, hour__in=hours).order_by("pk"):
-                rows.setdefault((crontab_expression(row), str(row.timezone)), row)
-        missing = [CrontabSchedule(minute=m, hour=h, day_of_month=dom, month_of_year=moy, day_of_week=dow, timezone=tz)
-                   for cron, tz in sorted(crons - set(rows)) for m, h, dom, moy, dow in [cron.split()]]
-        CrontabSchedule.objects.bulk_create(missing, batch_size=BATCH)
-        rows.update({(crontab_expression(row), str(row.timezone)): row for row in missing})
-        for key, row in rows.items():
-            out[("cron", *key)] = {"crontab": row, "interval": None, "clocked": None, "one_off": False}
-    if intervals:
-        rows = {}
-        for row in IntervalSchedule.objects.filter(every__in=intervals, period=IntervalSchedule.SECONDS).order_by("pk"):
-            rows.setdefault(row.every, row)
-        missing = [IntervalSchedule(every=every, period=IntervalSchedule.SECONDS) for every in sorted(intervals - set(rows))]
-        IntervalSchedule.objects.bulk_create(missing)
-        rows.update({row.every: row for row in missing})
-        for every, row in rows.items():
-            out[("interval", every)] = {"crontab": None, "interval": row, "clocked": None, "one_off": False}
-    for clocked in clocks:  # one-offs: few
-        row, _ = ClockedSchedule.objects.get_or_create(clocked_time=clocked)
-        out[("clocked", clocked)] = {"crontab": None, "interval": None, "clocked": row, "one_off": True}
-    return out
+def _calendars_link(jobs: list[Job], changes: list[Change], calendars: dict) -> None:
+    """New jobs' calendars: the links in one insert, and ``next_run_at`` moved past them (as job_set_calendars)."""
+    listed = [(job, [calendars[name] for name in change.values["calendars"]])
+              for job, change in zip(jobs, changes) if change.values["calendars"]]
+    if not listed:
+        return
+    Calendar.jobs.through.objects.bulk_create(
+        [Calendar.jobs.through(calendar_id=calendar.pk, job_id=job.pk) for job, skips in listed for calendar in skips],
+        batch_size=BATCH)
+    for job, skips in listed:
+        job._skip_calendars = skips
+        runs = job_next_runs(job, 1)
+        job.next_run_at = runs[0] if runs else None
+    Job.objects.bulk_update([job for job, _ in listed], ["next_run_at"], batch_size=BATCH)
 
 
-def _schedule_key(schedule) -> tuple:
-    if schedule.cron:
-        return ("cron", schedule.cron, schedule.timezone_name)
-    if schedule.interval:
-        return ("interval", int(schedule.interval.total_seconds()))
-    return ("clocked", schedule.clocked)
+def _update_bulk(changes: list[Change], context: Context, groups: dict) -> list[DocumentError]:
+    """Field edits of every changed job in one ``jobs_update_bulk``; then, per
+    job, what has a service of its own (secrets, calendars, pause/resume)."""
+    by = _by(context)
+    edits = []
+    for change in changes:
+        values = _job_values(change, groups)
+        if "organization" in change.values:
+            values["organization"] = Organization.objects.filter(pk=change.values["organization"]).first()
+        changed = {f for f in (*FIELDS, "organization") if file_name(f) in change.fields}
+        data = {f: v for f, v in values.items() if f in changed and f in Job.EDITABLE_FIELDS}
+        if data:
+            edits.append((change, data))
+    errors: list[DocumentError] = []
+    if edits:
+        try:
+            updated = jobs_update_bulk(updates=[(change.obj, data) for change, data in edits], **by)
+        except ValidationError as exc:
+            for key, messages in exc.message_dict.items():
+                match = _UPDATE_ERROR.match(key)
+                change = edits[int(match.group(1))][0] if match else None
+                errors.extend(DocumentError(SECTION, change.index if change else None, change.name if change else "",
+                                            match.group(2) if match else key, message) for message in messages)
+            return errors
+        for (change, _), job in zip(edits, updated):
+            change.obj = job
+    for change in changes:
+        job, values = change.obj, change.values
+        try:
+            if values["secrets"] is not None and "secrets" in change.fields:
+                job = job_set_secrets(job=job, secrets=values["secrets"], **by)
+            if "calendars" in change.fields:
+                job = job_set_calendars(job=job, names=values["calendars"], **by)
+            if "status" in change.fields:
+                job = (job_pause if values["status"] == Job.Status.PAUSED else job_resume)(job=job, **by)
+        except ValidationError as exc:
+            errors.extend(errors_from(exc, section=SECTION, index=change.index, name=change.name))
+        change.obj = job
+    return errors
 
 
-def _periodic_tasks_create(jobs: list[Job], *, now) -> None:
-    """periodic_task_sync for many new jobs: the same PeriodicTask values, a
-    bulk insert, one UPDATE linking them, one change notice for beat."""
-    scheduled = [(job, job._apply_schedule) for job in jobs]
-    scheduled = [(job, schedule) for job, schedule in scheduled if not schedule.is_manual]
-    rows = _schedule_rows([schedule for _, schedule in scheduled])
-    tasks = []
-    for job, schedule in scheduled:
-        task = PeriodicTask(
-            **rows[_schedule_key(schedule)], name=periodic_task_name(job), task=DISPATCH_TASK,
-            args=json.dumps([job.pk]), kwargs="{}", queue=job.queue, priority=celery_priority(job.priority),
-            expire_seconds=_expires_seconds(schedule), enabled=job.is_schedulable,
-            description=f"jobsite job {job.name}",
-        )
-        if schedule.interval and task.enabled:
-            task.last_run_at = now  # as periodic_task_sync anchors a fresh interval
-        tasks.append(task)
-    PeriodicTask.objects.bulk_create(tasks, batch_size=BATCH)
-    for (job, _), task in zip(scheduled, tasks):
-        job.periodic_task = task
-    ids = [job.pk for job, _ in scheduled]
-    link = PeriodicTask.objects.filter(name=Concat(Value(PERIODIC_TASK_PREFIX), Cast(OuterRef("pk"), CharField())))
-    for start in range(0, len(ids), BATCH):
-        Job.objects.filter(pk__in=ids[start:start + BATCH]).update(periodic_task=Subquery(link.values("pk")[:1]))
-    PeriodicTasks.update_changed()
+def _run_after_set(changes: list[Change], context: Context) -> list[DocumentError]:
+    """The run-after links that change, through ``job_set_run_after`` (which
+    refuses a cycle, naming it), once every job of the file exists."""
+    todo = [c for c in changes if (c.action == "create" and c.values["run_after"]) or "run_after" in c.fields]
+    if not todo:
+        return []
+    names = {name for c in todo for name, _ in c.values["run_after"]}
+    upstream_jobs = {job.name: job for job in Job.objects.filter(name__in=names)}
+    errors = []
+    for change in todo:
+        missing = [(i, name) for i, (name, _) in enumerate(change.values["run_after"]) if name not in upstream_jobs]
+        if missing:
+            errors.extend(DocumentError(SECTION, change.index, change.name, f"run_after[{i}].job",
+                                        f"No job named '{name}'.") for i, name in missing)
+            continue
+        try:
+            job_set_run_after(job=change.obj, upstreams=[(upstream_jobs[name], condition)
+                                                         for name, condition in change.values["run_after"]],
+                              **_by(context))
+        except ValidationError as exc:
+            errors.extend(errors_from(exc, section=SECTION, index=change.index, name=change.name))
+    return errors
 
 
 # ---------------------------------------------------------------------------
 # Export
 # ---------------------------------------------------------------------------
 def _export(kinds: list[str] | None) -> list[dict]:
-    jobs = (Job.objects.exclude(kind__in=internal_kinds()).select_related("organization")
-            .prefetch_related("calendars").order_by("name"))
+    jobs = (Job.objects.exclude(kind__in=internal_kinds()).select_related("organization", "concurrency_group")
+            .prefetch_related("calendars", "upstream_links__upstream").order_by("name"))
     if kinds:
         jobs = jobs.filter(kind__in=kinds)
     out = []
@@ -330,7 +342,8 @@ def _export(kinds: list[str] | None) -> list[dict]:
             continue  # a one-off whose time has passed cannot be created again (the API refuses it too)
         doc = {}
         for f in FIELDS:
-            value = getattr(job, f)
+            value = getattr(job, f) if f != "concurrency_group" else (
+                job.concurrency_group.name if job.concurrency_group_id else None)
             if f == "title" and value == job.name:
                 continue
             if f != "name" and f in DEFAULTS and value == DEFAULTS[f] and f != "kind":
@@ -345,6 +358,9 @@ def _export(kinds: list[str] | None) -> list[dict]:
         calendars = sorted(c.name for c in job.calendars.all())
         if calendars:
             doc["calendars"] = calendars
+        links = sorted((link.upstream.name, link.condition) for link in job.upstream_links.all())
+        if links:
+            doc["run_after"] = [{"job": name, "condition": condition} for name, condition in links]
         out.append(doc)
     return out
 

@@ -4,11 +4,13 @@ credentials, and the manual jobs that facades' one-off work runs as.
 The Job row and its beat PeriodicTask change in the same transaction."""
 from __future__ import annotations
 
+import inspect
 import re
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone as django_timezone
 
 from jobsite.crypto import secrets_decrypt, secrets_encrypt
 from jobsite.exceptions import Conflict
@@ -18,8 +20,9 @@ from scheduling import audit
 from scheduling.beat import job_next_runs, job_schedule, periodic_task_delete, periodic_task_sync
 from scheduling.errors import ErrorCode
 from scheduling.executors import DEFAULT_KIND, executor_for, registered_kinds
-from scheduling.models import Execution, Job
+from scheduling.models import AuditLog, Execution, Job
 from scheduling.schedules import parse_schedule
+from scheduling.services import jobs_bulk
 from scheduling.services.jitter import MAX_JITTER_SECONDS
 from scheduling.services.lifecycle import MAX_RETRY_DELAY_SECONDS, execution_cancel
 
@@ -152,25 +155,150 @@ def job_create(
     organization=None,
 ) -> Job:
     """Create a job and its beat PeriodicTask (disabled unless the job is enabled)."""
-    secrets_check(secrets)
-    job = Job(
-        name=name, title=title or name, description=description, kind=kind, job_type=job_type,
-        schedule_type=schedule_type, schedule_expression=str(schedule_expression).strip(), timezone=timezone or "UTC",
-        task_name=task_name or "", task_args=task_args if task_args is not None else [],
-        task_kwargs=task_kwargs if task_kwargs is not None else {}, config=config or {},
-        secrets=secrets_encrypt(secrets or {}),
-        queue=queue, priority=priority, timeout_seconds=timeout_seconds, max_retries=max_retries,
-        retry_backoff_seconds=retry_backoff_seconds, overlap_policy=overlap_policy, catch_up_policy=catch_up_policy,
-        jitter_seconds=jitter_seconds, max_concurrent_runs=max_concurrent_runs, concurrency_group=concurrency_group,
-        is_enabled=is_enabled,
-        owner=owner if owner is not None else (actor if getattr(actor, "is_authenticated", False) else None),
-        organization=organization,
-    )
+    arguments = dict(locals())  # the parameters, as jobs_create_bulk's specs name them
+    arguments.pop("actor_label")
+    job = _job_new(**arguments)
     job_validate(job)
     _save_unique(job)
     _sync_schedule(job)
     audit.record(actor=actor, actor_label=actor_label, action="create", obj=job, changes=audit.job_snapshot(job))
     return job
+
+
+_CREATE_PARAMETERS = {name: param.default for name, param in inspect.signature(job_create).parameters.items()
+                      if name not in ("actor", "actor_label")}
+#: jobs_create_bulk's spec keys: job_create's keyword arguments, and those a spec must give.
+_CREATE_ARGS = frozenset(_CREATE_PARAMETERS)
+_CREATE_REQUIRED = frozenset(name for name, default in _CREATE_PARAMETERS.items() if default is inspect.Parameter.empty)
+
+
+def _job_new(*, actor, **values) -> Job:
+    """The unsaved Job ``job_create`` makes of its arguments (``values``: every one), its secrets checked."""
+    secrets = values["secrets"]
+    secrets_check(secrets)
+    owner = values["owner"]
+    return Job(
+        name=values["name"], title=values["title"] or values["name"], description=values["description"],
+        kind=values["kind"], job_type=values["job_type"], schedule_type=values["schedule_type"],
+        schedule_expression=str(values["schedule_expression"]).strip(), timezone=values["timezone"] or "UTC",
+        task_name=values["task_name"] or "",
+        task_args=values["task_args"] if values["task_args"] is not None else [],
+        task_kwargs=values["task_kwargs"] if values["task_kwargs"] is not None else {},
+        config=values["config"] or {}, secrets=secrets_encrypt(secrets or {}),
+        **{f: values[f] for f in ("queue", "priority", "timeout_seconds", "max_retries", "retry_backoff_seconds",
+                                  "overlap_policy", "catch_up_policy", "jitter_seconds", "max_concurrent_runs",
+                                  "concurrency_group", "is_enabled", "organization")},
+        owner=owner if owner is not None else (actor if getattr(actor, "is_authenticated", False) else None),
+    )
+
+
+def jobs_build(specs: list[dict[str, Any]], *, actor=None) -> tuple[list[Job], dict[int, ValidationError]]:
+    """The unsaved Jobs ``specs`` (``job_create``'s keyword arguments each, plus
+    ``status``: a job may be created paused) describe, checked as ``job_create``
+    checks one (``secrets_check``, ``job_validate``, a free name), and the
+    ValidationError of each spec that fails, by index."""
+    jobs: list[Job] = []
+    errors: dict[int, ValidationError] = {}
+    names: dict[str, int] = {}
+    for index, spec in enumerate(specs):
+        spec = dict(spec)
+        status = spec.pop("status", Job.Status.ACTIVE)
+        unknown = sorted(set(spec) - _CREATE_ARGS)
+        try:
+            if unknown:
+                raise ValidationError({field: ["Unknown field."] for field in unknown})
+            if status not in Job.Status.values:
+                raise ValidationError({"status": [f"Use one of: {', '.join(Job.Status.values)}."]})
+            missing = sorted(_CREATE_REQUIRED - set(spec))
+            if missing:
+                raise ValidationError({field: ["This field is required."] for field in missing})
+            job = _job_new(actor=actor, **{**_CREATE_PARAMETERS, **spec})
+            job.status = status
+            job_validate(job)
+            if job.name in names:
+                raise ValidationError({"name": [f"Listed twice (also at {names[job.name]})."]})
+        except ValidationError as exc:
+            errors[index] = exc
+            continue
+        names[job.name] = index
+        jobs.append(job)
+    taken = set(Job.objects.filter(name__in=list(names)).values_list("name", flat=True)) if names else set()
+    for name in sorted(taken):
+        errors[names[name]] = ValidationError({"name": [f"A job named '{name}' already exists."]})
+    return [job for job in jobs if job.name not in taken], errors
+
+
+@transaction.atomic
+def jobs_create_bulk(*, specs: list[dict[str, Any]], actor=None, actor_label: str = "") -> list[Job]:
+    """Create many jobs at once: each spec is ``job_create``'s keyword arguments
+    (plus ``status``, to create one paused). The same checks, beat entries,
+    ``next_run_at`` and ``create`` audit rows as ``job_create`` one by one, in a
+    few statements (scheduling.services.jobs_bulk). All or nothing: a
+    ValidationError naming ``specs[i].field`` for every spec at fault; a
+    Conflict if a name was taken meanwhile."""
+    jobs, errors = jobs_build(specs, actor=actor)
+    if errors:
+        raise ValidationError({f"specs[{index}].{field}": messages for index, exc in sorted(errors.items())
+                               for field, messages in exc.message_dict.items()})
+    try:
+        with transaction.atomic():
+            jobs_bulk.jobs_insert(jobs, actor=actor, actor_label=actor_label)
+    except IntegrityError:
+        raise Conflict("A job of one of these names was created meanwhile; try again.",
+                       code=ErrorCode.JOB_NAME_TAKEN) from None
+    return jobs
+
+
+@transaction.atomic
+def jobs_update_bulk(*, updates: list[tuple[Job, dict[str, Any]]], actor=None, actor_label: str = "") -> list[Job]:
+    """``job_update`` for many jobs at once: each (job, data) checked as it
+    checks one (``job_validate``), the rows locked and written with one
+    ``bulk_update``, beat entries re-synced in bulk with one change notice,
+    one ``update`` audit row per job that changed. All or nothing: a
+    ValidationError naming ``updates[i].field`` for every update at fault."""
+    errors: dict[str, list[str]] = {}
+    for index, (_, data) in enumerate(updates):
+        for field in sorted(set(data) - set(Job.EDITABLE_FIELDS)):
+            errors[f"updates[{index}].{field}"] = ["This field cannot be changed."]
+    if errors:
+        raise ValidationError(errors)
+    locked = (Job.objects.select_for_update(of=("self",)).select_related("periodic_task")
+              .prefetch_related("calendars").in_bulk([job.pk for job, _ in updates]))
+    jobs, befores = [], []
+    for index, (job, data) in enumerate(updates):
+        job = locked[job.pk]
+        befores.append(audit.job_snapshot(job))
+        for field, value in data.items():
+            setattr(job, field, value)
+        if "schedule_expression" in data:
+            job.schedule_expression = str(job.schedule_expression).strip()
+        try:
+            job_validate(job)
+        except ValidationError as exc:
+            for field, messages in exc.message_dict.items():
+                errors[f"updates[{index}].{field}"] = messages
+        jobs.append(job)
+    if errors:
+        raise ValidationError(errors)
+    now = django_timezone.now()
+    jobs_bulk.periodic_tasks_sync(jobs, now=now)
+    for job in jobs:
+        job.updated_at = now
+    fields = [Job._meta.get_field(f).name for f in Job.EDITABLE_FIELDS]
+    try:
+        with transaction.atomic():
+            Job.objects.bulk_update(jobs, [*fields, "updated_at", "next_run_at", "periodic_task"],
+                                    batch_size=jobs_bulk.BATCH)
+    except IntegrityError:
+        raise Conflict("A job of one of these names exists already.", code=ErrorCode.JOB_NAME_TAKEN) from None
+    entries = []
+    for job, before in zip(jobs, befores):
+        changes = audit.diff(before, audit.job_snapshot(job))
+        if changes:
+            entries.append(AuditLog(**audit.entry(actor=actor, actor_label=actor_label, action="update", obj=job,
+                                                  changes=changes)))
+    AuditLog.objects.bulk_create(entries, batch_size=jobs_bulk.BATCH)
+    return jobs
 
 
 @transaction.atomic

@@ -133,8 +133,8 @@ BOMB = textwrap.dedent("""\
     ("a: &a [1]\nb: *a\n", "YAML aliases (*name) are not allowed: the value anchored at line 1 is used again"),
     ("jobs: []\n---\njobs: []\n", "Put everything in one YAML document"),
     ("jobs: {name: x}\n", "jobs.yaml: jobs: Must be a list of jobs; got dict."),
-    ("- name: x\n", "jobs.yaml: The file must be a mapping with 'calendars:', 'workflows:' and 'jobs:'; got list."),
-    ("cronjobs: []\n", "jobs.yaml: cronjobs: Unknown section. Use 'calendars:', 'workflows:' and 'jobs:'."),
+    ("- name: x\n", "jobs.yaml: The file must be a mapping with 'concurrency_groups:', 'calendars:', 'workflows:' and 'jobs:'; got list."),
+    ("cronjobs: []\n", "jobs.yaml: cronjobs: Unknown section. Use 'concurrency_groups:', 'calendars:', 'workflows:' and 'jobs:'."),
     ("jobs: [{name: x, schedule_type: daily, schedule_expression: '01:00', task_name: tests.echo, task_priority: high}]",
      "jobs.yaml: jobs[0] (x): task_priority: A valid integer is required."),
     ("jobs: [{name: x, schedule_type: daily, schedule_expression: '01:00', task_name: tests.echo, schedule: x}]",
@@ -290,7 +290,7 @@ def test_a_job_created_between_plan_and_apply_is_a_clear_error(root):
     def meanwhile(plan):
         services.job_create(name="poll", schedule_type="interval", schedule_expression="5", task_name="tests.noop")
 
-    with pytest.raises(ManifestError, match=r"jobs\[1\] \(poll\): name: A job of this name was created meanwhile"):
+    with pytest.raises(ManifestError, match=r"jobs\[1\] \(poll\): name: A job named 'poll' already exists."):
         manifest_apply(documents=manifest.read(FILE), actor=root, on_plan=meanwhile)
     assert not Job.objects.exists()
 
