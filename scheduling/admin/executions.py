@@ -26,7 +26,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
 from jobsite.admin.base import ObjectToolsMixin, ReadOnlyAdmin, RefreshingListMixin, act_on_each, attempt
-from jobsite.admin.widgets import human_duration, json_block, pre_block, relative_when, when
+from jobsite.admin.widgets import human_duration, json_block, pre_block, progress_bar, relative_when, when
 from jobsite.tenancy import scope_to_user
 from scheduling import services
 from scheduling.admin import run_page
@@ -35,6 +35,7 @@ from scheduling.admin.execution_filters import (
 )
 from scheduling.admin.widgets import RunColumns, SchedulingMedia, badge, status_label
 from scheduling.admin.workers import WorkersPageMixin
+from scheduling.dashboard.runs import page_progress
 from scheduling.models import AuditLog, DailyJobStatistics, Execution
 
 #: How often a running run's page asks for new log lines (the script's default).
@@ -118,6 +119,9 @@ class ExecutionAdmin(RunColumns, WorkersPageMixin, ObjectToolsMixin, RefreshingL
     @admin.display(description="Trigger")
     def trigger_column(self, obj):
         label = obj.trigger if obj.attempt == 1 else f"{obj.trigger} · try {obj.attempt}"
+        if obj.trigger_run_id:  # run after another job: the run that started it (its id is on the row)
+            return format_html('<span class="ops-nowrap">{}</span><div class="ops-sub ops-nowrap">after run {}</div>',
+                               label, obj.trigger_run_id)
         return format_html('<span class="ops-nowrap">{}</span>', label)
 
     @admin.display(description="Created", ordering="created_at")
@@ -133,6 +137,11 @@ class ExecutionAdmin(RunColumns, WorkersPageMixin, ObjectToolsMixin, RefreshingL
 
     @admin.display(description="Output / error")
     def summary(self, obj):
+        progress = getattr(obj, "page_progress", None)  # a running run that recorded its progress
+        if progress is not None:
+            return format_html('<span class="ops-cell ops-cell-progress">{}{}</span>', progress_bar(
+                progress.percent, failed_percent=progress.failed_percent, eta_seconds=progress.eta_seconds),
+                format_html('<span class="ops-sub"> {}</span>', progress.detail) if progress.detail else "")
         failed = obj.status in Execution.FAILURE_STATUSES and obj.error
         text = " ".join(((obj.error if failed else obj.output) or "").split())
         if not text:
@@ -193,7 +202,18 @@ class ExecutionAdmin(RunColumns, WorkersPageMixin, ObjectToolsMixin, RefreshingL
         """What started it, which try it is, and who asked."""
         who = obj.triggered_by.get_username() if obj.triggered_by else ("beat" if obj.trigger == "schedule" else "")
         text = f"{obj.get_trigger_display()} · attempt {obj.attempt}" + (f" · by {who}" if who else "")
-        return format_html('<span id="ops-run-line">{}</span>', text)
+        return format_html('<span id="ops-run-line">{}{}</span>', text, self._upstream_run(obj))
+
+    @staticmethod
+    def _upstream_run(obj):
+        """A run another job's run started (run after): which run, linked (SET NULL when it was deleted)."""
+        upstream = obj.trigger_run
+        if upstream is None:
+            return ""
+        verb = "skipped after" if obj.status == Execution.Status.SKIPPED else "started after"
+        return format_html(' · <span id="ops-trigger-run">{} <a href="{}">run {}</a> of {}</span>', verb,
+                           reverse("admin:scheduling_execution_change", args=[upstream.pk]), upstream.pk,
+                           upstream.job.name)
 
     def get_readonly_fields(self, request, obj=None):
         return [name for _, options in self.get_fieldsets(request, obj) for name in options["fields"]]
@@ -293,6 +313,10 @@ class ExecutionAdmin(RunColumns, WorkersPageMixin, ObjectToolsMixin, RefreshingL
         response = super().changelist_view(request, extra_context)
         cl = (getattr(response, "context_data", None) or {}).get("cl")
         if cl is not None:
+            rows = list(cl.result_list)
+            found = page_progress(rows)  # one query for the page, whatever it holds
+            for execution in rows:
+                execution.page_progress = found.get(execution.pk)
             did_nothing = next((spec for spec in cl.filter_specs if isinstance(spec, DidNothingFilter)), None)
             response.context_data["hiding_did_nothing"] = bool(did_nothing and did_nothing.hidden)
             response.context_data["show_did_nothing_url"] = cl.get_query_string({DidNothingFilter.parameter_name:

@@ -7,8 +7,9 @@ outcome's own time, its next run and success rate, and buttons to pause or
 resume and run it now. Times are relative with the exact time on hover
 (``jobsite.admin.widgets.relative_when``).
 
-The strips of a whole page come from one query (``selectors.job_run_history``),
-attached to the page's rows by ``JobListColumns.attach_run_history``.
+The strips of a whole page come from one query (``history.run_history_rows``:
+plain tuples, no model instances), attached to the page's rows by
+``JobListColumns.attach_run_history``.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from django.utils.safestring import mark_safe
 
 from jobsite import humanize
 from jobsite.admin.widgets import relative_when, time_formatter, when
-from scheduling import selectors
+from scheduling.admin.history import StripRun, run_history_rows
 from scheduling.admin.widgets import BADGE_COLOURS, badge, status_label
 from scheduling.beat import schedule_description
 from scheduling.kinds import internal_kinds, is_internal_kind
@@ -93,18 +94,18 @@ class JobOriginFilter(admin.SimpleListFilter):
             }
 
 
-def run_square(run: Execution, *, url_of, exact=when) -> str:
-    """One run of a history strip: a square in its status's colour, a link to
-    the run, its status and time on hover. ``url_of(pk)``: the run's page;
-    ``exact``: ``when``, or a page's ``time_formatter()``."""
-    colour = BADGE_COLOURS.get(run.status, "#607d8b")
-    at = run.started_at or run.created_at
-    tip = f"Run {run.pk} · {status_label(run.status)} · {humanize.relative(at)} ({exact(at)})"
-    if run.duration_seconds is not None:
-        tip += f" · {humanize.duration(run.duration_seconds)}"
+def run_square(run: StripRun, *, url_of, exact=when) -> str:
+    """One run of a history strip (``history.StripRun``): a square in its
+    status's colour, a link to the run, its status and time on hover.
+    ``url_of(pk)``: the run's page; ``exact``: ``when``, or a page's ``time_formatter()``."""
+    pk, status, at, seconds = run
+    colour = BADGE_COLOURS.get(status, "#607d8b")
+    tip = f"Run {pk} · {status_label(status)} · {humanize.relative(at)} ({exact(at)})"
+    if seconds is not None:
+        tip += f" · {humanize.duration(seconds)}"
     # Plain string building (escaped by hand): format_html for 1,000 squares costs the page ~50 ms.
-    tip, status = escape(tip), escape(run.status)
-    return (f'<a class="ops-run ops-run-{status}" href="{escape(url_of(run.pk))}" title="{tip}" aria-label="{tip}" '
+    tip, status = escape(tip), escape(status)
+    return (f'<a class="ops-run ops-run-{status}" href="{escape(url_of(pk))}" title="{tip}" aria-label="{tip}" '
             f'style="background:{escape(colour)}"></a>')
 
 
@@ -132,7 +133,7 @@ class JobListColumns:
     def attach_run_history(self, jobs) -> None:
         """Give each job of a page its ``run_history`` (newest first), one query for the page."""
         jobs = list(jobs)
-        history = selectors.job_run_history(job_ids=[job.pk for job in jobs], limit=RUN_HISTORY_LENGTH)
+        history = run_history_rows(job_ids=[job.pk for job in jobs], limit=RUN_HISTORY_LENGTH)
         exact = time_formatter()  # the zone and format looked up once for the page's squares
         for job in jobs:
             job.run_history = history.get(job.pk, [])
@@ -163,7 +164,7 @@ class JobListColumns:
     def run_history_strip(self, obj):
         runs = getattr(obj, "run_history", None)
         if runs is None:  # not a list page (a single object): read it alone
-            runs = selectors.job_run_history(job_ids=[obj.pk], limit=RUN_HISTORY_LENGTH)[obj.pk]
+            runs = run_history_rows(job_ids=[obj.pk], limit=RUN_HISTORY_LENGTH)[obj.pk]
         if not runs:
             return mark_safe('<span class="ops-sub">no runs yet</span>')
         url_of = self._execution_url = getattr(self, "_execution_url", None) or execution_url_maker()

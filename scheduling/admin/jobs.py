@@ -36,6 +36,7 @@ from scheduling.admin.forms import JobAdminForm
 from scheduling.admin.job_list import JobListColumns, JobOriginFilter, job_is_internal, with_activity
 from scheduling.admin.job_page import job_summary
 from scheduling.admin.kind_fields import SPECS, kind_fields_for
+from scheduling.admin.run_after import run_after_context, run_after_view
 from scheduling.admin.run_forms import RunWithParametersForm
 from scheduling.admin.widgets import SchedulingMedia, badge, status_label
 from scheduling.beat import schedule_preview
@@ -226,6 +227,7 @@ class JobAdmin(JobListColumns, ObjectToolsMixin, RefreshingListMixin, admin.Mode
             "all_p95_text": human_duration(summary["stats"]["p95_duration_seconds"]),
             "executions_url": self.executions_url(job),
             "may_change": may_change,
+            **run_after_context(job=job, user=request.user),
         }
 
     # -- writes through the services -----------------------------------------
@@ -269,6 +271,8 @@ class JobAdmin(JobListColumns, ObjectToolsMixin, RefreshingListMixin, admin.Mode
             ("<path:object_id>/runs/<int:execution_id>/cancel/", self.cancel_run_view, "scheduling_job_cancel_run"),
             ("<path:object_id>/backfill/", lambda request, object_id: backfill_view(self, request, object_id),
              "scheduling_job_backfill"),
+            ("<path:object_id>/run-after/", lambda request, object_id: run_after_view(self, request, object_id),
+             "scheduling_job_run_after"),
         ]
 
     def _job_for_button(self, request, object_id) -> Job:

@@ -23,6 +23,8 @@ from django.utils.html import format_html, format_html_join
 from jobsite import humanize
 from jobsite.admin.widgets import Palette, pre_block, progress_bar
 from scheduling.beat import schedule_description
+from scheduling.dashboard.runs import celery_progress, eta_seconds, progress_detail
+from scheduling.dashboard.runs import run_progress as recorded_progress
 from scheduling.models import Execution
 
 STEP_COLOURS = {"success": Palette.OK, "reused": Palette.IDLE, "running": Palette.BUSY, "pending": Palette.WAITING,
@@ -44,36 +46,24 @@ class RunProgress:
         return progress_bar(self.percent, failed_percent=self.failed_percent, eta_seconds=self.eta_seconds)
 
 
-def _eta(execution: Execution, percent: float) -> float | None:
-    """Remaining time at the rate so far, while the run goes on."""
-    if execution.status != Execution.Status.RUNNING or not execution.started_at or not 0 < percent < 100:
-        return None
-    elapsed = (timezone.now() - execution.started_at).total_seconds()
-    return elapsed * (100.0 - percent) / percent
-
-
 def _share(part: int, whole: int) -> float:
     return min(100.0, 100.0 * part / whole) if whole else 0.0
 
 
 def run_progress(execution: Execution) -> RunProgress | None:
-    """How far ``execution`` got, or None when its kind reports no progress."""
+    """How far ``execution`` got, or None when it recorded no progress.
+
+    A bulk upload's row counters first (its own row, kept as it goes); then
+    what the run recorded the core's way (``execution_record_progress``: a
+    workflow's steps, a ``percent``, ``processed_X`` of ``total_X``) or, for
+    a kind that keeps its Celery result, that task's progress meta; last a
+    vision run's batch counters."""
     upload = getattr(execution, "bulk_upload", None)  # a bulk predictions upload's run
     if upload is not None:
         total = upload.total_rows
         percent = 100.0 if execution.status == Execution.Status.SUCCESS else _share(upload.processed_rows, total)
         return RunProgress(percent, _share(upload.failed_rows, total), upload.estimated_completion_seconds,
                            f"{upload.processed_rows:,} of {total:,} rows · {upload.failed_rows:,} failed")
-    batches = getattr(execution, "vision_batches", None)  # a vision batch's run, or a vision poll's batches
-    if batches is not None:
-        counts = [(b.total_images, b.processed_images, b.failed_images) for b in batches.all()]
-        if counts:
-            total, processed, failed = (sum(column) for column in zip(*counts))
-            percent = _share(processed, total)
-            return RunProgress(percent, _share(failed, total), _eta(execution, percent),
-                               f"{processed:,} of {total:,} images · {failed:,} failed"
-                               + (f" · {len(counts)} batches" if len(counts) > 1 else ""))
-    result = execution.result if isinstance(execution.result, dict) else {}
     steps = workflow_steps(execution)
     if steps:
         # where the run got to: the steps that ran or were reused (skipped ones never ran)
@@ -81,13 +71,33 @@ def run_progress(execution: Execution) -> RunProgress | None:
         failed = sum(1 for step in steps if step.get("status") in STEP_FAILED)
         skipped = sum(1 for step in steps if step.get("status") == "skipped")
         percent = _share(done, len(steps))
-        return RunProgress(percent, _share(failed, len(steps)), _eta(execution, percent),
+        return RunProgress(percent, _share(failed, len(steps)), eta_seconds(execution, percent),
                            f"{done} of {len(steps)} steps · {failed} failed" + (f" · {skipped} skipped" if skipped else ""))
-    percent = result.get("percent")
-    if isinstance(percent, (int, float)) and not isinstance(percent, bool):
-        percent = 100.0 if execution.status == Execution.Status.SUCCESS else max(0.0, min(100.0, float(percent)))
-        return RunProgress(percent, 0.0, _eta(execution, percent))
+    recorded = execution.result
+    progress = recorded_progress(recorded)
+    if progress is None and execution.status == Execution.Status.RUNNING:
+        recorded = celery_meta(execution)
+        progress = recorded_progress(recorded)
+    if progress is not None:
+        percent, failed = progress
+        if execution.status == Execution.Status.SUCCESS and not failed:
+            percent = 100.0
+        return RunProgress(percent, failed, eta_seconds(execution, percent), progress_detail(recorded))
+    batches = getattr(execution, "vision_batches", None)  # a vision batch's run, or a vision poll's batches
+    if batches is not None:
+        counts = [(b.total_images, b.processed_images, b.failed_images) for b in batches.all()]
+        if counts:
+            total, processed, failed = (sum(column) for column in zip(*counts))
+            percent = _share(processed, total)
+            return RunProgress(percent, _share(failed, total), eta_seconds(execution, percent),
+                               f"{processed:,} of {total:,} images · {failed:,} failed"
+                               + (f" · {len(counts)} batches" if len(counts) > 1 else ""))
     return None
+
+
+def celery_meta(execution: Execution) -> dict | None:
+    """The Celery task's progress meta of a running run whose kind keeps it (one GET)."""
+    return celery_progress([execution]).get(execution.pk)
 
 
 def run_subjects(execution: Execution):

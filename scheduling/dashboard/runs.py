@@ -133,9 +133,9 @@ def _number(value) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _counted_progress(data: dict) -> tuple[float, float] | None:
+def _counted(data: dict) -> tuple[str, float, float, float] | None:
     """``processed_X`` of ``total_X`` (and ``failed_X``): rows of an upload,
-    images of a batch."""
+    images of a batch; as (X, done, total, failed)."""
     for key, value in data.items():
         if not key.startswith("processed_"):
             continue
@@ -143,8 +143,7 @@ def _counted_progress(data: dict) -> tuple[float, float] | None:
         done, total = _number(value), _number(data.get(f"total_{noun}"))
         if done is None or not total:
             continue
-        failed = _number(data.get(f"failed_{noun}")) or 0.0
-        return min(100.0, 100.0 * done / total), min(100.0, 100.0 * failed / total)
+        return noun, done, total, _number(data.get(f"failed_{noun}")) or 0.0
     return None
 
 
@@ -152,7 +151,9 @@ def run_progress(result: Any) -> tuple[float, float] | None:
     """(percent done, percent failed) from what a run recorded as it went
     (``services.execution_record_progress``, or its Celery task's progress
     meta): a ``percent``; a workflow's ``steps``; ``processed_X`` of
-    ``total_X``. None when it says nothing about progress."""
+    ``total_X`` (and ``failed_X``). None when it says nothing about progress.
+    Any kind that records one of these shapes has its bar and ETA on the
+    dashboard, the runs list and the run's page."""
     if not isinstance(result, dict):
         return None
     percent = _number(result.get("percent"))
@@ -163,10 +164,64 @@ def run_progress(result: Any) -> tuple[float, float] | None:
         finished = [step for step in steps if step.get("status") not in (None, "pending", "running")]
         failed = [step for step in finished if step.get("status") in ("failed", "timeout")]
         return 100.0 * len(finished) / len(steps), 100.0 * len(failed) / len(steps)
-    return _counted_progress(result)
+    counted = _counted(result)
+    if counted is None:
+        return None
+    _, done, total, failed = counted
+    return min(100.0, 100.0 * done / total), min(100.0, 100.0 * failed / total)
 
 
-def _celery_progress(executions: list[Execution]) -> dict[int, dict]:
+def progress_detail(result: Any) -> str:
+    """The counts behind a counted report ("3 of 10 images · 1 failed"), else ""."""
+    counted = _counted(result) if isinstance(result, dict) else None
+    if counted is None:
+        return ""
+    noun, done, total, failed = counted
+    return f"{done:,.0f} of {total:,.0f} {noun.replace('_', ' ')} · {failed:,.0f} failed"
+
+
+def eta_seconds(execution: Execution, percent: float, now: datetime | None = None) -> float | None:
+    """Remaining time at the rate so far, while the run goes on."""
+    if execution.status != S.RUNNING or not execution.started_at or not 0 < percent < 100:
+        return None
+    elapsed = max(0.0, ((now or timezone.now()) - execution.started_at).total_seconds())
+    return elapsed * (100.0 - percent) / percent
+
+
+@dataclass
+class PageProgress:
+    percent: float
+    failed_percent: float
+    eta_seconds: float | None
+    detail: str = ""
+
+
+def page_progress(executions: list[Execution], *, now: datetime | None = None) -> dict[int, PageProgress]:
+    """The recorded progress of each running run of a page of runs (a list
+    that defers ``result``): their results in one query (always made when the
+    page has runs: the same queries on every page), and for kinds that keep
+    their Celery result, its progress meta (one MGET)."""
+    if not executions:
+        return {}
+    running = [execution for execution in executions if execution.status == S.RUNNING]
+    results = dict(Execution.objects.filter(pk__in=[execution.pk for execution in executions], status=S.RUNNING)
+                   .values_list("pk", "result"))
+    metas = celery_progress(running)
+    found = {}
+    for execution in running:
+        recorded = results.get(execution.pk)
+        progress = run_progress(recorded)
+        if progress is None:
+            recorded = metas.get(execution.pk)
+            progress = run_progress(recorded)
+        if progress is not None:
+            percent, failed = progress
+            found[execution.pk] = PageProgress(percent, failed, eta_seconds(execution, percent, now),
+                                               progress_detail(recorded))
+    return found
+
+
+def celery_progress(executions: list[Execution]) -> dict[int, dict]:
     """The progress meta of runs whose kind keeps its Celery result (a
     predictions upload publishes its row counts there): one MGET."""
     from scheduling.kinds import executor_for
@@ -208,7 +263,7 @@ def active_runs(*, user, limit: int = 8, now: datetime | None = None) -> tuple[l
     active = _executions(user).filter(status__in=Execution.ACTIVE_STATUSES)
     executions = list(active.select_related("job").defer(*_LIGHT).order_by("-status", "created_at", "id")[:limit])
     total = len(executions) if len(executions) < limit else active.count()
-    metas = _celery_progress(executions)
+    metas = celery_progress(executions)
     runs = []
     for execution in executions:
         run = ActiveRun(execution=execution)
@@ -217,8 +272,7 @@ def active_runs(*, user, limit: int = 8, now: datetime | None = None) -> tuple[l
             progress = run_progress(execution.result) or run_progress(metas.get(execution.pk))
             if progress is not None:
                 run.percent, run.failed_percent = progress
-                if 0 < run.percent < 100:
-                    run.eta_seconds = run.running_seconds * (100.0 - run.percent) / run.percent
+                run.eta_seconds = eta_seconds(execution, run.percent, now)
         else:
             run.waiting_seconds = max(0.0, (now - execution.created_at).total_seconds())
         runs.append(run)

@@ -195,6 +195,18 @@ def process_commands(*, host: str, port: int, worker: bool, beat: bool, concurre
     return commands
 
 
+def flower_address(host: str, flower_port: int) -> str:
+    """Where the stack's Flower answers: ``FLOWER_URL`` when set (a proxy in
+    front of it), else its own port on the web host (a loopback address when
+    the web binds every interface). The web process gets it as FLOWER_URL,
+    so the admin's header links to it."""
+    explicit = os.environ.get("FLOWER_URL", "").strip()
+    if explicit:
+        return explicit
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://{f'[{local}]' if ':' in local else local}:{flower_port}/"
+
+
 def banner(*, base_url: str, password: str, token: str | None, redis_line: str, database_line: str,
            ready_seconds: float, disabled: list[str], token_note: str, flower_url: str | None = None) -> str:
     rule = "=" * 78
@@ -340,7 +352,7 @@ class Command(BaseCommand):
                 base_url=base_url, password=password, token=token, token_note=token_note,
                 redis_line=redis_line, database_line=database_description(),
                 disabled=[name for name, off in (("worker", no_worker), ("beat", no_beat)) if off],
-                flower_url=f"http://{probe_host}:{flower_port}/" if flower else None,
+                flower_url=flower_address(host, flower_port) if flower else None,
             )
             threading.Thread(
                 target=self._print_banner_when_up,
@@ -401,6 +413,8 @@ class Command(BaseCommand):
         # The stack's own address: a vision job's backend_api_url naming it runs in-process.
         web_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         env.setdefault("JOBSITE_PUBLIC_URL", f"http://{f'[{web_host}]' if ':' in web_host else web_host}:{port}")
+        if flower_port:
+            env["FLOWER_URL"] = flower_address(host, flower_port)  # the admin's Flower link
         if beat:
             remove_stale_pidfile(var_dir / "celerybeat.pid")
         manager = Manager(printer=Printer(sys.stdout))

@@ -4,7 +4,6 @@ import re
 
 import pytest
 from django.test import Client
-from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
 
 from scheduling import services
@@ -12,6 +11,7 @@ from scheduling.executors import schedulable
 from scheduling.executors.base import RunResult
 from scheduling.models import AuditLog, DailyJobStatistics, Execution, Job
 from tests.factories import ExecutionFactory, JobFactory
+from tests.scheduling.admin.conftest import url
 
 pytestmark = pytest.mark.django_db
 SECRET = "s3cr3t-T0KEN-never-shown"
@@ -23,28 +23,11 @@ def noop(*, execution, **kw):
 
 
 @pytest.fixture
-def superuser(django_user_model):
-    # No password: force_login needs none, and hashing one costs most of a test's time.
-    return django_user_model.objects.create_superuser("root", email="root@example.com", password=None)
-
-
-@pytest.fixture
-def admin_client(superuser):
-    client = Client()
-    client.force_login(superuser)
-    return client
-
-
-@pytest.fixture
 def job():
     job = JobFactory(name="nightly", schedule_type="daily", schedule_expression="02:00", task_name="tests.admin_noop",
                      secrets={"external_api_key": SECRET})
     ExecutionFactory(job=job, status=Execution.Status.SUCCESS, duration_seconds=1.5, output="all good")
     return job
-
-
-def url(name, *args):
-    return reverse(f"admin:scheduling_{name}", args=args)
 
 
 def form_data(**overrides):
@@ -97,14 +80,14 @@ def test_job_page_shows_the_10_most_recent_runs(admin_client, job):
 
 
 # -- saving through the services ----------------------------------------------------
-def test_add_creates_the_job_and_its_beat_task_through_the_service(admin_client, superuser):
+def test_add_creates_the_job_and_its_beat_task_through_the_service(admin_client, root):
     response = admin_client.post(url("job_add"), form_data())
     assert response.status_code == 302, response.content.decode()[:2000]
     job = Job.objects.get(name="weekly_report")
-    assert job.owner == superuser
+    assert job.owner == root
     task = PeriodicTask.objects.get(pk=job.periodic_task_id)
     assert (task.crontab.hour, task.crontab.day_of_week) == ("9", "1")
-    assert AuditLog.objects.filter(action="create", object_id=str(job.pk), actor=superuser).exists()
+    assert AuditLog.objects.filter(action="create", object_id=str(job.pk), actor=root).exists()
 
 
 @pytest.mark.parametrize(
@@ -132,7 +115,7 @@ def test_add_with_a_taken_name_is_a_form_error(admin_client, job):
     assert "already exists" in response.content.decode()
 
 
-def test_change_updates_beat_through_the_service_and_keeps_secrets(admin_client, job, superuser):
+def test_change_updates_beat_through_the_service_and_keeps_secrets(admin_client, job, root):
     data = form_data(name="nightly", schedule_type="daily", schedule_expression="04:15", kind=None)
     response = admin_client.post(url("job_change", job.pk), data)
     assert response.status_code == 302, response.content.decode()[:2000]
@@ -142,7 +125,7 @@ def test_change_updates_beat_through_the_service_and_keeps_secrets(admin_client,
     task = PeriodicTask.objects.get(pk=job.periodic_task_id)
     assert (task.crontab.minute, task.crontab.hour) == ("15", "4")
     audit = AuditLog.objects.get(action="update", object_id=str(job.pk))
-    assert audit.actor == superuser and "schedule_expression" in audit.changes
+    assert audit.actor == root and "schedule_expression" in audit.changes
 
 
 def test_change_with_an_invalid_schedule_shows_an_error(admin_client, job):
@@ -167,12 +150,12 @@ def action(client, model, name, *objects):
     return client.post(url(f"{model}_changelist"), {"action": name, "_selected_action": [o.pk for o in objects]}, follow=True)
 
 
-def test_run_now_queues_a_manual_execution(admin_client, job, superuser, django_capture_on_commit_callbacks):
+def test_run_now_queues_a_manual_execution(admin_client, job, root, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = action(admin_client, "job", "run_now", job)
     assert response.status_code == 200
     execution = Execution.objects.get(job=job, status=Execution.Status.QUEUED)
-    assert (execution.trigger, execution.triggered_by) == ("manual", superuser)
+    assert (execution.trigger, execution.triggered_by) == ("manual", root)
     assert len(callbacks) == 1  # the Celery message is sent on commit
     assert f"nightly (execution {execution.pk})" in response.content.decode()
 
@@ -187,24 +170,24 @@ def test_run_now_on_a_paused_job_warns_and_forced_run_runs(admin_client, job, dj
     assert Execution.objects.filter(job=job, status=Execution.Status.QUEUED).count() == 1
 
 
-def test_pause_and_resume_actions(admin_client, job, superuser):
+def test_pause_and_resume_actions(admin_client, job, root):
     action(admin_client, "job", "pause", job)
     job.refresh_from_db()
     assert job.status == "paused" and job.periodic_task.enabled is False
     action(admin_client, "job", "resume", job)
     job.refresh_from_db()
     assert job.status == "active" and job.periodic_task.enabled is True
-    assert AuditLog.objects.filter(action__in=["pause", "resume"], actor=superuser).count() == 2
+    assert AuditLog.objects.filter(action__in=["pause", "resume"], actor=root).count() == 2
 
 
-def test_cancel_action_cancels_a_queued_execution(admin_client, job, superuser, django_capture_on_commit_callbacks):
+def test_cancel_action_cancels_a_queued_execution(admin_client, job, root, django_capture_on_commit_callbacks):
     queued = services.job_execute(job=job)
     finished = job.executions.get(status=Execution.Status.SUCCESS)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = action(admin_client, "execution", "cancel", queued, finished)
     assert response.status_code == 200
     queued.refresh_from_db()
-    assert queued.status == "cancelled" and queued.error.startswith(f"Cancelled by {superuser.username}")
+    assert queued.status == "cancelled" and queued.error.startswith(f"Cancelled by {root.username}")
     # the revoke after commit (the execution_finished signal is queued beside it when it has listeners)
     assert len([c for c in callbacks if c.__qualname__.startswith("execution_cancel.")]) == 1
     html = response.content.decode()
@@ -246,11 +229,11 @@ def test_a_service_refusal_at_save_time_is_a_message_not_500(admin_client, monke
 
 
 @pytest.mark.django_db(transaction=True)
-def test_run_now_with_the_broker_down_is_a_warning_not_500(superuser, monkeypatch):
+def test_run_now_with_the_broker_down_is_a_warning_not_500(root, monkeypatch):
     from scheduling.tasks import run_execution
 
     client = Client()
-    client.force_login(superuser)
+    client.force_login(root)
     job = JobFactory(name="nightly", task_name="tests.admin_noop")
 
     def broker_down(*args, **kwargs):
@@ -266,7 +249,7 @@ def test_run_now_with_the_broker_down_is_a_warning_not_500(superuser, monkeypatc
 
 @pytest.mark.parametrize("model", ["periodictask", "crontabschedule", "intervalschedule", "clockedschedule", "solarschedule"])
 def test_beat_schedules_are_read_only_in_the_admin(admin_client, model):
-    # django-celery-beat's own admin would let a superuser schedule any Celery
+    # django-celery-beat's own admin would let a root schedule any Celery
     # task past the allow-list, and edits would drift from their jobs
     from django.contrib import admin as django_admin
     from django.apps import apps

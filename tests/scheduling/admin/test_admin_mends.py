@@ -9,9 +9,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from scheduling import services
 from scheduling.executors import DEFAULT_KIND
-from scheduling.models import Backfill, Calendar, ConcurrencyGroup, Job
+from scheduling.models import Backfill, Calendar, Job
 from scheduling.services.limits import concurrency_group_set
 from scheduling.services.pause_all import maintenance_pause, maintenance_resume
 from tests.factories import ExecutionFactory, JobFactory

@@ -11,39 +11,23 @@ from django.contrib import admin as django_admin
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from django.urls import reverse
 from django.utils import timezone
 
 from jobsite.admin.widgets import human_duration
 from jobsite.runtime import free_port
 from scheduling import cluster, services
-from scheduling.models import AuditLog, Execution, Job
+from scheduling.models import AuditLog, Execution
 from tests.factories import ExecutionFactory, JobFactory
+from tests.scheduling.admin.conftest import url
 
 pytestmark = pytest.mark.django_db
 TIME_WITH_ZONE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC")
 
 
 @pytest.fixture
-def root(django_user_model):
-    return django_user_model.objects.create_superuser("root", email="root@example.com", password=None)
-
-
-@pytest.fixture
-def admin_client(root):
-    client = Client()
-    client.force_login(root)
-    return client
-
-
-@pytest.fixture
 def job():
     return JobFactory(name="nightly-cleanup", task_name="demo.sleep", task_kwargs={"seconds": 1},
                       schedule_type="daily", schedule_expression="02:00")
-
-
-def url(name, *args):
-    return reverse(f"admin:scheduling_{name}", args=args)
 
 
 # -- durations and times -----------------------------------------------------------------------

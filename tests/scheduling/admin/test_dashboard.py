@@ -13,12 +13,11 @@ from datetime import timedelta
 import pytest
 import redis
 from django.conf import settings
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from jobsite.runtime import free_port
-from jobsite.services_health import BEAT_DOWN_AFTER_SECONDS, BEAT_HEARTBEAT_KEY, health_report, record_beat_heartbeat
+from jobsite.services_health import BEAT_DOWN_AFTER_SECONDS, health_report, record_beat_heartbeat
 from jobsite.tenancy import SYSTEM
 from scheduling import dashboard, heartbeat, services
 from scheduling.models import AuditLog, DailyJobStatistics, Execution
@@ -35,37 +34,6 @@ def no_cached_history():
     cache.clear()
     yield
     cache.clear()
-
-
-@pytest.fixture
-def root(django_user_model):
-    return django_user_model.objects.create_superuser("root", email="root@example.com", password=None)
-
-
-@pytest.fixture
-def admin_client(root):
-    client = Client()
-    client.force_login(root)
-    return client
-
-
-@pytest.fixture
-def broker():
-    """The broker's Redis without worker heartbeats, queued messages or a beat
-    heartbeat left by another test."""
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    keys = [heartbeat.HEARTBEATS_KEY, heartbeat.QUEUES_KEY, BEAT_HEARTBEAT_KEY]
-
-    def clear():
-        client.delete(*keys)
-        for queue in settings.JOBS_QUEUES:
-            lists = client.keys(f"{queue}*")
-            if lists:
-                client.delete(*lists)
-
-    clear()
-    yield client
-    clear()
 
 
 def queued_message(client, queue: str, execution: Execution) -> None:

@@ -10,33 +10,16 @@ from datetime import datetime
 
 import pytest
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from django.urls import reverse
 
 from jobsite.admin.widgets import when
 from scheduling import services
 from scheduling.models import Execution, Job
 from scheduling.workflows import services as workflow_services
 from tests.factories import ExecutionFactory, JobFactory
+from tests.scheduling.admin.conftest import url
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def root(django_user_model):
-    return django_user_model.objects.create_superuser("root", email="root@example.com", password=None)
-
-
-@pytest.fixture
-def admin_client(root):
-    client = Client()
-    client.force_login(root)
-    return client
-
-
-def url(name, *args):
-    return reverse(f"admin:scheduling_{name}", args=args)
 
 
 def rows_of(html: str) -> dict[str, str]:

@@ -20,24 +20,9 @@ from scheduling.admin.run_page import log_after
 from scheduling.executors import RunResult
 from scheduling.models import Execution
 from tests.factories import ExecutionFactory, JobFactory
+from tests.scheduling.admin.conftest import url
 
 pytestmark = pytest.mark.django_db
-
-
-def url(name, *args):
-    return reverse(f"admin:scheduling_{name}", args=args)
-
-
-@pytest.fixture
-def root(django_user_model):
-    return django_user_model.objects.create_superuser("root", email="root@example.com", password=None)
-
-
-@pytest.fixture
-def admin_client(root):
-    client = Client()
-    client.force_login(root)
-    return client
 
 
 def staff_client(user, *perms):
