@@ -339,3 +339,57 @@ def test_beat_fires_queue_and_replace_jobs_in_their_orders(celery_worker_process
     for earlier, later in zip(fires, fires[1:]):
         assert earlier.status == "cancelled" and f"replaced by run {later.pk}" in earlier.error, earlier.error
         assert later.started_at is None or earlier.completed_at <= later.started_at
+
+
+def test_run_after_across_kinds_a_vision_job_after_a_workflow_and_a_task_after_a_predictions_upload(
+        celery_worker_process, user, api):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from predictions.models import BulkUploadJob
+    from predictions.services import bulk_upload_job
+    from scheduling.services.dependencies import job_set_run_after
+    from scheduling.workflows import services as workflow_services
+    from tests.predictions_files import annual_row, csv_bytes
+    from vision_pipeline.demo import DEMO_ORGANIZATION_ID, DemoExternalAPI
+    from vision_pipeline.services.cron_jobs import cron_job_create
+
+    # given a vision job that runs after a workflow job succeeds ...
+    workflow_services.workflow_create(actor=user, id="wf-extract", name="Extract",
+                                      steps=[{"name": "one", "type": "delay", "seconds": 0}])
+    extract, _ = workflow_services.workflow_schedule_save(
+        actor=user, job_id="extract", workflow_id="wf-extract", user_id=str(user.pk), input="hi",
+        schedule_type="cron", cron_expression="0 3 * * *")
+    external = DemoExternalAPI(key="e2e-run-after-key").start()
+    try:
+        scans = cron_job_create(actor=user, name="Scans", schedule="0 4 * * *",
+                                external_api_get_url=external.get_url, external_api_post_url=external.post_url,
+                                external_api_key="e2e-run-after-key", organization_id=DEMO_ORGANIZATION_ID)
+        job_set_run_after(job=scans, upstreams=[(extract, "success")])
+        # ... and a report task that runs after each predictions upload succeeds
+        report = JobFactory(schedule_type="manual", schedule_expression="", overlap_policy="allow",
+                            task_name="tests.echo")
+        job_set_run_after(job=report, upstreams=[(bulk_upload_job(), "success")])
+        # when beat fires the workflow job
+        due = timezone.now().replace(microsecond=0)
+        first = services.job_dispatch_scheduled(job_id=extract.pk, scheduled_for=due)
+        # then the vision job runs after it, for the same due time, recording the run that triggered it
+        scan = wait_for(lambda: Execution.objects.filter(job=scans, status__in=["success", "failed", "error"]).first(),
+                        timeout=60, message="the vision job's run")
+        assert scan.status == "success", (scan.output, scan.error)
+        assert (scan.trigger, scan.trigger_run_id, scan.scheduled_for) == ("dependency", first.pk, due)
+        assert scan.started_at >= Execution.objects.get(pk=first.pk).completed_at
+        assert Execution.objects.get(pk=first.pk).status == "success"
+    finally:
+        external.stop()
+    # and when a predictions upload succeeds, the report task runs after its run
+    rows = [annual_row(i) for i in range(5)]
+    response = api.post("/api/v1/predictions/annual/bulk-upload-async",
+                        {"file": SimpleUploadedFile("five.csv", csv_bytes(rows))}, format="multipart")
+    assert response.status_code == 202, response.json()
+    upload = BulkUploadJob.objects.get(pk=response.json()["job_id"])
+    reported = wait_for(lambda: Execution.objects.filter(job=report, status="success").first(), timeout=60,
+                        message="the report task's run")
+    upload.refresh_from_db()
+    assert upload.status == "completed"
+    assert reported.trigger_run_id == upload.execution_id and reported.trigger == "dependency"
+    assert reported.started_at >= upload.execution.completed_at
