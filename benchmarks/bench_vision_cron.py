@@ -53,6 +53,9 @@ def timeline(requested: float, run, batches) -> str:
         worked = set(rows.values_list("claimed_by_id", flat=True))
         chunks = Execution.objects.filter(pk__in=worked)
         last = max(c.completed_at for c in chunks if c.completed_at) if chunks else None
+        started = min((c.started_at for c in chunks if c.started_at), default=None)
+        if started is not None:
+            parts.append(f"first chunk run started {at(started):.2f}")
         parts.append(f"first chunk claim {at(first):.2f} (serial head)")
         if last is not None:
             parts.append(f"last working chunk ended {at(last):.2f}, run ended {at(run.completed_at):.2f} "

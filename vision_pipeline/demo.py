@@ -28,6 +28,7 @@ GET_PATH = "/api/v1/documents/vision_analysis"
 POST_PATH = "/api/v1/documents/vision_analysis/upload"
 DEMO_ORGANIZATION_ID = "38162954-469A-40BC-B619-3E9F71DE6DB9"
 DEMO_KEY = "demo-jwt-token"
+HOLD_SECONDS = 60
 
 
 class DemoExternalAPI:
@@ -45,6 +46,9 @@ class DemoExternalAPI:
         self.upload_status: dict[str, int] = {}  # vision_analysis_id -> status to answer its upload with
         self.ignore_paging = False  # answer every page with the first one (a server that ignores `page`)
         self.file_delay = 0.0  # seconds each /files/ answer waits (benchmarks: download concurrency)
+        # file name (as in the URL) -> an event its answer waits for, at most HOLD_SECONDS
+        # (tests: an image still downloading while the first ones are analysed)
+        self.hold: dict[str, threading.Event] = {}
         self.in_flight = 0
         self.max_in_flight = 0
         self.lock = threading.Lock()
@@ -198,7 +202,10 @@ class _Handler(BaseHTTPRequestHandler):
         if parts.path.startswith("/files/"):
             from urllib.parse import unquote
 
-            entry = api.files.get(unquote(parts.path[len("/files/"):]))
+            name = unquote(parts.path[len("/files/"):])
+            if name in api.hold:
+                api.hold[name].wait(HOLD_SECONDS)
+            entry = api.files.get(name)
             if entry is None:
                 return self._send(404, b"not found", "text/plain")
             with api.lock:

@@ -3,6 +3,8 @@ API batch does (vision_pipeline/services/flow.py → services.batch_fan_out):
 the images it downloaded are stored while the chunk runs read them, every
 image is analysed once, the report is uploaded, and the stored copies are
 removed afterwards (a cron batch keeps its thumbnails, not its images)."""
+import threading
+
 import pytest
 
 from scheduling import services as core
@@ -106,3 +108,86 @@ def test_a_chunk_run_stops_when_its_batch_fails_while_the_cron_run_goes_on(setti
     # then the chunk run stops after that image instead of analysing the failed batch's rest
     assert outcome.output.startswith("Stopped"), outcome.output
     assert list(batch.images.filter(status="pending").values_list("position", flat=True)) == [2, 3, 4, 5]
+
+
+def streaming_analysis(external, count=24):
+    """An analysis of ``count`` photos whose last one is held back by the API
+    until the test lets it go (the demo API's ``hold``): returns that event."""
+    external.add_analysis(images=[(f"s{n:02d}.jpg", samples.encode(samples.variant(
+        "rust" if n % 3 == 0 else "clean", 480, 360, seed=n))) for n in range(count)])
+    last = threading.Event()
+    external.hold[f"{len(external.analyses)}_s{count - 1:02d}.jpg"] = last
+    return last
+
+
+def analysing_while_the_last_downloads(execution_id, count):
+    """The run's batch once it has images analysed and a chunk run going while
+    its last image is not in it yet (still downloading)."""
+    batch = Batch.objects.filter(execution_id=execution_id).first()
+    if batch is None or batch.images.count() >= count or not batch.images.filter(status="done").exists():
+        return None
+    going = Execution.objects.filter(pk__in=batch.chunk_execution_ids or [], status=Execution.Status.RUNNING)
+    return batch if going.exists() else None
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_a_cron_run_and_its_chunk_runs_start_on_the_first_images_while_the_rest_download(
+        celery_worker_process, external, settings):
+    settings.VISION_STORAGE_DIR = str(settings.VAR_DIR / "vision")
+    # given an analysis of 24 photos whose last one is slow to download
+    last = streaming_analysis(external)
+    job = services.cron_job_create(
+        actor=None, name="streaming", schedule="0 0 1 1 *", external_api_get_url=external.get_url,
+        external_api_post_url=external.post_url, external_api_key=KEY, organization_id=DEMO_ORGANIZATION_ID,
+    )
+    # when the worker runs it
+    execution = core.job_execute(job=job, force=True)
+    try:
+        # then images are analysed, and a chunk run is going, while the last one is still downloading
+        # (the worker's read timeout is 30 s: it is let go well before)
+        batch = wait_for(lambda: analysing_while_the_last_downloads(execution.pk, 24), timeout=25,
+                         message="analysis while the last image downloads")
+    finally:
+        last.set()
+    done = wait_for(lambda: finished(execution.pk), timeout=120, message="the cron run")
+    # and the report is complete: every image analysed once, the held one too
+    assert done.status == "success", (done.output, done.error)
+    batch.refresh_from_db()
+    assert batch.status == "completed" and batch.processed_images == 24 and batch.failed_images == 0
+    assert batch.images.filter(status="done").count() == 24 and len(external.uploads) == 1
+    assert "s23.jpg" in external.uploads[0]["files"]["file"]["body"].decode()
+    wait_for(lambda: not Execution.objects.filter(pk__in=batch.chunk_execution_ids,
+                                                  status__in=Execution.ACTIVE_STATUSES).exists(),
+             timeout=60, message="the chunk runs to end")
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_an_image_that_fails_to_download_midway_fails_the_analysis_and_stops_its_chunk_runs(
+        celery_worker_process, external, settings):
+    settings.VISION_STORAGE_DIR = str(settings.VAR_DIR / "vision")
+    # given an analysis whose last photo, slow to come, then answers 404
+    last = streaming_analysis(external)
+    del external.files[f"{len(external.analyses)}_s23.jpg"]
+    job = services.cron_job_create(
+        actor=None, name="streaming-404", schedule="0 0 1 1 *", external_api_get_url=external.get_url,
+        external_api_post_url=external.post_url, external_api_key=KEY, organization_id=DEMO_ORGANIZATION_ID,
+    )
+    execution = core.job_execute(job=job, force=True)
+    try:
+        batch = wait_for(lambda: analysing_while_the_last_downloads(execution.pk, 24), timeout=25,
+                         message="analysis while the last image downloads")
+    finally:
+        last.set()
+    # then the analysis fails naming the image, nothing is uploaded, and every chunk run ends
+    done = wait_for(lambda: finished(execution.pk), timeout=120, message="the cron run")
+    assert done.status == "failed"
+    assert done.result["analyses"][0]["error"] == "Image s23.jpg: download returned 404"
+    assert external.uploads == []
+    batch.refresh_from_db()
+    assert batch.status == "failed" and "s23.jpg" in batch.error
+    wait_for(lambda: not Execution.objects.filter(pk__in=batch.chunk_execution_ids,
+                                                  status__in=Execution.ACTIVE_STATUSES).exists(),
+             timeout=60, message="the chunk runs to end")
+    assert not (storage_dir(batch) / "images").exists()

@@ -106,18 +106,20 @@ def batch_fan_out(*, batch: Batch, execution: Execution) -> list[int]:
         return []
     ids: list[int] = []
     try:
-        with transaction.atomic():
-            job = chunk_job()
-            for _ in range(count):
+        job = chunk_job()
+        # one at a time, each sent as it commits: the first starts on a free
+        # process while the rest are queued (with 2 processes only the first works)
+        for _ in range(count):
+            with transaction.atomic():
                 chunk = core.job_execute(job=job, actor_label=f"vision batch {batch.pk}",
                                          override_kwargs={"batch_id": str(batch.pk),
                                                           "parent_execution_id": execution.pk})
                 ids.append(chunk.pk)
-            Batch.objects.filter(pk=batch.pk).update(chunk_execution_ids=[*(batch.chunk_execution_ids or []), *ids])
-    except (Conflict, ApplicationError) as exc:  # paused, or the broker is down: this run does it all
-        logger.warning("batch %s: no chunk runs (%s); its own run analyses every image", batch.pk, exc)
-        batch.refresh_from_db()
-        return []
+                Batch.objects.filter(pk=batch.pk).update(
+                    chunk_execution_ids=[*(batch.chunk_execution_ids or []), *ids])
+    except (Conflict, ApplicationError) as exc:  # paused, or the broker is down: this run does the rest
+        logger.warning("batch %s: %s chunk runs (%s); its own run analyses the rest", batch.pk,
+                       len(ids) or "no", exc)
     batch.chunk_execution_ids = [*(batch.chunk_execution_ids or []), *ids]
     return ids
 

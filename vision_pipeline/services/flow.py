@@ -153,6 +153,11 @@ def process_one(analysis: external.Analysis, *, config: ProcessorConfig, workdir
                 batch = batch_analyze(batch=batch, feed=feed, deadline=deadline,
                                       timeout_seconds=config.analysis_timeout_seconds, execution=execution,
                                       progress=progress)
+            except Exception as exc:
+                # a failed download (or worse): the batch fails first, which stops its
+                # chunk runs (they wait while its images arrive), then its copies go
+                batch_fail(batch, _failure_text(exc, key))
+                raise
             finally:
                 if feed is not None:
                     feed.close()
@@ -185,11 +190,8 @@ def process_one(analysis: external.Analysis, *, config: ProcessorConfig, workdir
         result.update(status="failed", error=external.scrub(str(exc), key))
     except Exception as exc:  # one analysis never stops the others
         log.exception("analysis %s failed unexpectedly", analysis.vision_analysis_id)
-        result.update(status="error", error=external.scrub(f"{type(exc).__name__}: {exc}", key))
+        result.update(status="error", error=_failure_text(exc, key))
     finally:
-        if batch is not None and result.get("status") != "success":
-            # its chunk runs stop with it (they wait while a batch's images arrive)
-            batch_fail(batch, result.get("error") or "The analysis stopped")
         shutil.rmtree(workdir, ignore_errors=True)
     if progress is not None:
         failed = len(analysis.images) if result["status"] != "success" else result.get("failed_images", 0)
@@ -198,6 +200,11 @@ def process_one(analysis: external.Analysis, *, config: ProcessorConfig, workdir
     log.info("analysis %s: %s%s", analysis.vision_analysis_id, result["status"],
              f" ({result['error']})" if result.get("error") else "")
     return result
+
+
+def _failure_text(exc: Exception, key: str) -> str:
+    known = (AnalysisTimeout, external.ExternalAPIError, ImageRefused, analyzers.ModelError)
+    return external.scrub(str(exc) if isinstance(exc, known) else f"{type(exc).__name__}: {exc}", key)
 
 
 def cron_run(*, job: Job, execution: Execution) -> RunResult:
