@@ -28,7 +28,7 @@ from scheduling.services.calendars import (  # noqa: F401
 from scheduling.services.dispatch import ScheduledFire, job_dispatch_scheduled, jobs_dispatch_scheduled  # noqa: F401
 from scheduling.services.jobs import (  # noqa: F401
     job_create, job_delete, job_ensure_manual, job_pause, job_resume, job_secrets, job_set_enabled, job_set_secrets,
-    job_update, job_validate,
+    job_update, job_validate, jobs_create_bulk, jobs_update_bulk,
 )
 from scheduling.services.lifecycle import (  # noqa: F401
     execution_cancel, execution_claim, execution_finish, execution_hard_timeout, execution_is_queued,
