@@ -1,107 +1,31 @@
 """The admin and the docs in a real browser: headless Chromium (Debian's
 chromium + chromium-driver) driven by Selenium against pytest-django's live
 server, with a real Redis and, where a run must really run, a real worker.
-Screenshots are kept under var/test-artifacts/browser/ (gitignored).
-
-`make test` installs chromium and chromium-driver when they are missing and it
-can (apt-get as root); elsewhere these tests skip and say why.
+The browser, the sign-in and the screenshots: conftest.py.
 """
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.test import Client
 
 from scheduling import services
 from scheduling.models import Execution
+from tests.browser.conftest import click, screenshot, text_of, wait_for
 from tests.factories import ExecutionFactory, JobFactory
 
-selenium = pytest.importorskip("selenium", reason="selenium is not installed (pip install -e '.[test]')")
-from selenium import webdriver  # noqa: E402
-from selenium.common.exceptions import WebDriverException  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402  (after conftest's skip without selenium or a browser)
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
-from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select  # noqa: E402
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-CHROMIUM = next(filter(None, (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome"))), None)
-CHROMEDRIVER = shutil.which("chromedriver") or next(
-    (p for p in ("/usr/lib/chromium/chromedriver", "/usr/bin/chromedriver") if os.path.exists(p)), None)
-if not (CHROMIUM and CHROMEDRIVER):
-    pytest.skip("no headless browser: install Debian's chromium and chromium-driver "
-                "(`apt-get install -y chromium chromium-driver`; `make test` does it when run as root)",
-                allow_module_level=True)
-
-ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS_DIR", settings.BASE_DIR / "var" / "test-artifacts")) / "browser"
-WIDTH, HEIGHT = 1400, 1000
-WAIT = 15
-
-
-@pytest.fixture(scope="module")
-def driver():
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     f"--window-size={WIDTH},{HEIGHT}", "--lang=en-US", "--disable-extensions"):
-        options.add_argument(argument)
-    try:
-        browser = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    except WebDriverException as exc:
-        pytest.skip(f"chromium would not start: {exc.msg}")
-    browser.set_page_load_timeout(30)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    yield browser
-    browser.quit()
-
-
-@pytest.fixture
-def root(django_user_model):
-    return django_user_model.objects.create_superuser("root", email="root@example.com", password="s3cret-pass!")
-
-
-@pytest.fixture
-def signed_in(driver, live_server, root):
-    """The browser, signed in as ``root`` (a session cookie made by Django's test client)."""
-    client = Client()
-    client.force_login(root)
-    driver.delete_all_cookies()
-    driver.get(f"{live_server.url}/admin/login/")
-    driver.add_cookie({"name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
-                       "path": "/"})
-    return driver
-
-
-def screenshot(driver, name: str) -> None:
-    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
-
-
-def wait_for(driver, condition, timeout=WAIT):
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
-
-
-def text_of(driver, selector: str) -> str:
-    return driver.find_element(By.CSS_SELECTOR, selector).text
 
 
 def badge_colour(driver, css: str) -> str:
     return driver.find_element(By.CSS_SELECTOR, css).value_of_css_property("background-color")
-
-
-def click(driver, element_id: str) -> None:
-    """Press a button that posts, and wait for the page it leads to (and its message)."""
-    page = driver.find_element(By.TAG_NAME, "html")
-    driver.find_element(By.ID, element_id).click()
-    wait_for(driver, EC.staleness_of(page))
-    wait_for(driver, EC.presence_of_element_located((By.CSS_SELECTOR, "ul.messagelist")))
 
 
 GREEN, GREY = "rgba(46, 125, 50, 1)", "rgba(97, 97, 97, 1)"

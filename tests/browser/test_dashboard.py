@@ -8,74 +8,25 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 from rest_framework.test import APIClient
 
 from jobsite.auth import access_token_for
 from jobsite.services_health import record_beat_heartbeat
 from scheduling import services
 from scheduling.models import Execution
+from tests.browser.conftest import no_sideways_scroll, screen_fits, screenshot, sign_in
 from tests.factories import JobFactory
 from tests.worker import wait_for
 
-selenium = pytest.importorskip("selenium", reason="selenium is not installed (pip install -e '.[test]')")
-from selenium import webdriver  # noqa: E402
-from selenium.common.exceptions import WebDriverException  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402  (after conftest's skip without selenium or a browser)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-CHROMIUM = next(filter(None, (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome"))), None)
-CHROMEDRIVER = shutil.which("chromedriver") or next(
-    (p for p in ("/usr/lib/chromium/chromedriver", "/usr/bin/chromedriver") if os.path.exists(p)), None)
-if not (CHROMIUM and CHROMEDRIVER):
-    pytest.skip("no headless browser: install Debian's chromium and chromium-driver", allow_module_level=True)
-
-ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS_DIR", settings.BASE_DIR / "var" / "test-artifacts")) / "browser"
 DOCS_IMAGE = settings.BASE_DIR / "docs" / "images" / "dashboard.png"
-WIDTH, HEIGHT = 1400, 900
-
-
-@pytest.fixture(scope="module")
-def driver():
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     f"--window-size={WIDTH},{HEIGHT}", "--lang=en-US", "--disable-extensions", "--hide-scrollbars"):
-        options.add_argument(argument)
-    try:
-        browser = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    except WebDriverException as exc:
-        pytest.skip(f"chromium would not start: {exc.msg}")
-    browser.set_page_load_timeout(30)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    yield browser
-    browser.quit()
-
-
-@pytest.fixture
-def root(django_user_model):
-    return django_user_model.objects.create_superuser("root", email="root@example.com", password="s3cret-pass!")
-
-
-def sign_in(driver, live_server, user) -> None:
-    client = Client()
-    client.force_login(user)
-    driver.delete_all_cookies()
-    driver.get(f"{live_server.url}/admin/login/")
-    driver.add_cookie({"name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
-                       "path": "/"})
-
-
-def no_horizontal_scroll(driver) -> bool:
-    return driver.execute_script(
-        "return document.documentElement.scrollWidth <= document.documentElement.clientWidth")
 
 
 def work_of_every_kind(root) -> dict[str, Execution]:
@@ -138,7 +89,7 @@ def test_the_dashboard_shows_the_system_at_a_glance(driver, live_server, root, c
     sign_in(driver, live_server, root)
     driver.get(f"{live_server.url}/admin/")
     dashboard = driver.find_element(By.ID, "ops-dashboard")
-    driver.save_screenshot(str(ARTIFACTS / "dashboard-1400x900.png"))
+    screenshot(driver, "dashboard-1400x900")
 
     # active runs: the long one with its progress bar and ETA
     active = driver.find_element(By.ID, "panel-active")
@@ -165,14 +116,11 @@ def test_the_dashboard_shows_the_system_at_a_glance(driver, live_server, root, c
     internal = driver.find_element(By.CSS_SELECTOR, "details.ops-internal")
     assert not internal.find_element(By.CSS_SELECTOR, "a[href*='clockedschedule']").is_displayed()
     assert driver.find_element(By.CSS_SELECTOR, "#app-list a[href*='/scheduling/job/']").is_displayed()
-    assert no_horizontal_scroll(driver)
-    driver.save_screenshot(str(ARTIFACTS / "dashboard-1400x900.png"))
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(WIDTH, height + 140)
-    driver.save_screenshot(str(ARTIFACTS / "dashboard-full.png"))
+    screen_fits(driver)
+    screenshot(driver, "dashboard-1400x900")
+    full = screenshot(driver, "dashboard-full", full_page=True)
     if os.environ.get("JOBSITE_UPDATE_DOCS_IMAGES"):
-        shutil.copyfile(ARTIFACTS / "dashboard-full.png", DOCS_IMAGE)
-    driver.set_window_size(WIDTH, HEIGHT)
+        shutil.copyfile(full, DOCS_IMAGE)
 
     # one click re-runs the failed run
     failures = driver.find_element(By.ID, "panel-failures")
@@ -194,8 +142,8 @@ def test_health_in_a_browser_is_a_page(driver, live_server, root):
     body = driver.find_element(By.TAG_NAME, "body").text
     assert "Database" in body and "Broker" in body and "Beat" in body
     assert not body.lstrip().startswith("{")
-    assert no_horizontal_scroll(driver)
-    driver.save_screenshot(str(ARTIFACTS / "health.png"))
+    no_sideways_scroll(driver)  # a page of its own, outside the admin
+    screenshot(driver, "health")
 
 
 def test_send_test_on_a_notification_destination(driver, live_server, root):
@@ -210,5 +158,5 @@ def test_send_test_on_a_notification_destination(driver, live_server, root):
     message = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "ul.messagelist li"), timeout=15,
                        message="the outcome of the test")[0].text
     assert message == "Test to on-call sent to 1 recipient(s)."
-    assert no_horizontal_scroll(driver)
-    driver.save_screenshot(str(ARTIFACTS / "destination-send-test.png"))
+    screen_fits(driver)
+    screenshot(driver, "destination-send-test")

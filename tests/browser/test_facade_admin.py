@@ -6,118 +6,32 @@ the step editor's is also docs/images/workflow-editor.png (the README's).
 """
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.test import Client
 
 from predictions.models import BulkUploadJob
 from scheduling import services as core_services
 from scheduling.models import Execution
 from scheduling.workflows import services as workflow_services
 from scheduling.workflows.models import Workflow
+from tests.browser.conftest import HEIGHT, WIDTH, list_fits, screen_fits, screenshot, wait_for
 from tests.predictions_files import annual_row, csv_bytes
 from vision_pipeline import samples
 from vision_pipeline import services as vision_services
 from vision_pipeline.models import Batch
 
-selenium = pytest.importorskip("selenium", reason="selenium is not installed (pip install -e '.[test]')")
-from selenium import webdriver  # noqa: E402
-from selenium.common.exceptions import WebDriverException  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402  (after conftest's skip without selenium or a browser)
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
-from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select  # noqa: E402
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-CHROMIUM = next(filter(None, (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome"))), None)
-CHROMEDRIVER = shutil.which("chromedriver") or next(
-    (p for p in ("/usr/lib/chromium/chromedriver", "/usr/bin/chromedriver") if os.path.exists(p)), None)
-if not (CHROMIUM and CHROMEDRIVER):
-    pytest.skip("no headless browser: install Debian's chromium and chromium-driver", allow_module_level=True)
-
-ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS_DIR", settings.BASE_DIR / "var" / "test-artifacts")) / "browser"
 README_IMAGE = Path(settings.BASE_DIR) / "docs" / "images" / "workflow-editor.png"
-WIDTH, HEIGHT = 1400, 900
-WAIT = 15
-
-
-@pytest.fixture(scope="module")
-def driver():
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     f"--window-size={WIDTH},{HEIGHT}", "--lang=en-US", "--disable-extensions",
-                     "--hide-scrollbars"):
-        options.add_argument(argument)
-    try:
-        browser = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    except WebDriverException as exc:
-        pytest.skip(f"chromium would not start: {exc.msg}")
-    browser.set_page_load_timeout(30)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    yield browser
-    browser.quit()
-
-
-@pytest.fixture
-def root(django_user_model):
-    return django_user_model.objects.create_superuser("root", email="root@example.com", password="s3cret-pass!")
-
-
-@pytest.fixture
-def signed_in(driver, live_server, root):
-    client = Client()
-    client.force_login(root)
-    driver.delete_all_cookies()
-    driver.get(f"{live_server.url}/admin/login/")
-    driver.add_cookie({"name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
-                       "path": "/"})
-    return driver
-
-
-def wait_for(driver, condition, timeout=WAIT):
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
-
-
-def screenshot(driver, name: str, *, full_page: bool = False) -> Path:
-    """Save the viewport (or the whole page's height, at the same width)."""
-    target = ARTIFACTS / f"{name}.png"
-    if full_page:
-        height = driver.execute_script("return document.documentElement.scrollHeight;")
-        driver.set_window_size(WIDTH, min(max(height + 140, HEIGHT), 4000))
-    driver.save_screenshot(str(target))
-    if full_page:
-        driver.set_window_size(WIDTH, HEIGHT)
-    return target
-
-
-def assert_product_words(driver):
-    """No internal document numbers ("seed 002") on the page's content."""
-    assert "seed" not in driver.find_element(By.ID, "content").text.lower()
-
-
-def assert_no_horizontal_scroll(driver):
-    assert_product_words(driver)
-    widths = driver.execute_script(
-        "return [document.documentElement.scrollWidth, document.documentElement.clientWidth];")
-    assert widths[0] <= widths[1], f"the page scrolls sideways: {widths[0]}px wide in {widths[1]}px"
-
-
-def assert_list_fits(driver):
-    """The change list's columns all show: its table is not wider than its box, nor than the window."""
-    overflow = driver.execute_script(
-        "const box = document.querySelector('#changelist .results');"
-        "const table = document.getElementById('result_list');"
-        "return Math.max(box.scrollWidth - box.clientWidth, table.getBoundingClientRect().right - window.innerWidth);")
-    assert overflow <= 0, f"the list is {overflow}px wider than its space"
-    assert_no_horizontal_scroll(driver)
 
 
 def cards(driver):
@@ -204,7 +118,7 @@ def test_build_a_workflow_with_the_step_editor(signed_in, live_server):
     wait_for(driver, lambda d: len(cards(d)) == 2)
     wait_for(driver, status_is("ok"))
     assert "All 2 steps are valid" in driver.find_element(By.CSS_SELECTOR, ".wf-status").text
-    assert_no_horizontal_scroll(driver)
+    screen_fits(driver)
     # the README's picture: the navigation folded away, the workflow and its steps in view
     driver.find_element(By.ID, "toggle-nav-sidebar").click()
     driver.set_window_size(WIDTH, 1300)
@@ -254,13 +168,13 @@ def test_a_workflows_page_links_its_schedules_and_runs(signed_in, live_server, r
     row = driver.find_element(By.XPATH, "//tr[.//a[contains(., 'video-automation')]]")
     assert row.find_element(By.CSS_SELECTOR, "td.field-schedules_link a").text == "1"
     assert row.find_element(By.CSS_SELECTOR, "td.field-runs_link a").text == "1"
-    assert_list_fits(driver)
+    list_fits(driver)
     screenshot(driver, "workflow-list")
     driver.get(f"{live_server.url}/admin/workflows/workflow/video-automation/change/")
     panel = driver.find_element(By.CSS_SELECTOR, ".wf-links")
     assert "daily-video" in panel.text and f"Run {run.pk}" in panel.text and "Success" in panel.text
     wait_for(driver, status_is("ok"))
-    assert_no_horizontal_scroll(driver)
+    screen_fits(driver)
     screenshot(driver, "workflow-page", full_page=True)
     panel.find_element(By.LINK_TEXT, f"Run {run.pk}").click()
     wait_for(driver, EC.url_contains(f"/admin/scheduling/execution/{run.pk}/change/"))
@@ -296,10 +210,10 @@ def test_a_vision_batch_page_shows_thumbnails_and_chips(signed_in, live_server, 
     assert f"Run {run.pk} of vision.batch" in driver.find_element(By.CSS_SELECTOR, ".vb-run").text
     report = driver.find_element(By.ID, "vb-report")
     assert report.location["y"] < driver.find_element(By.CSS_SELECTOR, "fieldset").location["y"]
-    assert_no_horizontal_scroll(driver)
+    screen_fits(driver)
     screenshot(driver, "vision-batch", full_page=True)
     driver.get(f"{live_server.url}/admin/vision_pipeline/batch/")
-    assert_list_fits(driver)
+    list_fits(driver)
     screenshot(driver, "vision-batch-list")
 
 
@@ -320,7 +234,7 @@ def test_the_predictions_upload_form_and_progress(signed_in, live_server, tmp_pa
     driver.find_element(By.ID, "pu-submit").click()
     error = wait_for(driver, EC.presence_of_element_located((By.CSS_SELECTOR, ".field-file .errorlist")))
     assert "missing required columns" in error.text
-    assert_no_horizontal_scroll(driver)
+    screen_fits(driver)
     screenshot(driver, "predictions-upload-error")
     assert not BulkUploadJob.objects.exists()
     driver.find_element(By.ID, "id_file").send_keys(str(good))
@@ -343,9 +257,9 @@ def test_the_predictions_upload_form_and_progress(signed_in, live_server, tmp_pa
     failed = driver.find_element(By.CSS_SELECTOR, ".pu-progress .ops-progress-failed")
     assert failed.size["width"] > 0 and "2 failed" in driver.find_element(By.CSS_SELECTOR, ".pu-progress").text
     assert driver.find_element(By.ID, "pu-errors").get_attribute("href").endswith("/errors.csv")
-    assert_no_horizontal_scroll(driver)
+    screen_fits(driver)
     screenshot(driver, "predictions-upload-page", full_page=True)
     driver.get(f"{live_server.url}/admin/predictions/bulkuploadjob/")
     assert driver.find_element(By.CSS_SELECTOR, "td.field-progress .ops-progress-failed").size["width"] > 0
-    assert_list_fits(driver)
+    list_fits(driver)
     screenshot(driver, "predictions-list")

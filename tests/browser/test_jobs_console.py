@@ -17,10 +17,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from scheduling import services
 from scheduling.models import Execution, Job
 from scheduling.workflows import services as workflow_services
-from tests.browser.test_admin import ARTIFACTS, driver, root, screenshot, signed_in, wait_for  # noqa: F401
+from tests.browser.conftest import no_sideways_scroll, screenshot, set_viewport, wait_for
 from tests.factories import JobFactory
 
-from selenium.webdriver.common.by import By  # noqa: E402  (test_admin skips the module without selenium)
+from selenium.webdriver.common.by import By  # noqa: E402  (after conftest's skip without selenium or a browser)
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import Select  # noqa: E402
 
@@ -40,17 +40,6 @@ def wait_until(condition, *, timeout: float = 90.0, what: str = "") -> None:
 
 def finished(job: Job, count: int) -> bool:
     return job.executions.filter(status__in=Execution.FINISHED_STATUSES).count() >= count
-
-
-def no_sideways_scroll(driver) -> None:
-    width = driver.execute_script(
-        "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
-    if width[0] > width[1]:
-        wide = driver.execute_script(
-            "const w = document.documentElement.clientWidth;"
-            "return [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > w + 0.5)"
-            "  .slice(0, 8).map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + e.getBoundingClientRect().right);")
-        raise AssertionError(f"the page scrolls sideways: {width[0]} px wide in {width[1]} px: {wide}")
 
 
 def every_column_on_screen(driver) -> None:
@@ -84,7 +73,7 @@ def row(driver, name: str):
 
 
 @pytest.fixture
-def world(root, celery_worker_process, serve_directory, tmp_path, client_for):  # noqa: F811
+def world(root, celery_worker_process, serve_directory, tmp_path, client_for):
     """Jobs of every kind with real runs by the session's worker, one still running."""
     nightly = JobFactory(name="nightly-report", title="Nightly sales report", task_name="tests.echo",
                          schedule_type="daily", schedule_expression="02:00", owner=root)
@@ -138,7 +127,7 @@ def test_jobs_console_at_1400_and_1920(signed_in, live_server, world):
     driver = signed_in
     base = f"{live_server.url}/admin/scheduling/job/"
     for width, height in SIZES:
-        driver.set_window_size(width, height)
+        set_viewport(driver, width, height)
         # -- the list: users' jobs, every column on screen, one line a time
         driver.get(base)
         names = {e.text for e in driver.find_elements(By.CSS_SELECTOR, "#result_list .ops-name")}

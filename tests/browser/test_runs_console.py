@@ -11,21 +11,16 @@ from django.urls import reverse
 
 from scheduling import services
 from scheduling.models import Execution
-from tests.browser.test_admin import ARTIFACTS, CHROMEDRIVER, CHROMIUM  # noqa: F401  (skips without a browser)
-from tests.browser.test_admin import click, driver, root, screenshot, signed_in, text_of  # noqa: F401  (fixtures)
-from tests.browser.test_admin import wait_for as wait_in_browser
+from tests.browser.conftest import HEIGHT, WIDTH, click, no_sideways_scroll, screenshot, set_viewport, text_of
+from tests.browser.conftest import wait_for as wait_in_browser
 from tests.factories import ExecutionFactory, JobFactory
 from tests.predictions_files import annual_row, csv_bytes
 from tests.worker import wait_for
 
-from selenium.webdriver.common.by import By  # noqa: E402  (after the skip above)
+from selenium.webdriver.common.by import By  # noqa: E402  (after conftest's skip without selenium or a browser)
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-WIDTH, HEIGHT = 1400, 900
-
-NO_SIDEWAYS_SCROLL = "return document.documentElement.scrollWidth <= document.documentElement.clientWidth;"
 
 
 def finished(execution_id: int) -> Execution | None:
@@ -38,23 +33,13 @@ def wait_finished(execution: Execution, timeout: float = 60) -> Execution:
 
 
 @pytest.fixture
-def console(signed_in, live_server):
-    signed_in.set_window_size(WIDTH, HEIGHT)
-    # the size asked is the window's; make the page's viewport 1,400 px wide whatever the browser adds
-    inner = signed_in.execute_script("return window.innerWidth;")
-    if inner != WIDTH:
-        signed_in.set_window_size(WIDTH + (WIDTH - inner), HEIGHT)
-    return signed_in
-
-
-@pytest.fixture
 def api_for(client_for, root):
     return client_for(root)
 
 
 def open_page(driver, live_server, path: str, shot: str) -> None:
     driver.get(f"{live_server.url}{path}")
-    assert driver.execute_script(NO_SIDEWAYS_SCROLL), f"{path} scrolls sideways at {WIDTH} px"
+    no_sideways_scroll(driver)
     screenshot(driver, shot)
 
 
@@ -62,9 +47,9 @@ def run_page(execution: Execution) -> str:
     return reverse("admin:scheduling_execution_change", args=[execution.pk])
 
 
-def test_runs_of_every_kind_in_the_list_and_on_their_pages(console, live_server, celery_worker_process, root,
+def test_runs_of_every_kind_in_the_list_and_on_their_pages(signed_in, live_server, celery_worker_process, root,
                                                           api_for, django_db_blocker):
-    driver = console
+    driver = signed_in
     # -- real runs, one of each kind ------------------------------------------------------
     # a scheduled task, fired as beat fires it
     nightly = JobFactory(name="nightly-cleanup", title="Clean up old documents", task_name="demo.sleep",
@@ -144,20 +129,20 @@ def test_runs_of_every_kind_in_the_list_and_on_their_pages(console, live_server,
     wait_in_browser(driver, lambda d: "job=nightly-cleanup" in d.current_url)
     listed = {int(a.text) for a in driver.find_elements(By.CSS_SELECTOR, "#result_list th.field-id a")}
     assert listed == {scheduled.pk}
-    assert driver.execute_script(NO_SIDEWAYS_SCROLL)
+    no_sideways_scroll(driver)
     screenshot(driver, "runs-list-filtered")
     driver.find_element(By.ID, "ops-show-did-nothing").click()
     wait_in_browser(driver, lambda d: "did_nothing=show" in d.current_url)
     assert idle.pk in {int(a.text) for a in driver.find_elements(By.CSS_SELECTOR, "#result_list th.field-id a")}
     assert "did nothing" in driver.find_element(By.XPATH, f"//tr[.//th/a[normalize-space()='{idle.pk}']]").text.lower()
     # and at 1920 × 1080 as well: nothing sideways
-    driver.set_window_size(1920, 1080)
+    set_viewport(driver, 1920, 1080)
     driver.get(f"{live_server.url}{reverse('admin:scheduling_execution_changelist')}?did_nothing=show")
-    assert driver.execute_script(NO_SIDEWAYS_SCROLL)
+    no_sideways_scroll(driver)
     assert driver.execute_script("const b = document.querySelector('#changelist .results');"
                                  "return b.scrollWidth <= b.clientWidth;")
     screenshot(driver, "runs-list-1920")
-    driver.set_window_size(WIDTH, HEIGHT)
+    set_viewport(driver, WIDTH, HEIGHT)
 
     # -- each run's page ---------------------------------------------------------------------
     open_page(driver, live_server, run_page(scheduled), "run-task")
@@ -200,8 +185,8 @@ def test_runs_of_every_kind_in_the_list_and_on_their_pages(console, live_server,
     assert failed_part.size["width"] > 0 and failed_part.value_of_css_property("background-color") == "rgba(198, 40, 40, 1)"
 
 
-def test_a_running_run_shows_progress_and_tails_its_log_live(console, live_server, celery_worker_process):
-    driver = console
+def test_a_running_run_shows_progress_and_tails_its_log_live(signed_in, live_server, celery_worker_process):
+    driver = signed_in
     job = JobFactory(name="long-import", title="Import the archive", task_name="demo.sleep",
                      task_kwargs={"seconds": 40})
     running = services.job_execute(job=job)
@@ -221,7 +206,7 @@ def test_a_running_run_shows_progress_and_tails_its_log_live(console, live_serve
     assert driver.execute_script("return window.__still_this_page === true;")
     later = float(driver.find_element(By.CSS_SELECTOR, "#ops-progress .ops-progress").get_attribute("aria-valuenow"))
     assert later > first_percent
-    assert driver.execute_script(NO_SIDEWAYS_SCROLL)
+    no_sideways_scroll(driver)
     screenshot(driver, "run-running")
     driver.execute_script("document.getElementById('ops-log').scrollIntoView();")
     screenshot(driver, "run-running-log-tail")
@@ -231,8 +216,8 @@ def test_a_running_run_shows_progress_and_tails_its_log_live(console, live_serve
     assert "Cancelled" in text_of(driver, ".field-status_line")
 
 
-def test_rerun_failed_runs_from_the_list(console, live_server, celery_worker_process):
-    driver = console
+def test_rerun_failed_runs_from_the_list(signed_in, live_server, celery_worker_process):
+    driver = signed_in
     job = JobFactory(name="flaky-export", task_name="demo.sleep", task_kwargs={"seconds": 0, "fail": True},
                      overlap_policy="allow")
     failed = wait_finished(services.job_execute(job=job))
