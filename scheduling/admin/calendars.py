@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import calendar as stdlib_calendar
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 from django.contrib import admin
-from django.db.models import Count
 from django.utils import timezone
 
 from jobsite.admin.base import ReadOnlyAdmin
 from jobsite.admin.widgets import when
 from jobsite.tenancy import scope_to_user
+from scheduling.admin.widgets import JobsNamingIt
 from scheduling.calendars import calendar_contains
 from scheduling.models import Calendar
 
@@ -77,7 +77,7 @@ def month_grid(calendar: Calendar, *, start: date | None = None, months: int = M
 
 
 @admin.register(Calendar)
-class CalendarAdmin(ReadOnlyAdmin):
+class CalendarAdmin(JobsNamingIt, ReadOnlyAdmin):
     list_display = ["name", "timezone", "job_count", "holidays_country", "updated"]
     search_fields = ["name", "description"]
     fields = ["name", "description", "timezone", "dates", "date_ranges", "weekly_windows", "holidays_country",
@@ -85,15 +85,11 @@ class CalendarAdmin(ReadOnlyAdmin):
     readonly_fields = ["job_names", "updated"]
 
     def get_queryset(self, request):
-        return scope_to_user(super().get_queryset(request), request.user).annotate(job_total=Count("jobs"))
-
-    @admin.display(description="Jobs", ordering="job_total")
-    def job_count(self, obj) -> int:
-        return obj.job_total
+        return self.with_job_count(scope_to_user(super().get_queryset(request), request.user))
 
     @admin.display(description="Jobs that skip it")
     def job_names(self, obj) -> str:
-        return ", ".join(obj.jobs.order_by("name").values_list("name", flat=True)) or "-"
+        return self.job_name_list(obj)
 
     @admin.display(description="Updated", ordering="updated_at")
     def updated(self, obj) -> str:

@@ -5,32 +5,28 @@ in force)."""
 from __future__ import annotations
 
 from django.contrib import admin
-from django.db.models import Count
 from django.utils import timezone
 
 from jobsite.admin.base import ReadOnlyAdmin
 from jobsite.admin.widgets import when
+from scheduling.admin.widgets import JobsNamingIt
 from scheduling.maintenance_mode import is_in_force, pause_in_words
 from scheduling.models import ConcurrencyGroup, MaintenancePause
 
 
 @admin.register(ConcurrencyGroup)
-class ConcurrencyGroupAdmin(ReadOnlyAdmin):
+class ConcurrencyGroupAdmin(JobsNamingIt, ReadOnlyAdmin):
     list_display = ["name", "max_runs", "job_count", "description"]
     search_fields = ["name", "description"]
     fields = ["name", "max_runs", "description", "job_names"]
     readonly_fields = ["job_names"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(job_total=Count("jobs"))
-
-    @admin.display(description="Jobs", ordering="job_total")
-    def job_count(self, obj) -> int:
-        return obj.job_total
+        return self.with_job_count(super().get_queryset(request))
 
     @admin.display(description="Its jobs")
     def job_names(self, obj) -> str:
-        return ", ".join(obj.jobs.order_by("name").values_list("name", flat=True)) or "-"
+        return self.job_name_list(obj)
 
 
 @admin.register(MaintenancePause)

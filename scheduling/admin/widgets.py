@@ -4,6 +4,7 @@ of these pages."""
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import Count
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -64,3 +65,21 @@ class RunColumns:
         if obj.duration_seconds is None and obj.status == Execution.Status.RUNNING and obj.started_at:
             return format_html('{}<span class="ops-sub"> so far</span>', human_duration(timezone.now() - obj.started_at))
         return human_duration(obj.duration_seconds)
+
+
+class JobsNamingIt:
+    """The columns of what jobs name (calendars, concurrency groups): how many
+    jobs name it, counted in the list's one query (``with_job_count``), and
+    which (``job_name_list``, on its page)."""
+
+    @staticmethod
+    def with_job_count(queryset):
+        return queryset.annotate(job_total=Count("jobs"))
+
+    @admin.display(description="Jobs", ordering="job_total")
+    def job_count(self, obj) -> int:
+        return obj.job_total
+
+    @staticmethod
+    def job_name_list(obj) -> str:
+        return ", ".join(obj.jobs.order_by("name").values_list("name", flat=True)) or "-"
