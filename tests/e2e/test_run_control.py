@@ -163,30 +163,40 @@ def test_a_group_limit_holds_under_200_concurrent_requests_with_a_pool_process_k
 def test_a_chain_of_three_jobs_of_different_kinds_with_a_failure_in_the_middle(celery_worker_process):
     from scheduling.services.dependencies import job_set_run_after
 
-    # extract (a task) → count (another kind: tests/kinds' test_countdown) → load (a task)
-    extract = JobFactory(schedule_type="cron", schedule_expression="* * * * *", overlap_policy="allow",
-                         task_name="tests.noop")
+    # extract (a task, fired by beat every 2 s) → count (another kind: tests/kinds' test_countdown) → load (a task)
+    extract = JobFactory(schedule_type="interval", schedule_expression="2s", overlap_policy="allow",
+                         catch_up_policy="skip", task_name="tests.noop")
     count = JobFactory(kind="test_countdown", schedule_type="manual", schedule_expression="", task_name="",
                        overlap_policy="allow", config={"label": "liftoff", "step_seconds": 0.05})
     load = JobFactory(schedule_type="manual", schedule_expression="", overlap_policy="allow", task_name="tests.noop")
     job_set_run_after(job=count, upstreams=[(extract, "success")])
     job_set_run_after(job=load, upstreams=[(count, "success")])
-    due = timezone.now().replace(microsecond=0)
-    first = services.job_dispatch_scheduled(job_id=extract.pk, scheduled_for=due)
-    last = wait_for(lambda: Execution.objects.filter(job=load, status="success").first(), timeout=30,
-                    message="the chain to reach its end")
-    middle = Execution.objects.get(job=count)
-    assert (middle.trigger_run_id, last.trigger_run_id) == (first.pk, middle.pk)
-    assert middle.scheduled_for == last.scheduled_for == due
-    assert middle.started_at >= Execution.objects.get(pk=first.pk).completed_at
+    chain = Execution.objects.filter(job__in=[extract, count, load])
+    with running_beat():
+        last = wait_for(lambda: Execution.objects.filter(job=load, status="success").first(), timeout=30,
+                        message="the chain to reach its end")
+        services.job_pause(job=extract, actor_label="test")  # (a fire on its way is recorded before, or not at all)
+    wait_for(lambda: not chain.filter(status__in=Execution.ACTIVE_STATUSES).exists(), timeout=30,
+             message="the chains going to end")
+    middle = Execution.objects.get(pk=last.trigger_run_id)
+    first = Execution.objects.get(pk=middle.trigger_run_id)
+    assert (first.job_id, first.trigger, middle.job_id) == (extract.pk, "schedule", count.pk)
+    assert middle.scheduled_for == last.scheduled_for == first.scheduled_for
+    assert middle.started_at >= first.completed_at
     assert last.started_at >= middle.completed_at
+    # one chain run per fire of extract: each due time once in each job
+    for job in (count, load):
+        due_times = list(Execution.objects.filter(job=job).values_list("scheduled_for", flat=True))
+        assert len(due_times) == len(set(due_times))
+        assert set(due_times) <= set(Execution.objects.filter(job=extract).values_list("scheduled_for", flat=True))
+    services.job_resume(job=extract, actor_label="test")  # beat is gone: fired by hand below
 
     # the middle one fails: the last is recorded skipped, with the reason, and never runs
     job_set_run_after(job=count, upstreams=[])
     failing = JobFactory(schedule_type="manual", schedule_expression="", overlap_policy="allow", task_name="tests.fail")
     job_set_run_after(job=failing, upstreams=[(extract, "success")])
     job_set_run_after(job=load, upstreams=[(failing, "success")])
-    later = due + timedelta(minutes=1)
+    later = timezone.now().replace(microsecond=0) + timedelta(hours=1)  # a due time no fire above had
     services.job_dispatch_scheduled(job_id=extract.pk, scheduled_for=later)
     skipped = wait_for(lambda: Execution.objects.filter(job=load, scheduled_for=later).first(), timeout=30,
                        message="the last job's fire to be recorded")
