@@ -24,6 +24,9 @@ Run:  DATABASE_URL=postgres://postgres@127.0.0.1:5432/jobsite_bench_admin \
       (the database name must contain "bench": it is created when missing and filled when empty)
 Env:  BENCH_EXECUTIONS (1000000), BENCH_JOBS (2000), BENCH_REQUESTS (40),
       BENCH_PAGES (comma-separated page names to measure; default all),
+      BENCH_USERS (comma-separated: bench-admin, bench-member; default both),
+      BENCH_PROFILE=N (after the figures, profile N more requests of each page measured
+      under cProfile and print the functions that took the most time, cumulative and own),
       BENCH_RESET=1 (drop and re-create the database first).
 Without DATABASE_URL: a SQLite file under the temp dir (BENCH_EXECUTIONS 100000 is sensible there).
 """
@@ -243,6 +246,25 @@ def _measure(client, pages) -> list[dict]:
     return rows
 
 
+def _profile(client, pages, requests: int) -> None:
+    """Where a page's time goes: ``requests`` requests of each page under cProfile."""
+    import cProfile
+    import pstats
+
+    for name, url, _ in pages:
+        profiler = cProfile.Profile()
+        started = time.perf_counter()
+        profiler.enable()
+        for _ in range(requests):
+            client.get(url)
+        profiler.disable()
+        header(f"profile of {name}: {requests} requests, {1000 * (time.perf_counter() - started) / requests:.0f} ms "
+               f"a request under cProfile")
+        stats = pstats.Stats(profiler)
+        stats.sort_stats("cumulative").print_stats(45)
+        stats.sort_stats("tottime").print_stats(25)
+
+
 def main() -> int:
     redis_server, tmp = _setup()
     try:
@@ -256,13 +278,16 @@ def main() -> int:
         print(f"[bench] executions stored: {Execution.objects.count()}")
         pages = _pages()
         results = {}
-        for username in ("bench-admin", "bench-member"):
+        users = [name.strip() for name in os.environ.get("BENCH_USERS", "bench-admin,bench-member").split(",")]
+        for username in users:
             header(f"signed in as {username}: {N_REQUESTS} requests a page, in-process (django.test.Client)")
             client = Client()
             client.force_login(get_user_model().objects.get(username=username))
             client.get(pages[0][1])  # warm-up
-            results[username] = _measure(client, pages if username == "bench-admin"
-                                         else [p for p in pages if p[0].startswith(("dashboard", "scheduling."))])
+            mine = pages if username == "bench-admin" else [p for p in pages if p[0].startswith(("dashboard", "scheduling."))]
+            results[username] = _measure(client, mine)
+            if int(os.environ.get("BENCH_PROFILE", 0) or 0):
+                _profile(client, mine, int(os.environ["BENCH_PROFILE"]))
         header("summary")
         slow = [(user, row["name"], row["summary"]["p95"]) for user, rows in results.items() for row in rows
                 if row["summary"]["p95"] > TARGET_MS]

@@ -94,13 +94,18 @@ class JobOriginFilter(admin.SimpleListFilter):
             }
 
 
-def run_square(run: StripRun, *, url_of, exact=when) -> str:
+#: A status's label, looked up once (not an enum lookup per square).
+_STATUS_LABELS = dict(Execution.Status.choices)
+
+
+def run_square(run: StripRun, *, url_of, exact=when, now=None) -> str:
     """One run of a history strip (``history.StripRun``): a square in its
     status's colour, a link to the run, its status and time on hover.
-    ``url_of(pk)``: the run's page; ``exact``: ``when``, or a page's ``time_formatter()``."""
+    ``url_of(pk)``: the run's page; ``exact``: ``when``, or a page's
+    ``time_formatter()``; ``now``: the page's clock, read once."""
     pk, status, at, seconds = run
     colour = BADGE_COLOURS.get(status, "#607d8b")
-    tip = f"Run {pk} · {status_label(status)} · {humanize.relative(at)} ({exact(at)})"
+    tip = f"Run {pk} · {_STATUS_LABELS.get(status, status)} · {humanize.relative(at, now)} ({exact(at)})"
     if seconds is not None:
         tip += f" · {humanize.duration(seconds)}"
     # Plain string building (escaped by hand): format_html for 1,000 squares costs the page ~50 ms.
@@ -135,9 +140,11 @@ class JobListColumns:
         jobs = list(jobs)
         history = run_history_rows(job_ids=[job.pk for job in jobs], limit=RUN_HISTORY_LENGTH)
         exact = time_formatter()  # the zone and format looked up once for the page's squares
+        now = timezone.now()
         for job in jobs:
             job.run_history = history.get(job.pk, [])
             job.time_formatter = exact
+            job.page_now = now
 
     @admin.display(description="Job", ordering="name")
     def name_display(self, obj):
@@ -169,7 +176,9 @@ class JobListColumns:
             return mark_safe('<span class="ops-sub">no runs yet</span>')
         url_of = self._execution_url = getattr(self, "_execution_url", None) or execution_url_maker()
         exact = getattr(obj, "time_formatter", None) or when
-        squares = mark_safe("".join(run_square(run, url_of=url_of, exact=exact) for run in reversed(runs)))  # noqa: S308 (escaped)
+        now = getattr(obj, "page_now", None) or timezone.now()
+        squares = mark_safe("".join(run_square(run, url_of=url_of, exact=exact, now=now)  # noqa: S308 (escaped)
+                                    for run in reversed(runs)))
         # empty slots first: every strip is as long, so the columns of squares line up (a grid)
         empty = mark_safe('<span class="ops-run ops-run-empty"></span>' * (RUN_HISTORY_LENGTH - len(runs)))
         return format_html('<div class="ops-strip" role="list">{}{}</div>', empty, squares)
