@@ -33,7 +33,8 @@
 
 Run: .venv/bin/python benchmarks/bench_vision.py
 Env: BENCH_IMAGES (100), BENCH_OCR_IMAGES (20), BENCH_WORKERS ("1,2"), BENCH_PARTS ("all", or
-"workers" for the worker comparison alone, "cron" for the scheduled run alone), BENCH_TIMEOUT.
+"workers" for the worker comparison alone, "cron" for the scheduled run alone, "scaling" for the
+machine's own ceiling: the same analysis in 1 then 2 plain processes, nothing else), BENCH_TIMEOUT.
 """
 from __future__ import annotations
 
@@ -68,6 +69,12 @@ def main() -> int:
         from vision_pipeline.models import Batch
 
         print(f"[bench] machine: {os.cpu_count()} CPUs, {sys.version.split()[0]}", flush=True)
+        if os.environ.get("BENCH_PARTS", "all") == "scaling":  # the machine's ceiling for 2 processes
+            from benchmarks.bench_vision_cron import bench_scaling
+
+            settings.VISION_OCR = os.environ.get("VISION_OCR", "auto")
+            bench_scaling(bench, count)
+            return 0
         if os.environ.get("BENCH_PARTS", "all") == "cron":  # only the scheduled /cron-jobs run
             from benchmarks.bench_vision_cron import bench_cron
 

@@ -179,3 +179,61 @@ def predictions_after(bench, worker_pid: int, rows: int) -> None:
     print(f"[cron] then a {rows:,}-row predictions upload on the same worker: {execution.status} in "
           f"{time.perf_counter() - started:.1f} s (run by {runner}); peak RSS per worker process meanwhile: "
           + ", ".join(f"{pid}: {mb:.0f} MB" for pid, mb in peaks.items()), flush=True)
+
+
+def _analyse_share(paths, ready, go, out) -> None:
+    """One process of ``bench_scaling``: warm up, wait for the start, analyse ``paths``."""
+    from vision_pipeline import analyzers
+    from vision_pipeline.analyzers import BatchContext
+    from vision_pipeline.images import load_image
+
+    inspector = analyzers.get("inspector")
+    inspector.analyze_image(load_image(paths[0]), description="", context=BatchContext())  # imports, caches
+    ready.put(os.getpid())
+    go.wait()
+    cpu = time.process_time()
+    for path in paths:
+        inspector.analyze_image(load_image(path), description="", context=BatchContext())
+    out.put((time.time(), time.process_time() - cpu))
+
+
+def bench_scaling(bench, count: int = 100) -> None:
+    """The machine's own ceiling for this work (``BENCH_PARTS=scaling``): the
+    default analysis (decode, measurements, thumbnail, the text check) of
+    ``count`` 1600 x 1200 photos in 1, then 2 plain processes sharing them,
+    with no database, broker or download. What 2 worker processes can gain over
+    1 is at most this ratio, whatever the pipeline does."""
+    import multiprocessing
+
+    from vision_pipeline import samples
+
+    folder = bench.tmp / "scaling"
+    folder.mkdir(exist_ok=True)
+    paths = []
+    for n in range(count):
+        path = folder / f"{n:03d}.jpg"
+        path.write_bytes(samples.encode(samples.variant(samples.VARIANTS[n % len(samples.VARIANTS)], 1600, 1200,
+                                                        seed=n)))
+        paths.append(path)
+    context = multiprocessing.get_context("fork")
+    rates = {}
+    for processes in (1, 2, 1, 2):
+        ready, out, go = context.Queue(), context.Queue(), context.Event()
+        workers = [context.Process(target=_analyse_share, args=(paths[i::processes], ready, go, out))
+                   for i in range(processes)]
+        for worker in workers:
+            worker.start()
+        for _ in workers:
+            ready.get(timeout=120)
+        started = time.time()
+        go.set()
+        ends = [out.get(timeout=600) for _ in workers]
+        for worker in workers:
+            worker.join()
+        elapsed = max(end for end, _cpu in ends) - started
+        cpu = sum(cpu for _end, cpu in ends)
+        rates.setdefault(processes, []).append(count / elapsed)
+        print(f"[scaling] {processes} plain process(es): {count} photos analysed in {elapsed:.2f} s = "
+              f"{count / elapsed:.1f} images/s, {1000 * cpu / count:.0f} ms CPU an image; uptime: {uptime()}",
+              flush=True)
+    print(f"[scaling] 2 processes / 1 process, best rounds: {max(rates[2]) / max(rates[1]):.2f}x", flush=True)
