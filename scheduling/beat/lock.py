@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from jobsite.versions import TESTED, check_tested
 from scheduling import services
+from scheduling.beat import stop
 from scheduling.beat.entry import JobEntry
 from scheduling.beat.scheduler import Scheduler
 from scheduling.beat.sync import periodic_tasks_record_fires
@@ -122,9 +123,18 @@ class LockedScheduler(Scheduler):
     def __init__(self, *args, **kwargs):
         self.beat_lock = BeatLock()
         self.is_active = False
+        # Before the initial read (seconds at 100,000 tasks): SIGTERM never does work in its handler.
+        self.stop_request = stop.StopRequest()
+        stop.install(self.stop_request)
         super().__init__(*args, **kwargs)
 
     def tick(self, *args, **kwargs):
+        self.stop_request.check()  # a SIGTERM that came while beat was busy: stop here, not after one more tick
+        interval = self._tick(*args, **kwargs)
+        self.stop_request.check()
+        return interval
+
+    def _tick(self, *args, **kwargs):
         active = self.beat_lock.acquire()
         if active and not self.is_active:
             logger.warning("beat: this beat (%s) is now the active one", self.beat_lock.holder)
@@ -174,6 +184,13 @@ class LockedScheduler(Scheduler):
             counts, logged = [0, 0], []
             chunks = _chunks(fires)
             for number, chunk in enumerate(chunks):
+                if number and self.stop_request.requested:
+                    # Stopping (SIGTERM): the fires not recorded yet are the next beat's (as catch-up).
+                    rest = [pair for later in chunks[number:] for pair in later]
+                    self._dirty.difference_update(entry.name for entry, _ in rest)
+                    logger.warning("beat: stopping in the middle of a burst; %d fire(s) left to the next beat",
+                                   len(rest))
+                    break
                 if number and not self._renew_lock():
                     # Another beat is active now: it reads the last fires from the database, so
                     # the ones not recorded here are its to send (as catch-up); none is claimed here.

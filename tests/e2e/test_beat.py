@@ -11,11 +11,14 @@ from datetime import timedelta
 import pytest
 import redis
 from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from jobsite.services_health import BEAT_HEARTBEAT_KEY
 from scheduling import services
-from scheduling.models import Execution
+from scheduling.beat.lock import LOCK_KEY
+from scheduling.models import Execution, Job
 from tests.factories import JobFactory
 from tests.scheduling.beat.test_scheduler import clock_behind
 from tests.e2e.test_scheduling import wait_for
@@ -24,12 +27,8 @@ from tests.worker import worker_env
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
-@contextmanager
-def running_beat():
-    """``celery beat`` with settings.CELERY_BEAT_SCHEDULER, once it has read
-    the schedule and ticked (its first heartbeat)."""
-    heartbeats = redis.Redis.from_url(settings.REDIS_URL)
-    heartbeats.delete(BEAT_HEARTBEAT_KEY)
+def start_beat() -> tuple[subprocess.Popen, str]:
+    """``celery beat`` with settings.CELERY_BEAT_SCHEDULER; (the process, its log's path)."""
     workdir = tempfile.mkdtemp(prefix="celery-beat-")
     with open(os.path.join(workdir, "beat.log"), "wb") as log:
         beat = subprocess.Popen(
@@ -38,10 +37,24 @@ def running_beat():
             cwd=str(settings.BASE_DIR), env=worker_env(), stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
+    return beat, log.name
+
+
+def log_tail(path: str, chars: int = 3000) -> str:
+    return open(path, errors="replace").read()[-chars:]
+
+
+@contextmanager
+def running_beat():
+    """``celery beat`` with settings.CELERY_BEAT_SCHEDULER, once it has read
+    the schedule and ticked (its first heartbeat)."""
+    heartbeats = redis.Redis.from_url(settings.REDIS_URL)
+    heartbeats.delete(BEAT_HEARTBEAT_KEY)
+    beat, log_path = start_beat()
     try:
         wait_for(lambda: heartbeats.get(BEAT_HEARTBEAT_KEY) or beat.poll() is not None, timeout=20,
                  message="beat's first tick")
-        assert beat.poll() is None, open(log.name, errors="replace").read()[-3000:]
+        assert beat.poll() is None, log_tail(log_path)
         yield beat
     finally:
         beat.terminate()
@@ -52,8 +65,8 @@ def running_beat():
             # (seen once on a loaded machine, 2026-12-07: beat slower than 15 s to stop on SIGTERM)
             beat.kill()
             beat.wait(timeout=15)
-            print(f"beat did not stop within 15 s of SIGTERM; killed. Its log ends:\n"
-                  f"{open(log.name, errors='replace').read()[-2000:]}", file=sys.stderr)
+            print(f"beat did not stop within 15 s of SIGTERM; killed. Its log ends:\n{log_tail(log_path, 2000)}",
+                  file=sys.stderr)
 
 
 def beat_sends(job) -> int:
@@ -105,3 +118,64 @@ def test_an_interval_row_edited_in_place_is_fired_on_at_once(celery_worker_proce
         first, second = runs.order_by("scheduled_for").values_list("scheduled_for", flat=True)[:2]
         assert second - first == timedelta(seconds=2)
     assert not Execution.objects.filter(job=bystander).exists()
+
+
+
+def waits_for_a_row_lock() -> bool:
+    """Whether another session of the test database waits for a lock (PostgreSQL)."""
+    with connection.cursor() as cursor:
+        cursor.execute("select pg_stat_clear_snapshot()")  # (the activity view is a snapshot per transaction)
+        cursor.execute("select count(*) from pg_stat_activity where datname = current_database() "
+                       "and wait_event_type = 'Lock'")
+        return cursor.fetchone()[0] > 0
+
+
+
+def test_beat_stops_within_seconds_of_sigterm_while_it_writes_its_entries_back():
+    # given two plain periodic tasks (not jobs: beat writes each one's last run back after it sent
+    # it, one by one), every second, on a queue of their own, their rows locked by another
+    # transaction: beat sends both, and its write-back of the first waits for the row
+    every_second, _ = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.SECONDS)
+    queue = f"beat-stop-test-{os.getpid()}"
+    tasks = [PeriodicTask.objects.create(name=f"test: plain {k}", task="celery.backend_cleanup",
+                                         interval=every_second, queue=queue) for k in range(2)]
+    lock = redis.Redis.from_url(settings.REDIS_URL)
+    lock.delete(LOCK_KEY)
+    with transaction.atomic():
+        PeriodicTask.objects.filter(pk__in=[task.pk for task in tasks]).update(description="locked")
+        beat, log_path = start_beat()
+        try:
+            if connection.vendor == "postgresql":
+                wait_for(lambda: waits_for_a_row_lock() or beat.poll() is not None, timeout=60,
+                         message="beat's write-back waiting for the row")
+            else:  # SQLite: the whole database is locked; beat's start waits to write its own entries
+                wait_for(lambda: "beat: Starting" in log_tail(log_path) or beat.poll() is not None, timeout=60,
+                         message="beat starting")
+            assert beat.poll() is None, log_tail(log_path)
+
+            # when SIGTERM comes then, and the rows are let go at once
+            beat.terminate()
+            stopping = time.monotonic()
+        except BaseException:
+            beat.kill()
+            beat.wait(timeout=15)
+            raise
+    try:
+        # then beat finishes what it was doing and stops within a few seconds. (Its signal handler
+        # used to write the entries back itself, from inside the waiting query: on PostgreSQL its
+        # first query waited for the connection's lock, held by the query it had interrupted: forever.)
+        try:
+            wait_for(lambda: beat.poll() is not None, timeout=12, interval=0.1, message="beat to stop")
+        except AssertionError:
+            raise AssertionError(f"beat still running 12 s after SIGTERM; its log ends:\n{log_tail(log_path)}") from None
+        print(f"beat stopped {time.monotonic() - stopping:.2f} s after SIGTERM")
+    finally:
+        if beat.poll() is None:
+            beat.kill()
+            beat.wait(timeout=15)
+        lock.delete(queue)
+    # cleanly: its lock released (else the next beat waits out the lock's TTL), every send written back
+    assert beat.returncode == 0, log_tail(log_path)
+    assert lock.get(LOCK_KEY) is None
+    if connection.vendor == "postgresql":
+        assert all(task.total_run_count >= 1 for task in PeriodicTask.objects.filter(pk__in=[t.pk for t in tasks]))
