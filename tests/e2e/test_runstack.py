@@ -14,6 +14,7 @@ from pathlib import Path
 import environ
 import pytest
 import redis
+import requests
 from django.conf import settings
 
 from jobsite.management.commands.runstack import install_default_jobs
@@ -220,6 +221,16 @@ def test_runstack_serves_a_healthy_stack_with_flower_and_ctrl_c_stops_everything
                 time.sleep(0.5)
         assert any(name.startswith("worker1@") for name in workers), log_path.read_text()[-4000:]
         assert f"Flower      http://127.0.0.1:{flower_port}/" in log_path.read_text()
+
+        # and: the admin, signed in as the local admin, links to that Flower
+        session, login = requests.Session(), f"http://127.0.0.1:{web_port}/admin/login/"
+        session.get(login, timeout=30)
+        session.post(login, timeout=30, headers={"Referer": login}, data={
+            "username": "admin", "password": (var_dir / "admin_password").read_text().strip(),
+            "csrfmiddlewaretoken": session.cookies["csrftoken"], "next": "/admin/"})
+        admin_index = session.get(f"http://127.0.0.1:{web_port}/admin/", timeout=30)
+        assert admin_index.url.endswith("/admin/"), admin_index.url  # signed in, not sent back to the login
+        assert f'href="http://127.0.0.1:{flower_port}/"' in admin_index.text
     finally:
         os.killpg(stack.pid, signal.SIGINT)
         try:
