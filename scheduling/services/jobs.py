@@ -34,11 +34,35 @@ MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
 MAX_BACKOFF_SECONDS = MAX_RETRY_DELAY_SECONDS
 
 
-def job_validate(job: Job) -> None:
+#: The choices job_validate checks, read once (a TextChoices' ``values`` is built on every read).
+_JOB_TYPES, _OVERLAP_POLICIES = frozenset(Job.JobType.values), frozenset(Job.OverlapPolicy.values)
+_CATCH_UP_POLICIES, _STATUSES = frozenset(Job.CatchUpPolicy.values), frozenset(Job.Status.values)
+
+
+def _schedule_check(job: Job, schedules: dict | None) -> None:
+    """parse_schedule of the job's schedule; with ``schedules`` (a dict kept
+    by the caller across many jobs) each schedule but a one-off (whose answer
+    depends on the time) is parsed once."""
+    if schedules is None or job.schedule_type == Job.ScheduleType.ONCE:
+        parse_schedule(job.schedule_type, job.schedule_expression, job.timezone)
+        return
+    key = (job.schedule_type, job.schedule_expression, job.timezone)
+    if key not in schedules:
+        try:
+            parse_schedule(*key)
+            schedules[key] = None
+        except ValidationError as exc:
+            schedules[key] = exc.message_dict
+    if schedules[key] is not None:
+        raise ValidationError(schedules[key])
+
+
+def job_validate(job: Job, *, schedules: dict | None = None) -> None:
     """Raise ValidationError (a field → messages dict) if ``job`` may not be saved.
 
     The core checks what every job has; the job's executor checks its kind's
-    own settings (task name and arguments, config, queue)."""
+    own settings (task name and arguments, config, queue). ``schedules``: see
+    ``_schedule_check`` (for checking many jobs at once)."""
     errors: dict[str, list[str]] = {}
 
     def add(field: str, message: str) -> None:
@@ -66,10 +90,10 @@ def job_validate(job: Job) -> None:
             for field, messages in exc.message_dict.items():
                 for message in messages:
                     add(field, message)
-    if job.job_type not in Job.JobType.values:
+    if job.job_type not in _JOB_TYPES:
         add("job_type", f"Unknown job type '{job.job_type}'. Use one of: {', '.join(Job.JobType.values)}.")
     try:
-        parse_schedule(job.schedule_type, job.schedule_expression, job.timezone)
+        _schedule_check(job, schedules)
     except ValidationError as exc:
         for field, messages in exc.message_dict.items():
             for message in messages:
@@ -88,9 +112,9 @@ def job_validate(job: Job) -> None:
         add("task_kwargs", "Must be a JSON object.")
     if not isinstance(job.config, dict):
         add("config", "Must be a JSON object.")
-    if job.overlap_policy not in Job.OverlapPolicy.values:
+    if job.overlap_policy not in _OVERLAP_POLICIES:
         add("overlap_policy", f"Use one of: {', '.join(Job.OverlapPolicy.values)}.")
-    if job.catch_up_policy not in Job.CatchUpPolicy.values:
+    if job.catch_up_policy not in _CATCH_UP_POLICIES:
         add("catch_up_policy", f"Use one of: {', '.join(Job.CatchUpPolicy.values)}.")
     if not isinstance(job.jitter_seconds, int) or not 0 <= job.jitter_seconds <= MAX_JITTER_SECONDS:
         add("jitter_seconds", f"Jitter must be a whole number of seconds from 0 to {MAX_JITTER_SECONDS}.")
@@ -200,6 +224,7 @@ def jobs_build(specs: list[dict[str, Any]], *, actor=None) -> tuple[list[Job], d
     jobs: list[Job] = []
     errors: dict[int, ValidationError] = {}
     names: dict[str, int] = {}
+    schedules: dict = {}
     for index, spec in enumerate(specs):
         spec = dict(spec)
         status = spec.pop("status", Job.Status.ACTIVE)
@@ -207,14 +232,14 @@ def jobs_build(specs: list[dict[str, Any]], *, actor=None) -> tuple[list[Job], d
         try:
             if unknown:
                 raise ValidationError({field: ["Unknown field."] for field in unknown})
-            if status not in Job.Status.values:
+            if status not in _STATUSES:
                 raise ValidationError({"status": [f"Use one of: {', '.join(Job.Status.values)}."]})
             missing = sorted(_CREATE_REQUIRED - set(spec))
             if missing:
                 raise ValidationError({field: ["This field is required."] for field in missing})
             job = _job_new(actor=actor, **{**_CREATE_PARAMETERS, **spec})
             job.status = status
-            job_validate(job)
+            job_validate(job, schedules=schedules)
             if job.name in names:
                 raise ValidationError({"name": [f"Listed twice (also at {names[job.name]})."]})
         except ValidationError as exc:
@@ -264,7 +289,7 @@ def jobs_update_bulk(*, updates: list[tuple[Job, dict[str, Any]]], actor=None, a
         raise ValidationError(errors)
     locked = (Job.objects.select_for_update(of=("self",)).select_related("periodic_task")
               .prefetch_related("calendars").in_bulk([job.pk for job, _ in updates]))
-    jobs, befores = [], []
+    jobs, befores, schedules = [], [], {}
     for index, (job, data) in enumerate(updates):
         job = locked[job.pk]
         befores.append(audit.job_snapshot(job))
@@ -273,7 +298,7 @@ def jobs_update_bulk(*, updates: list[tuple[Job, dict[str, Any]]], actor=None, a
         if "schedule_expression" in data:
             job.schedule_expression = str(job.schedule_expression).strip()
         try:
-            job_validate(job)
+            job_validate(job, schedules=schedules)
         except ValidationError as exc:
             for field, messages in exc.message_dict.items():
                 errors[f"updates[{index}].{field}"] = messages
@@ -284,7 +309,8 @@ def jobs_update_bulk(*, updates: list[tuple[Job, dict[str, Any]]], actor=None, a
     jobs_bulk.periodic_tasks_sync(jobs, now=now)
     for job in jobs:
         job.updated_at = now
-    fields = [Job._meta.get_field(f).name for f in Job.EDITABLE_FIELDS]
+    # only the columns some update sets: a bulk UPDATE is a CASE per column and row
+    fields = sorted({field for _, data in updates for field in data})
     try:
         with transaction.atomic():
             Job.objects.bulk_update(jobs, [*fields, "updated_at", "next_run_at", "periodic_task"],

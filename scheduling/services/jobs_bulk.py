@@ -20,6 +20,7 @@ django-celery-beat would not notice it otherwise).
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime
 
 from django.db import connections, router
@@ -33,9 +34,6 @@ from scheduling.beat.sync import _expires_seconds, crontab_expression
 from scheduling.models import AuditLog, Job
 
 BATCH = 1000
-#: The PeriodicTask fields periodic_task_sync sets (beyond the schedule's).
-TASK_FIELDS = ("crontab", "interval", "clocked", "one_off", "name", "task", "args", "kwargs", "queue", "priority",
-               "expire_seconds", "enabled", "description", "last_run_at", "date_changed")
 
 
 # ---------------------------------------------------------------------------
@@ -80,25 +78,38 @@ def rows_insert(model: type[Model], objs: list[Model]) -> None:
     fields = [f for f in model._meta.local_concrete_fields if not getattr(f, "generated", False)]
     quote = connection.ops.quote_name
     sql = f"COPY {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) FROM STDIN"
-    # A field whose database value is its attribute (most of them) is read as is; the others are prepared.
-    plain = [type(f).get_db_prep_save is _BASE_PREP_SAVE and type(f).get_db_prep_value is _BASE_PREP_VALUE
-             and type(f).pre_save is _BASE_PRE_SAVE and type(f).get_prep_value is _BASE_PREP for f in fields]
+    columns = [(f, f.attname, _SAME_IN_DATABASE.get(f.get_internal_type(), ()) if not _auto_time(f) else ())
+               for f in fields]
+
+    def prepared(obj):
+        # A value whose database form is itself (a str in a text column, an int in an integer one...) is
+        # passed as is; any other goes through its field, as Model.save prepares it.
+        for field, attname, same in columns:
+            value = getattr(obj, attname)
+            yield value if value is None or type(value) in same else field.get_db_prep_save(
+                field.pre_save(obj, True), connection)
+
     with connection.cursor() as cursor, cursor.copy(sql) as copy:
         for obj in objs:
-            copy.write_row([getattr(obj, f.attname) if p else f.get_db_prep_save(f.pre_save(obj, True), connection)
-                            for f, p in zip(fields, plain)])
+            copy.write_row(list(prepared(obj)))
     for obj in objs:
         obj._state.adding, obj._state.db = False, connection.alias
 
 
-def _base(name):
-    from django.db.models import Field
-
-    return getattr(Field, name)
+def _auto_time(field) -> bool:
+    return bool(getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False))
 
 
-_BASE_PREP_SAVE, _BASE_PREP_VALUE = _base("get_db_prep_save"), _base("get_db_prep_value")
-_BASE_PRE_SAVE, _BASE_PREP = _base("pre_save"), _base("get_prep_value")
+#: Internal field type → the Python types whose value is already what the column stores.
+_INTEGER = (int,)
+_SAME_IN_DATABASE = {
+    "CharField": (str,), "TextField": (str,), "SlugField": (str,), "EmailField": (str,),
+    "IntegerField": _INTEGER, "BigIntegerField": _INTEGER, "SmallIntegerField": _INTEGER,
+    "PositiveIntegerField": _INTEGER, "PositiveSmallIntegerField": _INTEGER, "PositiveBigIntegerField": _INTEGER,
+    "AutoField": _INTEGER, "BigAutoField": _INTEGER, "SmallAutoField": _INTEGER,
+    "BooleanField": (bool,), "FloatField": (float,), "UUIDField": (uuid.UUID,),
+    "ForeignKey": (int, uuid.UUID), "OneToOneField": (int, uuid.UUID),  # the attname's value: the target's key
+}
 
 
 # ---------------------------------------------------------------------------
@@ -208,7 +219,7 @@ def periodic_tasks_sync(jobs: list[Job], *, now: datetime) -> None:
     rows = schedule_rows([s for s in schedules.values() if not s.is_manual])
     orphans = {job.pk for job in jobs if job.periodic_task_id is None and not schedules[job.pk].is_manual}
     adopt = {t.name: t for t in PeriodicTask.objects.filter(name__in=[f"job:{pk}" for pk in orphans])} if orphans else {}
-    changed, created, deleted = [], [], []
+    changed, created, deleted, columns = [], [], [], {"date_changed"}
     for job in jobs:
         schedule = schedules[job.pk]
         if schedule.is_manual:
@@ -220,17 +231,20 @@ def periodic_tasks_sync(jobs: list[Job], *, now: datetime) -> None:
         task = job.periodic_task or adopt.get(values["name"])
         new = task is None
         task = task or PeriodicTask(**values)
-        dirty = new
+        dirty = set()
         for key, value in values.items():
             if getattr(task, key) != value:
                 setattr(task, key, value)
-                dirty = True
+                dirty.add(key)
         if not task.enabled and task.last_run_at is not None:
-            task.last_run_at, dirty = None, True
+            task.last_run_at = None
+            dirty.add("last_run_at")
         if schedule.interval and task.enabled and task.last_run_at is None:
-            task.last_run_at, dirty = now, True
-        if dirty:
+            task.last_run_at = now
+            dirty.add("last_run_at")
+        if dirty or new:
             task.date_changed = now
+            columns |= dirty
             (created if new else changed).append(task)
         job.periodic_task = task
     if deleted:
@@ -240,7 +254,7 @@ def periodic_tasks_sync(jobs: list[Job], *, now: datetime) -> None:
             task.pk = pk
         rows_insert(PeriodicTask, created)
     if changed:
-        PeriodicTask.objects.bulk_update(changed, TASK_FIELDS, batch_size=BATCH)
+        PeriodicTask.objects.bulk_update(changed, sorted(columns), batch_size=BATCH)
     if changed or created or deleted:
         PeriodicTasks.update_changed()
     for job in jobs:
