@@ -167,10 +167,14 @@ def read(text: str | bytes | Mapping, *, file: str = "<input>") -> dict[str, lis
 def _field_errors(detail, *, section: str, index: int, name: str, prefix: str = "") -> list[DocumentError]:
     errors = []
     for field, messages in detail.items():
+        # an item of a list (run_after's) is named as the file shows it: run_after[0].job
+        where = f"{prefix.rstrip('.')}[{field}]" if isinstance(field, int) or str(field).isdigit() else f"{prefix}{field}"
+        if isinstance(messages, list) and messages and all(isinstance(m, Mapping) for m in messages):
+            messages = {i: m for i, m in enumerate(messages) if m}  # a list's errors, one mapping per item
         if isinstance(messages, Mapping):
-            errors.extend(_field_errors(messages, section=section, index=index, name=name, prefix=f"{prefix}{field}."))
+            errors.extend(_field_errors(messages, section=section, index=index, name=name, prefix=f"{where}."))
         else:
-            errors.append(DocumentError(section, index, name, f"{prefix}{field}", flatten_errors(messages)))
+            errors.append(DocumentError(section, index, name, where, flatten_errors(messages)))
     return errors
 
 
