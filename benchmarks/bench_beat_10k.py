@@ -17,8 +17,20 @@
     jobs updated) 0.5 s before it, which makes beat read the change at that
     moment (django-celery-beat's DatabaseScheduler reloads everything).
 
+At 100,000 jobs (issue 30, target 5): ``BENCH_CREATE=apply`` creates the
+jobs through the jobs-as-code bulk path (``services.manifest_apply``, in
+transactions of ``BENCH_APPLY_BATCH`` documents: the same validation and
+audit as one by one). (c) then also reports beat's own lateness — due
+minute → the run's row (``created_at``) per run, and → the last message of
+the minute in the broker (beat's "fired N job(s)" log line) — the time until
+the last run of each minute started, beat's spawn → first fire, and beat's
+peak RSS (VmHWM).
+
 Run: .venv/bin/python benchmarks/bench_beat_10k.py
+     BENCH_JOBS=100000 BENCH_K=1000 BENCH_CREATE=apply BENCH_REPEATS=2 \
+       BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/jobsite_bench_beat .venv/bin/python benchmarks/bench_beat_10k.py
 Env: BENCH_JOBS (10000), BENCH_K (20), BENCH_MINUTES (3), BENCH_CHURN (1), BENCH_CHURN_MINUTES (1),
+     BENCH_CREATE (job_create | apply), BENCH_APPLY_BATCH (5000), BENCH_REPEATS (5),
      BENCH_DATABASE_URL, REDIS_URL, BENCH_TIMEOUT.
 """
 from __future__ import annotations
@@ -51,7 +63,13 @@ MINUTES = int(os.environ.get("BENCH_MINUTES", 3))
 CHURN = os.environ.get("BENCH_CHURN", "1") != "0"
 CHURN_MINUTES = int(os.environ.get("BENCH_CHURN_MINUTES", 1))  # minutes measured that way
 CHURN_LEAD_SECONDS = 0.5
-REPEATS = 5
+REPEATS = int(os.environ.get("BENCH_REPEATS", 5))
+CREATE = os.environ.get("BENCH_CREATE", "job_create")
+APPLY_BATCH = int(os.environ.get("BENCH_APPLY_BATCH", 5000))
+LATENESS_TARGET_MS = 250.0  # beat's own: due time → run row and message
+ALL_STARTED_TARGET_S = 5.0
+FIRING_AFTER_START_TARGET_S = 30.0
+RSS_TARGET_MB = 1024.0
 TIMEZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo"]
 JOB_TYPES = [
     "document_cleanup", "analytics_aggregation", "user_activity_digest", "system_health_check",
@@ -90,6 +108,13 @@ def job_spec(i: int, now: datetime) -> dict:
     }
 
 
+def api_names(spec: dict) -> dict:
+    """A job_spec as a jobs-as-code document (the API's field names)."""
+    doc = dict(spec)
+    doc["task_queue"], doc["task_priority"] = doc.pop("queue"), doc.pop("priority")
+    return doc
+
+
 def floor_minute(moment: datetime) -> datetime:
     return moment.replace(second=0, microsecond=0)
 
@@ -111,14 +136,26 @@ def main() -> int:
         results: dict = {}
 
         # -- (a) create ------------------------------------------------------
-        header(f"(a) create {N_JOBS} jobs through services.job_create ({connection.vendor})")
         now = timezone.now()
         started = time.perf_counter()
-        for i in range(N_JOBS):
-            services.job_create(actor_label="bench", **job_spec(i, now))
-            if (i + 1) % 2000 == 0:
+        if CREATE == "apply":
+            from scheduling import manifest
+
+            header(f"(a) create {N_JOBS} jobs through services.manifest_apply, {APPLY_BATCH} to a transaction "
+                   f"({connection.vendor})")
+            for first in range(0, N_JOBS, APPLY_BATCH):
+                batch = [api_names(job_spec(i, now)) for i in range(first, min(N_JOBS, first + APPLY_BATCH))]
+                services.manifest_apply(documents=manifest.read({"jobs": batch}, file="bench"), actor_label="bench")
                 elapsed = time.perf_counter() - started
-                print(f"  {i + 1:>6} jobs  {elapsed:7.1f}s  ({(i + 1) / elapsed:6.0f} jobs/s)", flush=True)
+                done = first + len(batch)
+                print(f"  {done:>6} jobs  {elapsed:7.1f}s  ({done / elapsed:6.0f} jobs/s)", flush=True)
+        else:
+            header(f"(a) create {N_JOBS} jobs through services.job_create ({connection.vendor})")
+            for i in range(N_JOBS):
+                services.job_create(actor_label="bench", **job_spec(i, now))
+                if (i + 1) % 2000 == 0:
+                    elapsed = time.perf_counter() - started
+                    print(f"  {i + 1:>6} jobs  {elapsed:7.1f}s  ({(i + 1) / elapsed:6.0f} jobs/s)", flush=True)
         create_seconds = time.perf_counter() - started
         print(f"created {N_JOBS} jobs in {create_seconds:.1f}s = {N_JOBS / create_seconds:.0f} jobs/s "
               f"({create_seconds / N_JOBS * 1000:.2f} ms/job)")
@@ -261,12 +298,42 @@ def main() -> int:
                     print(f"  {b:%H:%M}  n={len(values):>3}  first={min(values) * 1000:7.1f} ms  "
                           f"last={max(values) * 1000:7.1f} ms  (≈{spacing * 1000:.0f} ms between consecutive runs)")
             s_total = summary_ms(latencies)
+            s_beat = summary_ms(beat_part)
             print(fmt_summary("started_at − due minute", s_total))
-            print(fmt_summary("  of which beat → Execution row (created_at − due)", summary_ms(beat_part)))
+            print(fmt_summary("  of which beat → Execution row (created_at − due)", s_beat))
             print(fmt_summary("  of which queued → running (started_at − created_at)", summary_ms(worker_part)))
             s_total["complete"] = len(latencies) == expected
             s_total["expected"] = expected
+            s_total["beat"] = s_beat
+            s_total["last_started"] = max((max(v) for v in per_boundary.values() if v), default=float("nan"))
+            sent = beat_sends(wanted)
+            s_total["last_sent"] = max(sent.values(), default=float("nan"))
+            print(f"  beat's last message of the minute in the broker: "
+                  + ", ".join(f"{b:%H:%M} +{v * 1000:.0f} ms" for b, v in sorted(sent.items())))
             return s_total
+
+        def beat_sends(wanted: list[datetime]) -> dict:
+            """Due minute → seconds after it when beat's last message of it was in the broker
+            (its "fired N job(s) due at ...; ... the last sent X s after its due time" line)."""
+            import re
+
+            found = {}
+            pattern = re.compile(r"fired \d+ job\(s\) due at (\d{4}-\d\d-\d\dT[\d:.]+(?:[+-]\d\d:\d\d)?)"
+                                 r".*the last sent ([\d.]+) s after")
+            for line in (bench.tmp / "beat.log").read_text(errors="replace").splitlines():
+                match = pattern.search(line)
+                if match:
+                    due = floor_minute(datetime.fromisoformat(match.group(1)))
+                    if due in wanted:
+                        found[due] = max(found.get(due, 0.0), float(match.group(2)))
+            return found
+
+        def beat_memory() -> dict:
+            fields = {}
+            for line in Path(f"/proc/{beat.pid}/status").read_text().splitlines():
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    fields[line.split(":")[0]] = int(line.split()[1]) / 1024.0  # MB
+            return fields
 
         wait_for_runs(boundaries[0], boundaries[-1], K * len(boundaries))
         s_total = collect("steady state", boundaries)
@@ -289,7 +356,24 @@ def main() -> int:
                 wait_for_runs(churn_boundary, churn_boundary, K)
             s_churn = collect("after a schedule change", churn_boundaries)
 
+        memory = beat_memory()
+        print(f"beat RSS now {memory.get('VmRSS', float('nan')):.0f} MB, peak (VmHWM) {memory.get('VmHWM', float('nan')):.0f} MB")
+
         header("summary")
+        for label, s_ in (("steady", s_total), ("after a change", s_churn)):
+            if not s_:
+                continue
+            ok_late = s_["beat"]["p99"] <= LATENESS_TARGET_MS and s_["last_sent"] * 1000 <= LATENESS_TARGET_MS
+            ok_all = s_["complete"] and s_["last_started"] <= ALL_STARTED_TARGET_S
+            print(f"beat's own lateness ({label}): due → run row p50={s_['beat']['p50']:.0f} p99={s_['beat']['p99']:.0f} "
+                  f"max={s_['beat']['max']:.0f} ms; due → the minute's last message {s_['last_sent'] * 1000:.0f} ms "
+                  f"(target ≤ {LATENESS_TARGET_MS:g} ms): {verdict(ok_late)}")
+            print(f"all {s_['expected']} runs started ({label}): the last {s_['last_started']:.2f} s after its minute "
+                  f"(target ≤ {ALL_STARTED_TARGET_S:g} s): {verdict(ok_all)}")
+        print(f"beat spawn → first tick (firing from then on) {startup:.1f} s (target ≤ {FIRING_AFTER_START_TARGET_S:g} s): "
+              f"{verdict(startup <= FIRING_AFTER_START_TARGET_S)}; peak RSS {memory.get('VmHWM', float('nan')):.0f} MB "
+              f"(target ≤ {RSS_TARGET_MB:g}): {verdict(memory.get('VmHWM', 1e9) <= RSS_TARGET_MB)}; "
+              f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         ok = s_total["complete"] and s_total["p99"] < 1000
         print(f"create:  {N_JOBS} jobs in {create_seconds:.1f}s = {N_JOBS / create_seconds:.0f} jobs/s")
         print(f"load:    {stock['entries']} entries {stock['load'] * 1000:.0f} ms (as beat runs it); "
