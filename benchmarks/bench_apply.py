@@ -9,12 +9,15 @@ on PostgreSQL, with the same validation and audit"):
    beat PeriodicTasks and audit rows, one beat change notice, one transaction;
 3. the same file again: the plan is empty (a no-op);
 4. an edited file (every 50th job's schedule changed): plan + per-job updates;
-5. export of the 10,000 jobs back to YAML.
+5. export of the 10,000 jobs back to YAML;
+6. the services' bulk path alone: ``jobs_create_bulk`` of 10,000 more specs
+   (job_create's arguments: what benchmarks/bench_beat_10k.py creates its jobs with).
 
 The file mixes cron, daily, weekly and interval schedules over 4 time zones,
 task kwargs and priorities, like a real estate of jobs.
 
 Run:  BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/jobsite_bench_apply .venv/bin/python benchmarks/bench_apply.py
+      BENCH_PROFILE=1 ...: a cProfile of one dry run instead, timed in CPU seconds (steady on a shared host)
 Env:  BENCH_JOBS (10000), BENCH_DATABASE_URL (default: SQLite under the temp dir), BENCH_TIMEOUT.
 """
 from __future__ import annotations
@@ -64,6 +67,17 @@ def manifest_text(n: int, *, edited: bool = False) -> str:
     return "jobs:\n" + "".join(job_document(i, edited=edited) for i in range(n))
 
 
+def service_spec(i: int) -> dict:
+    """job_create's arguments for the i-th job of the services' bulk part (the file's mix of schedules)."""
+    kind = i % 4
+    schedule = [("cron", f"{i % 60} {(i // 60) % 24} * * *"), ("daily", f"{(i // 7) % 24:02d}:{i % 60:02d}"),
+                ("weekly", f"{i % 7}:{(i // 7) % 24:02d}:{i % 60:02d}"), ("interval", str(5 + i % 55))][kind]
+    return {"name": f"bench-svc-{i:05d}", "title": f"Bench service job {i}", "schedule_type": schedule[0],
+            "schedule_expression": schedule[1], "timezone": TIMEZONES[i % len(TIMEZONES)],
+            "task_name": "scheduling.document_cleanup", "task_kwargs": {"cleanup_level": "standard"},
+            "priority": i % 10, "max_retries": i % 3, "jitter_seconds": i % 30}
+
+
 CPU: dict[str, float] = {}
 
 
@@ -95,7 +109,7 @@ def main() -> int:
             import cProfile
             import pstats
 
-            profile = cProfile.Profile()
+            profile = cProfile.Profile(time.process_time)
             profile.enable()
             services.manifest_apply(documents=manifest.read(text, file="bench.yaml"), actor_label="bench",
                                     dry_run=True)
@@ -135,10 +149,23 @@ def main() -> int:
         exported, export_s = timed(f"export {N_JOBS} jobs to YAML", manifest.export)
         print(f"{'':<58} = {N_JOBS / export_s:,.0f} jobs/s ({len(exported) / 1e6:.1f} MB)", flush=True)
 
+        header(f"services: jobs_create_bulk of {N_JOBS} specs")
+        from scheduling.services.jobs import jobs_create_bulk
+
+        specs = [service_spec(i) for i in range(N_JOBS)]
+        created, bulk_s = timed("jobs_create_bulk (validate + insert + beat + audit)",
+                                lambda: jobs_create_bulk(specs=specs, actor_label="bench"))
+        assert len(created) == N_JOBS and Job.objects.count() == 2 * N_JOBS
+        bulk_rate = N_JOBS / bulk_s
+        print(f"{'':<58} = {bulk_rate:,.0f} jobs/s (target >= {TARGET_PER_SECOND:,.0f}: "
+              f"{verdict(bulk_rate >= TARGET_PER_SECOND)}); per CPU second here: "
+              f"{N_JOBS / CPU['jobs_create_bulk (validate + insert + beat + audit)']:,.0f} jobs", flush=True)
+
         header("summary")
         print(f"create {N_JOBS}: {rate:,.0f} jobs/s {verdict(rate >= TARGET_PER_SECOND)} "
               f"({N_JOBS / cpu_total:,.0f} per CPU second here); no-op re-apply {again_s:.2f} s; "
-              f"{N_JOBS // EDIT_EVERY} updates {edit_s:.2f} s; export {export_s:.2f} s", flush=True)
+              f"{N_JOBS // EDIT_EVERY} updates {edit_s:.2f} s; export {export_s:.2f} s; "
+              f"jobs_create_bulk {bulk_rate:,.0f} jobs/s", flush=True)
         return 0 if rate >= TARGET_PER_SECOND else 1
 
 
