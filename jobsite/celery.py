@@ -1,4 +1,5 @@
 """The Celery application: configured from Django settings (CELERY_*)."""
+import logging
 import os
 import time
 
@@ -32,6 +33,28 @@ def _trace_worker_without_pool_processes(sender=None, **kwargs):
 @signals.beat_init.connect
 def _trace_beat(**kwargs):
     setup_tracing_if_configured(service_name="jobsite-beat", django=False)
+
+
+# The worker and beat log through handlers Celery makes itself (it empties the
+# root logger's, worker_hijack_root_logger): each gets the redacting filter that
+# LOGGING puts on the web's (jobsite.redaction.RedactingLogFilter), so that an
+# exception's text (a task's failure, a signal receiver's error logged by
+# send_robust) never writes a credential to a worker's or beat's log.
+@signals.after_setup_logger.connect
+def _redact_worker_and_beat_logs(logger=None, **kwargs):
+    from celery.utils.log import get_multiprocessing_logger
+
+    from jobsite.redaction import install_log_redaction
+
+    install_log_redaction(logger or logging.getLogger(), get_multiprocessing_logger())
+
+
+@signals.after_setup_task_logger.connect
+def _redact_task_logs(logger=None, **kwargs):
+    from jobsite.redaction import install_log_redaction
+
+    if logger is not None:
+        install_log_redaction(logger)
 
 
 @app.task(name="jobsite.ping")

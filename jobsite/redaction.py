@@ -6,11 +6,19 @@ reach a log line, an error message or a stored run log. The outbound HTTP
 client (jobsite.http) and everything that stores or shows text from outside
 (run logs, the cluster page) use these same rules. Importing this module
 also puts a redacting filter on urllib3's debug loggers.
+
+``RedactingLogFilter`` applies the same rules to every log record a handler
+writes (the web's, the worker's and beat's: jobsite/settings/base.py LOGGING,
+jobsite/celery.py), and also replaces the values of credential-named settings,
+the credentials this process was told of (``remember_secret_values``) and the
+values of credential-named keys (``api_key=…``, ``"password": "…"``) in the
+message, its arguments and its traceback.
 """
 from __future__ import annotations
 
 import logging
 import re
+import threading
 from typing import Any
 from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
@@ -109,6 +117,149 @@ def redact_headers(headers: Any) -> dict[str, str]:
     """A copy of ``headers`` with credential-bearing values (Authorization,
     Cookie, X-Api-Key, anything named like a token/key/secret) as ``***``."""
     return {name: "***" if SECRET_NAME.search(name) else value for name, value in dict(headers or {}).items()}
+
+
+# ---------------------------------------------------------------------------
+# Log records
+# ---------------------------------------------------------------------------
+#: ``name=value``, ``name: value``, ``"name": "value"`` where the name ends like a
+#: credential (``api_key``, ``X-Api-Key``, ``db_password``, ``Authorization``):
+#: the value (after an optional Bearer/Basic/Token scheme) becomes ``***``.
+_SECRET_PAIR = re.compile(
+    r"""(?P<name>(?<![\w-])["']?[\w-]*?(?:token|secret|passw(?:or)?d|pwd|passphrase|api[-_]?key|"""
+    r"""(?:access|private|secret|signing|encryption|client)[-_]?key|authorization|credentials?|cookie|sessionid|"""
+    r"""signature)["']?\s*[:=]\s*(?:(?:bearer|basic|token)\s+)?)"""
+    r"""(?P<value>"[^"]*"|'[^']*'|[^\s"',;}&)\]]+)""",
+    re.I,
+)
+_BEARER = re.compile(r"\b(?P<scheme>bearer|basic)\s+(?!\*\*\*)[A-Za-z0-9._~+/=-]{8,}", re.I)
+#: Values remembered at most (the oldest are forgotten first): a worker that ran
+#: many jobs keeps its patterns small.
+REMEMBERED_MAX = 256
+_remembered: dict[str, None] = {}  # (insertion-ordered)
+_known_lock = threading.Lock()
+_known_version = 0
+_known_pattern: tuple[int, re.Pattern | None] | None = None
+_setting_values: list[str] | None = None
+
+
+def remember_secret_values(values: Any) -> None:
+    """Credentials this process holds (a job's decrypted secrets, say): from now
+    on ``RedactingLogFilter`` replaces them, as whole tokens, in every log record
+    of this process. Values shorter than ``MIN_SECRET_CHARS`` are ignored."""
+    global _known_version
+    fresh = [str(value) for value in values or () if value and len(str(value)) >= MIN_SECRET_CHARS]
+    if not fresh or all(value in _remembered for value in fresh):
+        return
+    with _known_lock:
+        for value in fresh:
+            _remembered.pop(value, None)
+            _remembered[value] = None
+        while len(_remembered) > REMEMBERED_MAX:
+            del _remembered[next(iter(_remembered))]
+        _known_version += 1
+
+
+def _secret_settings() -> list[str] | None:
+    """The values of the settings named like a credential (jobsite.observability's
+    rule, which Sentry events follow too); None while settings cannot be read yet."""
+    global _setting_values
+    if _setting_values is None:
+        try:
+            from django.conf import settings
+
+            if not settings.configured:
+                return None
+            from jobsite.observability import _secret_setting_values
+
+            _setting_values = _secret_setting_values()
+        except Exception:  # (settings still loading: try again at the next record)
+            return None
+    return _setting_values
+
+
+def _known_values_pattern() -> re.Pattern | None:
+    """One pattern for every known value (whole tokens, URL-encoded forms too),
+    compiled again only when the values change."""
+    global _known_pattern
+    settings_values = _secret_settings()
+    version = _known_version * 2 + (settings_values is not None)
+    cached = _known_pattern
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    with _known_lock:
+        values = {*(settings_values or ()), *_remembered}
+    values |= {quote(value, safe="") for value in values}
+    pattern = (re.compile("|".join(_whole_token(value) for value in sorted(values, key=len, reverse=True)))
+               if values else None)
+    _known_pattern = (version, pattern)
+    return pattern
+
+
+def _redact_secret_pair(match: re.Match) -> str:
+    value = match["value"]
+    if value.strip("\"'") == "***":
+        return match[0]
+    quote_mark = value[0] if value[0] in "\"'" else ""
+    return f"{match['name']}{quote_mark}***{quote_mark}"
+
+
+def redact_log_text(text: str) -> str:
+    """``text`` as a log line may show it: known secret values, URL credentials,
+    secret-looking query values, credential-named keys' values and Bearer/Basic
+    credentials replaced by ``***``."""
+    if not text:
+        return text
+    pattern = _known_values_pattern()
+    if pattern is not None:
+        text = pattern.sub("***", text)
+    if "://" in text:
+        text = _USERINFO.sub(r"\g<scheme>***@", text)
+    if "=" in text:
+        text = _SECRET_QUERY.sub(r"\g<name>***", text)
+    if "=" in text or ":" in text:
+        text = _SECRET_PAIR.sub(_redact_secret_pair, text)
+    return _BEARER.sub(lambda match: match["scheme"] + " ***", text)
+
+
+_TRACEBACK_FORMATTER = logging.Formatter()
+
+
+class RedactingLogFilter(logging.Filter):
+    """Put on a handler (settings LOGGING, the worker's and beat's handlers: see
+    jobsite/celery.py), it redacts each record the handler writes: its message
+    with its arguments, its traceback and its stack (``redact_log_text``). The
+    record is changed in place, once, whatever number of handlers write it: the
+    message is formatted here instead of in the formatter (``args`` emptied), the
+    traceback kept in ``exc_text``, which formatters use as it is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "_redacted", False):
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format: the handler reports it as usual
+            return True
+        redacted = redact_log_text(message)
+        if redacted != message or record.args:
+            record.msg, record.args = redacted, ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _TRACEBACK_FORMATTER.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_log_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact_log_text(record.stack_info)
+        record._redacted = True
+        return True
+
+
+def install_log_redaction(*loggers: logging.Logger) -> None:
+    """A ``RedactingLogFilter`` on every handler of ``loggers`` that has none yet
+    (for handlers made outside LOGGING: Celery's own, in the worker and beat)."""
+    for logger in loggers:
+        for handler in logger.handlers:
+            if not any(isinstance(existing, RedactingLogFilter) for existing in handler.filters):
+                handler.addFilter(RedactingLogFilter())
 
 
 class _RedactingFilter(logging.Filter):
