@@ -318,5 +318,9 @@ def test_the_guides_example_file_applies(root, org):
     example = guide.split("```yaml\n", 1)[1].split("```", 1)[0]
     assert org.name == "Acme"
     plan = apply(example, actor=root, env={"ETL_API_TOKEN": "etl-token-value-123"})
-    assert plan.summary == {"create": 4, "update": 0, "delete": 0}
+    assert plan.summary == {"create": 6, "update": 0, "delete": 0}
+    publish = Job.objects.get(name="publish-report")
+    assert [(link.upstream.name, link.condition) for link in publish.upstream_links.all()] == [
+        ("nightly-report", "success")]
+    assert (publish.concurrency_group.name, publish.max_concurrent_runs) == ("document-api", 2)
     assert apply(example, actor=root, env={}).changes == []
