@@ -6,7 +6,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from scheduling import services
-from scheduling.models import AuditLog, Execution
+from scheduling.models import AuditLog, Execution, Job
 from scheduling.services.limits import concurrency_group_set
 from tests.factories import JobFactory
 
@@ -182,3 +182,17 @@ def test_a_held_retry_cancelled_never_starts_and_frees_nothing():
     backoff_over(job, 31)
     assert woken(retry) is None
     assert Execution.objects.get(pk=retry.pk).status == "cancelled"
+
+
+def test_the_sweep_releases_the_runs_of_a_job_whose_limit_was_removed_retries_once_due():
+    job = JobFactory(overlap_policy="allow", max_concurrent_runs=1, max_retries=1, retry_backoff_seconds=30)
+    failing, second, third = (services.job_execute(job=job) for _ in range(3))
+    services.execution_finish(execution=start(failing), status="failed", error="x")
+    retry = Execution.objects.get(retry_of=failing)
+    assert sent(second) and not sent(third) and not sent(retry)
+    Job.objects.filter(pk=job.pk).update(max_concurrent_runs=None)  # no limit any more
+    services.executions_resend_stale_queued()
+    assert sent(third) and not sent(retry)  # every held run goes; the retry once its backoff is over
+    backoff_over(job, 31)
+    services.executions_resend_stale_queued()
+    assert sent(retry)
