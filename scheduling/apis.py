@@ -31,7 +31,7 @@ from scheduling.beat import schedule_preview
 from scheduling.calendars import calendars_named
 from scheduling.executors import schedulable_tasks
 from scheduling.models import Backfill, Execution, Job
-from scheduling.pagination import list_envelope, paginate
+from scheduling.pagination import keyset_page, list_envelope, paginate, paginate_large
 from scheduling.code_serializers import (
     ApplyErrorSerializer,
     ApplyPlanSerializer,
@@ -91,7 +91,11 @@ def api_field_names():
 
 
 def _execution_page(queryset, params) -> Response:
-    page = paginate(queryset, page=params["page"], size=params["size"])
+    """By cursor when one is given, else the page/size contract (scheduling.pagination)."""
+    if "cursor" in params:
+        page = keyset_page(queryset, size=params["size"], cursor=params["cursor"])
+    else:
+        page = paginate_large(queryset, page=params["page"], size=params["size"])
     return Response(page.envelope(ExecutionSerializer(page.items, many=True).data))
 
 

@@ -167,9 +167,17 @@ def job_is_overdue(job: Job, now=None) -> bool:
 def execution_list(
     *, user, job: Job | None = None, job_id: int | None = None, status: str | None = None
 ) -> QuerySet[Execution]:
-    qs = scope_to_user(
-        Execution.objects.select_related("job", "triggered_by"), user, owner_field="job__owner", org_field="job__organization"
-    )
+    """Runs of the jobs ``user`` may see, newest first (created_at, then id:
+    the keyset of scheduling.pagination; each filter has an index that keeps
+    that order: migration 0018).
+
+    A member's runs are those whose job is among the visible jobs (``job_id
+    IN (the visible jobs' ids)``), not a join filtered on the job's owner and
+    organization: the databases then walk the runs in the index's order and
+    test each against the set, and an OFFSET or a count needs no job row."""
+    qs = Execution.objects.select_related("job", "triggered_by")
+    if not getattr(user, "is_superuser", False):
+        qs = qs.filter(job__in=scope_to_user(Job.objects.all(), user).values("pk"))
     if job is not None:
         qs = qs.filter(job=job)
     if job_id is not None:

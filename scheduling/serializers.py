@@ -23,7 +23,7 @@ from rest_framework import serializers
 from jobsite.models import Organization
 from scheduling.beat import schedule_description
 from scheduling.models import ConcurrencyGroup, Execution, Job
-from scheduling.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from scheduling.pagination import DEFAULT_PAGE_SIZE, EXACT_TOTAL_UP_TO, MAX_PAGE_SIZE, InvalidCursor, decode_cursor
 from scheduling.selectors import MAX_ID, job_is_overdue
 from scheduling.services.jitter import MAX_JITTER_SECONDS
 
@@ -175,8 +175,26 @@ class JobPageSerializer(PageSerializer):
     items = JobSerializer(many=True)
 
 
-class ExecutionPageSerializer(PageSerializer):
+class ExecutionPageSerializer(serializers.Serializer):
+    """A page of the run history. Asked for by ``page`` (or neither): the page
+    envelope, with ``total_estimated`` and ``next``. Asked for by ``cursor``:
+    ``items``, ``size`` and ``next`` only (no count is made)."""
+
     items = ExecutionSerializer(many=True)
+    total = serializers.IntegerField(
+        required=False,
+        help_text=f"Page answers only. Exact up to {EXACT_TOTAL_UP_TO:,} runs; above, the database's estimate "
+                  "(total_estimated true), never below that number. pages follows from it.",
+    )
+    total_estimated = serializers.BooleanField(required=False, help_text="Page answers only: total is an estimate.")
+    page = serializers.IntegerField(required=False, help_text="Page answers only.")
+    size = serializers.IntegerField()
+    pages = serializers.IntegerField(required=False, help_text="Page answers only: from total.")
+    next = serializers.CharField(
+        allow_null=True,
+        help_text="Cursor of the items after these (pass it as `cursor`); null on the last page. Newer runs "
+                  "never shift it: following `next` repeats and skips nothing.",
+    )
 
 
 class JobOverdueListSerializer(serializers.Serializer):
@@ -443,10 +461,23 @@ class ExecutionListQuerySerializer(PageQuerySerializer):
     limit = serializers.IntegerField(
         min_value=1, max_value=MAX_PAGE_SIZE, required=False, help_text="Alias of size (as /cron-jobs takes it).",
     )
+    cursor = serializers.CharField(
+        required=False, max_length=200,
+        help_text="The `next` of an earlier answer: the runs after it, at the cost of a first page however deep "
+                  "(not with page). The filters are not in it: send the same ones again.",
+    )
+
+    def validate_cursor(self, value: str):
+        try:
+            return decode_cursor(value)
+        except InvalidCursor as exc:
+            raise serializers.ValidationError(str(exc)) from exc
 
     def validate(self, attrs):
         if "limit" in attrs and "size" not in self.initial_data:
             attrs["size"] = attrs["limit"]
+        if "cursor" in attrs and "page" in self.initial_data:
+            raise serializers.ValidationError({"cursor": "Give cursor or page, not both."})
         return attrs
 
 
