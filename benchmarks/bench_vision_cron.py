@@ -183,6 +183,9 @@ def predictions_after(bench, worker_pid: int, rows: int) -> None:
 
 def _analyse_share(paths, ready, go, out) -> None:
     """One process of ``bench_scaling``: warm up, wait for the start, analyse ``paths``."""
+    import django
+
+    django.setup()  # a fresh interpreter (spawned: OpenCV's and OpenBLAS's threads do not survive a fork)
     from vision_pipeline import analyzers
     from vision_pipeline.analyzers import BatchContext
     from vision_pipeline.images import load_image
@@ -215,11 +218,11 @@ def bench_scaling(bench, count: int = 100) -> None:
         path.write_bytes(samples.encode(samples.variant(samples.VARIANTS[n % len(samples.VARIANTS)], 1600, 1200,
                                                         seed=n)))
         paths.append(path)
-    context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("spawn")
     rates = {}
     for processes in (1, 2, 1, 2):
         ready, out, go = context.Queue(), context.Queue(), context.Event()
-        workers = [context.Process(target=_analyse_share, args=(paths[i::processes], ready, go, out))
+        workers = [context.Process(target=_analyse_share, args=(paths[i::processes], ready, go, out), daemon=True)
                    for i in range(processes)]
         for worker in workers:
             worker.start()
