@@ -106,7 +106,7 @@ def refuse_unless_usable(*, workflow: Workflow, user) -> None:
 def workflow_create(
     *, actor, id: str, name: str, steps: list, description: str = "", enabled: bool = True,
     secrets: dict[str, str] | None = None, organization=None, shared_with_organization: bool = False,
-    owner=None,
+    owner=None, actor_label: str = "",
 ) -> Workflow:
     """Create a workflow owned by ``owner`` (default: ``actor``), in the
     owner's organization unless one is given; only its owner may use it
@@ -133,7 +133,8 @@ def workflow_create(
             workflow.save(force_insert=True)
     except IntegrityError:
         raise Conflict(f"A workflow with id '{id}' already exists.", code=ErrorCode.WORKFLOW_ID_TAKEN) from None
-    audit.record(actor=actor, action="create", obj=workflow, changes=_snapshot(workflow, secrets))
+    audit.record(actor=actor, actor_label=actor_label, action="create", obj=workflow,
+                 changes=_snapshot(workflow, secrets))
     return workflow
 
 
@@ -141,7 +142,7 @@ WORKFLOW_EDITABLE_FIELDS = ("name", "description", "steps", "enabled", "secrets"
 
 
 @transaction.atomic
-def workflow_update(*, workflow: Workflow, actor, data: dict[str, Any]) -> Workflow:
+def workflow_update(*, workflow: Workflow, actor, data: dict[str, Any], actor_label: str = "") -> Workflow:
     """Change any of WORKFLOW_EDITABLE_FIELDS. ``secrets`` replaces the whole set;
     steps are validated against the secrets the workflow will have."""
     unknown = sorted(set(data) - set(WORKFLOW_EDITABLE_FIELDS))
@@ -172,12 +173,12 @@ def workflow_update(*, workflow: Workflow, actor, data: dict[str, Any]) -> Workf
     if "secrets" in data and secrets != stored_secrets and "secrets" not in changes:
         changes["secrets"] = ["changed", "changed"]  # same names, new values: say so, never what
     if changes:
-        audit.record(actor=actor, action="update", obj=workflow, changes=changes)
+        audit.record(actor=actor, actor_label=actor_label, action="update", obj=workflow, changes=changes)
     return workflow
 
 
 @transaction.atomic
-def workflow_delete(*, workflow: Workflow, actor) -> None:
+def workflow_delete(*, workflow: Workflow, actor, actor_label: str = "") -> None:
     """Delete a workflow no schedule uses (409 naming how many do)."""
     count = selectors.workflow_schedule_count(workflow=workflow)
     if count:
@@ -185,7 +186,8 @@ def workflow_delete(*, workflow: Workflow, actor) -> None:
             f"Workflow {workflow.pk} is used by {count} scheduled job(s); delete them first.",
             code=ErrorCode.WORKFLOW_IN_USE,
         )
-    audit.record(actor=actor, action="delete", obj=workflow, changes={"owner": workflow.owner_id})
+    audit.record(actor=actor, actor_label=actor_label, action="delete", obj=workflow,
+                 changes={"owner": workflow.owner_id})
     workflow.delete()
 
 
