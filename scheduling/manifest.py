@@ -35,7 +35,9 @@ from collections.abc import Mapping
 
 import yaml
 from django.conf import settings
+from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
+from rest_framework.fields import empty
 
 from jobsite.exceptions import flatten_errors
 from scheduling.code_serializers import ManifestCalendarSerializer, ManifestJobSerializer
@@ -137,7 +139,7 @@ def read(text: str | bytes | Mapping, *, file: str = "<input>") -> dict[str, lis
             continue
         # One serializer for every document: DRF copies its fields per instance, which would cost more
         # than the validation itself (docs/benchmarks.md, jobs as code).
-        serializer = (section.serializer or CORE_SERIALIZERS[name])()
+        serializer = _memoized((section.serializer or CORE_SERIALIZERS[name])())
         seen: dict[str, int] = {}
         out[name] = []
         for index, document in enumerate(documents):
@@ -162,6 +164,36 @@ def read(text: str | bytes | Mapping, *, file: str = "<input>") -> dict[str, lis
     if errors:
         raise ManifestError(errors, file=file)
     return out
+
+
+#: Fields whose check of a str, int or bool depends on nothing but that value.
+_PURE_FIELDS = (serializers.CharField, serializers.IntegerField, serializers.BooleanField, serializers.ChoiceField)
+_SCALARS = (str, int, bool)
+
+
+def _memoized(serializer):
+    """``serializer`` with each plain field's check remembered per value for
+    the whole file: thousands of documents repeat the same task name, kind,
+    schedule type, time zone... and each check is then done once. A value it
+    refused is checked again each time (its error is raised afresh)."""
+    for field in serializer.fields.values():
+        if isinstance(field, _PURE_FIELDS) and not any(getattr(v, "requires_context", False) for v in field.validators):
+            field.run_validation = _remembering(field.run_validation)
+    return serializer
+
+
+def _remembering(check):
+    seen: dict = {}
+
+    def run_validation(data=empty):
+        if type(data) not in _SCALARS:
+            return check(data)
+        key = (type(data), data)
+        if key not in seen:
+            seen[key] = check(data)  # raises for a refused value: nothing remembered
+        return seen[key]
+
+    return run_validation
 
 
 def _field_errors(detail, *, section: str, index: int, name: str, prefix: str = "") -> list[DocumentError]:
