@@ -23,7 +23,7 @@ import json
 import uuid
 from datetime import datetime
 
-from django.db import connections, router
+from django.db import connections, router, transaction
 from django.db.models import Model
 from django.utils import timezone
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
@@ -172,6 +172,8 @@ def jobs_insert(jobs: list[Job], *, actor=None, actor_label: str = "") -> None:
     """Insert validated new ``jobs`` (no pk yet), each with its PeriodicTask
     (none for manual jobs) and ``next_run_at`` as ``job_create`` computes
     them, and a ``create`` audit row each. Call inside a transaction."""
+    if not transaction.get_connection(router.db_for_write(Job)).in_atomic_block:
+        raise RuntimeError("jobs_insert takes new ids from the tables: call it inside transaction.atomic().")
     now = timezone.now()
     parsed: dict[tuple, tuple] = {}  # many jobs share a schedule: parsed and computed once each
     for job in jobs:
