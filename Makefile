@@ -67,7 +67,7 @@ test-latest: $(UV)
 	$(UV) pip install --quiet --python $(LATEST)/bin/python --no-deps -e .
 	@$(LATEST)/bin/python -m jobsite.versions $(LOCKED) || true
 ifeq ($(strip $(PYTEST_ARGS)),)
-	$(LATEST)/bin/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25 --ignore=tests/jobsite/test_fuzz_openapi.py
+	$(LATEST)/bin/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=25 --ignore=tests/jobsite/test_fuzz_openapi.py
 	$(LATEST)/bin/python -m pytest --durations=25 tests/jobsite/test_fuzz_openapi.py
 else
 	$(LATEST)/bin/python -m pytest $(PYTEST_ARGS)
@@ -94,7 +94,7 @@ test: venv
 			|| echo "chromium could not be installed: the browser tests will skip"; \
 	fi
 ifeq ($(strip $(PYTEST_ARGS)),)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25 --ignore=tests/jobsite/test_fuzz_openapi.py
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=25 --ignore=tests/jobsite/test_fuzz_openapi.py
 	$(PY) -m pytest --durations=25 tests/jobsite/test_fuzz_openapi.py
 else
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -104,7 +104,7 @@ endif
 ## start real processes (a Celery worker, beat, runstack: marked e2e) or a browser,
 ## and but the schema fuzzing. `make test` stays the full check.
 test-quick: venv
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=10 -m 'not e2e and not faults and not browser' \
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=10 -m 'not e2e and not faults and not browser' \
 		--ignore=tests/jobsite/test_fuzz_openapi.py $(PYTEST_ARGS)
 
 ## make fuzz: schemathesis against the OpenAPI schema, 200 examples per operation with

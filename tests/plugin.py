@@ -64,3 +64,69 @@ if not os.environ.get("REDIS_URL") or _inherited:
     os.environ["JOBSITE_TEST_REDIS_OWNER"] = str(os.getpid())
     atexit.register(_embedded.stop)
     print(f"[tests] embedded Redis started at {_embedded.url}")
+
+
+# ---------------------------------------------------------------------------
+# How `make test` spreads the suite over its processes (--dist loadgroup)
+# ---------------------------------------------------------------------------
+# A work unit is a test file, as with --dist loadfile (a file's tests share its
+# module fixtures and run in one process), except for the tests of
+# ONE_UNIT_EACH, each a unit of its own: the documented pages (tests/docs) spread
+# over the processes instead of filling one. Units are handed out longest first
+# (by estimate: no run history is kept), so that no long one is left to start
+# when the others are done.
+#
+# (Not xdist's own loadgroup: it reads ``xdist_group`` marks by suffixing each
+# test's node id in the worker, which pytest 9 no longer lets a plugin change, and
+# makes every test without a mark a unit of its own.)
+import pytest  # noqa: E402  (after the environment above, which settings read)
+
+#: Tests (node id prefixes) that are a work unit each.
+ONE_UNIT_EACH = ("tests/docs/test_docs_run.py::test_page_runs_as_written[",)
+#: Estimated seconds of one test, when it does not say (``estimated_seconds`` marker):
+#: the folders whose tests start real processes of their own, then any other.
+SLOW_FOLDER_SECONDS = {"e2e": 5.0, "faults": 5.0, "browser": 5.0}
+DEFAULT_SECONDS = 0.1
+
+
+def work_unit(nodeid: str) -> str:
+    """The unit a test belongs to: itself (ONE_UNIT_EACH), else its file."""
+    return nodeid if nodeid.startswith(ONE_UNIT_EACH) else nodeid.split("::", 1)[0]
+
+
+def estimated_seconds(item) -> float:
+    marker = item.get_closest_marker("estimated_seconds")
+    if marker is not None:
+        return float(marker.args[0])
+    parts = item.nodeid.split("::", 1)[0].split("/")
+    return SLOW_FOLDER_SECONDS.get(parts[1], DEFAULT_SECONDS) if len(parts) > 2 else DEFAULT_SECONDS
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """In an xdist worker under --dist loadgroup: the collection in work units,
+    longest first, each unit's tests in their own order (the controller queues
+    the units in the order the workers collected them)."""
+    if not getattr(config.option, "loadgroup", False):  # (set in xdist workers only)
+        return
+    units: dict[str, list] = {}
+    for item in items:
+        units.setdefault(work_unit(item.nodeid), []).append(item)
+    ordered = sorted(units.values(), key=lambda unit: -sum(map(estimated_seconds, unit)))  # (stable)
+    items[:] = [item for unit in ordered for item in unit]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadgroup: the units above, in the workers' collection order."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileOrOwnUnitScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    # The units in the workers' collection order (longest first, above), not by test count.
+    config.option.loadscopereorder = False
+    return FileOrOwnUnitScheduling(config, log)

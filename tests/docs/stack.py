@@ -32,6 +32,9 @@ NOT_LINKED = {".git", "var", "site", ".pytest_cache", "__pycache__"}
 # The documented ports of the servers a page starts itself (the stand-in external API, a
 # webhook receiver): each run gets free ones instead.
 SIDE_PORTS = (8765, 9999)
+# Limits for a loaded machine (three stacks start at once in `make test`; a page of
+# 35 commands took 240 s at a load average of 20): hangs end, slowness does not fail.
+STACK_START_SECONDS = 180
 PAGE_PRELUDE = r"""set -euo pipefail
 # Each request also reports its HTTP status on stderr, for the test to check.
 curl() { command curl -w '%{stderr}@@http %{http_code}\n' "$@"; }
@@ -89,7 +92,7 @@ def start_stack(tmp_path: Path) -> Stack:
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    token, deadline = None, time.monotonic() + 90
+    token, deadline = None, time.monotonic() + STACK_START_SECONDS
     try:
         while time.monotonic() < deadline:
             assert process.poll() is None, log.read_text()[-4000:]
@@ -102,7 +105,8 @@ def start_stack(tmp_path: Path) -> Stack:
                     break
             time.sleep(0.3)
         else:
-            raise AssertionError("the stack did not become healthy in 90 s:\n" + log.read_text()[-4000:])
+            raise AssertionError(f"the stack did not become healthy in {STACK_START_SECONDS} s:\n"
+                                 + log.read_text()[-4000:])
     except BaseException:
         stop_stack_process(process)
         raise
@@ -114,6 +118,34 @@ def start_stack(tmp_path: Path) -> Stack:
     (clone / "var").symlink_to(var_dir)
     return Stack(process=process, var_dir=var_dir, log=log, web_port=ports["web"], redis_port=ports["redis"],
                  token=token, clone=clone)
+
+
+class ProcessStack:
+    """The live stack of this pytest process: started by the first page that needs
+    it, kept for the pages that follow it in this process, stopped as soon as the
+    process moves on to a test that does not need it (``stop``: the test's
+    fixture calls it) or the session ends. Pages are spread over the xdist
+    processes (tests/plugin.py): each process runs its own stack, none shares one."""
+
+    def __init__(self, tmp_path_factory):
+        self.tmp_path_factory = tmp_path_factory
+        self.live: Stack | None = None
+        self.starts = 0
+
+    def get(self) -> Stack:
+        if self.live is None or self.live.process.poll() is not None:
+            if self.live is not None:  # died under the previous page: its log says why
+                raise AssertionError("the stack stopped by itself:\n" + self.live.log.read_text()[-4000:])
+            self.live = start_stack(self.tmp_path_factory.mktemp("docs-stack"))
+            self.starts += 1
+        return self.live
+
+    def stop(self) -> None:
+        """Stop the stack (Ctrl-C, as a reader would) and check it stopped cleanly."""
+        live, self.live = self.live, None
+        if live is not None:
+            returncode = stop_stack_process(live.process)
+            assert returncode == 0, live.log.read_text()[-4000:]
 
 
 def stop_stack_process(process: subprocess.Popen) -> int:
@@ -147,7 +179,7 @@ class PageRun:
         return self.blocks[-1].block if self.returncode != 0 and self.blocks else None
 
 
-def run_page(stack: Stack, blocks: list[Block], *, timeout: float = 240) -> PageRun:
+def run_page(stack: Stack, blocks: list[Block], *, timeout: float = 480) -> PageRun:
     """Run a page's runnable blocks in order in one bash; split what they print by block."""
     ports = {port: free_port() for port in SIDE_PORTS}
     script = [PAGE_PRELUDE]

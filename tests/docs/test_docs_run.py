@@ -1,22 +1,29 @@
 """Every command of the README and the documentation runs as written.
 
-One live stack (what `make run` starts, on free ports) serves the whole module;
-each page's shell blocks run in order in one bash against it (tests/docs/stack.py),
-and what a block shows after ``# →`` must be in what it prints
-(tests/docs/blocks.py has the conventions). Blocks marked
-``<!-- not-run: why -->`` are listed with their reasons.
+Each page's shell blocks run in order in one bash against a live stack (what
+`make run` starts, on free ports: tests/docs/stack.py), and what a block shows
+after ``# →`` must be in what it prints (tests/docs/blocks.py has the
+conventions). Blocks marked ``<!-- not-run: why -->`` are listed with their
+reasons.
+
+Each page is a work unit of its own for pytest-xdist (tests/plugin.py,
+ONE_UNIT_EACH), so the pages spread over the processes; the pages one process
+runs one after another share its stack (tests/docs/conftest.py), in whatever
+order they come: a page needs nothing another page did.
 """
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
 
 from tests.docs.blocks import shell_blocks
 from tests.docs.pages import ROOT, own_pages
-from tests.docs.stack import problems, run_page, start_stack, stop_stack_process
+from tests.docs.stack import problems, run_page
 
-pytestmark = pytest.mark.timeout(420)  # per test: a page, plus the stack's start for the first
+# per test: a page (run_page: 480 s), plus the start of a stack (180 s) and the stop of one (30 s)
+pytestmark = pytest.mark.timeout(720)
 
 PAGES = own_pages()
 RUNNABLE = [page for page in PAGES if any(block.not_run is None for block in shell_blocks(page, ROOT))]
@@ -29,14 +36,6 @@ STARTED = time.monotonic()
 def _commands(code: str) -> str:
     """A block without its comments (what it shows as output may name anything)."""
     return "\n".join(line.split(" # ")[0] for line in code.splitlines() if not line.lstrip().startswith("#"))
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    live = start_stack(tmp_path_factory.mktemp("docs-stack"))
-    yield live
-    returncode = stop_stack_process(live.process)
-    assert returncode == 0, live.log.read_text()[-4000:]
 
 
 def test_every_shell_block_runs_or_says_why_not():
@@ -52,7 +51,21 @@ def test_every_shell_block_runs_or_says_why_not():
     assert all(len(line.split(": ", 1)[1]) >= 10 for line in not_run), not_run
 
 
-@pytest.mark.parametrize("page", RUNNABLE, ids=[str(page.relative_to(ROOT)) for page in RUNNABLE])
+def _estimated_seconds(page) -> float:
+    """Roughly what a page takes (the longest are handed out first): a ``./manage``
+    is a Django start, a request is quick, a ``sleep`` is what it says."""
+    code = "\n".join(_commands(block.code) for block in shell_blocks(page, ROOT) if block.not_run is None)
+    sleeps = sum(float(seconds) for seconds in re.findall(r"\bsleep\s+([\d.]+)", code))
+    return 5 + 2 * len(re.findall(r"\./manage\b", code)) + 0.3 * len(re.findall(r"\bcurl\b", code)) + sleeps
+
+
+PAGE_PARAMS = [pytest.param(page, id=str(page.relative_to(ROOT)),
+                            marks=pytest.mark.estimated_seconds(_estimated_seconds(page)))
+               for page in RUNNABLE]
+
+
+# (each a work unit of its own under `make test`: tests/plugin.py, ONE_UNIT_EACH)
+@pytest.mark.parametrize("page", PAGE_PARAMS)
 def test_page_runs_as_written(stack, page):
     # given: the page's blocks, as a reader would paste them one after the other
     blocks = [block for block in shell_blocks(page, ROOT) if block.not_run is None]
