@@ -125,21 +125,23 @@ def redact_headers(headers: Any) -> dict[str, str]:
 #: ``name=value``, ``name: value``, ``"name": "value"`` where the name ends like a
 #: credential (``api_key``, ``X-Api-Key``, ``db_password``, ``Authorization``):
 #: the value (after an optional Bearer/Basic/Token scheme) becomes ``***``.
-_SECRET_PAIR = re.compile(
-    r"""(?P<name>(?<![\w-])["']?[\w-]*?(?:token|secret|passw(?:or)?d|pwd|passphrase|api[-_]?key|"""
+_SECRET_PAIR = re.compile(  # (the name's end is enough: what comes before it is kept as it is)
+    r"""(?P<name>(?:token|secret|passw(?:or)?d|pwd|passphrase|api[-_]?key|"""
     r"""(?:access|private|secret|signing|encryption|client)[-_]?key|authorization|credentials?|cookie|sessionid|"""
     r"""signature)["']?\s*[:=]\s*(?:(?:bearer|basic|token)\s+)?)"""
     r"""(?P<value>"[^"]*"|'[^']*'|[^\s"',;}&)\]]+)""",
     re.I,
 )
+_CREDENTIAL_WORD = re.compile("token|secret|passw|pwd|passphrase|key|authorization|credential|cookie|sessionid|"
+                              "signature")  # (searched in lower case: a cheap test before _SECRET_PAIR)
 _BEARER = re.compile(r"\b(?P<scheme>bearer|basic)\s+(?!\*\*\*)[A-Za-z0-9._~+/=-]{8,}", re.I)
 #: Values remembered at most (the oldest are forgotten first): a worker that ran
 #: many jobs keeps its patterns small.
-REMEMBERED_MAX = 256
+REMEMBERED_MAX = 64
 _remembered: dict[str, None] = {}  # (insertion-ordered)
 _known_lock = threading.Lock()
 _known_version = 0
-_known_pattern: tuple[int, re.Pattern | None] | None = None
+_known_cache: tuple[int, tuple[str, ...]] | None = None
 _setting_values: list[str] | None = None
 
 
@@ -178,22 +180,21 @@ def _secret_settings() -> list[str] | None:
     return _setting_values
 
 
-def _known_values_pattern() -> re.Pattern | None:
-    """One pattern for every known value (whole tokens, URL-encoded forms too),
-    compiled again only when the values change."""
-    global _known_pattern
+def _known_values() -> tuple[str, ...]:
+    """Every known value (and its URL-encoded form where that differs), longest
+    first; built again only when the values change."""
+    global _known_cache
     settings_values = _secret_settings()
     version = _known_version * 2 + (settings_values is not None)
-    cached = _known_pattern
+    cached = _known_cache
     if cached is not None and cached[0] == version:
         return cached[1]
     with _known_lock:
         values = {*(settings_values or ()), *_remembered}
     values |= {quote(value, safe="") for value in values}
-    pattern = (re.compile("|".join(_whole_token(value) for value in sorted(values, key=len, reverse=True)))
-               if values else None)
-    _known_pattern = (version, pattern)
-    return pattern
+    ordered = tuple(sorted(values, key=len, reverse=True))  # one value may contain another
+    _known_cache = (version, ordered)
+    return ordered
 
 
 def _redact_secret_pair(match: re.Match) -> str:
@@ -210,16 +211,21 @@ def redact_log_text(text: str) -> str:
     credentials replaced by ``***``."""
     if not text:
         return text
-    pattern = _known_values_pattern()
-    if pattern is not None:
-        text = pattern.sub("***", text)
+    # Cheap tests first (a substring search per known value, a word test), the
+    # patterns only where they may match: most records hold no credential.
+    present = [value for value in _known_values() if value in text]
+    if present:
+        text = re.sub("|".join(map(_whole_token, present)), "***", text)  # (re caches the pattern)
     if "://" in text:
         text = _USERINFO.sub(r"\g<scheme>***@", text)
     if "=" in text:
         text = _SECRET_QUERY.sub(r"\g<name>***", text)
-    if "=" in text or ":" in text:
+    lowered = text.lower()
+    if ("=" in text or ":" in text) and _CREDENTIAL_WORD.search(lowered):
         text = _SECRET_PAIR.sub(_redact_secret_pair, text)
-    return _BEARER.sub(lambda match: match["scheme"] + " ***", text)
+    if "bearer" in lowered or "basic" in lowered:
+        text = _BEARER.sub(lambda match: match["scheme"] + " ***", text)
+    return text
 
 
 _TRACEBACK_FORMATTER = logging.Formatter()

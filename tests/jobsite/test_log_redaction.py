@@ -23,7 +23,8 @@ from jobsite.redaction import RedactingLogFilter, redact_log_text, remember_secr
     # what is not a credential stays as it is
     ("max_tokens: 500, keys=3, task_id=1f2e, monkey=9", "max_tokens: 500, keys=3, task_id=1f2e, monkey=9"),
     ("password=***", "password=***"),
-    ("Task scheduling.run_job[0c1d] succeeded in 0.01s: None", "Task scheduling.run_job[0c1d] succeeded in 0.01s: None"),
+    ("Task scheduling.run_job[0c1d] succeeded in 0.01s: None",
+     "Task scheduling.run_job[0c1d] succeeded in 0.01s: None"),
 ])
 def test_credential_named_keys_and_urls(text, expected):
     assert redact_log_text(text) == expected
