@@ -199,13 +199,12 @@ def bench_workers(bench, files, processes: int) -> None:
 
     name = f"worker{processes}"
     mode = os.environ.setdefault("VISION_OCR", "auto")  # the default install's setting unless given
-    from benchmarks._common import process_tree_cpu_seconds
-    from benchmarks.bench_vision_cron import timeline, uptime
+    from benchmarks.bench_vision_cron import timeline, uptime, worker_cpu_seconds
 
     bench.start_worker(concurrency=processes, name=name, queues=["vision"])
     worker = next(process for label, process in bench.processes if label == name)
     try:
-        cpu_before = process_tree_cpu_seconds(worker.pid)
+        cpu_before = worker_cpu_seconds(worker.pid)
         started = time.perf_counter()
         requested = time.time()
         batch = services.batch_submit(user=None, files=files, user_query="Defects?", descriptions={},
@@ -219,7 +218,7 @@ def bench_workers(bench, files, processes: int) -> None:
                 raise RuntimeError(f"batch not finished after 600 s:\n{bench.log_tail(name)}")
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
-        cpu = process_tree_cpu_seconds(worker.pid) - cpu_before
+        cpu = worker_cpu_seconds(worker.pid) - cpu_before
         by_run = {}
         for run in BatchImage.objects.filter(batch=batch).values_list("claimed_by_id", flat=True):
             by_run[run] = by_run.get(run, 0) + 1
@@ -231,6 +230,11 @@ def bench_workers(bench, files, processes: int) -> None:
               f"report in the worker {analysed:.2f} s = {len(files) / analysed:.1f} images/s); status {batch.status}; "
               f"{len(batch.chunk_execution_ids)} chunk runs queued; images per run: {share}; the worker's processes used "
               f"{cpu:.2f} CPU-s = {len(files) / cpu:.1f} images per CPU-second", flush=True)
+        wait_for_runs = time.monotonic() + 60  # the chunk runs' own finish may come after the batch's
+        while Execution.objects.filter(pk__in=batch.chunk_execution_ids, status__in=Execution.ACTIVE_STATUSES).exists():
+            if time.monotonic() > wait_for_runs:
+                break
+            time.sleep(0.1)
         run = Execution.objects.get(pk=batch.execution_id)
         print(f"[workers] timeline, {timeline(requested, run, [batch])}; uptime: {uptime()}", flush=True)
         deadline = time.monotonic() + 60

@@ -22,6 +22,15 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
     return 0.0
 
 
+def worker_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a worker (``pid``) and its pool processes, also those it
+    replaced meanwhile (a process over worker_max_memory_per_child is reaped
+    after its task: its time is then in the worker's cutime and cstime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    reaped = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    return process_tree_cpu_seconds(pid) + reaped
+
+
 def uptime() -> str:
     return "load average " + " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -52,7 +61,7 @@ def timeline(requested: float, run, batches) -> str:
     if first is not None:
         worked = set(rows.values_list("claimed_by_id", flat=True))
         chunks = Execution.objects.filter(pk__in=worked)
-        last = max(c.completed_at for c in chunks if c.completed_at) if chunks else None
+        last = max((c.completed_at for c in chunks if c.completed_at), default=None)
         started = min((c.started_at for c in chunks if c.started_at), default=None)
         if started is not None:
             parts.append(f"first chunk run started {at(started):.2f}")
@@ -99,7 +108,7 @@ def bench_cron(bench, processes: int) -> dict:
             external_api_post_url=api.post_url, external_api_key="bench-key", organization_id=DEMO_ORGANIZATION_ID,
         )
         worker = next(process for label, process in bench.processes if label == name)
-        cpu_before = process_tree_cpu_seconds(worker.pid)
+        cpu_before = worker_cpu_seconds(worker.pid)
         started = time.perf_counter()
         requested = time.time()
         execution = core.job_execute(job=job, force=True)
@@ -111,7 +120,7 @@ def bench_cron(bench, processes: int) -> dict:
                 raise RuntimeError(f"run not finished after 600 s:\n{bench.log_tail(name)}")
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
-        cpu = process_tree_cpu_seconds(worker.pid) - cpu_before
+        cpu = worker_cpu_seconds(worker.pid) - cpu_before
         ran = (execution.completed_at - execution.started_at).total_seconds()
         batches = Batch.objects.filter(execution=execution)
         by_run: dict = {}
