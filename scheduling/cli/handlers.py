@@ -38,7 +38,7 @@ from scheduling.cli.rendering import (JOB_COLUMNS, RUN_COLUMNS, fmt_bool, fmt_de
 from scheduling.defaults import jobs_init_defaults
 from scheduling.executors import schedulable_tasks
 from scheduling.models import Execution, Job
-from scheduling.pagination import list_envelope, paginate
+from scheduling.pagination import count_rows, list_envelope, paginate
 from scheduling.serializers import (
     ExecutionSerializer,
     JobSerializer,
@@ -194,8 +194,9 @@ def update_job(console: Console, *, job, **options):
 def delete_job(console: Console, *, job, force, **_):
     job = job_by_ref(job)
     if not force:
-        count = selectors.execution_list(user=SYSTEM, job=job).count()
-        if not console.confirm(f"Delete job '{job.name}' (id {job.pk}) and its {plural(count, 'execution')}? [y/N] "):
+        count, estimated = count_rows(selectors.execution_list(user=SYSTEM, job=job))
+        runs = f"{'about ' if estimated else ''}{plural(count, 'execution')}"
+        if not console.confirm(f"Delete job '{job.name}' (id {job.pk}) and its {runs}? [y/N] "):
             console.out(f"Nothing deleted: job '{job.name}' was kept (answer y to delete, or pass --force).")
             return
     name, pk = job.name, job.pk
@@ -282,16 +283,17 @@ def cancel_execution(console: Console, *, execution, reason, **_):
 def list_executions(console: Console, *, job, limit, status, json=False, **_):
     job = job_by_ref(job) if job is not None else None
     executions = selectors.execution_list(user=SYSTEM, job=job, status=status)
-    total = executions.count()
+    total, estimated = count_rows(executions)  # a million runs are not counted one by one
     shown = list(executions[:limit])
     if json:
-        console.json(list_envelope(ExecutionSerializer(shown, many=True).data, total=total))
+        console.json({**list_envelope(ExecutionSerializer(shown, many=True).data, total=total),
+                      **({"total_estimated": True} if estimated else {})})
         return
     show_executions(console, shown, with_job=job is None)
     where = f"of job '{job.name}' (id {job.pk})" if job is not None else "across all jobs"
     status_text = f" {status}" if status else ""
-    console.note(f"Showing {min(limit, total)} of {total}{status_text} {'execution' if total == 1 else 'executions'} "
-                 f"{where}.")
+    console.note(f"Showing {len(shown)} of {'about ' if estimated else ''}{total}{status_text} "
+                 f"{'execution' if total == 1 else 'executions'} {where}.")
 
 
 def show_execution(console: Console, *, execution, json=False, **_):
