@@ -262,6 +262,9 @@ SEMANTIC_CHECKS: dict[str, str] = {
     "api_v1_jobs_create": "schedule_expression is read by schedule_type's grammar; kind and task_name come from "
                           "the registries; organization_id must exist",
     "api_v1_jobs_update": "as the create",
+    "api_v1_executions_list": "cursor must be the next of an earlier answer (an opaque text), and is not "
+                              "taken with page",
+    "api_v1_jobs_executions_retrieve": "as the executions list",
     "api_v1_jobs_partial_update": "as the create",
     "api_v1_jobs_notifications_update": "destinations must be ones the settings configure",
     "api_v1_jobs_notifications_partial_update": "as the full update",
