@@ -10,9 +10,14 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.utils import quote
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponseRedirect
-from django.urls import path
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from jobsite.admin.widgets import OpsMedia, admin_change_url, refreshing
 from jobsite.exceptions import ApplicationError, error_message
@@ -55,6 +60,43 @@ class RefreshingListMixin:
         response = super().changelist_view(request, extra_context)
         cl = (getattr(response, "context_data", None) or {}).get("cl")
         return refreshing(response, cl is not None and any(self.is_going(obj) for obj in cl.result_list))
+
+
+class LightChangeList(ChangeList):
+    """Django's change list with one ``reverse()`` a page for the rows' links,
+    not one a row (bench_admin measured 50 of them at ~0.15 ms each under load)."""
+
+    def url_for_result(self, result):
+        template = getattr(self, "_row_url", None)
+        if template is None:
+            marker = "987654321"
+            url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=(marker,),
+                          current_app=self.model_admin.admin_site.name)
+            template = self._row_url = url.rsplit(marker, 1)
+        prefix, suffix = template
+        return f"{prefix}{quote(getattr(result, self.pk_attname))}{suffix}"
+
+
+class LightRowsMixin:
+    """Lists of many rows: each row's link and action checkbox built as plain
+    text, not through ``reverse()`` and a form widget's template per row
+    (the checkbox's template alone cost the jobs list ~40 ms a page of 50)."""
+
+    def get_changelist(self, request, **kwargs):
+        return LightChangeList
+
+    def get_empty_value_display(self):
+        # Django asks for it once a cell, by an AttributeError when the admin sets none of its own
+        return mark_safe(getattr(self, "empty_value_display", None) or self.admin_site.empty_value_display)
+
+    def row_label(self, obj) -> str:
+        """What the row's checkbox selects, for screen readers."""
+        return str(obj)
+
+    @admin.display(description=mark_safe('<input type="checkbox" id="action-toggle" aria-label="Select all">'))
+    def action_checkbox(self, obj):
+        return format_html('<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+                           ACTION_CHECKBOX_NAME, obj.pk, f"Select {self.row_label(obj)}")
 
 
 def broker_problem(exc: Exception) -> str:

@@ -15,7 +15,6 @@ import functools
 import json
 
 from django.contrib import admin, messages
-from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.filters import DateFieldListFilter
 from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
@@ -25,8 +24,10 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
-from jobsite.admin.base import ObjectToolsMixin, ReadOnlyAdmin, RefreshingListMixin, act_on_each, attempt
-from jobsite.admin.widgets import human_duration, json_block, pre_block, progress_bar, relative_when, when
+from jobsite.admin.base import (
+    LightRowsMixin, ObjectToolsMixin, ReadOnlyAdmin, RefreshingListMixin, act_on_each, attempt,
+)
+from jobsite.admin.widgets import human_duration, html_text, json_block, pre_block, progress_bar, relative_when, when
 from jobsite.tenancy import scope_to_user
 from scheduling import services
 from scheduling.admin import run_page
@@ -61,7 +62,8 @@ def _workflow_kind() -> str:
 
 
 @admin.register(Execution)
-class ExecutionAdmin(RunColumns, WorkersPageMixin, ObjectToolsMixin, RefreshingListMixin, ReadOnlyAdmin):
+class ExecutionAdmin(LightRowsMixin, RunColumns, WorkersPageMixin, ObjectToolsMixin, RefreshingListMixin,
+                     ReadOnlyAdmin):
     # Eight one-line columns that fit 1,400 px beside the filters: times relative (exact on
     # hover), the worker and the output cut to their column with the whole text on hover.
     list_display = ["id", "job_column", "status_badge", "trigger_column", "created_when", "duration",
@@ -105,24 +107,22 @@ class ExecutionAdmin(RunColumns, WorkersPageMixin, ObjectToolsMixin, RefreshingL
     # -- list columns (status and duration: RunColumns) --------------------------
     # A page renders 50 rows of 8 cells: each cell is built without a template or a reverse() of
     # its own (benchmarks/bench_admin.py measured the page's time in its rows, not its queries).
-    @admin.display(description=mark_safe('<input type="checkbox" id="action-toggle" aria-label="Select all runs">'))
-    def action_checkbox(self, obj):
-        """Django's row checkbox, without rendering a form widget's template per row."""
-        return format_html('<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
-                           ACTION_CHECKBOX_NAME, obj.pk, f"Select run {obj.pk} of {obj.job.name}")
+    def row_label(self, obj) -> str:
+        return f"run {obj.pk} of {obj.job.name}"
 
     @admin.display(description="Job")
     def job_column(self, obj):
-        return format_html('<a class="ops-cell ops-cell-job" href="{}" title="{}">{}</a>',
-                           _job_url(get_script_prefix(), obj.job_id), obj.job.name, obj.job.name)
+        name = html_text(obj.job.name)  # cells as plain text, each value escaped: 50 rows of 8 a page
+        return mark_safe(f'<a class="ops-cell ops-cell-job" href="{_job_url(get_script_prefix(), obj.job_id)}" '  # noqa: S308
+                         f'title="{name}">{name}</a>')
 
     @admin.display(description="Trigger")
     def trigger_column(self, obj):
         label = obj.trigger if obj.attempt == 1 else f"{obj.trigger} · try {obj.attempt}"
+        after = ""
         if obj.trigger_run_id:  # run after another job: the run that started it (its id is on the row)
-            return format_html('<span class="ops-nowrap">{}</span><div class="ops-sub ops-nowrap">after run {}</div>',
-                               label, obj.trigger_run_id)
-        return format_html('<span class="ops-nowrap">{}</span>', label)
+            after = f'<div class="ops-sub ops-nowrap">after run {int(obj.trigger_run_id)}</div>'
+        return mark_safe(f'<span class="ops-nowrap">{html_text(label)}</span>{after}')  # noqa: S308
 
     @admin.display(description="Created", ordering="created_at")
     def created_when(self, obj):
@@ -133,7 +133,8 @@ class ExecutionAdmin(RunColumns, WorkersPageMixin, ObjectToolsMixin, RefreshingL
         if not obj.worker:
             return "-"
         host = obj.worker.split(" ", 1)[0].removeprefix("celery@")
-        return format_html('<span class="ops-cell ops-cell-worker" title="{}">{}</span>', obj.worker, host)
+        return mark_safe(f'<span class="ops-cell ops-cell-worker" title="{html_text(obj.worker)}">'  # noqa: S308
+                         f'{html_text(host)}</span>')
 
     @admin.display(description="Output / error")
     def summary(self, obj):
@@ -147,9 +148,9 @@ class ExecutionAdmin(RunColumns, WorkersPageMixin, ObjectToolsMixin, RefreshingL
         if not text:
             return "-"
         tone = " ops-bad-text" if failed else (" ops-quiet-text" if obj.did_nothing else "")
-        return format_html('<span class="ops-cell ops-cell-summary{}" title="{}">{}{}</span>', tone, text[:1000],
-                           mark_safe('<span class="ops-chip">did nothing</span> ') if obj.did_nothing else "",
-                           text[:200])
+        chip = '<span class="ops-chip">did nothing</span> ' if obj.did_nothing else ""
+        return mark_safe(f'<span class="ops-cell ops-cell-summary{tone}" title="{html_text(text[:1000])}">'  # noqa: S308
+                         f'{chip}{html_text(text[:200])}</span>')
 
     # -- page fields ------------------------------------------------------------------
     def get_fieldsets(self, request, obj=None):

@@ -26,14 +26,14 @@ from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_POST
 
-from jobsite.admin.base import ObjectToolsMixin, RefreshingListMixin, act_on_each
+from jobsite.admin.base import LightRowsMixin, ObjectToolsMixin, RefreshingListMixin, act_on_each
 from jobsite.admin.widgets import admin_change_url, human_duration, relative_when, when
 from jobsite.exceptions import ApplicationError, error_message
 from jobsite.tenancy import scope_to_user
 from scheduling import services
 from scheduling.admin.backfill import backfill_view
 from scheduling.admin.forms import JobAdminForm
-from scheduling.admin.job_list import JobListColumns, JobOriginFilter, job_is_internal, with_activity
+from scheduling.admin.job_list import JobListColumns, JobOriginFilter, JobQueueFilter, job_is_internal, with_activity
 from scheduling.admin.job_page import job_summary
 from scheduling.admin.kind_fields import SPECS, kind_fields_for
 from scheduling.admin.run_after import run_after_context, run_after_view
@@ -47,7 +47,7 @@ PREVIEW_RUNS = 5
 
 
 @admin.register(Job)
-class JobAdmin(JobListColumns, ObjectToolsMixin, RefreshingListMixin, admin.ModelAdmin):
+class JobAdmin(LightRowsMixin, JobListColumns, ObjectToolsMixin, RefreshingListMixin, admin.ModelAdmin):
     form = JobAdminForm
     exclude = ["secrets"]  # never shown, never editable here
     # Fits 1,400 px with the navigation sidebar folded away on this list and a
@@ -57,7 +57,7 @@ class JobAdmin(JobListColumns, ObjectToolsMixin, RefreshingListMixin, admin.Mode
         "success_rate_display", "row_actions",
     ]
     list_display_links = ["name_display"]
-    list_filter = [JobOriginFilter, "kind", "status", "is_enabled", "schedule_type", "job_type", "queue"]
+    list_filter = [JobOriginFilter, "kind", "status", "is_enabled", "schedule_type", "job_type", JobQueueFilter]
     search_fields = ["name", "title", "description", "task_name"]
     list_select_related = ["owner", "organization"]
     list_per_page = 50

@@ -290,7 +290,8 @@ def test_workers_page_without_workers_answers_fast(admin_client, settings):
     response = admin_client.get(url("workers"))
     elapsed = time.monotonic() - started
     html = response.content.decode()
-    assert response.status_code == 200 and elapsed < 3, elapsed
+    # not a hang waiting for answers or retrying the broker (generous: a loaded machine renders slowly)
+    assert response.status_code == 200 and elapsed < 10, elapsed
     assert 'id="ops-no-workers"' in html and "<code>default</code>" in html
     assert "no worker" in html
 
