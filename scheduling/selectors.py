@@ -47,8 +47,11 @@ def as_id(value) -> int | None:
 
 def _jobs() -> QuerySet[Job]:
     # One extra query per page (not per row, not in the COUNT) tells
-    # job_is_overdue about stale queued runs.
-    stale = Prefetch("executions", queryset=_stale_queued().only("pk", "job_id", "created_at"), to_attr="stale_queued")
+    # job_is_overdue about stale queued runs: the oldest of each job is all it
+    # and job_overdue_since need (a sliced prefetch: one row a job, however
+    # many runs wait).
+    oldest = _stale_queued().only("pk", "job_id", "created_at").order_by("created_at", "id")[:1]
+    stale = Prefetch("executions", queryset=oldest, to_attr="stale_queued")
     return Job.objects.select_related("owner", "organization").prefetch_related(stale)
 
 
