@@ -21,6 +21,7 @@ from scheduling.cli.parser import EXAMPLES
 from scheduling.management.commands.jobs import Command
 from scheduling.models import AuditLog, Execution, Job
 from tests.factories import ExecutionFactory, JobFactory
+from tests.worker import worker_env
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[3]
@@ -505,11 +506,11 @@ def test_every_subcommand_has_help_with_examples():
 
 
 # -- the real wrapper --------------------------------------------------------------
-def test_manage_wrapper_runs_jobs_list(tmp_path):
-    env = {**os.environ, "JOBSITE_VAR_DIR": str(tmp_path)}
-    env.pop("DATABASE_URL", None)  # a fresh SQLite database under tmp_path
-    python = str(ROOT / ".venv" / "bin" / "python")
-    subprocess.run([python, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True, timeout=120)
+@pytest.mark.django_db(transaction=True)
+def test_manage_wrapper_runs_jobs_list():
+    # ./manage against the session's migrated test database (committed rows: the flush
+    # after the test empties it), not a database migrated anew for this test
+    env = worker_env()
 
     def manage(*args):
         return subprocess.run(["./manage", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
