@@ -1,7 +1,6 @@
 """``./manage jobs ...`` (seed 003 "CLI Commands"), through call_command; one
 test runs the real ``./manage`` wrapper in a subprocess."""
 import builtins
-import os
 import re
 import subprocess
 from datetime import timedelta
