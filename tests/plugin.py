@@ -72,9 +72,9 @@ if not os.environ.get("REDIS_URL") or _inherited:
 # A work unit is a test file, as with --dist loadfile (a file's tests share its
 # module fixtures and run in one process), except for the tests of
 # ONE_UNIT_EACH, each a unit of its own: the documented pages (tests/docs) spread
-# over the processes instead of filling one. Units are handed out longest first
-# (by estimate: no run history is kept), so that no long one is left to start
-# when the others are done.
+# over the processes instead of filling one. Those go first, then the files; each
+# longest first (by estimate: no run history is kept), so that no long one is
+# left to start when the others are done.
 #
 # (Not xdist's own loadgroup: it reads ``xdist_group`` marks by suffixing each
 # test's node id in the worker, which pytest 9 no longer lets a plugin change, and
@@ -112,7 +112,11 @@ def pytest_collection_modifyitems(config, items):
     units: dict[str, list] = {}
     for item in items:
         units.setdefault(work_unit(item.nodeid), []).append(item)
-    ordered = sorted(units.values(), key=lambda unit: -sum(map(estimated_seconds, unit)))  # (stable)
+    # The tests of ONE_UNIT_EACH first (the doc pages: the pages a process runs one
+    # after another share its stack, which a page coming later would start anew),
+    # then the files; each part longest first.
+    ordered = sorted(units.values(), key=lambda unit: (not unit[0].nodeid.startswith(ONE_UNIT_EACH),
+                                                       -sum(map(estimated_seconds, unit))))  # (stable)
     items[:] = [item for unit in ordered for item in unit]
 
 
