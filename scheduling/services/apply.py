@@ -1,7 +1,8 @@
 """Jobs as code: plan and apply a manifest, and export one.
 
-A manifest holds sections of documents keyed by name: ``calendars`` and
-``jobs`` (this core's, ``apply_calendars`` and ``apply_jobs``, registered by scheduling/manifest_sections.py) and whatever other apps register
+A manifest holds sections of documents keyed by name: ``concurrency_groups``,
+``calendars`` and ``jobs`` (this core's, ``apply_groups``, ``apply_calendars``
+and ``apply_jobs``, registered by scheduling/manifest_sections.py) and whatever other apps register
 (``workflows``, from ``scheduling/workflows/manifest_sections.py``, found by
 ``autodiscover_modules("manifest_sections")`` so the core imports no facade).
 ``scheduling.manifest`` reads the file (size cap, no YAML aliases, the API's
@@ -9,7 +10,9 @@ serializers per document) and hands the validated documents here.
 
 ``manifest_apply`` works out the plan (create; update with a field-by-field
 diff; delete with ``prune``), then applies it in one transaction: sections in
-their order (workflows before the jobs that run them), deletes in reverse.
+their order (groups, calendars and workflows before the jobs that use them),
+deletes in reverse. Every section's changes are audited with the actor and
+"(apply)" (``apply_label``).
 Every document is validated by the services the API uses, and any error —
 in any document — rolls everything back. A dry run is the same apply rolled
 back, so it reports exactly the errors a real one would. Applying the same
