@@ -36,7 +36,7 @@ from scheduling.admin.execution_filters import (
 )
 from scheduling.admin.widgets import RunColumns, SchedulingMedia, badge, status_label
 from scheduling.admin.workers import WorkersPageMixin
-from scheduling.dashboard.runs import page_progress
+from scheduling.dashboard.runs import page_progress, with_live_result
 from scheduling.models import AuditLog, DailyJobStatistics, Execution
 
 #: How often a running run's page asks for new log lines (the script's default).
@@ -91,8 +91,9 @@ class ExecutionAdmin(LightRowsMixin, RunColumns, WorkersPageMixin, ObjectToolsMi
         qs = super().get_queryset(request).select_related("job", "triggered_by")
         match = getattr(request, "resolver_match", None)
         if match is not None and match.url_name == "scheduling_execution_changelist":
-            # a page of runs never shows their logs, tracebacks or results (up to ~100 kB a run)
-            qs = qs.defer("log", "traceback", "result")
+            # a page of runs never shows their logs, tracebacks or results (up to ~100 kB a run), but
+            # a running run's recorded progress (its result while it runs) in the page's own query
+            qs = with_live_result(qs.defer("log", "traceback", "result"))
         return scope_to_user(qs, request.user, owner_field="job__owner", org_field="job__organization")
 
     def get_search_results(self, request, queryset, search_term):

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, QuerySet
+from django.db.models import Case, Count, F, JSONField, QuerySet, Value, When
 from django.db.models.functions import Substr, TruncHour
 from django.utils import timezone
 
@@ -196,16 +196,30 @@ class PageProgress:
     detail: str = ""
 
 
+#: Annotate a list of runs that defers ``result`` with it (``live_result``) for its running rows only:
+#: their recorded progress comes with the page's own query.
+LIVE_RESULT = "live_result"
+
+
+def with_live_result(queryset: QuerySet[Execution]) -> QuerySet[Execution]:
+    return queryset.annotate(**{LIVE_RESULT: Case(When(status=S.RUNNING, then=F("result")), default=Value(None),
+                                                  output_field=JSONField())})
+
+
 def page_progress(executions: list[Execution], *, now: datetime | None = None) -> dict[int, PageProgress]:
     """The recorded progress of each running run of a page of runs (a list
-    that defers ``result``): their results in one query (always made when the
-    page has runs: the same queries on every page), and for kinds that keep
-    their Celery result, its progress meta (one MGET)."""
+    that defers ``result``): from its ``live_result`` (``with_live_result``),
+    else their results in one query (always made when the page has runs: the
+    same queries on every page); and for kinds that keep their Celery result,
+    its progress meta (one MGET)."""
     if not executions:
         return {}
     running = [execution for execution in executions if execution.status == S.RUNNING]
-    results = dict(Execution.objects.filter(pk__in=[execution.pk for execution in executions], status=S.RUNNING)
-                   .values_list("pk", "result"))
+    if all(hasattr(execution, LIVE_RESULT) for execution in executions):
+        results = {execution.pk: getattr(execution, LIVE_RESULT) for execution in running}
+    else:
+        results = dict(Execution.objects.filter(pk__in=[execution.pk for execution in executions],
+                                                status=S.RUNNING).values_list("pk", "result"))
     metas = celery_progress(running)
     found = {}
     for execution in running:
