@@ -46,6 +46,7 @@ import copy
 import heapq
 import logging
 import time
+from contextlib import contextmanager
 
 from celery.beat import event_t
 from celery.utils.functional import is_numeric_value
@@ -62,8 +63,8 @@ from jobsite.versions import TESTED, check_tested
 logger = logging.getLogger(__name__)
 # What this module overrides, checked once at start (one warning outside the tested versions).
 check_tested("django-celery-beat", TESTED["django-celery-beat"],
-             "DatabaseScheduler's setup_schedule, schedule, schedule_changed and _get_unique_timezone_names "
-             "(scheduling/beat/scheduler.py)")
+             "DatabaseScheduler's setup_schedule, schedule, schedule_changed and _get_unique_timezone_names, "
+             "and CrontabSchedule.schedule while entries are built (scheduling/beat/scheduler.py)")
 check_tested("celery", TESTED["celery"],
              "celery.beat.Scheduler's tick, populate_heap, schedules_equal and apply_entries "
              "(scheduling/beat/scheduler.py)")
@@ -79,6 +80,40 @@ SCHEDULE_ROWS = (
     ("clocked", ClockedSchedule, ("clocked_time",)),
     ("solar", SolarSchedule, ("event", "latitude", "longitude")),
 )
+
+
+#: False: every entry parses its crontab (benchmarks compare the two).
+PARSE_CRONTABS_ONCE = True
+
+
+@contextmanager
+def crontabs_parsed_once():
+    """While a read builds its entries: each distinct crontab row parsed once.
+
+    django-celery-beat's ``ModelEntry`` asks every task's ``CrontabSchedule.schedule``,
+    which parses the five fields twice (a ``crontab``, then the ``TzAwareCrontab`` it
+    returns) — at 10,000 jobs 43 % of beat's load (docs/benchmarks.md section 1,
+    "100,000 jobs") — and a job's entry then replaces it by its own ``JobCrontab``.
+    Jobs share few crontab rows; a parsed crontab holds no state of an entry's, so
+    the entries of one row share one. Only beat's main thread builds entries, and
+    only inside this block."""
+    if not PARSE_CRONTABS_ONCE:
+        yield
+        return
+    original = CrontabSchedule.__dict__["schedule"]
+    parsed: dict = {}
+
+    def schedule(row):
+        key = (row.minute, row.hour, row.day_of_week, row.day_of_month, row.month_of_year, str(row.timezone))
+        if key not in parsed:
+            parsed[key] = original.fget(row)
+        return parsed[key]
+
+    CrontabSchedule.schedule = property(schedule, doc=original.__doc__)
+    try:
+        yield
+    finally:
+        CrontabSchedule.schedule = original
 
 
 class Scheduler(DatabaseScheduler):
@@ -170,12 +205,13 @@ class Scheduler(DatabaseScheduler):
         listed = self._listing(window)
         rows = self._schedule_rows()  # before the models: a row edited after it differs next time
         schedule, read = {}, set()
-        for model in window:
-            read.add(model.name)
-            try:
-                schedule[model.name] = self.Entry(model, app=self.app)
-            except ValueError:  # an entry django-celery-beat cannot schedule (as all_as_schedule)
-                pass
+        with crontabs_parsed_once():
+            for model in window:
+                read.add(model.name)
+                try:
+                    schedule[model.name] = self.Entry(model, app=self.app)
+                except ValueError:  # an entry django-celery-beat cannot schedule (as all_as_schedule)
+                    pass
         # In the window as read here: one that entered or left it since the
         # listing differs from its version next time, and is read again.
         versions = {name: (changed, name in read) for pk, name, changed, in_window in listed}
@@ -252,16 +288,17 @@ class Scheduler(DatabaseScheduler):
         for name in stale:
             if not listed[name][2]:
                 self._versions[name] = (listed[name][1], False)
-        for model in models:
-            # The listing's date_changed, not the model's: a task changed again
-            # between the two queries differs next time and is read once more.
-            changed = listed[model.name][1] if model.name in listed else None
-            self._versions[model.name] = (changed, True)
-            try:
-                self._schedule[model.name] = self.Entry(model, app=self.app)
-                reheap.add(model.name)
-            except ValueError:  # an entry django-celery-beat cannot schedule (as all_as_schedule)
-                pass
+        with crontabs_parsed_once():
+            for model in models:
+                # The listing's date_changed, not the model's: a task changed again
+                # between the two queries differs next time and is read once more.
+                changed = listed[model.name][1] if model.name in listed else None
+                self._versions[model.name] = (changed, True)
+                try:
+                    self._schedule[model.name] = self.Entry(model, app=self.app)
+                    reheap.add(model.name)
+                except ValueError:  # an entry django-celery-beat cannot schedule (as all_as_schedule)
+                    pass
         self._dirty.difference_update(touched - self._schedule.keys())  # nothing left to write back
         self.incremental_reads += 1
         if reheap and self._heap is not None:
