@@ -134,7 +134,8 @@ def batch_analyze(*, batch: Batch, files: list[tuple[str, Path]] | None = None, 
             if not wait_for_others(batch, claimer_id=claimer_id, step=step, **options):
                 break
         check_deadline(deadline, timeout_seconds)
-        done = [row for row in batch.images.all() if row.status == BatchImage.Status.DONE]
+        rows = list(batch.images.all())  # every image is over: read once, for the answer and the report
+        done = [row for row in rows if row.status == BatchImage.Status.DONE]
         context.image_paths = [(row.filename, str(image_path(batch, row, paths))) for row in done]
         results = [(row.filename, analyzers.ImageAnalysis(metrics=row.metrics, flags=row.flags,
                                                           findings=row.findings)) for row in done]
@@ -157,7 +158,7 @@ def batch_analyze(*, batch: Batch, files: list[tuple[str, Path]] | None = None, 
     html = render_report(
         batch_id=str(batch.pk), run_code=batch.run_code, organization=batch.organization_name
         or batch.external_organization_id, user_query=batch.user_query, model=batch.model, created=timezone.now(),
-        images=[_image_dict(row) for row in batch.images.all()], answer=answer,
+        images=[_image_dict(row) for row in rows], answer=answer,
     ).encode("utf-8")
     target = storage_dir(batch) / "report.html"
     target.parent.mkdir(parents=True, exist_ok=True)
