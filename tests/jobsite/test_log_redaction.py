@@ -3,6 +3,9 @@ on the handlers of settings.LOGGING and, in the worker and beat, on Celery's:
 tests/jobsite/test_log_redaction_e2e.py checks a real worker's log file)."""
 import io
 import logging
+import os
+import subprocess
+import sys
 
 import pytest
 from django.conf import settings
@@ -80,3 +83,26 @@ def test_settings_logging_puts_the_filter_on_every_handler():
     root_handlers = [handler for handler in logging.getLogger().handlers if type(handler) is logging.StreamHandler]
     assert root_handlers and all(
         any(isinstance(f, RedactingLogFilter) for f in handler.filters) for handler in root_handlers)
+
+
+def test_celery_logging_setup_puts_the_filter_on_its_own_handlers():
+    # given: a fresh process that sets up logging as `celery worker` and `celery beat` do
+    # (worker_hijack_root_logger: the root's handlers replaced by Celery's)
+    script = (
+        "import logging\n"
+        "from jobsite.celery import app\n"
+        "from jobsite.redaction import RedactingLogFilter\n"
+        "app.loader.import_default_modules()\n"
+        "app.log.setup(loglevel='INFO')\n"
+        "loggers = [logging.getLogger(), logging.getLogger('celery.task')]\n"
+        "handlers = [handler for logger in loggers for handler in logger.handlers]\n"
+        "print(len(handlers), all(any(isinstance(f, RedactingLogFilter) for f in h.filters) for h in handlers))\n"
+        "logging.getLogger('tests').warning('password=%s', 'hunter2-hunter2')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "DJANGO_SETTINGS_MODULE": "jobsite.settings"})
+    # then: every handler Celery made has the filter, and what it writes is redacted
+    assert result.returncode == 0, result.stderr
+    count, all_filtered = result.stdout.split()
+    assert int(count) >= 2 and all_filtered == "True", result.stdout
+    assert "password=***" in result.stderr and "hunter2" not in result.stderr, result.stderr
