@@ -130,6 +130,16 @@ def analysing_while_the_last_downloads(execution_id, count):
     return batch if going.exists() else None
 
 
+def held_until_analysing(external, execution_id, count):
+    """Wait (as long as the worker takes to get there) for the held last image to
+    be asked for, then for analysis to go on meanwhile: within 20 s of that
+    request, well inside the worker's 30 s read timeout."""
+    wait_for(lambda: any(r["path"].endswith(f"s{count - 1:02d}.jpg") for r in list(external.requests)),
+             timeout=120, message="the last image to be asked for")
+    return wait_for(lambda: analysing_while_the_last_downloads(execution_id, count), timeout=20,
+                    message="analysis while the last image downloads")
+
+
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
 def test_a_cron_run_and_its_chunk_runs_start_on_the_first_images_while_the_rest_download(
@@ -145,9 +155,7 @@ def test_a_cron_run_and_its_chunk_runs_start_on_the_first_images_while_the_rest_
     execution = core.job_execute(job=job, force=True)
     try:
         # then images are analysed, and a chunk run is going, while the last one is still downloading
-        # (the worker's read timeout is 30 s: it is let go well before)
-        batch = wait_for(lambda: analysing_while_the_last_downloads(execution.pk, 24), timeout=25,
-                         message="analysis while the last image downloads")
+        batch = held_until_analysing(external, execution.pk, 24)
     finally:
         last.set()
     done = wait_for(lambda: finished(execution.pk), timeout=120, message="the cron run")
@@ -176,8 +184,7 @@ def test_an_image_that_fails_to_download_midway_fails_the_analysis_and_stops_its
     )
     execution = core.job_execute(job=job, force=True)
     try:
-        batch = wait_for(lambda: analysing_while_the_last_downloads(execution.pk, 24), timeout=25,
-                         message="analysis while the last image downloads")
+        batch = held_until_analysing(external, execution.pk, 24)
     finally:
         last.set()
     # then the analysis fails naming the image, nothing is uploaded, and every chunk run ends
