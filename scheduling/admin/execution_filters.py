@@ -170,12 +170,17 @@ class DidNothingFilter(admin.SimpleListFilter):
         return self.value() is None
 
 
-class QueueFilter(admin.SimpleListFilter):
+class DeclaredQueuesFilter(admin.SimpleListFilter):
+    """A filter by the queues the project declares (JOBS_QUEUES): no query for its choices."""
+
     title = "queue"
-    parameter_name = "queue"
 
     def lookups(self, request, model_admin):
         return [(name, name) for name in settings.JOBS_QUEUES]
+
+
+class QueueFilter(DeclaredQueuesFilter):
+    parameter_name = "queue"
 
     def queryset(self, request, queryset):
         return runs_of_jobs(queryset, Job.objects.filter(queue=self.value())) if self.value() else queryset

@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 from html import escape
 
-from django.conf import settings
 from django.contrib import admin
 from django.db.models import OuterRef, Subquery
 from django.urls import reverse
@@ -26,6 +25,7 @@ from django.utils.safestring import mark_safe
 
 from jobsite import humanize
 from jobsite.admin.widgets import html_text, relative_when, time_formatter, when
+from scheduling.admin.execution_filters import DeclaredQueuesFilter
 from scheduling.admin.history import StripRun, run_history_rows
 from scheduling.admin.widgets import BADGE_COLOURS, badge, status_label
 from scheduling.beat import schedule_description
@@ -64,14 +64,11 @@ def kind_label(kind: str) -> str:
     return str(dict(Job._meta.get_field("kind").flatchoices).get(kind, kind))
 
 
-class JobQueueFilter(admin.SimpleListFilter):
-    """The queues the project declares (JOBS_QUEUES): no DISTINCT over every job a page."""
+class JobQueueFilter(DeclaredQueuesFilter):
+    """Jobs by queue, the choices from JOBS_QUEUES: no DISTINCT over every job a page
+    (the parameter Django's own field filter used, so links to it still work)."""
 
-    title = "queue"
     parameter_name = "queue__exact"
-
-    def lookups(self, request, model_admin):
-        return [(name, name) for name in settings.JOBS_QUEUES]
 
     def queryset(self, request, queryset):
         return queryset.filter(queue=self.value()) if self.value() else queryset
