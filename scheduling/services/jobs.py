@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone as django_timezone
 
 from jobsite.crypto import secrets_decrypt, secrets_encrypt
+from jobsite.db import id_batches
 from jobsite.exceptions import Conflict
 from jobsite.limits import json_params_errors
 from jobsite.redaction import secrets_check
@@ -247,7 +248,8 @@ def jobs_build(specs: list[dict[str, Any]], *, actor=None) -> tuple[list[Job], d
             continue
         names[job.name] = index
         jobs.append(job)
-    taken = set(Job.objects.filter(name__in=list(names)).values_list("name", flat=True)) if names else set()
+    taken = {name for batch in id_batches(names) for name in
+             Job.objects.filter(name__in=batch).values_list("name", flat=True)}
     for name in sorted(taken):
         errors[names[name]] = ValidationError({"name": [f"A job named '{name}' already exists."]})
     return [job for job in jobs if job.name not in taken], errors
