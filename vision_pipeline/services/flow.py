@@ -146,10 +146,10 @@ def process_one(analysis: external.Analysis, *, config: ProcessorConfig, workdir
             )
             result["batch_id"] = str(batch.pk)
             try:
-                if spread:
-                    batch_fan_out(batch=batch, execution=execution)  # their ids are on the batch
                 feed = ImageFeed(batch, analysis.images, store=spread, workdir=workdir, key=key,
                                  api_url=config.external_api_get_url).start()
+                if spread:
+                    batch_fan_out(batch=batch, execution=execution)  # their ids are on the batch
                 batch = batch_analyze(batch=batch, feed=feed, deadline=deadline,
                                       timeout_seconds=config.analysis_timeout_seconds, execution=execution,
                                       progress=progress)
