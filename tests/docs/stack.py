@@ -133,9 +133,11 @@ class ProcessStack:
         self.starts = 0
 
     def get(self) -> Stack:
-        if self.live is None or self.live.process.poll() is not None:
-            if self.live is not None:  # died under the previous page: its log says why
-                raise AssertionError("the stack stopped by itself:\n" + self.live.log.read_text()[-4000:])
+        if self.live is not None and self.live.process.poll() is not None:
+            # died under the previous page: this page fails with its log, the next starts another
+            dead, self.live = self.live, None
+            raise AssertionError("the stack stopped by itself:\n" + dead.log.read_text()[-4000:])
+        if self.live is None:
             self.live = start_stack(self.tmp_path_factory.mktemp("docs-stack"))
             self.starts += 1
         return self.live
