@@ -26,6 +26,7 @@ from scheduling.schedules import parse_schedule
 from scheduling.services import jobs_bulk
 from scheduling.services.jitter import MAX_JITTER_SECONDS
 from scheduling.services.lifecycle import MAX_RETRY_DELAY_SECONDS, execution_cancel
+from scheduling.services.limits import limits_release
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")
 # /api/v1/jobs/<these> are routes, so a job of that name could not be addressed by name.
@@ -291,10 +292,11 @@ def jobs_update_bulk(*, updates: list[tuple[Job, dict[str, Any]]], actor=None, a
         raise ValidationError(errors)
     locked = (Job.objects.select_for_update(of=("self",)).select_related("periodic_task")
               .prefetch_related("calendars").in_bulk([job.pk for job, _ in updates]))
-    jobs, befores, schedules = [], [], {}
+    jobs, befores, schedules, limits_before = [], [], {}, []
     for index, (job, data) in enumerate(updates):
         job = locked[job.pk]
         befores.append(audit.job_snapshot(job))
+        limits_before.append(_limits(job))
         for field, value in data.items():
             setattr(job, field, value)
         if "schedule_expression" in data:
@@ -326,7 +328,25 @@ def jobs_update_bulk(*, updates: list[tuple[Job, dict[str, Any]]], actor=None, a
             entries.append(AuditLog(**audit.entry(actor=actor, actor_label=actor_label, action="update", obj=job,
                                                   changes=changes)))
     AuditLog.objects.bulk_create(entries, batch_size=jobs_bulk.BATCH)
+    for job, limits in zip(jobs, limits_before):
+        _release_on_new_limits(job, limits)
     return jobs
+
+
+def _limits(job: Job) -> tuple:
+    return job.max_concurrent_runs, job.concurrency_group_id
+
+
+def _release_on_new_limits(job: Job, before: tuple) -> None:
+    """A job whose limit changed (raised, removed, another group) sends at
+    once the held runs that now fit, of its own and of the group it left,
+    instead of waiting for a run to end or for the stale-queued sweep."""
+    if _limits(job) == before:
+        return
+    limits_release(job=job)
+    old_group = before[1]
+    if old_group and old_group != job.concurrency_group_id:
+        limits_release(job=Job(concurrency_group_id=old_group))  # the group's scope: its runs left a slot
 
 
 @transaction.atomic
@@ -337,6 +357,7 @@ def job_update(*, job: Job, actor=None, actor_label: str = "", data: dict[str, A
         raise ValidationError({field: ["This field cannot be changed."] for field in unknown})
     job = Job.objects.select_for_update().get(pk=job.pk)
     before = audit.job_snapshot(job)
+    limits_before = _limits(job)
     for field, value in data.items():
         setattr(job, field, value)
     if "schedule_expression" in data:
@@ -344,6 +365,7 @@ def job_update(*, job: Job, actor=None, actor_label: str = "", data: dict[str, A
     job_validate(job)
     _save_unique(job)
     _sync_schedule(job)
+    _release_on_new_limits(job, limits_before)
     changes = audit.diff(before, audit.job_snapshot(job))
     if changes:
         audit.record(actor=actor, actor_label=actor_label, action="update", obj=job, changes=changes)

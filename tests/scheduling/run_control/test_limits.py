@@ -52,6 +52,27 @@ def test_a_group_limits_the_runs_of_all_its_jobs():
     assert AuditLog.objects.filter(object_type="concurrencygroup").count() == 2
 
 
+def test_a_changed_limit_sends_what_now_fits_at_once():
+    group = concurrency_group_set(name="document-api", max_runs=1, actor_label="t")
+    job = JobFactory(overlap_policy="allow", max_concurrent_runs=1)
+    other = JobFactory(overlap_policy="allow", concurrency_group=group)
+    runs = [services.job_execute(job=job) for _ in range(4)]
+    assert [sent(run) for run in runs] == [True, False, False, False]
+    services.job_update(job=job, data={"max_concurrent_runs": 2}, actor_label="t")  # raised: one more goes
+    assert [sent(run) for run in runs] == [True, True, False, False]
+    # joined a full group: nothing more goes; the runs already sent stay sent
+    group_runs = [services.job_execute(job=other) for _ in range(2)]
+    assert [sent(run) for run in group_runs] == [True, False]
+    services.job_update(job=job, data={"max_concurrent_runs": None, "concurrency_group": group}, actor_label="t")
+    assert [sent(run) for run in runs[2:]] == [False, False]
+    # removed from the group and unlimited: every held run goes, and the group's next run takes the slot it left
+    services.jobs_update_bulk(updates=[(job, {"concurrency_group": None})], actor_label="t")
+    assert [sent(run) for run in runs[2:]] == [True, True]
+    assert not sent(group_runs[1])  # the group's own run still holds its one slot
+    services.execution_finish(execution=start(group_runs[0]), status="success")
+    assert sent(group_runs[1])
+
+
 def test_scheduled_fires_wait_too_one_run_per_fire():
     job = JobFactory(schedule_type="cron", schedule_expression="* * * * *", overlap_policy="allow",
                      max_concurrent_runs=1)
