@@ -41,7 +41,7 @@ from math import ceil
 from typing import Any
 
 from django.db import connections
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -232,5 +232,9 @@ def _sampled_estimate(queryset: QuerySet) -> int:
         return queryset.order_by().count()  # a small table: its count is the sample
     step = span / SAMPLE_SIZE
     sample = [low + int(k * step) for k in range(SAMPLE_SIZE)]
-    matched = queryset.order_by().filter(pk__in=sample).count()
+    # The sample drives (one lookup by primary key each), and each sampled row is then
+    # tested against the list's filters by its own key: asked as one filter, SQLite may
+    # drive by another index of it instead (a member's jobs: every job times every id).
+    in_list = queryset.model._default_manager.using(queryset.db).filter(pk__in=sample)
+    matched = in_list.filter(Exists(queryset.order_by().filter(pk=OuterRef("pk")))).count()
     return round(matched / SAMPLE_SIZE * span)
