@@ -6,9 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection
-from django.db.models import Avg, Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Avg, Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from jobsite.exceptions import NotFound
@@ -188,43 +186,6 @@ def execution_list(
     if status:
         qs = qs.filter(status=status)
     return qs.order_by("-created_at", "-id")
-
-
-#: What a run-history strip shows of each run.
-RUN_HISTORY_FIELDS = ("id", "job_id", "status", "trigger", "created_at", "started_at", "completed_at",
-                      "duration_seconds")
-
-
-def job_run_history(*, job_ids, limit: int = 20) -> dict[int, list[Execution]]:
-    """The last ``limit`` runs of each of ``job_ids`` (newest first), in one
-    query whatever the number of jobs, for the jobs list's history strips.
-
-    Each job's runs are read from the ``exec_job_created`` index (job,
-    -created_at): at most ``limit`` index entries a job, however many runs
-    it has. PostgreSQL does this with a LATERAL join per job; elsewhere a
-    window function ranks the runs (SQLite: the embedded default, small)."""
-    ids = sorted({int(pk) for pk in job_ids})
-    history: dict[int, list[Execution]] = {pk: [] for pk in ids}
-    if not ids or limit < 1:
-        return history
-    if connection.vendor == "postgresql":
-        table = connection.ops.quote_name(Execution._meta.db_table)
-        names = [connection.ops.quote_name(Execution._meta.get_field(name).column) for name in RUN_HISTORY_FIELDS]
-        inner, outer = (", ".join(f"{alias}.{name}" for name in names) for alias in ("x", "e"))
-        # only the strip's columns: a run's output, result and log stay on disk
-        runs = Execution.objects.raw(
-            f"SELECT {outer} FROM unnest(%s::bigint[]) AS j(id) CROSS JOIN LATERAL "
-            f"(SELECT {inner} FROM {table} x WHERE x.job_id = j.id ORDER BY x.created_at DESC, x.id DESC LIMIT %s) e "
-            f"ORDER BY e.job_id, e.created_at DESC, e.id DESC",
-            [ids, limit],
-        )
-    else:
-        rank = Window(RowNumber(), partition_by=[F("job_id")], order_by=[F("created_at").desc(), F("id").desc()])
-        runs = (Execution.objects.filter(job_id__in=ids).only(*RUN_HISTORY_FIELDS).annotate(rank=rank)
-                .filter(rank__lte=limit).order_by("job_id", "-created_at", "-id"))
-    for run in runs:
-        history[run.job_id].append(run)
-    return history
 
 
 def job_recent_durations(*, job: Job, limit: int = 50) -> list[tuple[int, float]]:
