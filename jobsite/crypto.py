@@ -15,6 +15,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
 
 from jobsite.exceptions import ApplicationError, ErrorCode
+from jobsite.redaction import remember_secret_values
 
 
 @lru_cache(maxsize=4)
@@ -41,9 +42,12 @@ def secrets_decrypt(token: str) -> dict[str, str]:
     if not token:
         return {}
     try:
-        return json.loads(_cipher().decrypt(token.encode()))
+        values = json.loads(_cipher().decrypt(token.encode()))
     except InvalidToken:
         raise ApplicationError(
             "Stored credentials cannot be decrypted: FIELD_ENCRYPTION_KEY (or SECRET_KEY) changed. "
             "Set the credentials again.", status=409, code=ErrorCode.CREDENTIALS_UNREADABLE,
         ) from None
+    # every credential the process reads becomes one the log filter hides, wherever it is logged
+    remember_secret_values(values.values() if isinstance(values, dict) else ())
+    return values

@@ -3,7 +3,6 @@ from celery import shared_task
 from django.dispatch import Signal
 
 from jobsite.crypto import secrets_decrypt
-from jobsite.redaction import remember_secret_values
 
 leaky = Signal()
 
@@ -22,7 +21,6 @@ def fail_with_secrets(token: str, password: str, url: str, setting_value: str) -
     (Django's send_robust logs the error with its traceback), then fail with every
     kind of credential in the exception's text."""
     secrets = secrets_decrypt(token)
-    remember_secret_values(secrets.values())
     value = secrets["api_key"]
     leaky.send_robust(sender=None, value=value)
     raise RuntimeError(f"upstream refused {value}; password={password}; at {url}; signed {setting_value}")
