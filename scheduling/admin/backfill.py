@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from jobsite.admin.widgets import when
 from jobsite.exceptions import ApplicationError, django_validation_error_detail, error_message
-from scheduling import services
-from scheduling.models import Execution
+from scheduling import selectors, services
+from scheduling.models import Backfill, Execution
 
 
 class BackfillForm(forms.Form):
@@ -66,6 +66,8 @@ def backfill_view(model_admin, request, object_id):
     job = model_admin.tool_object(request, object_id)
     if not model_admin.has_change_permission(request, job):
         raise PermissionDenied
+    if request.method == "POST" and "cancel" in request.POST:
+        return _cancel(model_admin, request, job)
     form = BackfillForm(request.POST or None, job=job, initial={"dry_run": True})
     if request.method == "POST" and form.is_valid() and not form.cleaned_data["dry_run"]:
         try:
@@ -85,6 +87,26 @@ def backfill_view(model_admin, request, object_id):
         "form": form, "title": f"Backfill {job.name}", "has_view_permission": True,
         "preview": preview, "rows": plan_rows(preview) if preview is not None else [],
         "zone": job.timezone,
+        "running": [services.backfill_progress(b) for b in
+                    job.backfills.filter(status=Backfill.Status.RUNNING).order_by("created_at")],
     }
     return TemplateResponse(request, "admin/scheduling/job/backfill.html", context,
                             status=400 if form.errors else 200)
+
+
+def _cancel(model_admin, request, job):
+    """Cancel one of the job's running backfills: the run going now (or the
+    retry waiting) is cancelled, the due times not yet queued never run."""
+    backfill = job.backfills.filter(pk=selectors.as_id(request.POST["cancel"])).first()
+    if backfill is None:
+        model_admin.message_user(request, "No such backfill of this job.", messages.ERROR)
+    else:
+        try:
+            backfill = services.backfill_cancel(backfill=backfill, actor=request.user)
+        except ApplicationError as exc:
+            model_admin.message_user(request, error_message(exc), messages.WARNING)
+        else:
+            not_run = len(backfill.due_times) - backfill.queued
+            model_admin.message_user(request, f"Backfill {backfill.pk} cancelled: {not_run} due time"
+                                              f"{'s' if not_run != 1 else ''} will not run.", messages.SUCCESS)
+    return HttpResponseRedirect(request.path)

@@ -123,6 +123,21 @@ def test_backfill_shows_the_plan_then_starts_the_runs(admin_client):
     backfill = Backfill.objects.get(job=job)
     assert len(backfill.due_times) == 2
 
+    # the page lists it while it goes, with a cancel that stops what has not run
+    page = admin_client.get(url).content.decode()
+    assert f'id="ops-backfill-cancel-{backfill.pk}"' in page and "0 of 2 finished, 1 queued" in page
+    first = backfill.current_execution
+    response = admin_client.post(url, {"cancel": str(backfill.pk)}, follow=True)
+    assert f"Backfill {backfill.pk} cancelled: 1 due time will not run." in response.content.decode()
+    backfill.refresh_from_db()
+    first.refresh_from_db()
+    assert (backfill.status, first.status, backfill.queued) == ("cancelled", "cancelled", 1)
+    assert "ops-backfill-cancel" not in admin_client.get(url).content.decode()
+    # a second cancel, or one of no backfill of this job, says so and changes nothing
+    again = admin_client.post(url, {"cancel": str(backfill.pk)}, follow=True).content.decode()
+    assert f"Backfill {backfill.pk} is already cancelled." in again
+    assert "No such backfill of this job." in admin_client.post(url, {"cancel": "x"}, follow=True).content.decode()
+
 
 def test_a_backfill_the_service_refuses_is_a_form_error(admin_client):
     job = JobFactory(name="hourly", schedule_type="cron", schedule_expression="0 * * * *")
