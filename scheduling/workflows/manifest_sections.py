@@ -9,11 +9,8 @@ the jobs that use them. Writes go through the workflow services.
 """
 from __future__ import annotations
 
-import inspect
-
 from jobsite.crypto import secrets_decrypt
 from scheduling.code_serializers import SecretRefsField
-from scheduling.models import AuditLog
 from scheduling.serializers import StrictInputSerializer
 from scheduling.services.apply import (
     Change, Context, DocumentError, ManifestError, Section, errors_from, register_section, secret_refs_resolve,
@@ -74,31 +71,18 @@ def _plan(documents: list[tuple[int, dict]], context: Context) -> list[Change]:
     return changes
 
 
-def _audited(service, context: Context, key: str, **kwargs):
-    """``service(**kwargs)`` with the apply's actor label on its audit rows,
-    "<who> (apply)", as every section's changes carry."""
-    if "actor_label" in inspect.signature(service).parameters:
-        return service(actor_label=context.actor_label, **kwargs)
-    # The workflow services take no actor_label (yet): label the rows this call writes.
-    last = AuditLog.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
-    result = service(**kwargs)
-    AuditLog.objects.filter(pk__gt=last, object_type=Workflow._meta.model_name, object_id=str(key)).update(
-        actor_label=context.actor_label[:150])
-    return result
-
-
 def _apply(changes: list[Change], context: Context) -> None:
     actor = context.actor if getattr(context.actor, "pk", None) else None
     errors: list[DocumentError] = []
     for change in changes:
         try:
             if change.action == "create":
-                _audited(services.workflow_create, context, change.name, actor=actor, id=change.name, **change.values)
+                services.workflow_create(actor=actor, actor_label=context.actor_label, id=change.name, **change.values)
             elif change.action == "update":
-                _audited(services.workflow_update, context, change.name, workflow=change.obj, actor=actor,
-                         data=change.values)
+                services.workflow_update(workflow=change.obj, actor=actor, actor_label=context.actor_label,
+                                         data=change.values)
             else:
-                _audited(services.workflow_delete, context, change.name, workflow=change.obj, actor=actor)
+                services.workflow_delete(workflow=change.obj, actor=actor, actor_label=context.actor_label)
         except Exception as exc:  # noqa: BLE001 - errors_from re-raises what is not a service error
             errors.extend(errors_from(exc, section=SECTION, index=change.index, name=change.name))
     if errors:
