@@ -90,6 +90,20 @@ def errors_from(exc: Exception, *, section: str, index: int | None, name: str, p
     raise exc
 
 
+def apply_each(changes: list[Change], *, section: str, write: Callable[[Change], Any]) -> None:
+    """``write(change)`` for each change, in order, gathering every service
+    refusal as a DocumentError of ``section``: one ManifestError naming them
+    all (the apply's transaction then writes nothing)."""
+    errors: list[DocumentError] = []
+    for change in changes:
+        try:
+            write(change)
+        except Exception as exc:  # noqa: BLE001 - errors_from re-raises what is not a service error
+            errors.extend(errors_from(exc, section=section, index=change.index, name=change.name))
+    if errors:
+        raise ManifestError(errors)
+
+
 # ---------------------------------------------------------------------------
 # The plan
 # ---------------------------------------------------------------------------

@@ -4,9 +4,7 @@ after them. Writes go through scheduling.services.calendars."""
 from __future__ import annotations
 
 from scheduling.models import Calendar
-from scheduling.services.apply import (
-    Change, Context, DocumentError, ManifestError, Section, errors_from, register_section,
-)
+from scheduling.services.apply import Change, Context, Section, apply_each, register_section
 from scheduling.services.calendars import (
     CALENDAR_FIELDS, DEFAULTS, calendar_create, calendar_days_normal, calendar_delete, calendar_update,
 )
@@ -39,19 +37,16 @@ def _plan(documents: list[tuple[int, dict]], context: Context) -> list[Change]:
 
 def _apply(changes: list[Change], context: Context) -> None:
     by = {"actor": context.actor if getattr(context.actor, "pk", None) else None, "actor_label": context.actor_label}
-    errors: list[DocumentError] = []
-    for change in changes:
-        try:
-            if change.action == "create":
-                calendar_create(name=change.name, **by, **change.values)
-            elif change.action == "update":
-                calendar_update(calendar=change.obj, data=change.values, **by)
-            else:
-                calendar_delete(calendar=change.obj, **by)
-        except Exception as exc:  # noqa: BLE001 - errors_from re-raises what is not a service error
-            errors.extend(errors_from(exc, section=SECTION, index=change.index, name=change.name))
-    if errors:
-        raise ManifestError(errors)
+
+    def write(change: Change) -> None:
+        if change.action == "create":
+            calendar_create(name=change.name, **by, **change.values)
+        elif change.action == "update":
+            calendar_update(calendar=change.obj, data=change.values, **by)
+        else:
+            calendar_delete(calendar=change.obj, **by)
+
+    apply_each(changes, section=SECTION, write=write)
 
 
 def _export(kinds: list[str] | None) -> list[dict]:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from scheduling.code_serializers import ManifestConcurrencyGroupSerializer
 from scheduling.models import ConcurrencyGroup
-from scheduling.services.apply import (
-    Change, Context, DocumentError, ManifestError, Section, errors_from, register_section,
-)
+from scheduling.services.apply import Change, Context, Section, apply_each, register_section
 from scheduling.services.limits import concurrency_group_set
 
 SECTION = "concurrency_groups"
@@ -37,16 +35,9 @@ def _plan(documents: list[tuple[int, dict]], context: Context) -> list[Change]:
 
 def _apply(changes: list[Change], context: Context) -> None:
     by = {"actor": context.actor if getattr(context.actor, "pk", None) else None, "actor_label": context.actor_label}
-    errors: list[DocumentError] = []
-    for change in changes:
-        if change.action == "delete":
-            continue  # never planned (see the module's docstring)
-        try:
-            concurrency_group_set(name=change.name, **change.values, **by)
-        except Exception as exc:  # noqa: BLE001 - errors_from re-raises what is not a service error
-            errors.extend(errors_from(exc, section=SECTION, index=change.index, name=change.name))
-    if errors:
-        raise ManifestError(errors)
+    # a delete is never planned (see the module's docstring)
+    apply_each([c for c in changes if c.action != "delete"], section=SECTION,
+               write=lambda change: concurrency_group_set(name=change.name, **change.values, **by))
 
 
 def _export(kinds: list[str] | None) -> list[dict]:

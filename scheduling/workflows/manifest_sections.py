@@ -13,8 +13,8 @@ from jobsite.crypto import secrets_decrypt
 from scheduling.code_serializers import SecretRefsField
 from scheduling.serializers import StrictInputSerializer
 from scheduling.services.apply import (
-    Change, Context, DocumentError, ManifestError, Section, errors_from, register_section, secret_refs_resolve,
-    secrets_diff,
+    Change, Context, DocumentError, ManifestError, Section, apply_each, errors_from, register_section,
+    secret_refs_resolve, secrets_diff,
 )
 from scheduling.services.apply_jobs import secret_env_name
 from scheduling.workflows import services
@@ -72,21 +72,17 @@ def _plan(documents: list[tuple[int, dict]], context: Context) -> list[Change]:
 
 
 def _apply(changes: list[Change], context: Context) -> None:
-    actor = context.actor if getattr(context.actor, "pk", None) else None
-    errors: list[DocumentError] = []
-    for change in changes:
-        try:
-            if change.action == "create":
-                services.workflow_create(actor=actor, actor_label=context.actor_label, id=change.name, **change.values)
-            elif change.action == "update":
-                services.workflow_update(workflow=change.obj, actor=actor, actor_label=context.actor_label,
-                                         data=change.values)
-            else:
-                services.workflow_delete(workflow=change.obj, actor=actor, actor_label=context.actor_label)
-        except Exception as exc:  # noqa: BLE001 - errors_from re-raises what is not a service error
-            errors.extend(errors_from(exc, section=SECTION, index=change.index, name=change.name))
-    if errors:
-        raise ManifestError(errors)
+    by = {"actor": context.actor if getattr(context.actor, "pk", None) else None, "actor_label": context.actor_label}
+
+    def write(change: Change) -> None:
+        if change.action == "create":
+            services.workflow_create(id=change.name, **by, **change.values)
+        elif change.action == "update":
+            services.workflow_update(workflow=change.obj, data=change.values, **by)
+        else:
+            services.workflow_delete(workflow=change.obj, **by)
+
+    apply_each(changes, section=SECTION, write=write)
 
 
 def _export(kinds: list[str] | None) -> list[dict]:
