@@ -78,6 +78,14 @@ def opencv():
     return _opencv
 
 
+def warm_up() -> None:
+    """Import what analysing an image needs (numpy, OpenCV) now: a run calls it
+    while its first images download, instead of on its first image."""
+    import numpy  # noqa: F401
+
+    opencv()
+
+
 def max_pixels() -> int:
     return int(settings.VISION_MAX_IMAGE_PIXELS)
 

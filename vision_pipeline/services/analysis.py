@@ -15,6 +15,7 @@ from jobsite.parsers import unstorable_value
 from scheduling.models import Execution
 from vision_pipeline import analyzers, external
 from vision_pipeline.errors import ErrorCode
+from vision_pipeline.images import warm_up
 from vision_pipeline.models import Batch, BatchImage
 from vision_pipeline.report import render_report
 from vision_pipeline.services.claims import WAIT_POLL_SECONDS, analyse_pending, wait_for_others
@@ -124,6 +125,8 @@ def batch_analyze(*, batch: Batch, files: list[tuple[str, Path]] | None = None, 
             progress.tick()
 
     options = {"deadline": deadline, "timeout_seconds": timeout_seconds, "should_stop": should_stop}
+    if feed is not None:
+        warm_up()  # while the first images download
     try:
         while True:
             analyse_pending(batch, analyzer, context, claimer_id=claimer_id, paths=paths, step=step, **options)

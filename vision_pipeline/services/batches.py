@@ -17,6 +17,7 @@ from scheduling.executors import RunResult
 from scheduling.models import Execution, Job
 from vision_pipeline import analyzers
 from vision_pipeline.errors import ErrorCode
+from vision_pipeline.images import warm_up
 from vision_pipeline.models import Batch, BatchImage
 from vision_pipeline.services.analysis import batch_analyze, batch_create, batch_discard_files, batch_fail
 from vision_pipeline.services.claims import WAIT_POLL_SECONDS, analyse_pending, arriving
@@ -170,6 +171,7 @@ def batch_chunk_run(*, execution: Execution, batch_id: str, parent_execution_id:
         return RunResult(output=f"Nothing to do: batch {batch.pk} is {batch.effective_status}.", batch_id=str(batch.pk))
     context = analyzers.BatchContext(user_query=batch.user_query, descriptions=batch.descriptions or {})
     analyzer = analyzers.get(batch.model)
+    warm_up()  # before it claims: its images are not held while it imports
     progress = RunProgress(execution, total_images=batch.total_images)
     progress.start_batch(batch.pk)
     analysed = 0
