@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from celery import schedules as celery_schedules
 from celery.schedules import crontab as celery_crontab
 from croniter import croniter
 from django.core.exceptions import ValidationError
@@ -272,54 +271,6 @@ def latest_cron_fire(cron: str, tz: ZoneInfo, until: datetime) -> datetime | Non
         if run.astimezone(_UTC) <= until and not (cron.split()[1] != "*" and _repeated_wall_clock(run)):
             return run
     return None
-
-
-class JobCrontab(celery_schedules.BaseSchedule):
-    """The crontab schedule beat uses for jobs: ``cron_fires``, so what fires
-    is what the preview shows (Celery's own ``crontab`` fires only when both
-    day fields match, and has its own DST arithmetic)."""
-
-    def __init__(self, cron: str, timezone_name: str, nowfun=None, app=None):
-        super().__init__(nowfun=nowfun, app=app)
-        self.cron = cron
-        self.zone = ZoneInfo(timezone_name)
-        self._iterator: croniter | None = None  # beat is single-threaded: one per entry
-
-    def next_fire(self, last_run_at: datetime) -> datetime:
-        """In UTC: beat does arithmetic on it (same-zone aware datetimes subtract by wall clock)."""
-        if self._iterator is None:
-            self._iterator = croniter(self.cron, last_run_at.astimezone(self.zone))
-        return next_cron_fire(self.cron, self.zone, last_run_at, iterator=self._iterator).astimezone(_UTC)
-
-    def remaining_estimate(self, last_run_at: datetime) -> timedelta:
-        return self.next_fire(last_run_at) - self.now()
-
-    def is_due(self, last_run_at: datetime):
-        now = self.now()
-        next_fire = self.next_fire(last_run_at)
-        due = next_fire <= now
-        if due:
-            # Cron fires on whole minutes: the first after ``now`` is the first after the
-            # start of its minute. Asked that way, every job on the same schedule asks the
-            # same question in a minute's burst, and the memo answers all but the first.
-            next_fire = self.next_fire(now.replace(second=0, microsecond=0))
-        return celery_schedules.schedstate(due, max((next_fire - now).total_seconds(), 0.0))
-
-    def now(self) -> datetime:
-        value = (self.nowfun or self.app.now)()
-        return value.astimezone(_UTC) if value.tzinfo else value.replace(tzinfo=_UTC)
-
-    def __repr__(self) -> str:
-        return f"<JobCrontab: {self.cron} ({self.zone.key})>"
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, JobCrontab) and (self.cron, self.zone) == (other.cron, other.zone)
-
-    def __hash__(self) -> int:
-        return hash((self.cron, self.zone.key))
-
-    def __reduce__(self):
-        return self.__class__, (self.cron, self.zone.key, self.nowfun)
 
 
 def format_timedelta_clock(delta: timedelta) -> str:

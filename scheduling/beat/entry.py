@@ -9,14 +9,15 @@ from celery.schedules import schedstate
 from celery.utils.time import maybe_make_aware
 from django_celery_beat.schedulers import ModelEntry
 
+from scheduling.beat.crontab import JobCrontab
 from scheduling.beat.sync import DISPATCH_TASK, PERIODIC_TASK_PREFIX, crontab_expression
-from scheduling.schedules import JobCrontab, Schedule
+from scheduling.schedules import Schedule
 
 
 class JobEntry(ModelEntry):
     """django-celery-beat's entry, for a job's PeriodicTask:
 
-    * a cron job fires on ``scheduling.schedules.JobCrontab`` — the very
+    * a cron job fires on ``scheduling.beat.crontab.JobCrontab`` — the very
       ``cron_fires`` the preview, ``next_run_at`` and the overdue check use
       (standard day-of-month/day-of-week semantics, documented DST);
     * the fire carries its identity: ``scheduled_for`` (the due time it fires

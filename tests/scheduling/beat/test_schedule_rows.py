@@ -10,7 +10,7 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 from scheduling import services
 from scheduling.beat import periodic_task_name
 from scheduling.beat.lock import LockedScheduler
-from scheduling.schedules import JobCrontab
+from scheduling.beat.crontab import JobCrontab
 from tests.factories import JobFactory
 from tests.scheduling.beat.test_scheduler import heap_entry, started
 

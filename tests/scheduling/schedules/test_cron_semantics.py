@@ -10,7 +10,8 @@ from django.core.exceptions import ValidationError
 from django_celery_beat.models import PeriodicTask
 
 from scheduling.beat import JobEntry, job_next_runs
-from scheduling.schedules import JobCrontab, next_cron_fire, parse_schedule
+from scheduling.beat.crontab import JobCrontab
+from scheduling.schedules import next_cron_fire, parse_schedule
 from tests.factories import JobFactory
 
 UTC = ZoneInfo("UTC")
