@@ -31,7 +31,7 @@ USED_WITHOUT_IMPORT = {
     "onnxruntime": ("vision_pipeline/analyzers/ocr.py", 'find_spec("onnxruntime")'),  # rapidocr's engine
     "pytest-django": ("pyproject.toml", 'DJANGO_SETTINGS_MODULE = "jobsite.settings"'),  # a pytest plugin
     "pytest-timeout": ("pyproject.toml", "timeout = "),  # a pytest plugin
-    "pytest-xdist": ("Makefile", "--dist loadfile"),  # a pytest plugin
+    "pytest-xdist": ("Makefile", "--dist loadgroup"),  # a pytest plugin
     "mkdocs-material": ("mkdocs.yml", "name: material"),  # `make docs`
 }
 
