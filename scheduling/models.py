@@ -270,11 +270,13 @@ class Execution(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
-            models.Index(fields=["job", "-created_at"], name="exec_job_created"),
-            # the cross-job list's order (GET /api/v1/executions/): no full sort per page
+            # the run history's keyset order (scheduling.pagination: newest first, then id) after
+            # each filter of GET /api/v1/executions/ and a job's runs: none, job, status, job and
+            # status. A page is an index range however deep its cursor, and no filter sorts its runs.
             models.Index(fields=["-created_at", "-id"], name="exec_created_id"),
-            models.Index(fields=["status"], name="exec_status_idx"),
-            models.Index(fields=["job", "status"], name="exec_job_status"),
+            models.Index(fields=["job", "-created_at", "-id"], name="exec_job_created"),
+            models.Index(fields=["status", "-created_at", "-id"], name="exec_status_idx"),
+            models.Index(fields=["job", "status", "-created_at", "-id"], name="exec_job_status"),
             # the admin's run list hides the runs that did nothing by default: its page and its
             # (capped) count read this index, however many no-op polls there are between real runs
             models.Index(fields=["-created_at", "-id"], condition=Q(did_nothing=False), name="exec_did_something"),
