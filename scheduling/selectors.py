@@ -170,7 +170,7 @@ def execution_list(
 ) -> QuerySet[Execution]:
     """Runs of the jobs ``user`` may see, newest first (created_at, then id:
     the keyset of scheduling.pagination; each filter has an index that keeps
-    that order: migration 0018).
+    that order: Execution.Meta.indexes).
 
     A member's runs are those whose job is among the visible jobs (``job_id
     IN (the visible jobs' ids)``), not a join filtered on the job's owner and
