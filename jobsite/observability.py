@@ -27,7 +27,6 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,9 +39,6 @@ _ID_ARGUMENT_SUFFIX = "_id"
 _ID_MAX_CHARS = 64
 #: Span attributes that hold a request's URL (old and new HTTP semantic conventions).
 _URL_ATTRIBUTES = ("http.url", "url.full", "http.target", "url.query")
-#: Settings whose value is a credential (SECRET_KEY, FIELD_ENCRYPTION_KEY, JWT_SIGNING_KEY,
-#: METRICS_TOKEN, EMAIL_HOST_PASSWORD, VISION_OPENAI_API_KEY, SENTRY_DSN...).
-_SECRET_SETTING = re.compile(r"^[A-Z0-9_]*(SECRET|PASSWORD|TOKEN|_KEY|_DSN)$")
 
 _provider = None  # the TracerProvider, once tracing is set up in this process
 _instrumentors: list = []
@@ -219,7 +215,9 @@ def scrub_event(event: dict, hint: dict | None = None) -> dict:
     query values are cut from every string, and the values of the project's
     secret settings (SECRET_KEY, FIELD_ENCRYPTION_KEY, tokens, passwords)
     disappear wherever they appear."""
-    secrets = _secret_setting_values()
+    from jobsite.redaction import secret_setting_values
+
+    secrets = secret_setting_values()
     return {key: _scrub(value, secrets) for key, value in event.items()}
 
 
@@ -239,18 +237,3 @@ def _scrub(value, secrets: list[str], depth: int = 0):
             return [value[0], "***"]
         return [_scrub(item, secrets, depth + 1) for item in value]
     return value
-
-
-def _secret_setting_values() -> list[str]:
-    """The values of the settings named like a credential (and the database
-    passwords): never in an event, whatever field they turn up in."""
-    from django.conf import settings
-
-    from jobsite.redaction import MIN_SECRET_CHARS
-
-    if not settings.configured:
-        return []
-    values = [getattr(settings, name) for name in dir(settings) if _SECRET_SETTING.search(name)]
-    values += list(getattr(settings, "SECRET_KEY_FALLBACKS", None) or ())
-    values += [database.get("PASSWORD") for database in getattr(settings, "DATABASES", {}).values()]
-    return [value for value in values if isinstance(value, str) and len(value) >= MIN_SECRET_CHARS]

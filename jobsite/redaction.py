@@ -162,9 +162,27 @@ def remember_secret_values(values: Any) -> None:
         _known_version += 1
 
 
+#: Settings whose value is a credential (SECRET_KEY, FIELD_ENCRYPTION_KEY, JWT_SIGNING_KEY,
+#: METRICS_TOKEN, EMAIL_HOST_PASSWORD, VISION_OPENAI_API_KEY, SENTRY_DSN...).
+_SECRET_SETTING = re.compile(r"^[A-Z0-9_]*(SECRET|PASSWORD|TOKEN|_KEY|_DSN)$")
+
+
+def secret_setting_values() -> list[str]:
+    """The values of the settings named like a credential (and the database
+    passwords): never in a log record or a Sentry event, whatever field they
+    turn up in."""
+    from django.conf import settings
+
+    if not settings.configured:
+        return []
+    values = [getattr(settings, name) for name in dir(settings) if _SECRET_SETTING.search(name)]
+    values += list(getattr(settings, "SECRET_KEY_FALLBACKS", None) or ())
+    values += [database.get("PASSWORD") for database in getattr(settings, "DATABASES", {}).values()]
+    return [value for value in values if isinstance(value, str) and len(value) >= MIN_SECRET_CHARS]
+
+
 def _secret_settings() -> list[str] | None:
-    """The values of the settings named like a credential (jobsite.observability's
-    rule, which Sentry events follow too); None while settings cannot be read yet."""
+    """``secret_setting_values``, read once; None while settings cannot be read yet."""
     global _setting_values
     if _setting_values is None:
         try:
@@ -172,9 +190,7 @@ def _secret_settings() -> list[str] | None:
 
             if not settings.configured:
                 return None
-            from jobsite.observability import _secret_setting_values
-
-            _setting_values = _secret_setting_values()
+            _setting_values = secret_setting_values()
         except Exception:  # (settings still loading: try again at the next record)
             return None
     return _setting_values
