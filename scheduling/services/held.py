@@ -70,23 +70,3 @@ def held_release_next(*, job_id: int) -> Execution | None:
         send_execution(execution, job)
     logger.info("job %s: held run %s released (the run it waited for ended)", job_id, execution.pk)
     return execution
-
-
-def held_release_stuck() -> int:
-    """Release held runs that nothing will release any more (the sweep's
-    safety net, for a process that died between a run's end and the release):
-    a waiting run (overlap queue) whose job has no run going, runs over a
-    concurrency limit that now has free slots (or whose job has no limit any
-    more), retries whose backoff is over and whose wake-up message was lost."""
-    from scheduling.services.limits import is_limited, limits_release  # (limits sends held runs too)
-
-    job_ids = set(Execution.objects.filter(status=Execution.Status.QUEUED, held=True)
-                  .values_list("job_id", flat=True).distinct())
-    released = 0
-    for job in Job.objects.filter(pk__in=job_ids):
-        if is_limited(job) or job.overlap_policy != Job.OverlapPolicy.QUEUE:
-            # (no limit any more: every held run goes, each retry once its backoff is over)
-            released += len(limits_release(job=job))
-        else:
-            released += held_release_next(job_id=job.pk) is not None
-    return released

@@ -10,10 +10,11 @@ from django.conf import settings
 from django.utils import timezone
 
 from scheduling import broker, heartbeat
-from scheduling.models import Execution
-from scheduling.services.held import held_release_stuck
+from scheduling.models import Execution, Job
+from scheduling.services.held import held_release_next, retry_start_at
 from scheduling.services.jitter import start_at
-from scheduling.services.lifecycle import execution_mark_lost, retry_delay_seconds
+from scheduling.services.lifecycle import execution_mark_lost
+from scheduling.services.limits import is_limited, limits_release
 from scheduling.services.sending import execution_task_options, run_execution_task
 
 logger = logging.getLogger(__name__)
@@ -71,9 +72,25 @@ def _retry_due_at(execution: Execution):
     jittered run's start time comes (it was sent with this eta)."""
     if execution.scheduled_for is not None and execution.job.jitter_seconds:
         return start_at(execution.job_id, execution.scheduled_for, execution.job.jitter_seconds)
-    if execution.trigger != Execution.Trigger.RETRY or execution.attempt < 2:
-        return execution.created_at
-    return execution.created_at + timedelta(seconds=retry_delay_seconds(execution.job, execution.attempt))
+    return retry_start_at(execution, execution.job) or execution.created_at
+
+
+def held_release_stuck() -> int:
+    """Release held runs that nothing will release any more (the sweep's
+    safety net, for a process that died between a run's end and the release):
+    a waiting run (overlap queue) whose job has no run going, runs over a
+    concurrency limit that now has free slots (or whose job has no limit any
+    more), retries whose backoff is over and whose wake-up message was lost."""
+    job_ids = set(Execution.objects.filter(status=Execution.Status.QUEUED, held=True)
+                  .values_list("job_id", flat=True).distinct())
+    released = 0
+    for job in Job.objects.filter(pk__in=job_ids):
+        if is_limited(job) or job.overlap_policy != Job.OverlapPolicy.QUEUE:
+            # (no limit any more: every held run goes, each retry once its backoff is over)
+            released += len(limits_release(job=job))
+        else:
+            released += held_release_next(job_id=job.pk) is not None
+    return released
 
 
 def executions_resend_stale_queued(*, now=None, broker_view=None) -> int:
