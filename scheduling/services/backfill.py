@@ -216,7 +216,14 @@ def _with_retries(execution: Execution | None):
 
 def _on_execution_finished(sender, *, execution_id: int, **kwargs) -> None:
     """A run of a backfill ended (any outcome): its retry is the backfill's
-    run now if it has one (made with its failure), else queue the next due time."""
+    run now if it has one (made with its failure), else queue the next due time.
+
+    Every finished run comes here: a plain read first, so a run of no backfill
+    (nearly all of them) costs one small query and no transaction (on SQLite
+    each transaction takes the write lock, and the locked read below with its
+    joins was most of a no-op run's time in the worker)."""
+    if not Backfill.objects.filter(current_execution_id=execution_id, status=Backfill.Status.RUNNING).exists():
+        return
     with transaction.atomic():
         backfill = (Backfill.objects.select_for_update(of=("self",)).select_related("job", "created_by")
                     .filter(current_execution_id=execution_id, status=Backfill.Status.RUNNING).first())
