@@ -385,6 +385,33 @@ class BenchEnv:
         self.processes.append((name, process))
         return process
 
+    def start_gunicorn(self, *, token: str, probe: str, workers: int = 2, args: tuple[str, ...] = (),
+                       **extra_env) -> tuple[subprocess.Popen, str]:
+        """``gunicorn jobsite.wsgi -w workers`` on a free port, once a GET of
+        ``probe`` with ``token`` answers 200. Returns (the process, its base URL)."""
+        import requests
+
+        from jobsite.runtime import free_port
+
+        port = free_port()
+        process = self.start_process("gunicorn", [
+            PYTHON, "-m", "gunicorn", "jobsite.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{port}",
+            "--log-level", "warning", *args,
+        ], **extra_env)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited:\n{self.log_tail('gunicorn')}")
+            try:
+                if requests.get(base + probe, headers={"Authorization": f"Bearer {token}"}, timeout=2).status_code == 200:
+                    return process, base
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"gunicorn not answering:\n{self.log_tail('gunicorn')}")
+            time.sleep(0.2)
+
     def log_tail(self, name: str, chars: int = 3000) -> str:
         path = self.tmp / f"{name}.log"
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""

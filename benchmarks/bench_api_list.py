@@ -47,7 +47,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import (  # noqa: E402
-    PYTHON,
     BenchEnv,
     fmt_summary,
     header,
@@ -341,27 +340,9 @@ def bench_jobs_list(bench, user) -> bool:
     header("jobs list: real HTTP, gunicorn jobsite.wsgi -w 2, requests")
     import requests
 
-    from jobsite.runtime import free_port
-
-    port = free_port()
-    gunicorn = bench.start_process("gunicorn", [
-        PYTHON, "-m", "gunicorn", "jobsite.wsgi", "-w", "2", "-b", f"127.0.0.1:{port}", "--log-level", "warning",
-    ])
+    gunicorn, base = bench.start_gunicorn(token=token, probe="/api/v1/jobs/?size=1")
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        if gunicorn.poll() is not None:
-            raise RuntimeError(f"gunicorn exited:\n{bench.log_tail('gunicorn')}")
-        try:
-            if session.get(base + "/api/v1/jobs/?size=1", timeout=2).status_code == 200:
-                break
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"gunicorn not answering:\n{bench.log_tail('gunicorn')}")
-        time.sleep(0.2)
 
     def run_http(urls: list[str]) -> list[float]:
         times = []

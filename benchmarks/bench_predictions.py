@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import PYTHON, BenchEnv, header, machine_info, print_machine, verdict  # noqa: E402
+from benchmarks._common import BenchEnv, header, machine_info, print_machine, verdict  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_ROWS", 1_000_000))
 SEED_RATE = 7.97
@@ -89,7 +88,6 @@ def main() -> int:
         from django.db import connection
 
         from jobsite.auth import access_token_for
-        from jobsite.runtime import free_port
         from predictions.models import BulkUploadJob, Prediction
 
         info = machine_info(bench.redis_url)
@@ -106,28 +104,13 @@ def main() -> int:
 
         user = get_user_model().objects.create_superuser("bench", "bench@example.com", "bench-pass-123")
         token = access_token_for(user)
-        port = free_port()
-        gunicorn = bench.start_process("gunicorn", [
-            PYTHON, "-m", "gunicorn", "jobsite.wsgi", "-w", "2", "-b", f"127.0.0.1:{port}", "--log-level", "warning",
-            "--timeout", "120",
-        ], PREDICTIONS_MAX_UPLOAD_MB="512")
+        gunicorn, root = bench.start_gunicorn(token=token, probe="/api/v1/predictions/jobs?limit=1",
+                                              args=("--timeout", "120"), PREDICTIONS_MAX_UPLOAD_MB="512")
         session = requests.Session()
         session.headers["Authorization"] = f"Bearer {token}"
-        base = f"http://127.0.0.1:{port}/api/v1/predictions"
-        deadline = time.monotonic() + 60
-        while True:
-            if gunicorn.poll() is not None:
-                raise RuntimeError(f"gunicorn exited:\n{bench.log_tail('gunicorn')}")
-            try:
-                if session.get(base + "/jobs?limit=1", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn not answering:\n{bench.log_tail('gunicorn')}")
-            time.sleep(0.2)
+        base = f"{root}/api/v1/predictions"
         worker = bench.start_worker(concurrency=1, pool="prefork", queues=["predictions"])
-        print(f"gunicorn -w 2 on :{port}; worker {worker} (prefork, concurrency 1, queue predictions); "
+        print(f"gunicorn -w 2 on {root}; worker {worker} (prefork, concurrency 1, queue predictions); "
               f"database {vendor}")
 
         def upload() -> tuple[str, float]:

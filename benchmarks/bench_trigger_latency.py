@@ -247,16 +247,10 @@ def open_loop(rate: float) -> int:
         if "http" in PATHS:
             import requests
 
-            from jobsite.runtime import free_port
 
             user = get_user_model().objects.create_superuser("bench", "bench@example.com", "bench-password-1")
             token = access_token_for(user)
-            port = free_port()
-            server = bench.start_process("gunicorn", [
-                PYTHON_EXE, "-m", "gunicorn", "jobsite.wsgi", "-w", str(WEB_WORKERS), "-b", f"127.0.0.1:{port}",
-                "--log-level", "warning",
-            ])
-            base = f"http://127.0.0.1:{port}"
+            _, base = bench.start_gunicorn(token=token, probe="/api/v1/jobs/?size=1", workers=WEB_WORKERS)
             local = __import__("threading").local()
 
             def session():
@@ -271,25 +265,11 @@ def open_loop(rate: float) -> int:
                     raise RuntimeError(f"{response.status_code} {response.text[:150]}")
                 return response.json()["id"]
 
-            deadline = time.monotonic() + 60
-            while True:
-                if server.poll() is not None:
-                    raise RuntimeError(f"gunicorn exited:\n{bench.log_tail('gunicorn')}")
-                try:
-                    post(jobs[0])
-                    break
-                except Exception:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.3)
             connection.close()
             warm_up(post)
             header(f"POST /api/v1/jobs/{{id}}/execute (gunicorn -w {WEB_WORKERS}), open loop {rate:g}/s")
             open_loop_report("http", send_on_schedule(rate, SECONDS, post, jobs=jobs, clients=CLIENTS), bench)
     return 0
-
-
-PYTHON_EXE = sys.executable
 
 
 if __name__ == "__main__":
