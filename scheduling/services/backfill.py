@@ -135,6 +135,8 @@ def backfill_preview(*, job: Job, start: datetime, end: datetime) -> BackfillPre
 def job_backfill(*, job: Job, start: datetime, end: datetime, actor=None, actor_label: str = "",
                  trigger: str = Execution.Trigger.API) -> Backfill:
     """Start a backfill: one group of runs, queued one at a time, oldest first."""
+    if trigger not in BACKFILL_TRIGGERS:
+        raise ValueError(f"a backfill is started by a request ({', '.join(sorted(BACKFILL_TRIGGERS))}), not {trigger!r}")
     job = Job.objects.select_for_update().get(pk=job.pk)
     preview = backfill_preview(job=job, start=start, end=end)
     backfill = Backfill.objects.create(
@@ -215,15 +217,17 @@ def _with_retries(execution: Execution | None):
         execution = Execution.objects.filter(retry_of=execution).order_by("pk").first()
 
 
-def _on_execution_finished(sender, *, execution_id: int, **kwargs) -> None:
+def _on_execution_finished(sender, *, execution_id: int, trigger: str | None = None,
+                           scheduled_for: datetime | None = None, **kwargs) -> None:
     """A run of a backfill ended (any outcome): its retry is the backfill's
     run now if it has one (made with its failure), else queue the next due time.
 
-    Every finished run comes here: a plain read first, so a run of no backfill
-    (nearly all of them) costs one small query and no transaction (on SQLite
-    each transaction takes the write lock, and the locked read below with its
-    joins was most of a no-op run's time in the worker)."""
-    if not _is_a_running_backfills_run(execution_id):
+    Every finished run comes here. A run that cannot be a backfill's (by its
+    trigger and due time) costs nothing; any other one plain read first, so a
+    run of no backfill costs no transaction (on SQLite each transaction takes
+    the write lock, and the locked read below with its joins was most of a
+    no-op run's time in the worker)."""
+    if not _may_be_a_backfills_run(trigger, scheduled_for) or not _is_a_running_backfills_run(execution_id):
         return
     with transaction.atomic():
         backfill = (Backfill.objects.select_for_update(of=("self",)).select_related("job", "created_by")
@@ -241,6 +245,21 @@ def _on_execution_finished(sender, *, execution_id: int, **kwargs) -> None:
             run = Execution.objects.filter(pk=run.retry_of_id).only("trigger", "retry_of_id").first()
         backfill._trigger = run.trigger if run is not None else None
         _queue_next(backfill)
+
+
+#: What started a backfill's runs: the request that started the backfill.
+BACKFILL_TRIGGERS = frozenset((Execution.Trigger.API, Execution.Trigger.CLI, Execution.Trigger.MANUAL))
+
+
+def _may_be_a_backfills_run(trigger: str | None, scheduled_for: datetime | None) -> bool:
+    """Could a run with this trigger and due time be a backfill's? A backfill
+    queues each run for its due time with the trigger of the request that
+    started it (``_queue_next``), and its retries are retries; beat's runs,
+    other jobs' followers and manual runs without a due time never are (the
+    worker's common case: no read). Unknown (None): maybe."""
+    if trigger is None or trigger == Execution.Trigger.RETRY:
+        return True
+    return trigger in BACKFILL_TRIGGERS and scheduled_for is not None
 
 
 def _is_a_running_backfills_run(execution_id: int) -> bool:

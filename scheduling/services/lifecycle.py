@@ -332,8 +332,10 @@ def _announce_finished(execution: Execution) -> None:
     execution_id, job_id, status = execution.pk, execution.job_id, execution.status
     # The job's last outcome as read when this run was claimed (None: not read).
     previous = execution.job.last_status if Execution.job.is_cached(execution) else None
+    trigger, scheduled_for = execution.trigger, execution.scheduled_for
     transaction.on_commit(lambda: execution_finished.send_robust(
         sender=Execution, execution_id=execution_id, job_id=job_id, status=status, previous_status=previous,
+        trigger=trigger, scheduled_for=scheduled_for,
     ))
 
 

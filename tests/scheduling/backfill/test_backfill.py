@@ -5,10 +5,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from scheduling import services
-from scheduling.models import Backfill
+from scheduling.models import Backfill, Execution
+from scheduling.services import backfill as backfill_services
 from tests.factories import ExecutionFactory, JobFactory
 
 pytestmark = pytest.mark.django_db
@@ -110,3 +113,38 @@ def test_a_range_from_long_ago_is_a_400_not_a_500(admin_api, start):
     response = admin_api.post(f"/api/v1/jobs/{job.pk}/backfill", {"start": start, "end": "2026-01-01", "dry_run": True},
                               format="json")
     assert response.status_code == 400, response.content
+
+
+@pytest.mark.parametrize("trigger", ["api", "cli", "manual"])
+def test_every_backfill_run_is_one_the_finish_receiver_reads_for(trigger):
+    job = daily_job()
+    start, end = fourteen_days()
+    backfill = services.job_backfill(job=job, start=start, end=end, trigger=trigger)
+    run = backfill.current_execution
+    assert run.trigger == trigger and run.scheduled_for is not None
+    assert backfill_services._may_be_a_backfills_run(run.trigger, run.scheduled_for)
+    retry = ExecutionFactory(job=job, trigger="retry", retry_of=run)
+    assert backfill_services._may_be_a_backfills_run(retry.trigger, retry.scheduled_for)
+
+
+def test_a_finished_run_that_cannot_be_a_backfills_costs_no_query():
+    job = daily_job()
+    run = ExecutionFactory(job=job, status="success", trigger="schedule", scheduled_for=timezone.now())
+    manual = ExecutionFactory(job=job, status="success", trigger="api")
+    for execution in (run, manual):
+        with CaptureQueriesContext(connection) as queries:
+            backfill_services._on_execution_finished(Execution, execution_id=execution.pk, job_id=job.pk,
+                                                     status="success", trigger=execution.trigger,
+                                                     scheduled_for=execution.scheduled_for)
+        assert queries.captured_queries == []
+    # a sender that does not say what started the run: one read, as before
+    with CaptureQueriesContext(connection) as queries:
+        backfill_services._on_execution_finished(Execution, execution_id=run.pk, job_id=job.pk, status="success")
+    assert len(queries.captured_queries) == 1
+
+
+def test_a_backfill_is_started_by_a_request_only():
+    start, end = fourteen_days()
+    with pytest.raises(ValueError, match="not 'schedule'"):
+        services.job_backfill(job=daily_job(), start=start, end=end, trigger="schedule")
+    assert not Backfill.objects.exists()
