@@ -5,6 +5,7 @@ import time
 
 from celery import Celery, signals
 
+from jobsite.heap import freeze_startup_heap
 from jobsite.observability import setup_tracing_if_configured
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jobsite.settings")
@@ -12,6 +13,16 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jobsite.settings")
 app = Celery("jobsite")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+# Start-up objects out of the collector's full passes (jobsite/heap.py): the
+# worker's main process before it forks its pool (so the pool processes start
+# frozen too) and once it is ready; each pool process after its own start-up.
+@signals.worker_init.connect
+@signals.worker_ready.connect
+@signals.worker_process_init.connect
+def _freeze_startup_heap(**kwargs):
+    freeze_startup_heap()
 
 
 # Optional tracing (jobsite/observability.py): in each process that runs tasks,
