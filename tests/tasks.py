@@ -26,6 +26,13 @@ def sleep(*, execution, seconds=1.0, **kwargs):
 
 
 
+@schedulable("tests.heap", description="Reports the pool process's frozen heap (test task).")
+def heap(*, execution, **kwargs):
+    import gc
+
+    return RunResult(output="heap", result={"frozen": gc.get_freeze_count(), "pid": __import__("os").getpid()})
+
+
 @schedulable("tests.noop", description="Does nothing (jobs API tests).")
 def noop(*, execution, **kwargs):
     return RunResult(output="ok")

@@ -141,3 +141,14 @@ def test_beat_fires_interval_job_and_pause_stops_it(celery_worker_process):
     finally:
         beat.terminate()
         beat.wait(timeout=15)
+
+
+def test_a_pool_process_runs_with_its_start_up_heap_frozen(celery_worker_process):
+    # jobsite/heap.py: the worker froze its start-up objects before forking, and the
+    # pool process its own after starting: the collector's full passes skip them all
+    job = JobFactory(task_name="tests.heap")
+    execution = services.job_execute(job=job)
+    wait_for(lambda: status_of(execution) == "success", message="success")
+    assert execution.result["pid"] == worker_pid(execution)
+    # Django, Celery, DRF and the apps: well over 100,000 objects on any install
+    assert execution.result["frozen"] > 100_000
