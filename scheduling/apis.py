@@ -153,8 +153,8 @@ class JobViewSet(viewsets.GenericViewSet):
     def get_serializer_class(self):
         return self.input_serializers.get(self.action, JobSerializer)
 
-    def get_object(self) -> Job:
-        job = selectors.job_get(user=self.request.user, job_id=self.kwargs["pk"])
+    def get_object(self, *, row_only: bool = False) -> Job:
+        job = selectors.job_get(user=self.request.user, job_id=self.kwargs["pk"], row_only=row_only)
         self.check_object_permissions(self.request, job)
         return job
 
@@ -230,7 +230,7 @@ class JobViewSet(viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["post"])
     def execute(self, request, pk=None):
-        job = self.get_object()
+        job = self.get_object(row_only=True)
         data = request_body(JobExecuteSerializer, request)
         with api_field_names():
             execution = services.job_execute(

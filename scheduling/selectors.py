@@ -121,12 +121,16 @@ def job_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Job]:
     return qs.order_by("id")
 
 
-def job_get(*, user, job_id, forbidden: str | None = None) -> Job:
+def job_get(*, user, job_id, forbidden: str | None = None, row_only: bool = False) -> Job:
     """One job by id (or name, for the CLI); someone else's job is a 404, or a
-    403 with the ``forbidden`` message where a facade's contract asks for it."""
+    403 with the ``forbidden`` message where a facade's contract asks for it.
+    ``row_only``: the job's own row, for an action that answers no job (a run
+    request): without what a job's page shows (owner, organization, overdue
+    state, calendars), half a run request's cost on the API."""
     pk = as_id(job_id)
     lookup = {"pk": pk} if pk is not None else {"name": str(job_id)}
-    return get_visible(with_calendar_flag(_jobs()), user, lookup=lookup, not_found=f"Job {job_id} not found.", forbidden=forbidden)
+    jobs = Job.objects.all() if row_only else with_calendar_flag(_jobs())
+    return get_visible(jobs, user, lookup=lookup, not_found=f"Job {job_id} not found.", forbidden=forbidden)
 
 
 def job_overdue_list(*, user) -> QuerySet[Job]:

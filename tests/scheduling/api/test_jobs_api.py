@@ -440,6 +440,18 @@ def test_execute_queues_an_execution_with_a_celery_task_id(admin_api, job, djang
     assert execution.celery_task_id == body["celery_task_id"] and execution.status == "queued"
 
 
+def test_a_run_request_reads_the_jobs_row_and_nothing_a_jobs_page_shows(admin_api):
+    job = JobFactory(task_name="tests.noop", overlap_policy="allow")
+    ExecutionFactory(job=job, status="queued", created_at=timezone.now() - timedelta(hours=2))
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_api.post(f"/api/v1/jobs/{job.pk}/execute", {}, format="json")
+    assert response.status_code == 202, response.content
+    reads = [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("SELECT")]
+    # the user (authentication), then the job: no overdue prefetch of its runs, no calendar flag
+    assert len(reads) == 2 and "scheduling_job" in reads[1]
+    assert "scheduling_execution" not in reads[1] and "calendar" not in reads[1]
+
+
 def test_execute_without_body_uses_defaults(admin_api, job):
     response = admin_api.post(job_url(job, "/execute"))
     assert response.status_code == 202
