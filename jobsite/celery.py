@@ -42,6 +42,18 @@ def _trace_worker_without_pool_processes(sender=None, **kwargs):
 
 
 @signals.beat_init.connect
+def _freeze_beats_heap(sender=None, **kwargs):
+    """Beat has read its schedule (the scheduler is made before beat_init): its
+    entries are frozen with the start-up objects, and again after each full
+    re-read (``scheduling.beat.scheduler``). A scheduler made in any other
+    process (the tests) freezes nothing."""
+    scheduler = getattr(sender, "scheduler", None)
+    if scheduler is not None:
+        scheduler.freezes_heap = True
+    freeze_startup_heap()
+
+
+@signals.beat_init.connect
 def _trace_beat(**kwargs):
     setup_tracing_if_configured(service_name="jobsite-beat", django=False)
 

@@ -16,7 +16,9 @@ was made after start-up. Called after start-up, and in a prefork parent
 before it forks, where it also keeps the children from writing to the pages
 they share with it (copy-on-write). Garbage made later is collected as
 before; what was alive at start-up is never freed, which for start-up
-objects is what happens anyway.
+objects is what happens anyway. Beat freezes its schedule too, once read,
+and ``refreeze_heap()`` after each full re-read, so the schedule it replaced
+can be collected (once, right then, away from any due time).
 """
 from __future__ import annotations
 
@@ -28,3 +30,10 @@ def freeze_startup_heap() -> int:
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()
+
+
+def refreeze_heap() -> int:
+    """For a process that froze objects it later replaces (beat's schedule):
+    unfreeze, collect what was replaced, and freeze what is alive now."""
+    gc.unfreeze()
+    return freeze_startup_heap()

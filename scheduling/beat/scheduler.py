@@ -57,6 +57,7 @@ from django_celery_beat.models import ClockedSchedule, CrontabSchedule, Interval
 from django_celery_beat.schedulers import DatabaseScheduler
 
 from jobsite.db import id_batches
+from jobsite.heap import refreeze_heap
 from jobsite.services_health import BEAT_HEARTBEAT_EVERY_SECONDS, record_beat_heartbeat
 from jobsite.versions import TESTED, check_tested
 
@@ -121,6 +122,7 @@ class Scheduler(DatabaseScheduler):
     _last_full_read = 0.0  # monotonic
     _writing_defaults = False
     full_reads = 0  # counters for diagnostics and tests
+    freezes_heap = False  # set in a beat process (jobsite.celery): refreeze after each full re-read
     incremental_reads = 0
 
     def __init__(self, *args, **kwargs):
@@ -221,6 +223,8 @@ class Scheduler(DatabaseScheduler):
         if not initial:
             self._heap = []
             self._heap_invalidated = True
+            if self.freezes_heap:  # the schedule replaced was frozen: collected now, not never
+                refreeze_heap()
         logger.debug("beat: full schedule read, %d entries", len(schedule))
         return schedule
 

@@ -15,3 +15,25 @@ def test_freezing_leaves_only_objects_made_later_to_the_collector():
     finally:
         gc.unfreeze()
     assert gc.get_freeze_count() == 0
+
+
+def test_refreezing_frees_what_was_frozen_and_replaced():
+    import weakref
+
+    from jobsite.heap import refreeze_heap
+
+    class Node:
+        pass
+
+    old = Node()
+    old.me = old  # a cycle: only the collector frees it
+    gone = weakref.ref(old)
+    try:
+        freeze_startup_heap()
+        del old
+        gc.collect()
+        assert gone() is not None  # frozen: never collected
+        refreeze_heap()
+        assert gone() is None
+    finally:
+        gc.unfreeze()

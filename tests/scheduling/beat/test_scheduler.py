@@ -525,3 +525,21 @@ def test_the_beat_lock_is_given_up_on_close_and_only_once():
     scheduler.close()
     scheduler.close()  # celery beat may close twice when it stops
     assert released == [1] and scheduler.beat_lock.current_holder() is None
+
+
+
+def test_beat_refreezes_its_heap_after_a_full_re_read():
+    import gc
+
+    JobFactory(schedule_type="interval", schedule_expression="10s")
+    scheduler = started()
+    scheduler.freezes_heap = True  # as in a beat process (jobsite.celery, beat_init)
+    try:
+        gc.freeze()  # beat froze its first schedule
+        scheduler._full_read(initial=False)
+        # the entries read now are frozen too (jobsite.heap.refreeze_heap: the ones replaced
+        # were unfrozen first, so the collector could free them)
+        tracked = {id(obj) for obj in gc.get_objects()}
+        assert scheduler.schedule and not [e for e in scheduler.schedule.values() if id(e) in tracked]
+    finally:
+        gc.unfreeze()
