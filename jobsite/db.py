@@ -30,6 +30,9 @@ from django.db.models.fields import NOT_PROVIDED
 from django.db.models.fields.related import ForeignObject
 from django.db.models.query import get_related_populators
 
+#: The largest primary key any of our databases holds (a signed 64-bit integer).
+MAX_ID = 2**63 - 1
+
 
 @lru_cache(maxsize=64)
 def _statement(model: type[Model], alias: str, sets: tuple[str, ...], increments: tuple[str, ...],

@@ -43,11 +43,12 @@ from typing import Any
 from django.db import connections
 from django.db.models import Exists, OuterRef, QuerySet
 
+from jobsite.db import MAX_ID
+
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 #: Totals up to this many rows are exact; above, an estimate (``total_estimated``).
 EXACT_TOTAL_UP_TO = 10_000
-MAX_ID = 2**63 - 1
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Avg, Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
+from jobsite.db import MAX_ID
 from jobsite.exceptions import NotFound
 from jobsite.tenancy import get_visible, scope_to_user
 from scheduling.beat.sync import job_schedule
@@ -28,9 +29,6 @@ def _stale_queued(now=None) -> QuerySet[Execution]:
     return Execution.objects.filter(
         status=Execution.Status.QUEUED, trigger=Execution.Trigger.SCHEDULE, created_at__lt=now - _grace()
     )
-
-
-MAX_ID = 2**63 - 1  # the largest primary key any of our databases holds
 
 
 def as_id(value) -> int | None:

@@ -20,11 +20,12 @@ from collections.abc import Mapping
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from jobsite.db import MAX_ID
 from jobsite.models import Organization
 from scheduling.beat import schedule_description
 from scheduling.models import ConcurrencyGroup, Execution, Job
 from scheduling.pagination import DEFAULT_PAGE_SIZE, EXACT_TOTAL_UP_TO, MAX_PAGE_SIZE, InvalidCursor, decode_cursor
-from scheduling.selectors import MAX_ID, job_is_overdue
+from scheduling.selectors import job_is_overdue
 from scheduling.services.jitter import MAX_JITTER_SECONDS
 
 

@@ -15,13 +15,12 @@ A dry run only lists the due times and which of them already ran.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jobsite.exceptions import ApplicationError, Conflict
@@ -226,7 +225,7 @@ def _on_execution_finished(sender, *, execution_id: int, trigger: str | None = N
     trigger and due time) costs nothing; any other one plain read first, so a
     run of no backfill costs no transaction (on SQLite each transaction takes
     the write lock, and the locked read below with its joins was most of a
-    no-op run's time in the worker)."""
+    no-op run's time in the worker: docs/benchmarks.md)."""
     if not _may_be_a_backfills_run(trigger, scheduled_for) or not _is_a_running_backfills_run(execution_id):
         return
     with transaction.atomic():
@@ -263,20 +262,9 @@ def _may_be_a_backfills_run(trigger: str | None, scheduled_for: datetime | None)
 
 
 def _is_a_running_backfills_run(execution_id: int) -> bool:
-    """Is this the run a running backfill waits for? One indexed read, its
-    SQL written once (the ORM's compile of the same filter cost as much as
-    the rest of a no-op run's finish)."""
-    with connection.cursor() as cursor:
-        cursor.execute(_running_backfill_of_run(), [execution_id, Backfill.Status.RUNNING])
-        return cursor.fetchone() is not None
-
-
-@functools.cache
-def _running_backfill_of_run() -> str:
-    quote = connection.ops.quote_name
-    return (f"SELECT 1 FROM {quote(Backfill._meta.db_table)} "
-            f"WHERE {quote(Backfill._meta.get_field('current_execution').column)} = %s "
-            f"AND {quote(Backfill._meta.get_field('status').column)} = %s LIMIT 1")
+    """Is this the run a running backfill waits for? (Asked only of runs that
+    may be a backfill's: ``_may_be_a_backfills_run``.)"""
+    return Backfill.objects.filter(current_execution_id=execution_id, status=Backfill.Status.RUNNING).exists()
 
 
 execution_finished.connect(_on_execution_finished, sender=Execution, dispatch_uid="scheduling.backfill.next")

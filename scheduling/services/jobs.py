@@ -26,7 +26,7 @@ from scheduling.schedules import parse_schedule
 from scheduling.services import jobs_bulk
 from scheduling.services.jitter import MAX_JITTER_SECONDS
 from scheduling.services.lifecycle import MAX_RETRY_DELAY_SECONDS, execution_cancel
-from scheduling.services.limits import limits_release
+from scheduling.services.limits import limits_release, limits_release_group
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")
 # /api/v1/jobs/<these> are routes, so a job of that name could not be addressed by name.
@@ -346,7 +346,7 @@ def _release_on_new_limits(job: Job, before: tuple) -> None:
     limits_release(job=job)
     old_group = before[1]
     if old_group and old_group != job.concurrency_group_id:
-        limits_release(job=Job(concurrency_group_id=old_group))  # the group's scope: its runs left a slot
+        limits_release_group(old_group)  # the job's runs left the group's slots
 
 
 @transaction.atomic

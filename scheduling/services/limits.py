@@ -112,6 +112,13 @@ def limits_release(*, job: Job, due: frozenset[int] | set[int] = frozenset()) ->
     return sent
 
 
+def limits_release_group(group_id: int) -> set[int]:
+    """``limits_release`` for a concurrency group's runs (its limit changed, or
+    a job left it): through any job still in it; none, no run of it waits."""
+    member = Job.objects.filter(concurrency_group_id=group_id).first()
+    return limits_release(job=member) if member is not None else set()
+
+
 @transaction.atomic
 def concurrency_group_set(*, name: str, max_runs: int, description: str = "", actor=None,
                           actor_label: str = "") -> ConcurrencyGroup:
@@ -138,7 +145,5 @@ def concurrency_group_set(*, name: str, max_runs: int, description: str = "", ac
     after = {"max_runs": group.max_runs, "description": group.description}
     audit.record(actor=actor, actor_label=actor_label, action="update" if before else "create", obj=group,
                  changes=audit.diff(before, after))
-    member = group.jobs.first()
-    if member is not None:
-        limits_release(job=member)
+    limits_release_group(group.pk)
     return group
