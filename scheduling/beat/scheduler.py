@@ -83,10 +83,6 @@ SCHEDULE_ROWS = (
 )
 
 
-#: False: every entry parses its crontab (benchmarks compare the two).
-PARSE_CRONTABS_ONCE = True
-
-
 @contextmanager
 def crontabs_parsed_once():
     """While a read builds its entries: each distinct crontab row parsed once.
@@ -98,9 +94,6 @@ def crontabs_parsed_once():
     Jobs share few crontab rows; a parsed crontab holds no state of an entry's, so
     the entries of one row share one. Only beat's main thread builds entries, and
     only inside this block."""
-    if not PARSE_CRONTABS_ONCE:
-        yield
-        return
     original = CrontabSchedule.__dict__["schedule"]
     parsed: dict = {}
 
