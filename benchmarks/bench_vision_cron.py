@@ -78,11 +78,8 @@ def bench_cron(bench, processes: int) -> dict:
     """One scheduled run of ``BENCH_CRON_IMAGES`` 1600 x 1200 photos on a worker of ``processes`` processes."""
     from django.conf import settings
 
-    from scheduling import services as core
-    from scheduling.models import Execution
     from vision_pipeline import samples, services
     from vision_pipeline.demo import DEMO_ORGANIZATION_ID, DemoExternalAPI
-    from vision_pipeline.models import Batch, BatchImage
 
     count = int(os.environ.get("BENCH_CRON_IMAGES", 50))
     pages = int(os.environ.get("BENCH_CRON_PAGES", 0))
@@ -92,15 +89,18 @@ def bench_cron(bench, processes: int) -> dict:
     try:
         os.environ["OUTBOUND_HTTP_ALLOW_HOSTS"] = f"127.0.0.1:{api.port}"
         settings.OUTBOUND_HTTP_ALLOW_HOSTS = [f"127.0.0.1:{api.port}"]
-        api.add_demo_analyses(count=1, images_per_analysis=count, size=(1600, 1200))
-        if pages:
-            page_files = []
-            for n in range(pages):
-                lines = (f"INSPECTION REPORT 2024-{n:03d}", "Vessel: MV Oceanix Hull No. 4471",
-                         f"Corrosion found on plate C{n % 9 + 1}", "Next survey due: 2025-03-01")
-                page_files.append((f"page{n:02d}.jpg", samples.encode(samples.document(
-                    lines, 1600, 1200, font_size=56, rotate=(n % 5) - 2, seed=n))))
-            api.add_analysis(images=page_files)
+
+        def add_images() -> None:  # the run's analyses, unprocessed: what one run downloads
+            api.add_demo_analyses(count=1, images_per_analysis=count, size=(1600, 1200))
+            if pages:
+                page_files = []
+                for n in range(pages):
+                    lines = (f"INSPECTION REPORT 2024-{n:03d}", "Vessel: MV Oceanix Hull No. 4471",
+                             f"Corrosion found on plate C{n % 9 + 1}", "Next survey due: 2025-03-01")
+                    page_files.append((f"page{n:02d}.jpg", samples.encode(samples.document(
+                        lines, 1600, 1200, font_size=56, rotate=(n % 5) - 2, seed=n))))
+                api.add_analysis(images=page_files)
+
         total = count + pages
         node = bench.start_worker(concurrency=processes, name=name)
         job = services.cron_job_create(
@@ -108,41 +108,15 @@ def bench_cron(bench, processes: int) -> dict:
             external_api_post_url=api.post_url, external_api_key="bench-key", organization_id=DEMO_ORGANIZATION_ID,
         )
         worker = next(process for label, process in bench.processes if label == name)
-        cpu_before = worker_cpu_seconds(worker.pid)
-        started = time.perf_counter()
-        requested = time.time()
-        execution = core.job_execute(job=job, force=True)
-        while True:
-            execution.refresh_from_db()
-            if execution.status not in Execution.ACTIVE_STATUSES:
-                break
-            if time.perf_counter() - started > 600:
-                raise RuntimeError(f"run not finished after 600 s:\n{bench.log_tail(name)}")
-            time.sleep(0.05)
-        elapsed = time.perf_counter() - started
-        cpu = worker_cpu_seconds(worker.pid) - cpu_before
-        ran = (execution.completed_at - execution.started_at).total_seconds()
-        batches = Batch.objects.filter(execution=execution)
-        by_run: dict = {}
-        read = 0
-        for run, metrics in BatchImage.objects.filter(batch__in=batches).values_list("claimed_by_id", "metrics"):
-            by_run[run] = by_run.get(run, 0) + 1
-            read += bool((metrics or {}).get("ocr", {}).get("text"))
-        share = ", ".join(f"{'cron run' if run == execution.pk else f'chunk {run}'}: {n}"
-                          for run, n in sorted(by_run.items(), key=lambda item: -item[1]))
-        print(f"[cron] {processes} worker process(es), VISION_OCR={mode}: {total} images ({pages} pages of text) "
-              f"downloaded, analysed, reported and uploaded in {ran:.2f} s = {total / ran:.1f} images/s "
-              f"(request to end {elapsed:.2f} s); status {execution.status}; {len(api.uploads)} report(s) "
-              f"uploaded; text read on {read} image(s); images per run: {share}; the worker's processes used "
-              f"{cpu:.2f} CPU-s = {total / cpu:.1f} images per CPU-second", flush=True)
-        print(f"[cron] timeline, {timeline(requested, execution, list(batches))}; uptime: {uptime()}", flush=True)
-        # idle: every process of the worker once its runs (chunk runs too) are over
-        deadline = time.monotonic() + 60
-        chunk_ids = [i for b in batches for i in (b.chunk_execution_ids or [])]
-        while Execution.objects.filter(pk__in=chunk_ids, status__in=Execution.ACTIVE_STATUSES).exists():
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        warm = os.environ.get("BENCH_CRON_WARM", "1") != "0"
+        if warm:
+            # A worker's first vision run in each process imports numpy and OpenCV (0.15-0.25 CPU-s);
+            # a long-lived worker has done so once. Measured too, then the same run again on the warm worker.
+            add_images()
+            _one_run(bench, name, worker, job, total, pages, mode, api, processes, label="first run, cold worker")
+        add_images()
+        execution, batches, ran = _one_run(bench, name, worker, job, total, pages, mode, api, processes,
+                                           label="warm worker" if warm else "cold worker")
         time.sleep(3)  # a child over worker_max_memory_per_child is replaced after its task
         pids = [worker.pid, *children(worker.pid)]
         sizes = ", ".join(f"{'main' if pid == worker.pid else 'child'} {pid}: {rss_mb(pid):.0f} MB "
@@ -158,6 +132,51 @@ def bench_cron(bench, processes: int) -> dict:
             if label == name:
                 bench.stop_process(label, process)
                 bench.processes.remove((label, process))
+
+
+def _one_run(bench, name, worker, job, total, pages, mode, api, processes, *, label):
+    """One run of ``job`` on the worker: its figures printed; (execution, its batches, run seconds)."""
+    from scheduling import services as core
+    from scheduling.models import Execution
+    from vision_pipeline.models import Batch, BatchImage
+
+    uploads = len(api.uploads)
+    cpu_before = worker_cpu_seconds(worker.pid)
+    started = time.perf_counter()
+    requested = time.time()
+    execution = core.job_execute(job=job, force=True)
+    while True:
+        execution.refresh_from_db()
+        if execution.status not in Execution.ACTIVE_STATUSES:
+            break
+        if time.perf_counter() - started > 600:
+            raise RuntimeError(f"run not finished after 600 s:\n{bench.log_tail(name)}")
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    cpu = worker_cpu_seconds(worker.pid) - cpu_before
+    ran = (execution.completed_at - execution.started_at).total_seconds()
+    batches = Batch.objects.filter(execution=execution)
+    by_run: dict = {}
+    read = 0
+    for run, metrics in BatchImage.objects.filter(batch__in=batches).values_list("claimed_by_id", "metrics"):
+        by_run[run] = by_run.get(run, 0) + 1
+        read += bool((metrics or {}).get("ocr", {}).get("text"))
+    share = ", ".join(f"{'cron run' if run == execution.pk else f'chunk {run}'}: {n}"
+                      for run, n in sorted(by_run.items(), key=lambda item: -item[1]))
+    print(f"[cron] {processes} worker process(es), {label}, VISION_OCR={mode}: {total} images ({pages} pages of text) "
+          f"downloaded, analysed, reported and uploaded in {ran:.2f} s = {total / ran:.1f} images/s "
+          f"(request to end {elapsed:.2f} s); status {execution.status}; {len(api.uploads) - uploads} report(s) "
+          f"uploaded; text read on {read} image(s); images per run: {share}; the worker's processes used "
+          f"{cpu:.2f} CPU-s = {total / cpu:.1f} images per CPU-second", flush=True)
+    print(f"[cron] timeline, {timeline(requested, execution, list(batches))}; uptime: {uptime()}", flush=True)
+    # every chunk run of it over before anything else is measured
+    deadline = time.monotonic() + 60
+    chunk_ids = [i for b in batches for i in (b.chunk_execution_ids or [])]
+    while Execution.objects.filter(pk__in=chunk_ids, status__in=Execution.ACTIVE_STATUSES).exists():
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    return execution, batches, ran
 
 
 def predictions_after(bench, worker_pid: int, rows: int) -> None:

@@ -25,7 +25,8 @@ million runs a year) are read differently, by ``paginate_large`` and
 - ``total`` is exact up to ``EXACT_TOTAL_UP_TO`` (a count that stops after
   that many rows); above, it is the database's estimate (``total_estimated``
   true): PostgreSQL's planner (the rows EXPLAIN expects), elsewhere a sample
-  of the table. A count never reads the whole table.
+  of the table, kept for ``ESTIMATE_KEPT_SECONDS`` for the same list. A count
+  never reads the whole table.
 - a page of the page/size contract still works at any depth (an OFFSET over
   the ordering index, reading ids only, then the page's rows by id); it costs
   what the offset costs: deep pages are slower than a cursor.
@@ -34,12 +35,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from dataclasses import dataclass, replace
 from datetime import datetime
 from math import ceil
 from typing import Any
 
+from django.core.cache import cache
 from django.db import connections
 from django.db.models import Exists, OuterRef, QuerySet
 
@@ -192,12 +195,32 @@ def count_rows(queryset: QuerySet, *, exact_up_to: int | None = None) -> tuple[i
     (default EXACT_TOTAL_UP_TO; a count that stops after one more), else an
     estimate, never below ``exact_up_to + 1``."""
     exact_up_to = EXACT_TOTAL_UP_TO if exact_up_to is None else exact_up_to
+    key = _estimate_key(queryset, exact_up_to)
+    estimate = cache.get(key)
+    if estimate is not None:
+        return estimate, True
     capped = queryset.order_by()[:exact_up_to + 1].count()
     if capped <= exact_up_to:
         return capped, False
     connection = connections[queryset.db]
     estimate = _planner_estimate(queryset) if connection.vendor == "postgresql" else _sampled_estimate(queryset)
-    return max(estimate, exact_up_to + 1), True
+    estimate = max(estimate, exact_up_to + 1)
+    cache.set(key, estimate, ESTIMATE_KEPT_SECONDS)
+    return estimate, True
+
+
+#: How long an estimated total is kept for the same list (the same query: filters
+#: and what the user may see). A list that long changes little in that time, and the
+#: estimate costs a capped count and a sample of ids on SQLite (100-150 ms of CPU
+#: at a million runs, docs/benchmarks.md section 9), where a page costs a few ms. An
+#: exact total (a short list) is never kept.
+ESTIMATE_KEPT_SECONDS = 30
+
+
+def _estimate_key(queryset: QuerySet, exact_up_to: int) -> str:
+    sql, params = queryset.order_by().values("pk").query.sql_with_params()
+    digest = hashlib.sha256(repr((queryset.db, exact_up_to, sql, params)).encode()).hexdigest()
+    return f"jobsite:total-estimate:{digest}"
 
 
 def _planner_estimate(queryset: QuerySet) -> int:

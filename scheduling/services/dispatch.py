@@ -10,6 +10,7 @@ from typing import NamedTuple, Sequence
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from jobsite.db import id_batches, insert_rows
@@ -127,9 +128,12 @@ def jobs_dispatch_scheduled(*, fires: Sequence[ScheduledFire], sends: list | Non
                                   "timezone", "queue", "priority", "timeout_seconds", "kind", "jitter_seconds",
                                   "organization", "max_concurrent_runs", "concurrency_group")
         pauses = _pauses_in_force()  # one query for the burst
-        jobs = {job.pk: job for job in _in_chunks(needed, "pk", job_ids)}
+        skip = Q(overlap_policy=Job.OverlapPolicy.SKIP)
+        jobs = {job.pk: job for job in _in_chunks(needed.exclude(skip), "pk", job_ids)}
+        jobs.update((job.pk, job) for job in _in_chunks(needed.filter(skip).select_for_update(), "pk", job_ids))
+        if len(jobs) < len(job_ids):  # deleted, or its policy changed between the two reads: once more
+            jobs.update((job.pk, job) for job in _in_chunks(needed, "pk", job_ids - jobs.keys()))
         skip_ids = [pk for pk, job in jobs.items() if job.overlap_policy == Job.OverlapPolicy.SKIP]
-        jobs.update((job.pk, job) for job in _in_chunks(needed.select_for_update(), "pk", skip_ids))
         due_times = {fire.scheduled_for for fire in fires if fire.scheduled_for is not None}
         recorded = set(_in_chunks(
             Execution.objects.filter(scheduled_for__in=due_times), "job_id", job_ids, "job_id", "scheduled_for",
@@ -158,17 +162,18 @@ def jobs_dispatch_scheduled(*, fires: Sequence[ScheduledFire], sends: list | Non
             (bulk.append((job, fire)) if simple else one_by_one.append(fire))
         rows = [{"job_id": job.pk, "celery_task_id": str(uuid.uuid4()), "scheduled_for": fire.scheduled_for}
                 for job, fire in bulk]
+        inserted = None
         try:
             with transaction.atomic():
-                insert_rows(Execution, rows, common={
+                inserted = insert_rows(Execution, rows, common={
                     "status": Execution.Status.QUEUED, "trigger": Execution.Trigger.SCHEDULE, "attempt": 1,
                     "override_kwargs": {}, "created_at": timezone.now(),
-                })
+                }, returning=("id", "job_id"))
         except IntegrityError:
             # Another beat recorded some of these fires meanwhile: one by one, each finds its own.
             one_by_one.extend(fire for _, fire in bulk)
             bulk, rows = [], []
-        executions = _fires_recorded(bulk, rows)
+        executions = _fires_recorded(bulk, rows, inserted)
         next_runs: dict[tuple, datetime | None] = {}
         by_next_run: dict[datetime | None, list[int]] = {}
         for job, fire in bulk:
@@ -201,17 +206,33 @@ def _pauses_in_force() -> list:
     return [pause for pause in pauses if is_in_force(pause, now)]
 
 
-def _fires_recorded(bulk: list[tuple[Job, ScheduledFire]], rows: list[dict]) -> list[Execution]:
-    """The executions just inserted for ``bulk`` (by their unique (job, due time)),
-    each with its job attached, in the order of ``rows``."""
+# What a fire's message needs of its run, in the model's field order (as from_db takes values).
+_RECORDED = ("id", "job_id", "celery_task_id", "scheduled_for")
+
+
+def _fires_recorded(bulk: list[tuple[Job, ScheduledFire]], rows: list[dict],
+                    inserted: list[tuple[int, int]] | None) -> list[Execution]:
+    """The executions just inserted for ``bulk``, each with its job attached,
+    in the order of ``rows``: from the (id, job id) the insert gave back (a
+    job has one fire in ``bulk``), else looked up by their unique (job, due
+    time)."""
     jobs = {job.pk: job for job, _ in bulk}
+    if inserted is not None:
+        ids = {job_id: pk for pk, job_id in inserted}
+        executions = []
+        for row in rows:
+            execution = Execution.from_db(Execution.objects.db, _RECORDED, (
+                ids[row["job_id"]], row["job_id"], row["celery_task_id"], row["scheduled_for"]))
+            execution.job = jobs[row["job_id"]]
+            executions.append(execution)
+        return executions
     by_due: dict[datetime, list[int]] = {}
     for row in rows:
         by_due.setdefault(row["scheduled_for"], []).append(row["job_id"])
     found = {}
     for due, job_ids in by_due.items():
         for execution in _in_chunks(Execution.objects.filter(scheduled_for=due).only(
-                "pk", "job_id", "celery_task_id", "scheduled_for"), "job_id", job_ids):
+                *_RECORDED), "job_id", job_ids):
             found[(execution.job_id, due)] = execution
     executions = []
     for row in rows:

@@ -184,6 +184,33 @@ def test_a_total_above_the_threshold_is_an_estimate(admin_api, job, monkeypatch)
     assert (small["total"], small["total_estimated"]) == (0, False)
 
 
+def test_an_estimated_total_is_kept_a_while_and_an_exact_one_never(admin_api, job, monkeypatch):
+    runs(job, 12)
+    monkeypatch.setattr(pagination, "EXACT_TOTAL_UP_TO", 5)
+    first = admin_api.get(EXECUTIONS, {"size": 4}).json()
+    # given more runs since, the same list within the time answers the estimate it kept, counting nothing
+    runs(job, 30)
+    with CaptureQueriesContext(connection) as queries:
+        again = admin_api.get(EXECUTIONS, {"size": 4}).json()
+    assert (again["total"], again["total_estimated"]) == (first["total"], True)
+    assert not any("COUNT(" in query["sql"].upper() for query in queries.captured_queries)
+    # another list (another filter) has its own estimate, and a short list is counted each time
+    with CaptureQueriesContext(connection) as queries:
+        other = admin_api.get(EXECUTIONS, {"size": 4, "status": "success"}).json()
+    assert other["total_estimated"] is True
+    assert any("COUNT(" in query["sql"].upper() for query in queries.captured_queries)
+    small = admin_api.get(EXECUTIONS, {"size": 4, "status": "failed"}).json()
+    assert (small["total"], small["total_estimated"]) == (0, False)
+    ExecutionFactory(job=job, status="failed")
+    small = admin_api.get(EXECUTIONS, {"size": 4, "status": "failed"}).json()
+    assert (small["total"], small["total_estimated"]) == (1, False)
+    # and once it is no longer kept (its time over), the estimate is made again
+    pagination.cache.clear()
+    with CaptureQueriesContext(connection) as queries:
+        assert admin_api.get(EXECUTIONS, {"size": 4}).json()["total_estimated"] is True
+    assert any("COUNT(" in query["sql"].upper() for query in queries.captured_queries)
+
+
 def test_past_an_estimated_total_the_rows_decide(admin_api, job, monkeypatch):
     runs(job, 8)
     monkeypatch.setattr(pagination, "EXACT_TOTAL_UP_TO", 3)

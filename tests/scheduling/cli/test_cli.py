@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+from jobsite.runtime import free_port
 from scheduling import services
 from scheduling.executors import schedulable
 from scheduling.executors.base import RunResult
@@ -20,6 +21,7 @@ from scheduling.cli.parser import EXAMPLES
 from scheduling.management.commands.jobs import Command
 from scheduling.models import AuditLog, Execution, Job
 from tests.factories import ExecutionFactory, JobFactory
+from tests.faults.support import celery_app_on
 from tests.worker import worker_env
 
 pytestmark = pytest.mark.django_db
@@ -310,16 +312,11 @@ def test_execute_queues_a_cli_execution_and_sends_it_on_commit(django_capture_on
 
 
 @pytest.mark.django_db(transaction=True)
-def test_execute_with_the_broker_down_is_one_clear_error(monkeypatch):
-    from scheduling.tasks import run_execution
-
+def test_execute_with_the_broker_down_is_one_clear_error(settings):
     job = make_job("nightly")
 
-    def broker_down(*args, **kwargs):
-        raise ConnectionError("Error 111 connecting to 127.0.0.1:6390.\nConnection refused.")
-
-    monkeypatch.setattr(run_execution, "apply_async", broker_down)
-    message, _ = jobs_error("execute", job.pk)
+    with celery_app_on(f"redis://127.0.0.1:{free_port()}/0", settings):  # nothing listens there
+        message, _ = jobs_error("execute", job.pk)
     assert message == f"Execution {job.executions.get().pk} could not be queued: the task broker is unreachable."
     assert job.executions.get().status == "error"
 

@@ -17,6 +17,7 @@ from jobsite.db import (
     create_rows_if_updated,
     creates_rows_in_one_statement,
     id_batches,
+    insert_rows,
     update_row,
     update_row_then,
 )
@@ -390,3 +391,29 @@ def test_id_batches_take_all_ids_at_once_only_where_one_array_carries_them():
     else:
         assert max(len(batch) for batch in batches) == IN_BATCH and len(batches) == 3
     assert list(id_batches([])) == []
+
+
+def test_insert_rows_stores_what_the_orm_stores():
+    # given rows with their own values, values shared by all, and defaults (a uuid per row)
+    job = JobFactory()
+    due = timezone.now().replace(microsecond=0)
+    rows = [{"job_id": job.pk, "celery_task_id": f"task-{n}", "scheduled_for": due + timedelta(minutes=n)}
+            for n in range(3)]
+    common = {"status": "queued", "trigger": "schedule", "attempt": 1, "override_kwargs": {"a": [1, "x"]},
+              "created_at": due}
+    with transaction.atomic():
+        returned = insert_rows(Execution, rows, common=common, returning=("id", "job_id"))
+    stored = list(Execution.objects.filter(job=job).order_by("scheduled_for"))
+    # then each row is the one the ORM would have made of those values
+    orm = Execution(job=job, celery_task_id="orm", scheduled_for=due, **common)
+    for row, execution in zip(rows, stored):
+        assert (execution.celery_task_id, execution.scheduled_for) == (row["celery_task_id"], row["scheduled_for"])
+        for field in ("status", "trigger", "attempt", "override_kwargs", "created_at", "held", "did_nothing",
+                      "output", "result"):
+            assert getattr(execution, field) == getattr(orm, field), field
+    assert len({execution.uuid for execution in stored}) == 3
+    # and, where the database gives them back (one statement on PostgreSQL), the ids of the rows made
+    if connection.vendor == "postgresql":
+        assert sorted(returned) == sorted((execution.pk, job.pk) for execution in stored)
+    else:
+        assert returned is None
