@@ -24,7 +24,14 @@ from jobsite.db import MAX_ID
 from jobsite.models import Organization
 from scheduling.beat import schedule_description
 from scheduling.models import ConcurrencyGroup, Execution, Job
-from scheduling.pagination import DEFAULT_PAGE_SIZE, EXACT_TOTAL_UP_TO, MAX_PAGE_SIZE, InvalidCursor, decode_cursor
+from scheduling.pagination import (
+    DEFAULT_PAGE_SIZE,
+    ESTIMATE_KEPT_SECONDS,
+    EXACT_TOTAL_UP_TO,
+    MAX_PAGE_SIZE,
+    InvalidCursor,
+    decode_cursor,
+)
 from scheduling.selectors import job_is_overdue
 from scheduling.services.jitter import MAX_JITTER_SECONDS
 
@@ -185,7 +192,8 @@ class ExecutionPageSerializer(serializers.Serializer):
     total = serializers.IntegerField(
         required=False,
         help_text=f"Page answers only. Exact up to {EXACT_TOTAL_UP_TO:,} runs; above, the database's estimate "
-                  "(total_estimated true), never below that number. pages follows from it.",
+                  "(total_estimated true), never below that number, kept for "
+                  f"{ESTIMATE_KEPT_SECONDS} seconds for the same list. pages follows from it.",
     )
     total_estimated = serializers.BooleanField(required=False, help_text="Page answers only: total is an estimate.")
     page = serializers.IntegerField(required=False, help_text="Page answers only.")

@@ -11,7 +11,10 @@ What django-celery-beat 2.9 does per change, and what this changes
   values of the schedule rows the tasks use (an interval or crontab edited in
   place changes no task), re-reads the tasks whose listing differs from the
   one last read (or that are new, or on an edited row), drops the ones gone,
-  and re-heaps only those entries.
+  and re-heaps only those entries. On PostgreSQL only the tasks changed
+  lately are listed, when a fingerprint of every enabled task says that
+  nothing else changed (``_recent_listing``): at 100,000 tasks the whole
+  listing took most of a second.
 * Celery compares the old and the new schedule entry by entry on every tick
   (O(n)) — a tick sends one task, so 20 jobs due at the same minute queue up
   behind 20 comparisons. Here the comparison is skipped: the heap is
@@ -43,16 +46,19 @@ Invariants (tests/scheduling/beat/test_scheduler.py):
 from __future__ import annotations
 
 import copy
+import hashlib
 import heapq
 import logging
 import time
 from contextlib import contextmanager
+from datetime import timedelta
 
 from celery.beat import event_t
 from celery.utils.functional import is_numeric_value
-from django.db import DatabaseError, InterfaceError, close_old_connections, transaction
+from django.db import DatabaseError, InterfaceError, close_old_connections, connections, transaction
 from django.db.models import BooleanField, Case, Q, TextField, Value, When
 from django.db.models.functions import Cast
+from django.utils import timezone
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, SolarSchedule
 from django_celery_beat.schedulers import DatabaseScheduler
 
@@ -73,6 +79,11 @@ HEARTBEAT_EVERY_SECONDS = BEAT_HEARTBEAT_EVERY_SECONDS  # one value: /health jud
 FULL_SYNC_EVERY_SECONDS = 300
 FULL_SYNC_QUIET_SECONDS = 5.0  # no full re-read when a run is due this soon
 FULL_SYNC_MAX_DEFER_SECONDS = 120
+#: How far before the last listing ``_recent_listing`` looks for changed tasks (clocks
+#: and commits a little behind); anything older is found by the fingerprint, and then
+#: every task is listed. Not wider: every task changed within it is listed again at
+#: each change (100,000 created just before beat started would be, for a minute).
+RECENT_MARGIN = timedelta(seconds=5)
 MAX_DUE_PER_TICK = 20_000  # entries sent together by one tick; the rest at the next (at once)
 # The schedule rows a task's entry is built from (PeriodicTask field, model, the columns it reads).
 SCHEDULE_ROWS = (
@@ -81,6 +92,12 @@ SCHEDULE_ROWS = (
     ("clocked", ClockedSchedule, ("clocked_time",)),
     ("solar", SolarSchedule, ("event", "latitude", "longitude")),
 )
+
+
+def _version_hash(name: str, version: str) -> int:
+    """A task's part of the fingerprint: the first 60 bits of the MD5 of its
+    name and version, as ``Scheduler._database_fingerprint`` computes it in SQL."""
+    return int(hashlib.md5(f"{name}|{version}".encode()).hexdigest()[:15], 16)
 
 
 @contextmanager
@@ -117,6 +134,8 @@ class Scheduler(DatabaseScheduler):
     full_reads = 0  # counters for diagnostics and tests
     freezes_heap = False  # set in a beat process (jobsite.celery): refreeze after each full re-read
     incremental_reads = 0
+    full_listings = 0  # incremental reads that listed every enabled task
+    recent_listings = 0  # incremental reads that listed only the tasks changed lately
 
     def __init__(self, *args, **kwargs):
         # name -> (date_changed as last read, in django-celery-beat's window),
@@ -124,6 +143,11 @@ class Scheduler(DatabaseScheduler):
         self._versions: dict = {}
         # (PeriodicTask field, pk) -> values as last read, of the schedule rows enabled tasks use.
         self._rows: dict = {}
+        # The last listing of every enabled task: name -> pk, when it was made (beat's clock), and
+        # (PostgreSQL) the database's fingerprint of it (see _recent_listing).
+        self._pks: dict = {}
+        self._listed_at = None
+        self._fingerprint = None
         super().__init__(*args, **kwargs)
 
     # -- start-up ------------------------------------------------------------
@@ -197,6 +221,7 @@ class Scheduler(DatabaseScheduler):
         self._last_timestamp = self.Changes.last_change()
         # Listed before the models are read: a task changed in between is newer
         # in the model than in its version, and is read once more next time.
+        listed_at = timezone.now()
         listed = self._listing(window)
         rows = self._schedule_rows()  # before the models: a row edited after it differs next time
         schedule, read = {}, set()
@@ -211,6 +236,7 @@ class Scheduler(DatabaseScheduler):
         # listing differs from its version next time, and is read again.
         versions = {name: (changed, name in read) for pk, name, changed, in_window in listed}
         self._schedule, self._versions, self._rows = schedule, versions, rows
+        self._listed(listed_at, {name: pk for pk, name, *_ in listed})
         self._last_full_read = time.monotonic()
         self.full_reads += 1
         if not initial:
@@ -246,6 +272,62 @@ class Scheduler(DatabaseScheduler):
         return list(self.Model.objects.filter(enabled=True).annotate(in_window=in_window, version=version)
                     .values_list("pk", "name", "version", "in_window"))
 
+    def _recent_listing(self, window) -> dict | None:
+        """What ``_listing`` would answer (name -> (pk, version, in window)),
+        from the tasks whose ``date_changed`` is at most ``RECENT_MARGIN``
+        before the last listing and what that listing held — on PostgreSQL,
+        and only when the database's fingerprint of every enabled task (how
+        many, and the sum of a hash of each name and version) is the last
+        listing's with exactly these changes: else None, and the whole
+        listing is made. So a change with an older ``date_changed`` (a clock
+        behind, a late commit), a task deleted or renamed, still comes to
+        light; an edit among 100,000 tasks reads a few rows, not all of them
+        (docs/benchmarks.md section 1, "100,000 jobs"). The window is not
+        re-evaluated for the tasks not listed: the full read every
+        ``FULL_SYNC_EVERY_SECONDS`` takes in what entered it meanwhile, as it
+        does when nothing changes."""
+        if self._fingerprint is None or self._listed_at is None:
+            return None
+        since = self._listed_at - RECENT_MARGIN
+        in_window = Case(When(pk__in=window.filter(date_changed__gte=since).values("pk"), then=Value(True)),
+                         default=Value(False), output_field=BooleanField())
+        recent = list(self.Model.objects.filter(date_changed__gte=since)
+                      .annotate(in_window=in_window, version=Cast("date_changed", TextField()))
+                      .values_list("pk", "name", "version", "in_window", "enabled"))
+        count, total = self._fingerprint
+        listed = {name: (self._pks.get(name), changed, in_window)
+                  for name, (changed, in_window) in self._versions.items()}
+        for pk, name, version, in_window_now, enabled in recent:
+            if name in listed:
+                count, total = count - 1, total - _version_hash(name, listed.pop(name)[1])
+            if enabled:
+                count, total = count + 1, total + _version_hash(name, version)
+                listed[name] = (pk, version, in_window_now)
+        if (count, total) != self._database_fingerprint():
+            return None
+        self.recent_listings += 1
+        return listed
+
+    def _database_fingerprint(self) -> tuple[int, int] | None:
+        """(how many enabled tasks, the sum of ``_version_hash`` over them), in
+        one aggregate on PostgreSQL; None elsewhere (the whole listing is made)."""
+        if connections[self.Model.objects.db].vendor != "postgresql":
+            return None
+        table = self.Model._meta.db_table
+        with connections[self.Model.objects.db].cursor() as cursor:
+            cursor.execute(
+                f"SELECT count(*), coalesce(sum(('x' || substr(md5(name || '|' || date_changed::text), 1, 15))"
+                f"::bit(60)::bigint), 0) FROM {connections[self.Model.objects.db].ops.quote_name(table)} "
+                f"WHERE enabled")
+            count, total = cursor.fetchone()
+        return int(count), int(total)
+
+    def _listed(self, at, pks: dict) -> None:
+        """A listing of every enabled task was made at ``at``: its pks, and the
+        database's fingerprint now (a change since makes the next one differ:
+        then the whole listing is made again)."""
+        self._pks, self._listed_at, self._fingerprint = pks, at, self._database_fingerprint()
+
     def _incremental_read(self) -> bool:
         """Apply the tasks changed since they were last read; False if none was.
 
@@ -268,7 +350,12 @@ class Scheduler(DatabaseScheduler):
         # the listing is read now and announced again, so the next read finds
         # nothing and falls back to a full read: correct, and rare.)
         self._last_timestamp = self.Changes.last_change()
-        listed = {name: (pk, changed, in_window) for pk, name, changed, in_window in self._listing(window)}
+        listed_at = timezone.now()
+        listed = self._recent_listing(window)
+        if listed is None:  # not known complete: every enabled task's version
+            listed = {name: (pk, changed, in_window) for pk, name, changed, in_window in self._listing(window)}
+            self.full_listings += 1
+        self._listed(listed_at, {name: pk for name, (pk, _, _) in listed.items()})
         stale = {name for name, (pk, changed, in_window) in listed.items()
                  if self._versions.get(name) != (changed, in_window)}
         stale |= self._on_edited_rows(listed)

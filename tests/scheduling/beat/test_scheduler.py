@@ -11,6 +11,7 @@ from datetime import timedelta
 from unittest import mock
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from django_celery_beat.models import ClockedSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 from django_celery_beat.schedulers import DatabaseScheduler
@@ -179,6 +180,55 @@ def test_a_change_with_an_old_date_changed_is_read_at_the_next_tick(late_first):
         assert scheduler.schedule[name].schedule.run_every.total_seconds() == seconds
         assert heap_entry(scheduler, name).schedule.run_every.total_seconds() == seconds
     assert scheduler.full_reads == 1
+
+
+on_postgresql = pytest.mark.skipif(connection.vendor != "postgresql",
+                                   reason="the recent listing and its fingerprint are PostgreSQL's")
+
+
+@on_postgresql
+def test_an_edit_lists_only_the_tasks_changed_lately():
+    # given beat runs with ten jobs
+    jobs = [JobFactory(schedule_type="interval", schedule_expression="1h") for _ in range(10)]
+    scheduler = started()
+    scheduler.tick()
+    # when one is edited
+    services.job_update(job=jobs[3], data={"schedule_expression": "10s"})
+    scheduler.tick()
+    # then beat read it from the tasks changed lately, and not the listing of all of them
+    name = periodic_task_name(jobs[3])
+    assert heap_entry(scheduler, name).schedule.run_every.total_seconds() == 10
+    assert (scheduler.recent_listings, scheduler.full_listings, scheduler.full_reads) == (1, 0, 1)
+    # and a job added, and one disabled, the same way
+    added = JobFactory(schedule_type="interval", schedule_expression="2h")
+    services.job_pause(job=jobs[5])
+    scheduler.tick()
+    assert periodic_task_name(added) in scheduler.schedule
+    assert periodic_task_name(jobs[5]) not in scheduler.schedule
+    assert heap_counts(scheduler)[periodic_task_name(added)] == 1
+    assert (scheduler.recent_listings, scheduler.full_listings, scheduler.full_reads) == (2, 0, 1)
+
+
+@on_postgresql
+@pytest.mark.parametrize("change", ["deleted", "renamed"])
+def test_a_change_the_recent_listing_cannot_show_is_found_by_the_fingerprint(change):
+    # given beat runs with two tasks of its own beside a job
+    job = JobFactory(schedule_type="interval", schedule_expression="1h")
+    task = periodic_task("report", every=3600)
+    scheduler = started()
+    scheduler.tick()
+    # when the task is deleted, or renamed (its old name listed nowhere)
+    if change == "deleted":
+        task.delete()
+    else:
+        PeriodicTask.objects.filter(pk=task.pk).update(name="report-2")  # no date_changed bump
+        PeriodicTasks.update_changed()
+    scheduler.tick()
+    # then the fingerprint did not match: every task was listed, and the schedule is right
+    assert "report" not in scheduler.schedule and "report" not in heap_counts(scheduler)
+    assert ("report-2" in scheduler.schedule) is (change == "renamed")
+    assert periodic_task_name(job) in scheduler.schedule
+    assert scheduler.recent_listings == 0
 
 
 def test_a_task_renamed_is_replaced_on_the_heap():
