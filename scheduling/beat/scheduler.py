@@ -303,9 +303,11 @@ class Scheduler(DatabaseScheduler):
             if enabled:
                 count, total = count + 1, total + _version_hash(name, version)
                 listed[name] = (pk, version, in_window_now)
-        if (count, total) != self._database_fingerprint():
+        fingerprint = self._database_fingerprint()
+        if (count, total) != fingerprint:
             return None
         self.recent_listings += 1
+        self._fingerprint = fingerprint  # the listing's: _listed keeps it
         return listed
 
     def _database_fingerprint(self) -> tuple[int, int] | None:
@@ -322,11 +324,13 @@ class Scheduler(DatabaseScheduler):
             count, total = cursor.fetchone()
         return int(count), int(total)
 
-    def _listed(self, at, pks: dict) -> None:
+    def _listed(self, at, pks: dict, fingerprint: tuple[int, int] | None = None) -> None:
         """A listing of every enabled task was made at ``at``: its pks, and the
-        database's fingerprint now (a change since makes the next one differ:
-        then the whole listing is made again)."""
-        self._pks, self._listed_at, self._fingerprint = pks, at, self._database_fingerprint()
+        database's fingerprint of it (the one the recent listing checked, else
+        taken now: a change since makes the next one differ, and then the
+        whole listing is made again)."""
+        self._pks, self._listed_at = pks, at
+        self._fingerprint = fingerprint if fingerprint is not None else self._database_fingerprint()
 
     def _incremental_read(self) -> bool:
         """Apply the tasks changed since they were last read; False if none was.
@@ -352,10 +356,13 @@ class Scheduler(DatabaseScheduler):
         self._last_timestamp = self.Changes.last_change()
         listed_at = timezone.now()
         listed = self._recent_listing(window)
-        if listed is None:  # not known complete: every enabled task's version
+        if listed is not None:
+            fingerprint = self._fingerprint
+        else:  # not known complete: every enabled task's version
             listed = {name: (pk, changed, in_window) for pk, name, changed, in_window in self._listing(window)}
             self.full_listings += 1
-        self._listed(listed_at, {name: pk for name, (pk, _, _) in listed.items()})
+            fingerprint = None
+        self._listed(listed_at, {name: pk for name, (pk, _, _) in listed.items()}, fingerprint)
         stale = {name for name, (pk, changed, in_window) in listed.items()
                  if self._versions.get(name) != (changed, in_window)}
         stale |= self._on_edited_rows(listed)
