@@ -151,11 +151,14 @@ class _Publisher:
     message is made and published by Celery's own ``create_task_message`` and
     ``send_task_message`` (its publish signals, sent events and retry policy
     as before). A message with an ``eta`` or a ``countdown`` goes through
-    ``apply_async`` itself (RabbitMQ's delayed delivery is decided there). No
-    result is subscribed to: the sender never waits for one."""
+    ``apply_async`` itself (RabbitMQ's delayed delivery is decided there), and
+    so does every message with ``task_always_eager`` (run in this process, as a
+    project's tests may ask). No result is subscribed to: the sender never
+    waits for one."""
 
     def __init__(self, app, producer):
         self.task = run_execution_task()
+        self.eager = app.conf.task_always_eager
         self.producer = producer
         self.create_message = app.amqp.create_task_message
         self.send_message = app.amqp.send_task_message
@@ -170,7 +173,7 @@ class _Publisher:
         self.routes: dict[str, dict] = {}
 
     def publish(self, options: dict[str, Any]) -> None:
-        if "eta" in options or "countdown" in options:
+        if self.eager or "eta" in options or "countdown" in options:
             self.task.apply_async(producer=self.producer, **options)
             return
         options = dict(self.defaults, **options)

@@ -82,3 +82,21 @@ def test_a_run_with_a_start_time_is_sent_with_its_eta(own_redis):
     message = _raw_messages("maintenance")[execution.celery_task_id]
     expected = execution_task_options(execution, job)["eta"]
     assert message["headers"]["eta"] == expected.isoformat()
+
+
+def test_with_task_always_eager_a_run_is_run_here_not_sent(own_redis):
+    from celery import current_app
+
+    # given a project whose tests run Celery tasks eagerly
+    job = JobFactory(task_name="tests.echo", queue="maintenance")
+    execution = _queued(job)
+    current_app.conf.task_always_eager = True
+    try:
+        with transaction.atomic():
+            services.executions_send([(execution, job)])
+    finally:
+        current_app.conf.task_always_eager = False
+    # then the run ran in this process, and no message waits in the broker
+    execution.refresh_from_db()
+    assert execution.status == "success"
+    assert _raw_messages("maintenance") == {}
