@@ -34,6 +34,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed
 
+from jobsite.db import PkLookup
 from jobsite.exceptions import ApplicationError
 from jobsite.models import ExternalIdentity
 
@@ -151,6 +152,10 @@ def _decode(token: str, *, key, algorithms: list[str], audience: str | None, iss
         raise _error_for(exc) from None
 
 
+#: The token's user, read on every API request: the query compiled once (jobsite.db).
+_users = PkLookup(lambda: get_user_model()._default_manager.all())
+
+
 def _local_user(token: str, alg: str):
     if alg not in LOCAL_ALGORITHMS:
         raise _fail("Unsupported token algorithm.")
@@ -166,10 +171,11 @@ def _local_user(token: str, alg: str):
         raise _fail("Invalid token type.")
     User = get_user_model()
     try:
-        user = User._default_manager.get(pk=claims["sub"])
+        user = _users.get(claims["sub"])
     except (User.DoesNotExist, ValueError, TypeError, DjangoValidationError):
         raise _fail("User not found.") from None
     return _ensure_active(user)
+
 
 
 @lru_cache(maxsize=4)
