@@ -28,7 +28,7 @@ if not (CHROMIUM and CHROMEDRIVER):
                 allow_module_level=True)
 
 from selenium import webdriver  # noqa: E402
-from selenium.common.exceptions import WebDriverException  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
@@ -112,11 +112,32 @@ def text_of(driver, selector: str) -> str:
     return driver.find_element(By.CSS_SELECTOR, selector).text
 
 
+def page_left(page):
+    """A wait condition: ``page`` (an element of the page we leave) is gone.
+
+    Selenium's ``staleness_of``, except that ChromeDriver asked about a node
+    while its document is being replaced sometimes answers "Node with given
+    id does not belong to the document" (a ``WebDriverException``) instead of
+    a stale element: that too means the page was left."""
+    def left(driver) -> bool:
+        try:
+            page.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+        return False
+
+    return left
+
+
 def click(driver, element_id: str) -> None:
     """Press a button that posts, and wait for the page it leads to (and its message)."""
     page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.ID, element_id).click()
-    wait_for(driver, EC.staleness_of(page))
+    wait_for(driver, page_left(page))
     wait_for(driver, EC.presence_of_element_located((By.CSS_SELECTOR, "ul.messagelist")))
 
 

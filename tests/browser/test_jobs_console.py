@@ -17,7 +17,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from scheduling import services
 from scheduling.models import Execution, Job
 from scheduling.workflows import services as workflow_services
-from tests.browser.conftest import no_sideways_scroll, screenshot, set_viewport, wait_for
+from tests.browser.conftest import no_sideways_scroll, page_left, screenshot, set_viewport, wait_for
 from tests.factories import JobFactory
 
 from selenium.webdriver.common.by import By  # noqa: E402  (after conftest's skip without selenium or a browser)
@@ -207,7 +207,7 @@ def test_jobs_console_at_1400_and_1920(signed_in, live_server, world):
     box.send_keys('{"region": ')
     page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.ID, "ops-run-with-parameters-submit").click()
-    wait_for(driver, EC.staleness_of(page))
+    wait_for(driver, page_left(page))
     assert "Enter a valid JSON" in driver.find_element(By.CSS_SELECTOR, ".field-more_parameters .errorlist").text
     screenshot(driver, "jobs-run-with-parameters-error")
     box = driver.find_element(By.ID, "id_more_parameters")
@@ -221,7 +221,7 @@ def test_jobs_console_at_1400_and_1920(signed_in, live_server, world):
     driver.get(f"{base}{world['long_import'].pk}/change/")
     page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.ID, f"ops-cancel-run-{world['running'].pk}").click()
-    wait_for(driver, EC.staleness_of(page))
+    wait_for(driver, page_left(page))
     message = driver.find_element(By.CSS_SELECTOR, "ul.messagelist").text
     assert f"Cancelled run {world['running'].pk} of long-import." in message
     world["running"].refresh_from_db()
