@@ -199,7 +199,7 @@ def bench_workers(bench, files, processes: int) -> None:
 
     name = f"worker{processes}"
     mode = os.environ.setdefault("VISION_OCR", "auto")  # the default install's setting unless given
-    from benchmarks.bench_vision_cron import timeline, uptime, worker_cpu_seconds
+    from benchmarks.bench_vision_cron import timeline, uptime, wait_finished, worker_cpu_seconds
 
     bench.start_worker(concurrency=processes, name=name, queues=["vision"])
     worker = next(process for label, process in bench.processes if label == name)
@@ -210,13 +210,7 @@ def bench_workers(bench, files, processes: int) -> None:
         batch = services.batch_submit(user=None, files=files, user_query="Defects?", descriptions={},
                                       model="inspector")
         submitted = time.perf_counter() - started
-        while True:
-            batch.refresh_from_db()
-            if batch.status not in Batch.ACTIVE_STATUSES:
-                break
-            if time.perf_counter() - started > 600:
-                raise RuntimeError(f"batch not finished after 600 s:\n{bench.log_tail(name)}")
-            time.sleep(0.05)
+        wait_finished(batch, Batch.ACTIVE_STATUSES, started, what="batch", log=lambda: bench.log_tail(name))
         elapsed = time.perf_counter() - started
         cpu = worker_cpu_seconds(worker.pid) - cpu_before
         by_run = {}

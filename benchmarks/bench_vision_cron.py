@@ -31,6 +31,18 @@ def worker_cpu_seconds(pid: int) -> float:
     return process_tree_cpu_seconds(pid) + reaped
 
 
+def wait_finished(row, active, started: float, *, what: str, log) -> None:
+    """Poll ``row`` (a run or a batch) until its status is no longer one of ``active``
+    (at most 600 s after ``started``, a ``perf_counter`` time; then ``log()`` in the error)."""
+    while True:
+        row.refresh_from_db()
+        if row.status not in active:
+            return
+        if time.perf_counter() - started > 600:
+            raise RuntimeError(f"{what} not finished after 600 s:\n{log()}")
+        time.sleep(0.05)
+
+
 def uptime() -> str:
     return "load average " + " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -145,13 +157,7 @@ def _one_run(bench, name, worker, job, total, pages, mode, api, processes, *, la
     started = time.perf_counter()
     requested = time.time()
     execution = core.job_execute(job=job, force=True)
-    while True:
-        execution.refresh_from_db()
-        if execution.status not in Execution.ACTIVE_STATUSES:
-            break
-        if time.perf_counter() - started > 600:
-            raise RuntimeError(f"run not finished after 600 s:\n{bench.log_tail(name)}")
-        time.sleep(0.05)
+    wait_finished(execution, Execution.ACTIVE_STATUSES, started, what="run", log=lambda: bench.log_tail(name))
     elapsed = time.perf_counter() - started
     cpu = worker_cpu_seconds(worker.pid) - cpu_before
     ran = (execution.completed_at - execution.started_at).total_seconds()

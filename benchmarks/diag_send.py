@@ -32,7 +32,7 @@ def main() -> int:
         import redis
         from django.utils import timezone
 
-        from jobsite.db import insert_rows
+        from jobsite.bulk import insert_rows
         from scheduling import services
         from scheduling.models import Execution, Job
 

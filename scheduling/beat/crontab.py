@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from celery import schedules as celery_schedules
 from croniter import croniter
+from django_celery_beat.models import CrontabSchedule
 
 from scheduling.schedules import next_cron_fire
 
@@ -79,3 +81,30 @@ class JobCrontab(celery_schedules.BaseSchedule):
 
     def __reduce__(self):
         return self.__class__, (self.cron, self.zone.key, self.nowfun)
+
+
+@contextmanager
+def crontabs_parsed_once():
+    """While a read builds its entries: each distinct crontab row parsed once.
+
+    django-celery-beat's ``ModelEntry`` asks every task's ``CrontabSchedule.schedule``,
+    which parses the five fields twice (a ``crontab``, then the ``TzAwareCrontab`` it
+    returns) — at 10,000 jobs 43 % of beat's load (docs/benchmarks.md section 1,
+    "100,000 jobs") — and a job's entry then replaces it by its own ``JobCrontab``.
+    Jobs share few crontab rows; a parsed crontab holds no state of an entry's, so
+    the entries of one row share one. Only beat's main thread builds entries, and
+    only inside this block."""
+    original = CrontabSchedule.__dict__["schedule"]
+    parsed: dict = {}
+
+    def schedule(row):
+        key = (row.minute, row.hour, row.day_of_week, row.day_of_month, row.month_of_year, str(row.timezone))
+        if key not in parsed:
+            parsed[key] = original.fget(row)
+        return parsed[key]
+
+    CrontabSchedule.schedule = property(schedule, doc=original.__doc__)
+    try:
+        yield
+    finally:
+        CrontabSchedule.schedule = original

@@ -46,16 +46,14 @@ Invariants (tests/scheduling/beat/test_scheduler.py):
 from __future__ import annotations
 
 import copy
-import hashlib
 import heapq
 import logging
 import time
-from contextlib import contextmanager
 from datetime import timedelta
 
 from celery.beat import event_t
 from celery.utils.functional import is_numeric_value
-from django.db import DatabaseError, InterfaceError, close_old_connections, connections, transaction
+from django.db import DatabaseError, InterfaceError, close_old_connections, transaction
 from django.db.models import BooleanField, Case, Q, TextField, Value, When
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -66,12 +64,14 @@ from jobsite.db import id_batches
 from jobsite.heap import refreeze_heap
 from jobsite.services_health import BEAT_HEARTBEAT_EVERY_SECONDS, record_beat_heartbeat
 from jobsite.versions import TESTED, check_tested
+from scheduling.beat.crontab import crontabs_parsed_once
+from scheduling.beat.fingerprint import database_fingerprint, version_hash
 
 logger = logging.getLogger(__name__)
 # What this module overrides, checked once at start (one warning outside the tested versions).
 check_tested("django-celery-beat", TESTED["django-celery-beat"],
              "DatabaseScheduler's setup_schedule, schedule, schedule_changed and _get_unique_timezone_names, "
-             "and CrontabSchedule.schedule while entries are built (scheduling/beat/scheduler.py)")
+             "and CrontabSchedule.schedule while entries are built (scheduling/beat/scheduler.py, crontab.py)")
 check_tested("celery", TESTED["celery"],
              "celery.beat.Scheduler's tick, populate_heap, schedules_equal and apply_entries "
              "(scheduling/beat/scheduler.py)")
@@ -92,39 +92,6 @@ SCHEDULE_ROWS = (
     ("clocked", ClockedSchedule, ("clocked_time",)),
     ("solar", SolarSchedule, ("event", "latitude", "longitude")),
 )
-
-
-def _version_hash(name: str, version: str) -> int:
-    """A task's part of the fingerprint: the first 60 bits of the MD5 of its
-    name and version, as ``Scheduler._database_fingerprint`` computes it in SQL."""
-    return int(hashlib.md5(f"{name}|{version}".encode()).hexdigest()[:15], 16)
-
-
-@contextmanager
-def crontabs_parsed_once():
-    """While a read builds its entries: each distinct crontab row parsed once.
-
-    django-celery-beat's ``ModelEntry`` asks every task's ``CrontabSchedule.schedule``,
-    which parses the five fields twice (a ``crontab``, then the ``TzAwareCrontab`` it
-    returns) — at 10,000 jobs 43 % of beat's load (docs/benchmarks.md section 1,
-    "100,000 jobs") — and a job's entry then replaces it by its own ``JobCrontab``.
-    Jobs share few crontab rows; a parsed crontab holds no state of an entry's, so
-    the entries of one row share one. Only beat's main thread builds entries, and
-    only inside this block."""
-    original = CrontabSchedule.__dict__["schedule"]
-    parsed: dict = {}
-
-    def schedule(row):
-        key = (row.minute, row.hour, row.day_of_week, row.day_of_month, row.month_of_year, str(row.timezone))
-        if key not in parsed:
-            parsed[key] = original.fget(row)
-        return parsed[key]
-
-    CrontabSchedule.schedule = property(schedule, doc=original.__doc__)
-    try:
-        yield
-    finally:
-        CrontabSchedule.schedule = original
 
 
 class Scheduler(DatabaseScheduler):
@@ -299,30 +266,16 @@ class Scheduler(DatabaseScheduler):
                   for name, (changed, in_window) in self._versions.items()}
         for pk, name, version, in_window_now, enabled in recent:
             if name in listed:
-                count, total = count - 1, total - _version_hash(name, listed.pop(name)[1])
+                count, total = count - 1, total - version_hash(name, listed.pop(name)[1])
             if enabled:
-                count, total = count + 1, total + _version_hash(name, version)
+                count, total = count + 1, total + version_hash(name, version)
                 listed[name] = (pk, version, in_window_now)
-        fingerprint = self._database_fingerprint()
+        fingerprint = database_fingerprint(self.Model)
         if (count, total) != fingerprint:
             return None
         self.recent_listings += 1
         self._fingerprint = fingerprint  # the listing's: _listed keeps it
         return listed
-
-    def _database_fingerprint(self) -> tuple[int, int] | None:
-        """(how many enabled tasks, the sum of ``_version_hash`` over them), in
-        one aggregate on PostgreSQL; None elsewhere (the whole listing is made)."""
-        if connections[self.Model.objects.db].vendor != "postgresql":
-            return None
-        table = self.Model._meta.db_table
-        with connections[self.Model.objects.db].cursor() as cursor:
-            cursor.execute(
-                f"SELECT count(*), coalesce(sum(('x' || substr(md5(name || '|' || date_changed::text), 1, 15))"
-                f"::bit(60)::bigint), 0) FROM {connections[self.Model.objects.db].ops.quote_name(table)} "
-                f"WHERE enabled")
-            count, total = cursor.fetchone()
-        return int(count), int(total)
 
     def _listed(self, at, pks: dict, fingerprint: tuple[int, int] | None = None) -> None:
         """A listing of every enabled task was made at ``at``: its pks, and the
@@ -330,7 +283,7 @@ class Scheduler(DatabaseScheduler):
         taken now: a change since makes the next one differ, and then the
         whole listing is made again)."""
         self._pks, self._listed_at = pks, at
-        self._fingerprint = fingerprint if fingerprint is not None else self._database_fingerprint()
+        self._fingerprint = fingerprint if fingerprint is not None else database_fingerprint(self.Model)
 
     def _incremental_read(self) -> bool:
         """Apply the tasks changed since they were last read; False if none was.

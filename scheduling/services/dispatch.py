@@ -13,7 +13,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from jobsite.db import id_batches, insert_rows
+from jobsite.bulk import insert_rows
+from jobsite.db import id_batches
 from scheduling.beat import job_schedule, periodic_task_sync
 from scheduling.calendars import fire_skip_reason, jobs_with_calendars, next_open_run, with_calendar_flag
 from scheduling.maintenance_mode import is_in_force, open_pauses, pause_covering

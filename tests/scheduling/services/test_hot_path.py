@@ -9,6 +9,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from jobsite.bulk import insert_rows
 from jobsite.db import (
     IN_BATCH,
     InsertedPk,
@@ -17,7 +18,6 @@ from jobsite.db import (
     create_rows_if_updated,
     creates_rows_in_one_statement,
     id_batches,
-    insert_rows,
     update_row,
     update_row_then,
 )
