@@ -36,8 +36,15 @@ SIDE_PORTS = (8765, 9999)
 # 35 commands took 240 s at a load average of 20): hangs end, slowness does not fail.
 STACK_START_SECONDS = 180
 PAGE_PRELUDE = r"""set -euo pipefail
-# Each request also reports its HTTP status on stderr, for the test to check.
-curl() { command curl -w '%{stderr}@@http %{http_code}\n' "$@"; }
+# Each request also reports its HTTP status on stderr, for the test to check. curl
+# writes that line in pieces, and a block's own `tee /dev/stderr` could land between
+# them: so what curl prints on stderr is held and written at once, on a line of its own.
+curl() {
+  local err status=0
+  { err=$(command curl -w '%{stderr}@@http %{http_code}\n' "$@" 2>&1 >&3 3>&-) || status=$?; } 3>&1
+  [ -z "$err" ] || printf '\n%s\n' "$err" >&2
+  return $status
+}
 """
 
 

@@ -62,3 +62,38 @@ def test_problems_name_missing_output_and_unshown_statuses(tmp_path):
     assert problems(BlockRun(block=block, output=printed.replace("success", "failed"), statuses=[403, 502],
                              expected=block.expected)) == [
         "output lacks 'finished:success'", "a request answered 403", "a request answered 502"]
+
+
+def test_a_requests_status_stays_on_its_own_line_when_the_block_tees_the_body_to_stderr():
+    import http.server
+    import re
+    import subprocess
+    import threading
+
+    from tests.docs.stack import PAGE_PRELUDE
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b'{"status": "success", "message": "Job daily triggered successfully"}'
+            self.send_response(503)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/"
+        # given: a block as the docs write it, its body copied to stderr by tee, 40 times
+        script = PAGE_PRELUDE + f'for i in $(seq 40); do curl -s {url} | tee /dev/stderr >/dev/null; done\n'
+        # when
+        done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    finally:
+        server.shutdown()
+    # then: every status is read, and every body is whole
+    assert done.returncode == 0, done.stderr
+    assert re.findall(r"^@@http (\d{3})$", done.stderr, re.M) == ["503"] * 40
+    assert done.stderr.count('{"status": "success", "message": "Job daily triggered successfully"}') == 40

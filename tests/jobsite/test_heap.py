@@ -7,7 +7,8 @@ from jobsite.heap import freeze_startup_heap
 def test_freezing_leaves_only_objects_made_later_to_the_collector():
     try:
         frozen = freeze_startup_heap()
-        assert frozen == gc.get_freeze_count() > 10_000
+        # (the count can only fall from here: another thread may free a frozen object)
+        assert frozen >= gc.get_freeze_count() > 10_000
         made_later = [[k] for k in range(1_000)]
         tracked = gc.get_objects()
         assert len(tracked) < frozen  # a full pass walks these, not the frozen ones

@@ -16,6 +16,7 @@ from jobsite.runtime import (
     EmbeddedRedis,
     PortInUse,
     free_port,
+    port_open,
     remove_stack_file,
     running_stack,
     stack_file,
@@ -123,8 +124,9 @@ def test_a_taken_redis_port_is_one_line_that_says_what_to_do(taken_port, setting
     assert f"Redis port {taken_port} is already in use on 127.0.0.1" in message
     assert "make run REDIS_PORT=" in message and "./manage runstack --redis-port " in message
     suggested = int(message.rsplit(" ", 1)[-1].rstrip(")"))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", suggested))  # the port it suggests is free
+    # the port it suggests is one nothing answers on (binding it here could meet a
+    # parallel test's client that holds it as its own end of a connection)
+    assert suggested > taken_port and not port_open(suggested)
     assert not (tmp_path / "redis").exists() and not stack_file(tmp_path).exists()  # nothing was started
     with pytest.raises(PortInUse):
         EmbeddedRedis(port=taken_port, data_dir=tmp_path / "redis").start(2)
