@@ -1,6 +1,7 @@
 """Diagnosis for bench_beat_10k (c): what recording a minute's K fires costs
 beat beside N other jobs — the transaction of ``LockedScheduler._record_fires``
 (``services.jobs_dispatch_scheduled`` and ``periodic_tasks_record_fires``),
+and apart from it what beat writes after the sends (``jobs_record_fired``),
 without the sends (``diag_send.py`` measures those) and without beat's loop.
 
 In this process: N jobs (``services.jobs_create_bulk``, the mix of
@@ -67,32 +68,40 @@ def main() -> int:
             due = timezone.now().replace(microsecond=0) - timedelta(seconds=ROUNDS + 5 - number)
             fires = [services.ScheduledFire(job_id=pk, scheduled_for=due) for pk in job_ids]
             sends: list = []
+            fired: list = []
             context = CaptureQueriesContext(connection) if capture else None
             started = time.perf_counter()
             if context is not None:
                 context.__enter__()
             with transaction.atomic():
-                queued, one_by_one = services.jobs_dispatch_scheduled(fires=fires, sends=sends)
+                queued, one_by_one = services.jobs_dispatch_scheduled(fires=fires, sends=sends, fired=fired)
                 periodic_tasks_record_fires({tasks[f"job:{pk}"]: due for pk in job_ids})
             wall = time.perf_counter() - started
+            after = time.perf_counter()
+            with transaction.atomic():  # what beat writes once the messages are out
+                services.jobs_record_fired(fired)
+            after = time.perf_counter() - after
             if context is not None:
                 context.__exit__(None, None, None)
             assert (queued, one_by_one) == (K, 0), (queued, one_by_one)
             assert len(sends) == K
             Execution.objects.filter(scheduled_for=due).update(status="success")  # the worker's part
-            return wall, context.captured_queries if context is not None else []
+            return wall, after, context.captured_queries if context is not None else []
 
         header(f"recording {K} fires in one transaction, {ROUNDS} rounds")
-        walls = []
+        walls, afters = [], []
         for number in range(ROUNDS):
-            wall, queries = one_round(number)
+            wall, after, queries = one_round(number)
             walls.append(wall)
+            afters.append(after)
             sql_ms = sum(float(query["time"]) for query in queries) * 1000
-            print(f"  round {number + 1}: {wall * 1000:7.1f} ms wall, {len(queries)} statements, "
-                  f"{sql_ms:6.1f} ms in them", flush=True)
+            print(f"  round {number + 1}: {wall * 1000:7.1f} ms wall before the sends "
+                  f"(+ {after * 1000:.1f} ms after them), {len(queries)} statements, {sql_ms:6.1f} ms in them",
+                  flush=True)
             for query in sorted(queries, key=lambda q: -float(q["time"]))[:6]:
                 print(f"      {float(query['time']) * 1000:6.1f} ms  {query['sql'][:110]}", flush=True)
-        print(f"  median: {statistics.median(walls) * 1000:.1f} ms", flush=True)
+        print(f"  median: {statistics.median(walls) * 1000:.1f} ms before the sends, "
+              f"{statistics.median(afters) * 1000:.1f} ms after them", flush=True)
         if os.environ.get("BENCH_PROFILE"):
             import cProfile
             import pstats

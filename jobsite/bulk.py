@@ -39,10 +39,10 @@ def insert_rows(model: type[Model], rows: list[dict[str, Any]], *, common: dict[
             continue
         if field.name in common or field.attname in common:
             value = common[field.name] if field.name in common else common[field.attname]
-        elif callable(field.default):
-            continue  # one per row (uuid4)
         else:
             value = field.get_default()
+            if field.has_default() and callable(field.default) and field.get_default() != value:
+                continue  # a default that differs on every call (uuid4): one per row
         shared[field.name] = field.get_db_prep_save(value, connection)
     params = []
     for row in rows:

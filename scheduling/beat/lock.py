@@ -181,6 +181,7 @@ class LockedScheduler(Scheduler):
         if fires:
             started = time.monotonic()
             sends: list = []
+            fired: list = []  # the jobs' last/next run times, written after the sends
             counts, logged = [0, 0], []
             chunks = _chunks(fires)
             for number, chunk in enumerate(chunks):
@@ -199,7 +200,7 @@ class LockedScheduler(Scheduler):
                     logger.warning("beat: lost the beat lock in the middle of a burst; %d fire(s) left to %s",
                                    len(rest), self._holder_or_unknown())
                     break
-                recorded_here = self._record_fires(chunk, sends)
+                recorded_here = self._record_fires(chunk, sends, fired)
                 if recorded_here is not None:
                     counts[0] += recorded_here[0]
                     counts[1] += recorded_here[1]
@@ -207,6 +208,7 @@ class LockedScheduler(Scheduler):
             recorded = time.monotonic()
             services.executions_send(sends)  # all recorded first: the last fire is not queued behind sends
             sent_at = timezone.now()
+            self._record_jobs_fired(fired)
             for entry, fire in logged:  # as Celery's "Sending due task" line, after the fact
                 logger.info("beat: fired %s for %s", entry.name, fire.scheduled_for.isoformat())
             due_times = sorted({fire.scheduled_for for _, fire in fires})
@@ -228,14 +230,18 @@ class LockedScheduler(Scheduler):
             self._record_heartbeat()  # ...and /health sees beat alive meanwhile
         return self.is_active
 
-    def _record_fires(self, fires: list, sends: list) -> tuple[int, int] | None:
+    def _record_fires(self, fires: list, sends: list, fired: list) -> tuple[int, int] | None:
         """One transaction: the executions of ``fires`` (their messages added
-        to ``sends``) and beat's record of them. (queued together, one by one);
-        None when the database failed and they went out as run_job messages."""
+        to ``sends``, their jobs' new run times to ``fired``) and beat's record
+        of them. (queued together, one by one); None when the database failed
+        and they went out as run_job messages."""
+        chunk_sends: list = []
+        chunk_fired: list = []
         try:
             close_old_connections()
             with transaction.atomic():
-                counts = services.jobs_dispatch_scheduled(fires=[fire for _, fire in fires], sends=sends)
+                counts = services.jobs_dispatch_scheduled(fires=[fire for _, fire in fires], sends=chunk_sends,
+                                                          fired=chunk_fired)
                 periodic_tasks_record_fires({entry.model.pk: entry.model.last_run_at for entry, _ in fires})
         except Exception:
             logger.exception("beat: could not record %d job fire(s) in the database; sending them as "
@@ -244,8 +250,23 @@ class LockedScheduler(Scheduler):
                 self.apply_entry(entry, producer=self.producer)
                 self._dirty.add(entry.name)  # sent: written back by sync(), as any entry
             return None
+        sends.extend(chunk_sends)  # (only what was committed: a rolled-back run is sent as run_job above)
+        fired.extend(chunk_fired)
         self._dirty.difference_update(entry.name for entry, _ in fires)  # recorded above
         return counts
+
+    def _record_jobs_fired(self, fired: list) -> None:
+        """After the sends: each fired job's ``last_run_at`` and ``next_run_at``.
+        Should this fail (the database went away), the runs stand and were
+        sent; the job's next fire sets these again."""
+        if not fired:
+            return
+        try:
+            with transaction.atomic():
+                services.jobs_record_fired(fired)
+        except Exception:
+            logger.exception("beat: could not write the last and next run times of %d fired job(s)",
+                             sum(len(bulk) for _, bulk in fired))
 
     def _holder_or_unknown(self) -> str:
         try:

@@ -25,7 +25,9 @@ from scheduling.services.backfill import (  # noqa: F401  (also connects the bac
 from scheduling.services.calendars import (  # noqa: F401
     calendar_create, calendar_delete, calendar_update, job_set_calendars,
 )
-from scheduling.services.dispatch import ScheduledFire, job_dispatch_scheduled, jobs_dispatch_scheduled  # noqa: F401
+from scheduling.services.dispatch import (  # noqa: F401
+    ScheduledFire, job_dispatch_scheduled, jobs_dispatch_scheduled, jobs_record_fired,
+)
 from scheduling.services.jobs import (  # noqa: F401
     job_create, job_delete, job_ensure_manual, job_pause, job_resume, job_secrets, job_set_enabled, job_set_secrets,
     job_update, job_validate, jobs_create_bulk, jobs_update_bulk,

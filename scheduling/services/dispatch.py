@@ -94,7 +94,8 @@ class ScheduledFire(NamedTuple):
     missed_from: datetime | None = None
 
 
-def jobs_dispatch_scheduled(*, fires: Sequence[ScheduledFire], sends: list | None = None) -> tuple[int, int]:
+def jobs_dispatch_scheduled(*, fires: Sequence[ScheduledFire], sends: list | None = None,
+                            fired: list | None = None) -> tuple[int, int]:
     """Beat fired many jobs at once (a minute boundary with hundreds due):
     ``job_dispatch_scheduled`` for every fire, in one transaction, with the
     common case done in bulk. Returns how many executions were queued.
@@ -113,6 +114,12 @@ def jobs_dispatch_scheduled(*, fires: Sequence[ScheduledFire], sends: list | Non
     job), for the caller to send with ``executions_send`` once it has
     recorded everything (beat: a burst in several transactions); by default
     they are sent when the transaction commits.
+
+    ``fired``: likewise, what the bulk jobs' ``last_run_at``/``next_run_at``
+    become is added to it, for the caller to write with ``jobs_record_fired``
+    after its sends (beat: the minute's last message is not queued behind
+    these UPDATEs; they are what the API shows of a job, not what makes or
+    identifies a run); by default they are written here.
 
     Returns (fires queued in bulk, fires handled one by one)."""
     if not fires:
@@ -175,24 +182,32 @@ def jobs_dispatch_scheduled(*, fires: Sequence[ScheduledFire], sends: list | Non
             one_by_one.extend(fire for _, fire in bulk)
             bulk, rows = [], []
         executions = _fires_recorded(bulk, rows, inserted)
-        next_runs: dict[tuple, datetime | None] = {}
-        by_next_run: dict[datetime | None, list[int]] = {}
-        for job, fire in bulk:
-            key = (job.schedule_type, job.schedule_expression, job.timezone, fire.scheduled_for)
-            if key not in next_runs:
-                # the next run counts from the due time fired (as job_dispatch_scheduled)
-                next_runs[key] = job_schedule(job).next_run(after=max(fire.scheduled_for, now),
-                                                            anchor=fire.scheduled_for)
-            by_next_run.setdefault(next_runs[key], []).append(job.pk)
-        for next_run_at, pks in by_next_run.items():
-            for batch in id_batches(pks):
-                Job.objects.filter(pk__any_of=batch).update(last_run_at=now, next_run_at=next_run_at)
+        fired.append((now, bulk)) if fired is not None else jobs_record_fired([(now, bulk)])
         pairs = [(execution, execution.job) for execution in executions]
         sends.extend(pairs) if sends is not None else executions_send(pairs)
         for fire in one_by_one:
             job_dispatch_scheduled(job_id=fire.job_id, scheduled_for=fire.scheduled_for, missed=fire.missed,
                                    missed_from=fire.missed_from)
     return len(executions), len(one_by_one)
+
+
+def jobs_record_fired(fired: list[tuple[datetime, list[tuple[Job, ScheduledFire]]]]) -> None:
+    """The jobs ``jobs_dispatch_scheduled`` fired in bulk (what it added to
+    ``fired``: when, and each job with its fire): their ``last_run_at`` and
+    ``next_run_at``, in one UPDATE per next run time."""
+    next_runs: dict[tuple, datetime | None] = {}
+    updates: dict[tuple[datetime, datetime | None], list[int]] = {}
+    for now, bulk in fired:
+        for job, fire in bulk:
+            key = (job.schedule_type, job.schedule_expression, job.timezone, fire.scheduled_for)
+            if key not in next_runs:
+                # the next run counts from the due time fired (as job_dispatch_scheduled)
+                next_runs[key] = job_schedule(job).next_run(after=max(fire.scheduled_for, now),
+                                                            anchor=fire.scheduled_for)
+            updates.setdefault((now, next_runs[key]), []).append(job.pk)
+    for (last_run_at, next_run_at), pks in updates.items():
+        for batch in id_batches(pks):
+            Job.objects.filter(pk__any_of=batch).update(last_run_at=last_run_at, next_run_at=next_run_at)
 
 
 def _pauses_in_force() -> list:

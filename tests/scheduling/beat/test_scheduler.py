@@ -464,13 +464,67 @@ def test_jobs_due_together_are_recorded_and_sent_in_one_tick():
             job.refresh_from_db()
             assert job.next_run_at == due + timedelta(hours=1) and job.last_run_at is not None
         # in a bounded number of queries, not a few per job
-        assert len(queries) < 25, [q["sql"][:80] for q in queries]
+        assert len(queries) < 30, [q["sql"][:80] for q in queries]
         assert not scheduler._dirty & {periodic_task_name(job) for job in jobs}
 
         # and the next tick sends nothing more, nor does a reload
         PeriodicTasks.update_changed()
         assert scheduler.tick() > 0
         assert Execution.objects.filter(job__in=jobs).count() == 12
+    finally:
+        scheduler.close()
+
+
+def test_the_jobs_run_times_are_written_after_the_minutes_messages_are_sent():
+    from scheduling.models import Job
+
+    due = timezone.now().replace(microsecond=0) - timedelta(seconds=1)
+    jobs = hourly_jobs_due(3, due=due)
+    Job.objects.filter(pk__in=[job.pk for job in jobs]).update(next_run_at=due)
+    scheduler = locked_scheduler()
+    seen_at_send = []
+    send = services.executions_send
+
+    def sending(pairs):
+        seen_at_send.extend(Job.objects.filter(pk__in=[job.pk for _, job in pairs]).values_list("next_run_at", flat=True))
+        return send(pairs)
+
+    try:
+        # when beat ticks
+        with mock.patch("scheduling.services.executions_send", side_effect=sending):
+            scheduler.tick()
+        # then the messages went out before the jobs' times were written (not queued behind them)...
+        assert seen_at_send == [due] * 3
+        # ...which are written once they are out
+        assert set(Job.objects.filter(pk__in=[job.pk for job in jobs]).values_list("next_run_at", flat=True)) == {
+            due + timedelta(hours=1)}
+    finally:
+        scheduler.close()
+
+
+def test_a_transaction_that_fails_after_its_runs_were_made_sends_no_message_for_them():
+    from django.db import OperationalError
+
+    from scheduling.models import Execution, Job
+
+    due = timezone.now().replace(microsecond=0) - timedelta(seconds=1)
+    jobs = hourly_jobs_due(3, due=due)
+    Job.objects.filter(pk__in=[job.pk for job in jobs]).update(next_run_at=due)
+    scheduler = locked_scheduler()
+    sent = []
+    scheduler.apply_entry = lambda entry, producer=None: sent.append(entry.task)
+    try:
+        # when the database fails after the runs were inserted, before the transaction's end
+        with mock.patch("scheduling.beat.lock.periodic_tasks_record_fires",
+                        side_effect=OperationalError("database is away")), \
+             mock.patch("scheduling.services.executions_send", wraps=services.executions_send) as sending:
+            scheduler.tick()
+        # then the fires go out as run_job messages, and none for the runs rolled back
+        assert sent == ["scheduling.run_job"] * 3
+        assert not Execution.objects.filter(job__in=jobs).exists()
+        assert [pair for call in sending.call_args_list for pair in call.args[0]] == []
+        # nor were those jobs' run times written
+        assert set(Job.objects.filter(pk__in=[job.pk for job in jobs]).values_list("next_run_at", flat=True)) == {due}
     finally:
         scheduler.close()
 

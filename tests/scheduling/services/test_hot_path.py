@@ -417,3 +417,19 @@ def test_insert_rows_stores_what_the_orm_stores():
         assert sorted(returned) == sorted((execution.pk, job.pk) for execution in stored)
     else:
         assert returned is None
+
+
+def test_insert_rows_gives_a_default_that_is_the_same_on_every_call_to_each_row_and_a_fresh_uuid_to_each():
+    # given rows that leave override_kwargs (default dict) and uuid (default uuid4) to their defaults
+    job = JobFactory()
+    due = timezone.now().replace(microsecond=0)
+    rows = [{"job_id": job.pk, "celery_task_id": f"task-{n}", "scheduled_for": due + timedelta(minutes=n)}
+            for n in range(3)]
+    # when
+    with transaction.atomic():
+        insert_rows(Execution, rows, common={"created_at": due})
+    # then
+    stored = list(Execution.objects.filter(job=job))
+    assert [execution.override_kwargs for execution in stored] == [{}, {}, {}]
+    assert len({execution.uuid for execution in stored}) == 3
+    assert {(execution.status, execution.output, execution.result) for execution in stored} == {("queued", "", None)}
