@@ -179,7 +179,7 @@ class LockedScheduler(Scheduler):
             fire = _scheduled_fire(entry)
             (fires if fire is not None else others).append((entry, fire))
         if fires:
-            started = time.monotonic()
+            started, began = time.monotonic(), timezone.now()
             sends: list = []
             fired: list = []  # the jobs' last/next run times, written after the sends
             counts, logged = [0, 0], []
@@ -215,11 +215,12 @@ class LockedScheduler(Scheduler):
             # "the last sent": when the last message was in the broker, after the latest due time
             # (what bench_burst.py reports as a minute's "last queued").
             logger.info("beat: fired %d job(s) due at %s: %d queued together, %d one by one; "
-                        "recorded in %.0f ms, sent in %.0f ms; the last sent %.3f s after its due time",
+                        "recorded in %.0f ms, sent in %.0f ms; began %.3f s and the last sent %.3f s after "
+                        "its due time",
                         len(fires),
                         ", ".join(t.isoformat() for t in due_times[:3]) + (" ..." if len(due_times) > 3 else ""),
                         counts[0], counts[1], (recorded - started) * 1000, (time.monotonic() - started) * 1000,
-                        (sent_at - due_times[-1]).total_seconds())
+                        (began - due_times[-1]).total_seconds(), (sent_at - due_times[-1]).total_seconds())
         super().apply_entries([entry for entry, _ in others])
 
     def _renew_lock(self) -> bool:

@@ -391,6 +391,16 @@ class Scheduler(DatabaseScheduler):
         return list(CrontabSchedule.objects.order_by().values_list("timezone", flat=True).distinct())
 
     # -- the heap ------------------------------------------------------------
+    def _when(self, entry, next_time_to_run, mktime=None):
+        """Celery's: now as a UTC timestamp, plus ``next_time_to_run`` (less
+        beat's drift) — now read from the system clock, as Celery's
+        ``app.now`` does, not through it (two time zone checks, ~17 µs: a
+        minute's burst asks three times an entry). An entry whose schedule has
+        a clock of its own (``nowfun``) is asked, as Celery asks it."""
+        if getattr(entry.schedule, "nowfun", None) is not None:
+            return super()._when(entry, next_time_to_run)
+        return time.time() + (self.adjust(next_time_to_run) or 0)
+
     def _heap_event(self, entry):
         try:
             is_due, delay = entry.is_due()

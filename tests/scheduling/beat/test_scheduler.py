@@ -647,3 +647,24 @@ def test_beat_refreezes_its_heap_after_a_full_re_read():
         assert scheduler.schedule and not [e for e in scheduler.schedule.values() if id(e) in tracked]
     finally:
         gc.unfreeze()
+
+
+def test_the_heaps_times_are_celerys_read_from_the_clock_directly_and_a_schedules_own_clock_is_asked():
+    from celery.beat import ScheduleEntry
+    from celery.beat import Scheduler as CelerysScheduler
+
+    from scheduling.beat.crontab import JobCrontab
+
+    scheduler = Scheduler(app=app, lazy=True)
+    entry = ScheduleEntry(name="paris", task="t", schedule=JobCrontab("* * * * *", "Europe/Paris", app=app), app=app)
+    # an entry on the system clock: what Celery's _when gives (through app.now), to the millisecond
+    before = CelerysScheduler._when(scheduler, entry, 12.5)
+    ours = scheduler._when(entry, 12.5)
+    after = CelerysScheduler._when(scheduler, entry, 12.5)
+    assert before - 0.001 <= ours <= after + 0.001
+    assert abs(entry.schedule.now() - app.now()) < timedelta(milliseconds=5)
+    # an entry whose schedule keeps its own clock: that clock
+    then = timezone.now() - timedelta(days=3)
+    entry = ScheduleEntry(name="own", task="t", schedule=JobCrontab("* * * * *", "UTC", nowfun=lambda: then, app=app),
+                          app=app)
+    assert scheduler._when(entry, 0) == then.timestamp()
