@@ -65,7 +65,7 @@ from jobsite.heap import refreeze_heap
 from jobsite.services_health import BEAT_HEARTBEAT_EVERY_SECONDS, record_beat_heartbeat
 from jobsite.versions import TESTED, check_tested
 from scheduling.beat.crontab import crontabs_parsed_once
-from scheduling.beat.fingerprint import database_fingerprint, version_hash
+from scheduling.beat.fingerprint import database_fingerprint, version_hashes
 
 logger = logging.getLogger(__name__)
 # What this module overrides, checked once at start (one warning outside the tested versions).
@@ -239,16 +239,17 @@ class Scheduler(DatabaseScheduler):
         return list(self.Model.objects.filter(enabled=True).annotate(in_window=in_window, version=version)
                     .values_list("pk", "name", "version", "in_window"))
 
-    def _recent_listing(self, window) -> dict | None:
-        """What ``_listing`` would answer (name -> (pk, version, in window)),
-        from the tasks whose ``date_changed`` is at most ``RECENT_MARGIN``
-        before the last listing and what that listing held — on PostgreSQL,
-        and only when the database's fingerprint of every enabled task (how
-        many, and the sum of a hash of each name and version) is the last
-        listing's with exactly these changes: else None, and the whole
-        listing is made. So a change with an older ``date_changed`` (a clock
-        behind, a late commit), a task deleted or renamed, still comes to
-        light; an edit among 100,000 tasks reads a few rows, not all of them
+    def _recent_listing(self, window) -> tuple[dict, tuple[int, int]] | None:
+        """What changed in ``_listing``'s answer since the last listing —
+        name -> (pk, version, in window), or None for a task no longer
+        enabled — from the tasks whose ``date_changed`` is at most
+        ``RECENT_MARGIN`` before that listing, with the database's fingerprint
+        of every enabled task: on PostgreSQL, and only when that fingerprint
+        (how many, and the sum of a hash of each name and version) is the last
+        listing's with exactly these changes; else None, and the whole listing
+        is made. So a change with an older ``date_changed`` (a clock behind, a
+        late commit), a task deleted or renamed, still comes to light; an edit
+        among 100,000 tasks reads and walks a few rows, not all of them
         (docs/benchmarks.md section 1, "100,000 jobs"). The window is not
         re-evaluated for the tasks not listed: the full read every
         ``FULL_SYNC_EVERY_SECONDS`` takes in what entered it meanwhile, as it
@@ -261,21 +262,25 @@ class Scheduler(DatabaseScheduler):
         recent = list(self.Model.objects.filter(date_changed__gte=since)
                       .annotate(in_window=in_window, version=Cast("date_changed", TextField()))
                       .values_list("pk", "name", "version", "in_window", "enabled"))
-        count, total = self._fingerprint
-        listed = {name: (self._pks.get(name), changed, in_window)
-                  for name, (changed, in_window) in self._versions.items()}
+        changes: dict = {}
+        before, after = [], []  # (name, version) leaving and entering the fingerprint
         for pk, name, version, in_window_now, enabled in recent:
-            if name in listed:
-                count, total = count - 1, total - version_hash(name, listed.pop(name)[1])
+            listed = self._versions.get(name)
+            if listed is not None:
+                before.append((name, listed[0]))
             if enabled:
-                count, total = count + 1, total + version_hash(name, version)
-                listed[name] = (pk, version, in_window_now)
+                after.append((name, version))
+                changes[name] = (pk, version, in_window_now)
+            elif listed is not None:
+                changes[name] = None
+        hashes = version_hashes(self.Model, before + after)
+        count, total = self._fingerprint
+        expected = (count - len(before) + len(after), total - sum(hashes[:len(before)]) + sum(hashes[len(before):]))
         fingerprint = database_fingerprint(self.Model)
-        if (count, total) != fingerprint:
+        if expected != fingerprint:
             return None
         self.recent_listings += 1
-        self._fingerprint = fingerprint  # the listing's: _listed keeps it
-        return listed
+        return changes, fingerprint
 
     def _listed(self, at, pks: dict, fingerprint: tuple[int, int] | None = None) -> None:
         """A listing of every enabled task was made at ``at``: its pks, and the
@@ -296,7 +301,8 @@ class Scheduler(DatabaseScheduler):
         (disabled, deleted, renamed) is dropped. Equality, not a time
         window: a ``date_changed`` older than our last read (a host whose
         clock is behind, a transaction that commits late) is still a
-        difference. One query lists the versions, one the schedule rows' values
+        difference. One query lists the versions (only the recent changes,
+        when the fingerprint vouches for them), one the schedule rows' values
         (and one more names the tasks on a row edited in place, if any), a
         last one reads the changed tasks that are in the window.
         """
@@ -308,35 +314,50 @@ class Scheduler(DatabaseScheduler):
         # nothing and falls back to a full read: correct, and rare.)
         self._last_timestamp = self.Changes.last_change()
         listed_at = timezone.now()
-        listed = self._recent_listing(window)
-        if listed is not None:
-            fingerprint = self._fingerprint
+        recent = self._recent_listing(window)
+        if recent is not None:  # only what changed: the last listing, updated
+            listed, fingerprint = recent
+            for name, row in listed.items():
+                if row is None:
+                    self._pks.pop(name, None)
+                else:
+                    self._pks[name] = row[0]
+            self._listed_at, self._fingerprint = listed_at, fingerprint
+            gone = {name for name, row in listed.items()
+                    if row is None and (name in self._versions or name in self._schedule)}
         else:  # not known complete: every enabled task's version
             listed = {name: (pk, changed, in_window) for pk, name, changed, in_window in self._listing(window)}
             self.full_listings += 1
-            fingerprint = None
-        self._listed(listed_at, {name: pk for name, (pk, _, _) in listed.items()}, fingerprint)
-        stale = {name for name, (pk, changed, in_window) in listed.items()
-                 if self._versions.get(name) != (changed, in_window)}
-        stale |= self._on_edited_rows(listed)
-        pks = [listed[name][0] for name in stale if listed[name][2]]
+            self._listed(listed_at, {name: pk for name, (pk, _, _) in listed.items()})
+            gone = (self._versions.keys() | self._schedule.keys()) - listed.keys()
+
+        def is_listed(name) -> bool:  # in the listing as it stands now
+            return listed[name] is not None if name in listed else recent is not None and name in self._versions
+
+        def row_of(name):  # (pk, version, in window) as listed now
+            row = listed.get(name)
+            return row if row is not None else (self._pks[name], *self._versions[name])
+
+        stale = {name for name, row in listed.items() if row is not None and self._versions.get(name) != row[1:]}
+        stale |= {name for name in self._on_edited_rows() if is_listed(name)}
+        pks = [row_of(name)[0] for name in stale if row_of(name)[2]]
         models = []
         for batch in id_batches(pks):
             models.extend(self.Model.objects.enabled().filter(pk__any_of=batch))
-        gone = (self._versions.keys() | self._schedule.keys()) - listed.keys()
+        stale_rows = {name: row_of(name) for name in stale}
         touched = gone | stale | {model.name for model in models}
         reheap = {name for name in touched if name in self._schedule}
         for name in touched:
             self._schedule.pop(name, None)
             self._versions.pop(name, None)
-        for name in stale:
-            if not listed[name][2]:
-                self._versions[name] = (listed[name][1], False)
+        for name, (_, changed, in_window) in stale_rows.items():
+            if not in_window:
+                self._versions[name] = (changed, False)
         with crontabs_parsed_once():
             for model in models:
                 # The listing's date_changed, not the model's: a task changed again
                 # between the two queries differs next time and is read once more.
-                changed = listed[model.name][1] if model.name in listed else None
+                changed = stale_rows[model.name][1] if model.name in stale_rows else None
                 self._versions[model.name] = (changed, True)
                 try:
                     self._schedule[model.name] = self.Entry(model, app=self.app)
@@ -364,8 +385,8 @@ class Scheduler(DatabaseScheduler):
                          .values_list(Value(field, output_field=TextField()), "pk", *texts))
         return {(field, pk): tuple(values) for field, pk, *values in kinds[0].union(*kinds[1:], all=True)}
 
-    def _on_edited_rows(self, listed: dict) -> set[str]:
-        """Names of the listed tasks whose schedule row was edited in place
+    def _on_edited_rows(self) -> set[str]:
+        """Names of the enabled tasks whose schedule row was edited in place
         since it was last read; the rows are remembered as read now."""
         rows = self._schedule_rows()
         edited = [key for key, values in rows.items() if self._rows.get(key, values) != values]
@@ -379,7 +400,7 @@ class Scheduler(DatabaseScheduler):
         for field, pks in by_field.items():
             on_edited |= Q(**{f"{field}_id__in": pks})
         names = self.Model.objects.filter(enabled=True).filter(on_edited).values_list("name", flat=True)
-        return set(names) & listed.keys()
+        return set(names)
 
     def _get_unique_timezone_names(self):
         # django-celery-beat 2.9's query keeps CrontabSchedule's default
