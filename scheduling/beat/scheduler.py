@@ -73,12 +73,16 @@ check_tested("django-celery-beat", TESTED["django-celery-beat"],
              "DatabaseScheduler's setup_schedule, schedule, schedule_changed and _get_unique_timezone_names, "
              "and CrontabSchedule.schedule while entries are built (scheduling/beat/scheduler.py, crontab.py)")
 check_tested("celery", TESTED["celery"],
-             "celery.beat.Scheduler's tick, populate_heap, schedules_equal and apply_entries "
+             "celery.beat.Scheduler's tick, _when, populate_heap, schedules_equal and apply_entries "
              "(scheduling/beat/scheduler.py)")
 HEARTBEAT_EVERY_SECONDS = BEAT_HEARTBEAT_EVERY_SECONDS  # one value: /health judges beat by it
 FULL_SYNC_EVERY_SECONDS = 300
 FULL_SYNC_QUIET_SECONDS = 5.0  # no full re-read when a run is due this soon
 FULL_SYNC_MAX_DEFER_SECONDS = 120
+#: Beat wakes this long before a due time as well, and reads then the changes announced
+#: meanwhile: reading an edit (~0.15 s among 100,000 tasks) is done before the minute's
+#: burst, not at its start. A change announced later is read at the burst's tick.
+LOOK_AHEAD_SECONDS = 0.25
 #: How far before the last listing ``_recent_listing`` looks for changed tasks (clocks
 #: and commits a little behind); anything older is found by the fingerprint, and then
 #: every task is listed. Not wider: every task changed within it is listed again at
@@ -463,7 +467,17 @@ class Scheduler(DatabaseScheduler):
         if now - self._last_heartbeat >= HEARTBEAT_EVERY_SECONDS:
             self._last_heartbeat = now
             self._record_heartbeat()
-        return min(interval, HEARTBEAT_EVERY_SECONDS)
+        return self._looking_ahead(min(interval, HEARTBEAT_EVERY_SECONDS))
+
+    def _looking_ahead(self, interval: float) -> float:
+        """``interval``, or less: wake ``LOOK_AHEAD_SECONDS`` before a due time
+        that comes within it (the tick then reads the changes announced)."""
+        if not self._heap:
+            return interval
+        due_in = self._heap[0][0] - self._when(self._heap[0][2], 0)
+        if LOOK_AHEAD_SECONDS + 0.05 < due_in <= interval:
+            return due_in - LOOK_AHEAD_SECONDS
+        return interval
 
     @staticmethod
     def _record_heartbeat() -> None:

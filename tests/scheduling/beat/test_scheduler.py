@@ -668,3 +668,28 @@ def test_the_heaps_times_are_celerys_read_from_the_clock_directly_and_a_schedule
     entry = ScheduleEntry(name="own", task="t", schedule=JobCrontab("* * * * *", "UTC", nowfun=lambda: then, app=app),
                           app=app)
     assert scheduler._when(entry, 0) == then.timestamp()
+
+
+def test_beat_wakes_a_little_before_a_due_time_to_read_the_changes_before_the_burst():
+    import time
+
+    from celery.beat import ScheduleEntry, event_t
+
+    from scheduling.beat.crontab import JobCrontab
+    from scheduling.beat.scheduler import LOOK_AHEAD_SECONDS
+
+    scheduler = Scheduler(app=app, lazy=True)
+    entry = ScheduleEntry(name="job", task="t", schedule=JobCrontab("* * * * *", "UTC", app=app), app=app)
+
+    def sleep_with_the_next_due_in(seconds: float, interval: float) -> float:
+        scheduler._heap = [event_t(time.time() + seconds, 5, entry)]
+        return scheduler._looking_ahead(interval)
+
+    # a due time within the sleep: woken LOOK_AHEAD_SECONDS before it
+    assert sleep_with_the_next_due_in(3.0, 5.0) == pytest.approx(3.0 - LOOK_AHEAD_SECONDS, abs=0.02)
+    # then, that close to it: slept until it
+    assert sleep_with_the_next_due_in(LOOK_AHEAD_SECONDS, LOOK_AHEAD_SECONDS) == LOOK_AHEAD_SECONDS
+    # a due time beyond the sleep, or no entry at all: the sleep as it was
+    assert sleep_with_the_next_due_in(30.0, 5.0) == 5.0
+    scheduler._heap = []
+    assert scheduler._looking_ahead(5.0) == 5.0
