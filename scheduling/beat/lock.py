@@ -153,8 +153,9 @@ class LockedScheduler(Scheduler):
         """Celery's reserve marks the entry to be written back as fired by the
         next ``sync()``, and beat's shutdown (SIGTERM, Ctrl-C) calls ``sync()``
         from wherever the tick is: a job fire taken but not yet recorded would
-        be written as fired with no run. Its record is made with its Execution
-        (``_record_fires``), or, when that fails, once it has been sent."""
+        be written as fired with no run. Its record is written once its
+        Execution is recorded and its message sent (``_record_after_sends``),
+        or, when recording fails, once it has been sent."""
         new_entry = next(entry)
         if not _records_its_own_fire(entry):
             self._dirty.add(new_entry.name)
@@ -162,10 +163,11 @@ class LockedScheduler(Scheduler):
 
     def apply_entries(self, entries: list) -> None:
         """Job fires due at this tick are recorded together — their executions
-        (``services.jobs_dispatch_scheduled``) and beat's own record of each
-        fire (``last_run_at``), a few queries per transaction of up to
-        ``PLAIN_FIRES_PER_TRANSACTION`` — and then every message is sent
-        through one producer. Not a round trip per fire through a
+        (``services.jobs_dispatch_scheduled``), a few queries per transaction
+        of up to ``PLAIN_FIRES_PER_TRANSACTION`` — then every message is sent
+        through one producer, and then beat's own record of each fire
+        (``last_run_at``) and the jobs' run times are written
+        (``_record_after_sends``). Not a round trip per fire through a
         ``scheduling.run_job`` message and a worker, and not a read and a save
         per fired task (django-celery-beat's ``sync()``).
 
@@ -181,7 +183,7 @@ class LockedScheduler(Scheduler):
         if fires:
             started, began = time.monotonic(), timezone.now()
             sends: list = []
-            fired: list = []  # the jobs' last/next run times, written after the sends
+            fired: list = []  # (fires, their jobs' new run times) recorded: written after the sends
             counts, logged = [0, 0], []
             chunks = _chunks(fires)
             for number, chunk in enumerate(chunks):
@@ -208,7 +210,7 @@ class LockedScheduler(Scheduler):
             recorded = time.monotonic()
             services.executions_send(sends)  # all recorded first: the last fire is not queued behind sends
             sent_at = timezone.now()
-            self._record_jobs_fired(fired)
+            self._record_after_sends(fired)
             for entry, fire in logged:  # as Celery's "Sending due task" line, after the fact
                 logger.info("beat: fired %s for %s", entry.name, fire.scheduled_for.isoformat())
             due_times = sorted({fire.scheduled_for for _, fire in fires})
@@ -233,9 +235,9 @@ class LockedScheduler(Scheduler):
 
     def _record_fires(self, fires: list, sends: list, fired: list) -> tuple[int, int] | None:
         """One transaction: the executions of ``fires`` (their messages added
-        to ``sends``, their jobs' new run times to ``fired``) and beat's record
-        of them. (queued together, one by one); None when the database failed
-        and they went out as run_job messages."""
+        to ``sends``; the fires and their jobs' new run times to ``fired``, for
+        ``_record_after_sends``). (queued together, one by one); None when the
+        database failed and they went out as run_job messages."""
         chunk_sends: list = []
         chunk_fired: list = []
         try:
@@ -243,7 +245,6 @@ class LockedScheduler(Scheduler):
             with transaction.atomic():
                 counts = services.jobs_dispatch_scheduled(fires=[fire for _, fire in fires], sends=chunk_sends,
                                                           fired=chunk_fired)
-                periodic_tasks_record_fires({entry.model.pk: entry.model.last_run_at for entry, _ in fires})
         except Exception:
             logger.exception("beat: could not record %d job fire(s) in the database; sending them as "
                              "scheduling.run_job messages instead", len(fires))
@@ -252,22 +253,31 @@ class LockedScheduler(Scheduler):
                 self._dirty.add(entry.name)  # sent: written back by sync(), as any entry
             return None
         sends.extend(chunk_sends)  # (only what was committed: a rolled-back run is sent as run_job above)
-        fired.extend(chunk_fired)
-        self._dirty.difference_update(entry.name for entry, _ in fires)  # recorded above
+        fired.append((fires, chunk_fired))
+        self._dirty.difference_update(entry.name for entry, _ in fires)  # recorded: written after the sends
         return counts
 
-    def _record_jobs_fired(self, fired: list) -> None:
-        """After the sends: each fired job's ``last_run_at`` and ``next_run_at``.
-        Should this fail (the database went away), the runs stand and were
-        sent; the job's next fire sets these again."""
+    def _record_after_sends(self, fired: list) -> None:
+        """Once the minute's messages are out: beat's own record of the fires
+        (each task's ``last_run_at``, ``total_run_count``) and each fired job's
+        ``last_run_at`` and ``next_run_at``. None of these makes or identifies a
+        run (the Execution does, recorded before the sends), so the last message
+        is not queued behind them. Should beat stop before this (or the write
+        fail), the next read counts those fires as owed: each is found recorded
+        (a duplicate, not run again), and not reported as missed
+        (``services.job_dispatch_scheduled``); after a failed write the regular
+        ``sync()`` writes the tasks' records."""
         if not fired:
             return
+        entries = [entry for fires, _ in fired for entry, _ in fires]
         try:
             with transaction.atomic():
-                services.jobs_record_fired(fired)
+                periodic_tasks_record_fires({entry.model.pk: entry.model.last_run_at for entry in entries})
+                services.jobs_record_fired([part for _, parts in fired for part in parts])
         except Exception:
-            logger.exception("beat: could not write the last and next run times of %d fired job(s)",
-                             sum(len(bulk) for _, bulk in fired))
+            logger.exception("beat: could not write its record of %d fire(s) sent; written at the next sync",
+                             len(entries))
+            self._dirty.update(entry.name for entry in entries)
 
     def _holder_or_unknown(self) -> str:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple, Sequence
 
 from django.conf import settings
@@ -62,6 +62,8 @@ def job_dispatch_scheduled(
     schedule = job_schedule(job)  # (a due time inside one of the job's calendars is not the next run)
     job.next_run_at = next_open_run(job, schedule.next_run(after=max(due, now), anchor=due), schedule)
     Job.objects.filter(pk=job.pk).update(last_run_at=job.last_run_at, next_run_at=job.next_run_at)
+    if missed and missed_from is not None:
+        missed, missed_from = _missed_not_recorded(job, missed=missed, missed_from=missed_from, due=due)
     run_now = catch_up(job, due=due, late=late, missed=missed, missed_from=missed_from, now=now,
                         scheduled_for=scheduled_for)
     _disable_fired_one_off(job)
@@ -83,6 +85,20 @@ def job_dispatch_scheduled(
     if not getattr(execution, "_duplicate", False):
         send_or_hold(execution, job)
     return execution
+
+
+def _missed_not_recorded(job: Job, *, missed: int, missed_from: datetime, due: datetime) -> tuple[int, datetime | None]:
+    """The fires beat counts as missed before ``due`` (``missed`` from
+    ``missed_from``), less those recorded all the same: beat writes its own
+    record of a minute's fires once their messages are out, so a beat stopped
+    in between (or whose write failed) counts them again. The missed ones are
+    those after the last fire recorded."""
+    last = (job.executions.filter(scheduled_for__gte=missed_from, scheduled_for__lt=due)
+            .order_by("-scheduled_for").values_list("scheduled_for", flat=True).first())
+    if last is None:
+        return missed, missed_from
+    count, first, _ = job_schedule(job).fires_between(last, due - timedelta(microseconds=1), limit=missed)
+    return count, first
 
 
 class ScheduledFire(NamedTuple):

@@ -515,8 +515,13 @@ def test_a_transaction_that_fails_after_its_runs_were_made_sends_no_message_for_
     scheduler.apply_entry = lambda entry, producer=None: sent.append(entry.task)
     try:
         # when the database fails after the runs were inserted, before the transaction's end
-        with mock.patch("scheduling.beat.lock.periodic_tasks_record_fires",
-                        side_effect=OperationalError("database is away")), \
+        dispatch = services.jobs_dispatch_scheduled
+
+        def dispatch_then_fail(**kwargs):
+            dispatch(**kwargs)
+            raise OperationalError("database is away")
+
+        with mock.patch("scheduling.services.jobs_dispatch_scheduled", side_effect=dispatch_then_fail), \
              mock.patch("scheduling.services.executions_send", wraps=services.executions_send) as sending:
             scheduler.tick()
         # then the fires go out as run_job messages, and none for the runs rolled back
@@ -525,6 +530,51 @@ def test_a_transaction_that_fails_after_its_runs_were_made_sends_no_message_for_
         assert [pair for call in sending.call_args_list for pair in call.args[0]] == []
         # nor were those jobs' run times written
         assert set(Job.objects.filter(pk__in=[job.pk for job in jobs]).values_list("next_run_at", flat=True)) == {due}
+    finally:
+        scheduler.close()
+
+
+def test_when_beats_own_record_fails_after_the_sends_the_runs_stand_and_sync_writes_the_record():
+    from django.db import OperationalError
+
+    from scheduling.models import Execution
+
+    due = timezone.now().replace(microsecond=0) - timedelta(seconds=1)
+    jobs = hourly_jobs_due(3, due=due)
+    scheduler = locked_scheduler()
+    try:
+        # when the write after the sends fails
+        with mock.patch("scheduling.beat.lock.periodic_tasks_record_fires",
+                        side_effect=OperationalError("database is away")):
+            scheduler.tick()
+        # then the runs were recorded (and sent), and the tasks' records are left to sync()
+        assert Execution.objects.filter(job__in=jobs, scheduled_for=due).count() == 3
+        assert {periodic_task_name(job) for job in jobs} <= scheduler._dirty
+        scheduler.sync()
+        tasks = PeriodicTask.objects.filter(pk__in=[job.periodic_task_id for job in jobs])
+        assert {task.last_run_at for task in tasks} == {due}
+    finally:
+        scheduler.close()
+
+
+def test_a_fire_recorded_but_not_in_beats_record_is_neither_run_again_nor_reported_missed():
+    from scheduling.models import Execution
+
+    # given an hourly job whose fire two hours ago ran, though beat's own record of it was
+    # never written (beat stopped right after the sends), and beat away since
+    due = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(seconds=1)
+    job, = hourly_jobs_due(1, due=due - timedelta(hours=1))  # beat's record: two hours before due
+    PeriodicTask.objects.filter(pk=job.periodic_task_id).update(date_changed=due - timedelta(hours=3))
+    Execution.objects.create(job=job, status="success", trigger="schedule", scheduled_for=due - timedelta(hours=1),
+                             celery_task_id="t-ran")
+    scheduler = locked_scheduler()
+    try:
+        # when beat comes back, owing (it believes) the fire before last and the last one
+        scheduler.tick()
+        # then the fire that ran is not run again, and nothing is reported missed
+        assert not Execution.objects.filter(job=job, status="missed").exists()
+        assert set(Execution.objects.filter(job=job).values_list("scheduled_for", flat=True)) == {
+            due - timedelta(hours=1), due}
     finally:
         scheduler.close()
 
