@@ -1,7 +1,7 @@
 """Diagnosis for bench_beat_10k (c): what recording a minute's K fires costs
 beat beside N other jobs — the transaction of ``LockedScheduler._record_fires``
-(``services.jobs_dispatch_scheduled`` and ``periodic_tasks_record_fires``),
-and apart from it what beat writes after the sends (``jobs_record_fired``),
+(``services.jobs_dispatch_scheduled``), and apart from it what beat writes
+after the sends (``periodic_tasks_record_fires``, ``jobs_record_fired``),
 without the sends (``diag_send.py`` measures those) and without beat's loop.
 
 In this process: N jobs (``services.jobs_create_bulk``, the mix of
@@ -75,10 +75,10 @@ def main() -> int:
                 context.__enter__()
             with transaction.atomic():
                 queued, one_by_one = services.jobs_dispatch_scheduled(fires=fires, sends=sends, fired=fired)
-                periodic_tasks_record_fires({tasks[f"job:{pk}"]: due for pk in job_ids})
             wall = time.perf_counter() - started
             after = time.perf_counter()
             with transaction.atomic():  # what beat writes once the messages are out
+                periodic_tasks_record_fires({tasks[f"job:{pk}"]: due for pk in job_ids})
                 services.jobs_record_fired(fired)
             after = time.perf_counter() - after
             if context is not None:
