@@ -76,6 +76,21 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
+def profile_if_asked(call, *, sort: str = "cumulative", top: int = 30) -> None:
+    """With ``BENCH_PROFILE=1``: ``call()`` once more under cProfile, and the
+    ``top`` functions by ``sort`` ("cumulative", or "tottime": own time)."""
+    if not os.environ.get("BENCH_PROFILE"):
+        return
+    import cProfile
+    import pstats
+
+    profile = cProfile.Profile()
+    profile.enable()
+    call()
+    profile.disable()
+    pstats.Stats(profile).sort_stats(sort).print_stats(top)
+
+
 def header(title: str) -> None:
     print(f"\n=== {title} ===", flush=True)
 

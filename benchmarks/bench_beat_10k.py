@@ -81,6 +81,17 @@ JOB_TYPES = [
 ]
 
 
+def create_spec_jobs(count: int, now: datetime, *, batch: int):
+    """``count`` jobs of ``job_spec`` through ``services.jobs_create_bulk``,
+    ``batch`` a call; yields how many are made after each call."""
+    from scheduling import services
+
+    for first in range(0, count, batch):
+        services.jobs_create_bulk(specs=[job_spec(i, now) for i in range(first, min(count, first + batch))],
+                                  actor_label="bench")
+        yield min(count, first + batch)
+
+
 def job_spec(i: int, now: datetime) -> dict:
     """Schedule of job ``i``: 30% cron with hour '*', 20% cron with a numeric
     hour, 20% interval (days), 10% daily, 10% weekly, 5% monthly, 5% once —
@@ -145,11 +156,8 @@ def main() -> int:
         if CREATE == "bulk":
             header(f"(a) create {N_JOBS} jobs through services.jobs_create_bulk, {APPLY_BATCH} a call "
                    f"({connection.vendor})")
-            for first in range(0, N_JOBS, APPLY_BATCH):
-                specs = [job_spec(i, now) for i in range(first, min(N_JOBS, first + APPLY_BATCH))]
-                services.jobs_create_bulk(specs=specs, actor_label="bench")
+            for done in create_spec_jobs(N_JOBS, now, batch=APPLY_BATCH):
                 elapsed = time.perf_counter() - started
-                done = first + len(specs)
                 print(f"  {done:>6} jobs  {elapsed:7.1f}s  ({done / elapsed:6.0f} jobs/s)", flush=True)
         elif CREATE == "apply":
             from scheduling import manifest

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import BenchEnv, header, machine_info, print_machine  # noqa: E402
+from benchmarks._common import BenchEnv, header, machine_info, print_machine, profile_if_asked  # noqa: E402
 
 N_JOBS = int(os.environ.get("BENCH_JOBS", 100_000))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", 7))
@@ -36,7 +36,7 @@ def main() -> int:
         from django.db import connection
         from django.utils import timezone
 
-        from benchmarks.bench_beat_10k import job_spec
+        from benchmarks.bench_beat_10k import create_spec_jobs
         from jobsite.celery import app
         from scheduling import services
         from scheduling.beat.scheduler import Scheduler
@@ -46,9 +46,8 @@ def main() -> int:
         now = timezone.now()
         header(f"creating {N_JOBS} jobs ({connection.vendor})")
         started = time.perf_counter()
-        for first in range(0, N_JOBS, BATCH):
-            services.jobs_create_bulk(specs=[job_spec(i, now) for i in range(first, min(N_JOBS, first + BATCH))],
-                                      actor_label="bench")
+        for _ in create_spec_jobs(N_JOBS, now, batch=BATCH):
+            pass
         print(f"created in {time.perf_counter() - started:.1f}s", flush=True)
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
@@ -78,15 +77,7 @@ def main() -> int:
             how = "recent changes only" if scheduler.recent_listings > recent else "every task listed"
             print(f"  round {number + 1}: {walls[-1] * 1000:7.1f} ms  ({how})", flush=True)
         print(f"  median: {statistics.median(walls) * 1000:.1f} ms; full reads {scheduler.full_reads}", flush=True)
-        if os.environ.get("BENCH_PROFILE"):
-            import cProfile
-            import pstats
-
-            profile = cProfile.Profile()
-            profile.enable()
-            one_round()
-            profile.disable()
-            pstats.Stats(profile).sort_stats("cumulative").print_stats(30)
+        profile_if_asked(one_round, sort="cumulative", top=30)
     return 0
 
 

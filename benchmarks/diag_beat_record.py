@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import BenchEnv, header, machine_info, print_machine  # noqa: E402
+from benchmarks._common import BenchEnv, header, machine_info, print_machine, profile_if_asked  # noqa: E402
 
 N_JOBS = int(os.environ.get("BENCH_JOBS", 100_000))
 K = int(os.environ.get("BENCH_K", 1000))
@@ -42,7 +42,7 @@ def main() -> int:
         from django.utils import timezone
         from django_celery_beat.models import PeriodicTask
 
-        from benchmarks.bench_beat_10k import job_spec
+        from benchmarks.bench_beat_10k import create_spec_jobs
         from scheduling import services
         from scheduling.beat.sync import periodic_tasks_record_fires
         from scheduling.models import Execution
@@ -51,9 +51,8 @@ def main() -> int:
         now = timezone.now()
         header(f"creating {N_JOBS} + {K} jobs ({connection.vendor})")
         started = time.perf_counter()
-        for first in range(0, N_JOBS, BATCH):
-            services.jobs_create_bulk(specs=[job_spec(i, now) for i in range(first, min(N_JOBS, first + BATCH))],
-                                      actor_label="bench")
+        for _ in create_spec_jobs(N_JOBS, now, batch=BATCH):
+            pass
         minutely = services.jobs_create_bulk(specs=[
             dict(name=f"bench-minutely-{k:04d}", schedule_type="cron", schedule_expression="* * * * *",
                  task_name="bench.noop", queue="default") for k in range(K)], actor_label="bench")
@@ -102,15 +101,7 @@ def main() -> int:
                 print(f"      {float(query['time']) * 1000:6.1f} ms  {query['sql'][:110]}", flush=True)
         print(f"  median: {statistics.median(walls) * 1000:.1f} ms before the sends, "
               f"{statistics.median(afters) * 1000:.1f} ms after them", flush=True)
-        if os.environ.get("BENCH_PROFILE"):
-            import cProfile
-            import pstats
-
-            profile = cProfile.Profile()
-            profile.enable()
-            one_round(ROUNDS, capture=False)
-            profile.disable()
-            pstats.Stats(profile).sort_stats("cumulative").print_stats(30)
+        profile_if_asked(lambda: one_round(ROUNDS, capture=False), sort="cumulative", top=30)
     return 0
 
 

@@ -1,85 +1,143 @@
-"""Diagnosis for bench_beat_10k (c): what beat does at a minute's boundary
-before it records anything — the tick's walk over the K entries due (each
-one's ``is_due``, ``reserve`` and the fire it carries), apart from the record
-(``diag_beat_record.py``) and the sends (``diag_send.py``).
+"""Diagnosis for bench_beat_10k (c): where does beat spend its time when K
+jobs fall due at the same minute beside 10,000 others?
 
-In this process: K jobs on '* * * * *' (``services.jobs_create_bulk``), the
-project's beat scheduler (``LockedScheduler``) reading them, then R rounds,
-each of one tick after every entry was set to have last fired the minute
-before this one (so all are due, on time), whose ``apply_entries`` only keeps
-the fires (nothing recorded, nothing sent). Prints each round's wall time, per entry, and with
-``BENCH_PROFILE=1`` a cProfile of one more round (top 30 by own time).
+Runs beat's own loop (Scheduler.tick + sleep, --max-interval 1) in this
+process against 10,000 + K jobs, one minute boundary per variant, sending the
+due tasks to a throwaway Redis (no worker: only beat's side is measured), and
+times the parts of each tick:
 
-Run: .venv/bin/python benchmarks/diag_beat_tick.py
-Env: BENCH_K (1000), BENCH_ROUNDS (7), BENCH_PROFILE, BENCH_DATABASE_URL, REDIS_URL.
+* ``schedule`` property: schedule_changed() query (and a reload when changed);
+* ``schedules_equal``: Celery's comparison of the old and new schedule, entry
+  by entry, on every tick;
+* ``apply_entry``: sending the message;
+* ``sync``: writing last_run_at back (CELERY_BEAT_SYNC_EVERY=1: after every send).
+
+Variants: A as configured (scheduling.beat.scheduler.Scheduler);
+B A + schedules_equal short-circuited (compare only when the database
+scheduler reloaded); C B + sync by time only (sync_every_tasks=0).
+
+Run: .venv/bin/python benchmarks/diag_beat_tick.py   (about 5 minutes)
+Env: BENCH_JOBS (10000), BENCH_K (20).
 """
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import time
-from datetime import timedelta
+from collections import defaultdict
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import BenchEnv, header, machine_info, print_machine  # noqa: E402
 
-K = int(os.environ.get("BENCH_K", 1000))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", 7))
+N_JOBS = int(os.environ.get("BENCH_JOBS", 10_000))
+K = int(os.environ.get("BENCH_K", 20))
 
 
 def main() -> int:
-    with BenchEnv("beattick", timeout=900) as bench:
+    with BenchEnv("diagbeat", timeout=900) as bench:
         from django.utils import timezone
 
-        from jobsite.celery import app
+        from benchmarks.bench_beat_10k import job_spec
+        from jobsite.celery import app as celery_app
         from scheduling import services
-        from scheduling.beat.lock import LockedScheduler, _scheduled_fire
+        from scheduling.beat.scheduler import Scheduler
 
         print_machine(machine_info(bench.redis_url))
-        header(f"{K} jobs on '* * * * *'")
-        services.jobs_create_bulk(specs=[
-            dict(name=f"bench-minutely-{k:04d}", schedule_type="cron", schedule_expression="* * * * *",
-                 task_name="bench.noop", queue="default") for k in range(K)], actor_label="bench")
-        scheduler = LockedScheduler(app=app, lazy=True)
-        scheduler.schedule  # the initial read
-        taken: list = []
-        scheduler.apply_entries = lambda entries: taken.append([_scheduled_fire(entry) for entry in entries])
-        scheduler.tick()  # the lock, the heap, and whatever was due at the start
+        header(f"creating {N_JOBS} + {K} jobs")
+        now = timezone.now()
+        started = time.perf_counter()
+        for i in range(N_JOBS):
+            services.job_create(actor_label="bench", **job_spec(i, now))
+        k_names = set()
+        for k in range(K):
+            job = services.job_create(actor_label="bench", name=f"bench-minutely-{k:02d}", schedule_type="cron",
+                                      schedule_expression="* * * * *", task_name="bench.noop", queue="default")
+            k_names.add(f"job:{job.pk}")
+        print(f"created in {time.perf_counter() - started:.1f}s")
 
-        def one_round(number: int) -> float:
-            # every job's entry last fired a minute before this minute: due now, on time
-            due = timezone.now().replace(second=0, microsecond=0)
-            for entry in scheduler.schedule.values():
-                if entry.name.startswith("job:"):
-                    entry.last_run_at = entry.model.last_run_at = due - timedelta(minutes=1)
-            scheduler.populate_heap()
-            taken.clear()
-            started = time.perf_counter()
+        def timed(cls):
+            class Timed(cls):
+                times = None
+                sent = None
+
+                def _add(self, key, seconds):
+                    if self.times is None:
+                        self.times = defaultdict(float)
+                    self.times[key] += seconds
+
+                @property
+                def schedule(self):
+                    t = time.perf_counter()
+                    value = super().schedule
+                    self._add("schedule property", time.perf_counter() - t)
+                    return value
+
+                def schedules_equal(self, *args, **kwargs):
+                    t = time.perf_counter()
+                    value = super().schedules_equal(*args, **kwargs)
+                    self._add("schedules_equal", time.perf_counter() - t)
+                    return value
+
+                def apply_entry(self, entry, producer=None):
+                    t = time.perf_counter()
+                    super().apply_entry(entry, producer=producer)
+                    self._add("apply_entry (send)", time.perf_counter() - t)
+                    if entry.name in k_names and self.sent is not None:
+                        self.sent.append(time.time())
+
+                def sync(self):
+                    t = time.perf_counter()
+                    super().sync()
+                    self._add("sync (write last_run_at)", time.perf_counter() - t)
+
+            return Timed
+
+        class ShortCircuit(Scheduler):
+            """Skip Celery's entry-by-entry comparison: DatabaseScheduler already
+            invalidates the heap (``_heap = []``, ``_heap_invalidated``) whenever it reloads."""
+
+            def schedules_equal(self, old_schedules, new_schedules):
+                if self._heap_invalidated:
+                    self._heap_invalidated = False
+                    return False
+                return old_schedules is not None and new_schedules is not None
+
+        variants = [
+            ("A as configured", timed(Scheduler), {}),
+            ("B + schedules_equal short-circuit", timed(ShortCircuit), {}),
+            ("C = B + sync by time only", timed(ShortCircuit), {"sync_every_tasks": 0}),
+        ]
+        header("one minute boundary per variant (beat loop in-process, --max-interval 1)")
+        for label, cls, kwargs in variants:
+            scheduler = cls(app=celery_app, max_interval=1, **kwargs)
+            scheduler.times = defaultdict(float)
+            scheduler.sent = []
+            # warm: the first tick populates the heap (and fires catch-up runs)
             scheduler.tick()
-            wall = time.perf_counter() - started
-            fired = [fire for fires in taken for fire in fires if fire is not None]
-            assert len(fired) == K and {fire.scheduled_for for fire in fired} == {due}, (len(fired), K)
-            return wall
-
-        header(f"one tick taking {K} due entries, {ROUNDS} rounds")
-        walls = []
-        for number in range(ROUNDS):
-            walls.append(one_round(number))
-            print(f"  round {number + 1}: {walls[-1] * 1000:7.1f} ms  ({walls[-1] * 1e6 / K:5.0f} µs an entry)",
-                  flush=True)
-        print(f"  median: {statistics.median(walls) * 1000:.1f} ms", flush=True)
-        if os.environ.get("BENCH_PROFILE"):
-            import cProfile
-            import pstats
-
-            profile = cProfile.Profile()
-            profile.enable()
-            one_round(ROUNDS)
-            profile.disable()
-            pstats.Stats(profile).sort_stats("cumulative").print_stats(40)
+            boundary = datetime.now(dt_timezone.utc).replace(second=0, microsecond=0) + timedelta(minutes=1)
+            if (boundary - datetime.now(dt_timezone.utc)).total_seconds() < 5:
+                boundary += timedelta(minutes=1)
+            while time.time() < boundary.timestamp() - 3:
+                time.sleep(min(1.0, scheduler.tick() or 0))
+            scheduler.times = defaultdict(float)
+            scheduler.sent = []
+            ticks = 0
+            while time.time() < boundary.timestamp() + 5:
+                interval = scheduler.tick()
+                ticks += 1
+                if interval:
+                    time.sleep(min(interval, 1.0))
+            offsets = [t - boundary.timestamp() for t in scheduler.sent]
+            print(f"\n{label}: {len(offsets)}/{K} due jobs sent at {boundary:%H:%M}, "
+                  f"first +{min(offsets) * 1000:.0f} ms, last +{max(offsets) * 1000:.0f} ms "
+                  f"({(max(offsets) - min(offsets)) / max(1, len(offsets) - 1) * 1000:.1f} ms per send); {ticks} ticks")
+            for key, seconds in sorted(scheduler.times.items(), key=lambda kv: -kv[1]):
+                print(f"    {key:<28} {seconds * 1000:8.1f} ms in the window")
+            scheduler.sync()
     return 0
 
 

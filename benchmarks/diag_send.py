@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import BenchEnv, header, machine_info, print_machine  # noqa: E402
+from benchmarks._common import BenchEnv, header, machine_info, print_machine, profile_if_asked  # noqa: E402
 
 K = int(os.environ.get("BENCH_K", 1000))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", 7))
@@ -74,15 +74,7 @@ def main() -> int:
             print(f"  round {number + 1}: {wall * 1000:7.1f} ms wall  {cpu * 1000:7.1f} ms CPU  "
                   f"({wall / K * 1e6:5.0f} µs a message)", flush=True)
         print(f"  median: {statistics.median(walls) * 1000:.1f} ms wall for {K} messages", flush=True)
-        if os.environ.get("BENCH_PROFILE"):
-            import cProfile
-            import pstats
-
-            profile = cProfile.Profile()
-            profile.enable()
-            one_round()
-            profile.disable()
-            pstats.Stats(profile).sort_stats("tottime").print_stats(25)
+        profile_if_asked(one_round, sort="tottime", top=25)
         for key in queues():
             client.delete(key)
     return 0
