@@ -49,15 +49,12 @@ import copy
 import heapq
 import logging
 import time
-from datetime import timedelta
 
 from celery.beat import event_t
 from celery.utils.functional import is_numeric_value
 from django.db import DatabaseError, InterfaceError, close_old_connections, transaction
-from django.db.models import BooleanField, Case, Q, TextField, Value, When
-from django.db.models.functions import Cast
 from django.utils import timezone
-from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, SolarSchedule
+from django_celery_beat.models import CrontabSchedule
 from django_celery_beat.schedulers import DatabaseScheduler
 
 from jobsite.db import id_batches
@@ -65,7 +62,7 @@ from jobsite.heap import refreeze_heap
 from jobsite.services_health import BEAT_HEARTBEAT_EVERY_SECONDS, record_beat_heartbeat
 from jobsite.versions import TESTED, check_tested
 from scheduling.beat.crontab import crontabs_parsed_once
-from scheduling.beat.fingerprint import database_fingerprint, version_hashes
+from scheduling.beat.listing import Listings
 
 logger = logging.getLogger(__name__)
 # What this module overrides, checked once at start (one warning outside the tested versions).
@@ -83,22 +80,10 @@ FULL_SYNC_MAX_DEFER_SECONDS = 120
 #: meanwhile: reading an edit (~0.15 s among 100,000 tasks) is done before the minute's
 #: burst, not at its start. A change announced later is read at the burst's tick.
 LOOK_AHEAD_SECONDS = 0.25
-#: How far before the last listing ``_recent_listing`` looks for changed tasks (clocks
-#: and commits a little behind); anything older is found by the fingerprint, and then
-#: every task is listed. Not wider: every task changed within it is listed again at
-#: each change (100,000 created just before beat started would be, for a minute).
-RECENT_MARGIN = timedelta(seconds=5)
 MAX_DUE_PER_TICK = 20_000  # entries sent together by one tick; the rest at the next (at once)
-# The schedule rows a task's entry is built from (PeriodicTask field, model, the columns it reads).
-SCHEDULE_ROWS = (
-    ("interval", IntervalSchedule, ("every", "period")),
-    ("crontab", CrontabSchedule, ("minute", "hour", "day_of_month", "month_of_year", "day_of_week", "timezone")),
-    ("clocked", ClockedSchedule, ("clocked_time",)),
-    ("solar", SolarSchedule, ("event", "latitude", "longitude")),
-)
 
 
-class Scheduler(DatabaseScheduler):
+class Scheduler(Listings, DatabaseScheduler):
     _last_heartbeat = 0.0
     _last_full_read = 0.0  # monotonic
     _writing_defaults = False
@@ -106,7 +91,6 @@ class Scheduler(DatabaseScheduler):
     freezes_heap = False  # set in a beat process (jobsite.celery): refreeze after each full re-read
     incremental_reads = 0
     full_listings = 0  # incremental reads that listed every enabled task
-    recent_listings = 0  # incremental reads that listed only the tasks changed lately
 
     def __init__(self, *args, **kwargs):
         # name -> (date_changed as last read, in django-celery-beat's window),
@@ -227,73 +211,6 @@ class Scheduler(DatabaseScheduler):
         next_due_in = self._heap[0][0] - self._when(self._heap[0][2], 0)
         return next_due_in > FULL_SYNC_QUIET_SECONDS
 
-    def _listing(self, window) -> list[tuple]:
-        """(pk, name, version, in window) of every enabled task, in one
-        query. "In window" is django-celery-beat's ``enabled_models_qs()``
-        (crontabs within ±2 h of their hour, one-offs due within 5 minutes):
-        the tasks it would load. Tasks outside it are listed too, so that an
-        edit of one is seen as that, not as a change with nothing to read
-        (which would cost a full read)."""
-        in_window = Case(When(pk__in=window.values("pk"), then=Value(True)), default=Value(False),
-                         output_field=BooleanField())
-        # date_changed as the database prints it: a version is only compared
-        # with another from this same query, and parsing every datetime was
-        # most of the query's cost.
-        version = Cast("date_changed", TextField())
-        return list(self.Model.objects.filter(enabled=True).annotate(in_window=in_window, version=version)
-                    .values_list("pk", "name", "version", "in_window"))
-
-    def _recent_listing(self, window) -> tuple[dict, tuple[int, int]] | None:
-        """What changed in ``_listing``'s answer since the last listing —
-        name -> (pk, version, in window), or None for a task no longer
-        enabled — from the tasks whose ``date_changed`` is at most
-        ``RECENT_MARGIN`` before that listing, with the database's fingerprint
-        of every enabled task: on PostgreSQL, and only when that fingerprint
-        (how many, and the sum of a hash of each name and version) is the last
-        listing's with exactly these changes; else None, and the whole listing
-        is made. So a change with an older ``date_changed`` (a clock behind, a
-        late commit), a task deleted or renamed, still comes to light; an edit
-        among 100,000 tasks reads and walks a few rows, not all of them
-        (docs/benchmarks.md section 1, "100,000 jobs"). The window is not
-        re-evaluated for the tasks not listed: the full read every
-        ``FULL_SYNC_EVERY_SECONDS`` takes in what entered it meanwhile, as it
-        does when nothing changes."""
-        if self._fingerprint is None or self._listed_at is None:
-            return None
-        since = self._listed_at - RECENT_MARGIN
-        in_window = Case(When(pk__in=window.filter(date_changed__gte=since).values("pk"), then=Value(True)),
-                         default=Value(False), output_field=BooleanField())
-        recent = list(self.Model.objects.filter(date_changed__gte=since)
-                      .annotate(in_window=in_window, version=Cast("date_changed", TextField()))
-                      .values_list("pk", "name", "version", "in_window", "enabled"))
-        changes: dict = {}
-        before, after = [], []  # (name, version) leaving and entering the fingerprint
-        for pk, name, version, in_window_now, enabled in recent:
-            listed = self._versions.get(name)
-            if listed is not None:
-                before.append((name, listed[0]))
-            if enabled:
-                after.append((name, version))
-                changes[name] = (pk, version, in_window_now)
-            elif listed is not None:
-                changes[name] = None
-        hashes = version_hashes(self.Model, before + after)
-        count, total = self._fingerprint
-        expected = (count - len(before) + len(after), total - sum(hashes[:len(before)]) + sum(hashes[len(before):]))
-        fingerprint = database_fingerprint(self.Model)
-        if expected != fingerprint:
-            return None
-        self.recent_listings += 1
-        return changes, fingerprint
-
-    def _listed(self, at, pks: dict, fingerprint: tuple[int, int] | None = None) -> None:
-        """A listing of every enabled task was made at ``at``: its pks, and the
-        database's fingerprint of it (the one the recent listing checked, else
-        taken now: a change since makes the next one differ, and then the
-        whole listing is made again)."""
-        self._pks, self._listed_at = pks, at
-        self._fingerprint = fingerprint if fingerprint is not None else database_fingerprint(self.Model)
-
     def _incremental_read(self) -> bool:
         """Apply the tasks changed since they were last read; False if none was.
 
@@ -374,37 +291,6 @@ class Scheduler(DatabaseScheduler):
             self._reheap(reheap)
         logger.debug("beat: incremental schedule read, %d tasks changed, %d entries", len(touched), len(reheap))
         return bool(touched)
-
-    def _schedule_rows(self) -> dict:
-        """(PeriodicTask field, pk) -> values, of every schedule row an
-        enabled task uses: a few rows (tasks share them), in one query."""
-        enabled, width = self.Model.objects.filter(enabled=True), max(len(columns) for _, _, columns in SCHEDULE_ROWS)
-        kinds = []
-        for field, model, columns in SCHEDULE_ROWS:
-            used = enabled.filter(**{f"{field}__isnull": False}).values(f"{field}_id")
-            # as text (no ZoneInfo or Decimal made per row), padded to one width for the union
-            texts = [Cast(column, TextField()) for column in columns]
-            texts += [Value("", output_field=TextField())] * (width - len(columns))
-            kinds.append(model.objects.order_by().filter(pk__in=used)
-                         .values_list(Value(field, output_field=TextField()), "pk", *texts))
-        return {(field, pk): tuple(values) for field, pk, *values in kinds[0].union(*kinds[1:], all=True)}
-
-    def _on_edited_rows(self) -> set[str]:
-        """Names of the enabled tasks whose schedule row was edited in place
-        since it was last read; the rows are remembered as read now."""
-        rows = self._schedule_rows()
-        edited = [key for key, values in rows.items() if self._rows.get(key, values) != values]
-        self._rows = rows
-        if not edited:
-            return set()
-        by_field: dict[str, list[int]] = {}
-        for field, pk in edited:
-            by_field.setdefault(field, []).append(pk)
-        on_edited = Q()
-        for field, pks in by_field.items():
-            on_edited |= Q(**{f"{field}_id__in": pks})
-        names = self.Model.objects.filter(enabled=True).filter(on_edited).values_list("name", flat=True)
-        return set(names)
 
     def _get_unique_timezone_names(self):
         # django-celery-beat 2.9's query keeps CrontabSchedule's default
