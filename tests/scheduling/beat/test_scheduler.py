@@ -562,7 +562,7 @@ def test_a_fire_recorded_but_not_in_beats_record_is_neither_run_again_nor_report
 
     # given an hourly job whose fire two hours ago ran, though beat's own record of it was
     # never written (beat stopped right after the sends), and beat away since
-    due = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(seconds=1)
+    due = timezone.now().replace(microsecond=0) - timedelta(seconds=1)
     job, = hourly_jobs_due(1, due=due - timedelta(hours=1))  # beat's record: two hours before due
     PeriodicTask.objects.filter(pk=job.periodic_task_id).update(date_changed=due - timedelta(hours=3))
     Execution.objects.create(job=job, status="success", trigger="schedule", scheduled_for=due - timedelta(hours=1),
