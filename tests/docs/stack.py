@@ -38,7 +38,8 @@ STACK_START_SECONDS = 180
 PAGE_PRELUDE = r"""set -euo pipefail
 # Each request also reports its HTTP status on stderr, for the test to check. curl
 # writes that line in pieces, and a block's own `tee /dev/stderr` could land between
-# them: so what curl prints on stderr is held and written at once, on a line of its own.
+# them: so what curl prints on stderr is held and written at once (a line is one write;
+# what the tee writes may still come right before it: see request_statuses).
 curl() {
   local err status=0
   { err=$(command curl -w '%{stderr}@@http %{http_code}\n' "$@" 2>&1 >&3 3>&-) || status=$?; } 3>&1
@@ -46,6 +47,15 @@ curl() {
   return $status
 }
 """
+_STATUS = re.compile(r"@@http (\d{3})\n?")
+
+
+def request_statuses(err: str) -> tuple[list[int], str]:
+    """The HTTP statuses a block's requests reported on its stderr, and that
+    stderr without them. A status is looked for anywhere on a line: a body a
+    block copies to stderr (``tee /dev/stderr``) can end, without a newline,
+    right before one."""
+    return [int(code) for code in _STATUS.findall(err)], _STATUS.sub("", err)
 
 
 @dataclass
@@ -215,9 +225,9 @@ def run_page(stack: Stack, blocks: list[Block], *, timeout: float = 480) -> Page
     runs = []
     for number in sorted(set(out_parts) | set(err_parts)):
         err = err_parts.get(number, "")
-        statuses = [int(code) for code in re.findall(r"^@@http (\d{3})$", err, re.M)]
+        statuses, err = request_statuses(err)
         at = re.search(r"^@@at (\S+)$", err, re.M)
-        text = out_parts.get(number, "") + "\n" + re.sub(r"^@@(http|at) \S+\n?", "", err, flags=re.M)
+        text = out_parts.get(number, "") + "\n" + re.sub(r"^@@at \S+\n?", "", err, flags=re.M)
         runs.append(BlockRun(block=blocks[number], output=text, statuses=statuses,
                              expected=[stack.rewrite(fragment, ports) for fragment in blocks[number].expected],
                              started=float(at.group(1)) if at else 0.0))
