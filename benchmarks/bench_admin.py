@@ -46,7 +46,8 @@ from urllib.parse import quote, unquote, urlsplit
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
-from benchmarks._common import PYTHON, fmt_summary, header, machine_info, print_machine, summary_ms, verdict  # noqa: E402
+from benchmarks._common import PYTHON  # noqa: E402
+from benchmarks._report import fmt_summary, header, machine_info, print_machine, summary_ms, verdict  # noqa: E402
 
 N_EXECUTIONS = int(os.environ.get("BENCH_EXECUTIONS", 1_000_000))
 N_JOBS = int(os.environ.get("BENCH_JOBS", 2000))

@@ -49,15 +49,8 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import (  # noqa: E402
-    BenchEnv,
-    fmt_summary,
-    header,
-    machine_info,
-    print_machine,
-    summary_ms,
-    verdict,
-)
+from benchmarks._common import BenchEnv  # noqa: E402
+from benchmarks._report import fmt_summary, header, machine_info, print_machine, summary_ms, verdict  # noqa: E402
 
 N_JOBS = int(os.environ.get("BENCH_JOBS", 10_000))
 K = int(os.environ.get("BENCH_K", 20))

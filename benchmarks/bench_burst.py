@@ -36,8 +36,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import (  # noqa: E402
-    BenchEnv,
+from benchmarks._common import BenchEnv  # noqa: E402
+from benchmarks._report import (  # noqa: E402
     fmt_summary,
     header,
     machine_info,

@@ -31,7 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import BenchEnv, header, machine_info, print_machine, verdict  # noqa: E402
+from benchmarks._common import BenchEnv  # noqa: E402
+from benchmarks._report import header, machine_info, print_machine, verdict  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_ROWS", 1_000_000))
 SEED_RATE = 7.97

@@ -9,7 +9,7 @@ import os
 import time
 from pathlib import Path
 
-from benchmarks._common import process_tree_cpu_seconds
+from benchmarks._report import process_tree_cpu_seconds
 
 
 def rss_mb(pid: int, field: str = "VmRSS") -> float:

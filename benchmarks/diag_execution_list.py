@@ -18,7 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import BenchEnv, fmt_summary, header, summary_ms  # noqa: E402
+from benchmarks._common import BenchEnv  # noqa: E402
+from benchmarks._report import fmt_summary, header, summary_ms  # noqa: E402
 
 N_EXECUTIONS = int(os.environ.get("BENCH_EXECUTIONS", 100_000))
 

@@ -21,7 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import BenchEnv, header, machine_info, print_machine, profile_if_asked  # noqa: E402
+from benchmarks._common import BenchEnv  # noqa: E402
+from benchmarks._report import header, machine_info, print_machine, profile_if_asked  # noqa: E402
 
 K = int(os.environ.get("BENCH_K", 1000))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", 7))
