@@ -413,9 +413,20 @@ def test_beat_start_reads_the_schedule_once():
 # ---------------------------------------------------------------------------
 def hourly_jobs_due(count, *, due, **fields):
     """``count`` hourly jobs whose next fire is ``due`` (beat's last one an hour before)."""
+    from scheduling.models import Job
+
     jobs = [JobFactory(schedule_type="interval", schedule_expression="1h", **fields) for _ in range(count)]
     PeriodicTask.objects.filter(pk__in=[job.periodic_task_id for job in jobs]).update(last_run_at=due - timedelta(hours=1))
+    Job.objects.filter(pk__in=[job.pk for job in jobs]).update(next_run_at=due)
     return jobs
+
+
+def next_runs_of(jobs) -> list:
+    """The jobs' ``next_run_at`` as stored, in the jobs' order."""
+    from scheduling.models import Job
+
+    stored = dict(Job.objects.filter(pk__in=[job.pk for job in jobs]).values_list("pk", "next_run_at"))
+    return [stored[job.pk] for job in jobs]
 
 
 def locked_scheduler():
@@ -476,17 +487,14 @@ def test_jobs_due_together_are_recorded_and_sent_in_one_tick():
 
 
 def test_the_jobs_run_times_are_written_after_the_minutes_messages_are_sent():
-    from scheduling.models import Job
-
     due = timezone.now().replace(microsecond=0) - timedelta(seconds=1)
     jobs = hourly_jobs_due(3, due=due)
-    Job.objects.filter(pk__in=[job.pk for job in jobs]).update(next_run_at=due)
     scheduler = locked_scheduler()
     seen_at_send = []
     send = services.executions_send
 
     def sending(pairs):
-        seen_at_send.extend(Job.objects.filter(pk__in=[job.pk for _, job in pairs]).values_list("next_run_at", flat=True))
+        seen_at_send.extend(next_runs_of([job for _, job in pairs]))
         return send(pairs)
 
     try:
@@ -496,8 +504,7 @@ def test_the_jobs_run_times_are_written_after_the_minutes_messages_are_sent():
         # then the messages went out before the jobs' times were written (not queued behind them)...
         assert seen_at_send == [due] * 3
         # ...which are written once they are out
-        assert set(Job.objects.filter(pk__in=[job.pk for job in jobs]).values_list("next_run_at", flat=True)) == {
-            due + timedelta(hours=1)}
+        assert next_runs_of(jobs) == [due + timedelta(hours=1)] * 3
     finally:
         scheduler.close()
 
@@ -505,11 +512,10 @@ def test_the_jobs_run_times_are_written_after_the_minutes_messages_are_sent():
 def test_a_transaction_that_fails_after_its_runs_were_made_sends_no_message_for_them():
     from django.db import OperationalError
 
-    from scheduling.models import Execution, Job
+    from scheduling.models import Execution
 
     due = timezone.now().replace(microsecond=0) - timedelta(seconds=1)
     jobs = hourly_jobs_due(3, due=due)
-    Job.objects.filter(pk__in=[job.pk for job in jobs]).update(next_run_at=due)
     scheduler = locked_scheduler()
     sent = []
     scheduler.apply_entry = lambda entry, producer=None: sent.append(entry.task)
@@ -529,7 +535,7 @@ def test_a_transaction_that_fails_after_its_runs_were_made_sends_no_message_for_
         assert not Execution.objects.filter(job__in=jobs).exists()
         assert [pair for call in sending.call_args_list for pair in call.args[0]] == []
         # nor were those jobs' run times written
-        assert set(Job.objects.filter(pk__in=[job.pk for job in jobs]).values_list("next_run_at", flat=True)) == {due}
+        assert next_runs_of(jobs) == [due] * 3
     finally:
         scheduler.close()
 
