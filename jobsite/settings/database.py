@@ -26,6 +26,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # transactions take the write lock up front so two writers never deadlock
     # on a lock upgrade ("database is locked").
     # https://docs.djangoproject.com/en/5.2/ref/databases/#sqlite-notes
+    # jobsite's backend is Django's, but waits for the write lock in short steps
+    # (jobsite/backends/sqlite3/base.py).
+    DATABASES["default"]["ENGINE"] = "jobsite.backends.sqlite3"
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 30,
         "transaction_mode": "IMMEDIATE",

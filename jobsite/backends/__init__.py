@@ -1,0 +1,1 @@
+"""Database backends of jobsite: Django's own, with what a busy install needs."""
