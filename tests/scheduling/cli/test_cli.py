@@ -518,9 +518,10 @@ def test_manage_wrapper_runs_jobs_list():
     assert re.search(r"^\d+\s+system_health_check\s+Every 15 minutes\s+active\s", listed.stdout, re.M)
     assert listed.stderr == "Page 1 of 1 (5 jobs)\n"  # piped: stdout is the table alone
 
-    missing = manage("jobs", "show", "42")
+    absent = Job.objects.order_by("-pk").values_list("pk", flat=True).first() + 1000  # ids go on across tests
+    missing = manage("jobs", "show", str(absent))
     assert missing.returncode == 1
-    assert "Job 42 not found." in missing.stderr
+    assert f"Job {absent} not found." in missing.stderr
 
 
 def test_overdue_lists_a_fired_one_off_whose_run_never_started(settings):
