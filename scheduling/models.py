@@ -219,23 +219,28 @@ class Execution(models.Model):
         DEPENDENCY = "dependency", "After another job"
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, help_text="Public id of the run.")
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="executions", help_text="The job this is a run of.")
-    celery_task_id = models.CharField(
-        max_length=255, unique=True, null=True, blank=True,
+    # No index of its own: the composite indexes below lead with the job (every run written
+    # maintains each index, and a run's claim and finish rewrite the entries of all of them).
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="executions", db_index=False,
+                            help_text="The job this is a run of.")
+    celery_task_id = models.CharField(  # unique: Meta.constraints (no LIKE index beside it)
+        max_length=255, null=True, blank=True,
         help_text="Celery task id, assigned before sending; cancel revokes it.",
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, help_text="Where the run is in its lifecycle.")
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.SCHEDULE, help_text="What started the run.")
     attempt = models.PositiveSmallIntegerField(default=1, help_text="1 for the first try, n for the (n-1)th retry.")
+    # The three links below are empty on most runs: each is indexed where set only (Meta.indexes).
     retry_of = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries", help_text="The failed run this one retries.",
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries", db_index=False,
+        help_text="The failed run this one retries.",
     )
     trigger_run = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="triggered_runs",
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="triggered_runs", db_index=False,
         help_text="The upstream job's run whose end started (or skipped) this one (run after another job).",
     )
     triggered_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False,
         help_text="Who started it (empty: beat or a retry).",
     )
     override_kwargs = models.JSONField(default=dict, blank=True, help_text="Parameters given for this run, merged over the job's.")
@@ -285,6 +290,11 @@ class Execution(models.Model):
             models.Index(fields=["created_at", "status", "job"], name="exec_created_status_job"),
             # the runs waiting to be started (run control): a handful at most
             models.Index(fields=["job", "created_at"], condition=Q(held=True), name="exec_held"),
+            # the links, where set: a run's retries, the runs another run started, a user's runs
+            # (and what a deleted run or user sets to NULL)
+            models.Index(fields=["retry_of"], condition=Q(retry_of__isnull=False), name="exec_retry_of"),
+            models.Index(fields=["trigger_run"], condition=Q(trigger_run__isnull=False), name="exec_trigger_run"),
+            models.Index(fields=["triggered_by"], condition=Q(triggered_by__isnull=False), name="exec_triggered_by"),
         ]
         constraints = [
             # A fire is (job, due time): a duplicated or redelivered fire, or a
@@ -292,6 +302,8 @@ class Execution(models.Model):
             models.UniqueConstraint(
                 fields=["job", "scheduled_for"], condition=Q(scheduled_for__isnull=False), name="exec_one_run_per_fire",
             ),
+            # The id a cancel revokes: one run each.
+            models.UniqueConstraint(fields=["celery_task_id"], name="exec_celery_task_id_unique"),
         ]
 
     def __str__(self) -> str:
