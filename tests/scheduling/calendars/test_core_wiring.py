@@ -139,7 +139,8 @@ def test_a_burst_skips_the_fires_inside_calendars_and_queues_the_rest():
     runs = {run.job.name: run for run in Execution.objects.filter(scheduled_for=due).select_related("job")}
     assert runs["burst-0"].status == "skipped" and runs["burst-0"].output == "Skipped: inside calendar 'holidays'"
     assert all(runs[f"burst-{i}"].status == "queued" for i in (1, 2, 3))
-    assert {execution.job.name for execution, _ in sends} == {"burst-1", "burst-2", "burst-3"}
+    assert {job.name for _, job in sends} == {"burst-1", "burst-2", "burst-3"}
+    assert {execution.pk for execution, _ in sends} == {runs[f"burst-{i}"].pk for i in (1, 2, 3)}
 
 
 def test_a_burst_without_calendars_asks_one_query_whatever_its_size():
