@@ -357,12 +357,17 @@ class Scheduler(Listings, DatabaseScheduler):
 
     def _looking_ahead(self, interval: float) -> float:
         """``interval``, or less: wake ``LOOK_AHEAD_SECONDS`` before a due time
-        that comes within it (the tick then reads the changes announced)."""
+        that comes within it (the tick then reads the changes announced), or
+        that comes so soon after it that the next tick would fall within those
+        last moments. A tick there would read a change at the moment of the
+        burst and hold it back (an edit half a second before the minute, read
+        50 ms before it, began the burst 150 ms late); so the tick before a
+        due time is the look-ahead's, and none falls between it and the burst."""
         if not self._heap:
             return interval
         due_in = self._heap[0][0] - self._when(self._heap[0][2], 0)
-        if LOOK_AHEAD_SECONDS + 0.05 < due_in <= interval:
-            return due_in - LOOK_AHEAD_SECONDS
+        if LOOK_AHEAD_SECONDS + 0.05 < due_in <= interval + LOOK_AHEAD_SECONDS + 0.05:
+            return min(due_in - LOOK_AHEAD_SECONDS, interval)
         return interval
 
     @staticmethod

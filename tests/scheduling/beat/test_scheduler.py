@@ -744,6 +744,10 @@ def test_beat_wakes_a_little_before_a_due_time_to_read_the_changes_before_the_bu
 
     # a due time within the sleep: woken LOOK_AHEAD_SECONDS before it
     assert sleep_with_the_next_due_in(3.0, 5.0) == pytest.approx(3.0 - LOOK_AHEAD_SECONDS)
+    # one just beyond it, whose look-ahead the next tick would miss: woken then all the same
+    assert sleep_with_the_next_due_in(1.1, 1.0) == pytest.approx(1.1 - LOOK_AHEAD_SECONDS)
+    # one farther: the next tick comes before the look-ahead, and takes care of it
+    assert sleep_with_the_next_due_in(1.4, 1.0) == 1.0
     # then, that close to it: slept until it
     assert sleep_with_the_next_due_in(LOOK_AHEAD_SECONDS, LOOK_AHEAD_SECONDS) == LOOK_AHEAD_SECONDS
     # a due time beyond the sleep, or no entry at all: the sleep as it was
