@@ -44,35 +44,31 @@ def insert_rows(model: type[Model], rows: list[dict[str, Any]], *, common: dict[
             if field.has_default() and callable(field.default) and field.get_default() != value:
                 continue  # a default that differs on every call (uuid4): one per row
         shared[field.name] = field.get_db_prep_save(value, connection)
-    params = []
-    for row in rows:
-        values = []
-        for field in fields:
-            if field.name in shared:
-                values.append(shared[field.name])
-                continue
-            if field.name in row:
-                value = row[field.name]
-            elif field.attname in row:
-                value = row[field.attname]
-            else:
-                value = field.get_default()
-            values.append(field.get_db_prep_save(value, connection))
-        params.append(values)
+
+    def own_values(field) -> list:  # the field's value in each row, as stored
+        name, attname, prep = field.name, field.attname, field.get_db_prep_save
+        return [prep(row[name] if name in row else row[attname] if attname in row else field.get_default(),
+                     connection) for row in rows]
+
     if connection.vendor == "postgresql" and len(shared) < len(fields):
-        sql, params = _insert_from_arrays(model, connection, fields, shared, params, returning)
+        columns = {field.name: own_values(field) for field in fields if field.name not in shared}
+        sql, params = _insert_from_arrays(model, connection, fields, shared, columns, returning)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall() if returning else None
+    columns = {field.name: ([shared[field.name]] * len(rows) if field.name in shared else own_values(field))
+               for field in fields}
     with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
+        cursor.executemany(sql, list(zip(*(columns[field.name] for field in fields))))
     return None
 
 
-def _insert_from_arrays(model, connection, fields, shared: dict, rows: list[list], returning: tuple[str, ...]):
-    """PostgreSQL: ``rows`` (values in ``fields`` order) as one ``INSERT ...
-    SELECT`` from one array per column that is not ``shared`` (those are one
-    parameter each), every value cast to its column's type."""
+def _insert_from_arrays(model, connection, fields, shared: dict, columns: dict[str, list],
+                        returning: tuple[str, ...]):
+    """PostgreSQL: one ``INSERT ... SELECT`` from one array per column that is
+    not ``shared`` (``columns``: field name -> its value in each row; the
+    shared ones are one parameter each), every value cast to its column's
+    type."""
     quote = connection.ops.quote_name
     meta = model._meta
     selected, arrays, params = [], [], []
@@ -84,8 +80,7 @@ def _insert_from_arrays(model, connection, fields, shared: dict, rows: list[list
         else:
             selected.append(f"u.c{number}")
             arrays.append((f"%s::{db_type}[]", f"c{number}"))
-    params = params + [[row[number] for row in rows] for number, field in enumerate(fields)
-                       if field.name not in shared]
+    params = params + [columns[field.name] for field in fields if field.name not in shared]
     columns = ", ".join(quote(field.column) for field in fields)
     sql = (f"INSERT INTO {quote(meta.db_table)} ({columns}) SELECT {', '.join(selected)} "
            f"FROM unnest({', '.join(cast for cast, _ in arrays)}) AS u({', '.join(name for _, name in arrays)})")
