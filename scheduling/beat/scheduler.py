@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import copy
 import heapq
+import itertools
 import logging
 import time
 
@@ -103,6 +104,7 @@ class Scheduler(Listings, DatabaseScheduler):
         self._pks: dict = {}
         self._listed_at = None
         self._fingerprint = None
+        self._event_numbers = itertools.count()  # see _heap_event
         super().__init__(*args, **kwargs)
 
     # -- start-up ------------------------------------------------------------
@@ -313,11 +315,17 @@ class Scheduler(Listings, DatabaseScheduler):
         return time.time() + (self.adjust(next_time_to_run) or 0)
 
     def _heap_event(self, entry):
+        """The entry's event: when it is due next, and a number of its own in
+        the priority field (Celery puts 5 in every event), which its successors
+        keep. Events due at the same moment — a minute's thousand — are then
+        ordered by that number, not by comparing their entries (Celery's
+        ``ScheduleEntry.__eq__``, a Python call at each step of the heap: ~4 ms
+        of a minute's 1,000 pops and pushes among 100,000 events)."""
         try:
             is_due, delay = entry.is_due()
         except Exception:  # same fallback as Celery's populate_heap
             is_due, delay = self._is_due_failed(entry)
-        return event_t(self._when(entry, 0 if is_due else delay) or 0, 5, entry)
+        return event_t(self._when(entry, 0 if is_due else delay) or 0, next(self._event_numbers), entry)
 
     def populate_heap(self, event_t=event_t, heapify=heapq.heapify):
         # Celery empties the heap and then reads self.schedule; a change read at

@@ -5,6 +5,7 @@ incrementally and keeps its heap by hand; what it fires must not differ from
 django-celery-beat's ``DatabaseScheduler``. Tests marked ``both_schedulers``
 run the same story against both classes.
 """
+import heapq
 from collections import Counter
 from contextlib import contextmanager
 from datetime import timedelta
@@ -754,3 +755,29 @@ def test_beat_wakes_a_little_before_a_due_time_to_read_the_changes_before_the_bu
     assert sleep_with_the_next_due_in(30.0, 5.0) == 5.0
     scheduler._heap = []
     assert scheduler._looking_ahead(5.0) == 5.0
+
+
+def test_events_due_at_the_same_moment_are_ordered_without_comparing_their_entries():
+    from celery.beat import ScheduleEntry
+
+    class Uncomparable(ScheduleEntry):
+        def __eq__(self, other):
+            raise AssertionError("the heap compared two entries")
+
+        __lt__ = __eq__
+        __hash__ = object.__hash__
+
+    scheduler = Scheduler(app=app, lazy=True)
+    entries = {f"e{i}": Uncomparable(name=f"e{i}", task="t", schedule=timedelta(minutes=1), app=app)
+               for i in range(50)}
+    scheduler._schedule = entries
+    frozen = timezone.now().timestamp()
+    with mock.patch.object(Scheduler, "_when", lambda self, entry, next_time_to_run, mktime=None: frozen), \
+            mock.patch.object(Scheduler, "schedule", new_callable=mock.PropertyMock, return_value=entries):
+        scheduler.populate_heap()  # all 50 due at the very same moment
+        assert len({event.priority for event in scheduler._heap}) == 50  # a number of its own each
+        popped = [heapq.heappop(scheduler._heap) for _ in range(50)]
+        for event in popped:  # pushed back as their successors are: the numbers kept
+            heapq.heappush(scheduler._heap, event._replace(time=frozen + 60))
+        scheduler._reheap({"e3", "e7"})
+    assert sorted(event.entry.name for event in scheduler._heap) == sorted(entries)
