@@ -6,6 +6,7 @@ django-celery-beat's ``DatabaseScheduler``. Tests marked ``both_schedulers``
 run the same story against both classes.
 """
 import heapq
+import time
 from collections import Counter
 from contextlib import contextmanager
 from datetime import timedelta
@@ -412,6 +413,11 @@ def test_beat_start_reads_the_schedule_once():
 # ---------------------------------------------------------------------------
 # Jobs due together: one tick records them all (scheduling.beat.lock.LockedScheduler)
 # ---------------------------------------------------------------------------
+def a_second_ago():
+    """A due time that has just come (whole seconds, as beat's due times are)."""
+    return timezone.now().replace(microsecond=0) - timedelta(seconds=1)
+
+
 def hourly_jobs_due(count, *, due, **fields):
     """``count`` hourly jobs whose next fire is ``due`` (beat's last one an hour before)."""
     from scheduling.models import Job
@@ -438,59 +444,71 @@ def locked_scheduler():
     return scheduler
 
 
-def test_jobs_due_together_are_recorded_and_sent_in_one_tick():
+@pytest.fixture
+def beat():
+    """``locked_scheduler()``, made when the test asks (after its jobs), closed after it."""
+    made = []
+
+    def make():
+        made.append(locked_scheduler())
+        return made[-1]
+
+    yield make
+    for scheduler in made:
+        scheduler.close()
+
+
+def test_jobs_due_together_are_recorded_and_sent_in_one_tick(beat):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     from scheduling.broker import broker_view
     from scheduling.models import Execution
 
-    due = timezone.now().replace(microsecond=0) - timedelta(seconds=1)
+    due = a_second_ago()
     jobs = hourly_jobs_due(12, due=due)
-    scheduler = locked_scheduler()
-    try:
-        # when beat ticks once
-        with CaptureQueriesContext(connection) as queries:
-            assert scheduler.tick() == 0
-        # then every job has its run for that due time, queued and sent under its task id
-        executions = list(Execution.objects.filter(job__in=jobs).order_by("job_id"))
-        assert [e.job_id for e in executions] == sorted(job.pk for job in jobs)
-        assert {(e.scheduled_for, e.trigger, e.attempt) for e in executions} == {(due, "schedule", 1)}
-        assert all(e.celery_task_id for e in executions)
-        def on_its_way_or_started(execution) -> bool:
-            execution.refresh_from_db()
-            if execution.status != "queued":
-                return True
-            # (a worker's BRPOP takes a message off its list a moment before kombu files it as
-            # unacked: a message in that moment is in neither, so it is looked for again)
-            view = broker_view(fresh_seconds=3600)
-            return execution.celery_task_id in view.waiting | view.held
+    scheduler = beat()
+    # when beat ticks once
+    with CaptureQueriesContext(connection) as queries:
+        assert scheduler.tick() == 0
+    # then every job has its run for that due time, queued and sent under its task id
+    executions = list(Execution.objects.filter(job__in=jobs).order_by("job_id"))
+    assert [e.job_id for e in executions] == sorted(job.pk for job in jobs)
+    assert {(e.scheduled_for, e.trigger, e.attempt) for e in executions} == {(due, "schedule", 1)}
+    assert all(e.celery_task_id for e in executions)
 
-        for execution in executions:
-            wait_for(lambda: on_its_way_or_started(execution), timeout=2,
-                     message=f"execution {execution.pk}'s message in the broker, or the run started")
-        # and beat's own record of each fire, the jobs' next runs
-        tasks = PeriodicTask.objects.filter(pk__in=[job.periodic_task_id for job in jobs])
-        assert {(t.last_run_at, t.total_run_count) for t in tasks} == {(due, 1)}
-        for job in jobs:
-            job.refresh_from_db()
-            assert job.next_run_at == due + timedelta(hours=1) and job.last_run_at is not None
-        # in a bounded number of queries, not a few per job
-        assert len(queries) < 30, [q["sql"][:80] for q in queries]
-        assert not scheduler._dirty & {periodic_task_name(job) for job in jobs}
+    def on_its_way_or_started(execution) -> bool:
+        execution.refresh_from_db()
+        if execution.status != "queued":
+            return True
+        # (a worker's BRPOP takes a message off its list a moment before kombu files it as
+        # unacked: a message in that moment is in neither, so it is looked for again)
+        view = broker_view(fresh_seconds=3600)
+        return execution.celery_task_id in view.waiting | view.held
 
-        # and the next tick sends nothing more, nor does a reload
-        PeriodicTasks.update_changed()
-        assert scheduler.tick() > 0
-        assert Execution.objects.filter(job__in=jobs).count() == 12
-    finally:
-        scheduler.close()
+    for execution in executions:
+        wait_for(lambda: on_its_way_or_started(execution), timeout=2,
+                 message=f"execution {execution.pk}'s message in the broker, or the run started")
+    # and beat's own record of each fire, the jobs' next runs
+    tasks = PeriodicTask.objects.filter(pk__in=[job.periodic_task_id for job in jobs])
+    assert {(t.last_run_at, t.total_run_count) for t in tasks} == {(due, 1)}
+    for job in jobs:
+        job.refresh_from_db()
+        assert job.next_run_at == due + timedelta(hours=1) and job.last_run_at is not None
+    # in a bounded number of queries, not a few per job
+    assert len(queries) < 30, [q["sql"][:80] for q in queries]
+    assert not scheduler._dirty & {periodic_task_name(job) for job in jobs}
+
+    # and the next tick sends nothing more, nor does a reload
+    PeriodicTasks.update_changed()
+    assert scheduler.tick() > 0
+    assert Execution.objects.filter(job__in=jobs).count() == 12
 
 
-def test_the_jobs_run_times_are_written_after_the_minutes_messages_are_sent():
-    due = timezone.now().replace(microsecond=0) - timedelta(seconds=1)
+def test_the_jobs_run_times_are_written_after_the_minutes_messages_are_sent(beat):
+    due = a_second_ago()
     jobs = hourly_jobs_due(3, due=due)
-    scheduler = locked_scheduler()
+    scheduler = beat()
     seen_at_send = []
     send = services.executions_send
 
@@ -498,98 +516,86 @@ def test_the_jobs_run_times_are_written_after_the_minutes_messages_are_sent():
         seen_at_send.extend(next_runs_of([job for _, job in pairs]))
         return send(pairs)
 
-    try:
-        # when beat ticks
-        with mock.patch("scheduling.services.executions_send", side_effect=sending):
-            scheduler.tick()
-        # then the messages went out before the jobs' times were written (not queued behind them)...
-        assert seen_at_send == [due] * 3
-        # ...which are written once they are out
-        assert next_runs_of(jobs) == [due + timedelta(hours=1)] * 3
-    finally:
-        scheduler.close()
+    # when beat ticks
+    with mock.patch("scheduling.services.executions_send", side_effect=sending):
+        scheduler.tick()
+    # then the messages went out before the jobs' times were written (not queued behind them)...
+    assert seen_at_send == [due] * 3
+    # ...which are written once they are out
+    assert next_runs_of(jobs) == [due + timedelta(hours=1)] * 3
 
 
-def test_a_transaction_that_fails_after_its_runs_were_made_sends_no_message_for_them():
+def test_a_transaction_that_fails_after_its_runs_were_made_sends_no_message_for_them(beat):
     from django.db import OperationalError
 
     from scheduling.models import Execution
 
-    due = timezone.now().replace(microsecond=0) - timedelta(seconds=1)
+    due = a_second_ago()
     jobs = hourly_jobs_due(3, due=due)
-    scheduler = locked_scheduler()
+    scheduler = beat()
     sent = []
     scheduler.apply_entry = lambda entry, producer=None: sent.append(entry.task)
-    try:
-        # when the database fails after the runs were inserted, before the transaction's end
-        dispatch = services.jobs_dispatch_scheduled
+    # when the database fails after the runs were inserted, before the transaction's end
+    dispatch = services.jobs_dispatch_scheduled
 
-        def dispatch_then_fail(**kwargs):
-            dispatch(**kwargs)
-            raise OperationalError("database is away")
+    def dispatch_then_fail(**kwargs):
+        dispatch(**kwargs)
+        raise OperationalError("database is away")
 
-        with mock.patch("scheduling.services.jobs_dispatch_scheduled", side_effect=dispatch_then_fail), \
-             mock.patch("scheduling.services.executions_send", wraps=services.executions_send) as sending:
-            scheduler.tick()
-        # then the fires go out as run_job messages, and none for the runs rolled back
-        assert sent == ["scheduling.run_job"] * 3
-        assert not Execution.objects.filter(job__in=jobs).exists()
-        assert [pair for call in sending.call_args_list for pair in call.args[0]] == []
-        # nor were those jobs' run times written
-        assert next_runs_of(jobs) == [due] * 3
-    finally:
-        scheduler.close()
+    with mock.patch("scheduling.services.jobs_dispatch_scheduled", side_effect=dispatch_then_fail), \
+         mock.patch("scheduling.services.executions_send", wraps=services.executions_send) as sending:
+        scheduler.tick()
+    # then the fires go out as run_job messages, and none for the runs rolled back
+    assert sent == ["scheduling.run_job"] * 3
+    assert not Execution.objects.filter(job__in=jobs).exists()
+    assert [pair for call in sending.call_args_list for pair in call.args[0]] == []
+    # nor were those jobs' run times written
+    assert next_runs_of(jobs) == [due] * 3
 
 
-def test_when_beats_own_record_fails_after_the_sends_the_runs_stand_and_sync_writes_the_record():
+def test_when_beats_own_record_fails_after_the_sends_the_runs_stand_and_sync_writes_the_record(beat):
     from django.db import OperationalError
 
     from scheduling.models import Execution
 
-    due = timezone.now().replace(microsecond=0) - timedelta(seconds=1)
+    due = a_second_ago()
     jobs = hourly_jobs_due(3, due=due)
-    scheduler = locked_scheduler()
-    try:
-        # when the write after the sends fails
-        with mock.patch("scheduling.beat.lock.periodic_tasks_record_fires",
-                        side_effect=OperationalError("database is away")):
-            scheduler.tick()
-        # then the runs were recorded (and sent), and the tasks' records are left to sync()
-        assert Execution.objects.filter(job__in=jobs, scheduled_for=due).count() == 3
-        assert {periodic_task_name(job) for job in jobs} <= scheduler._dirty
-        scheduler.sync()
-        tasks = PeriodicTask.objects.filter(pk__in=[job.periodic_task_id for job in jobs])
-        assert {task.last_run_at for task in tasks} == {due}
-    finally:
-        scheduler.close()
+    scheduler = beat()
+    # when the write after the sends fails
+    with mock.patch("scheduling.beat.lock.periodic_tasks_record_fires",
+                    side_effect=OperationalError("database is away")):
+        scheduler.tick()
+    # then the runs were recorded (and sent), and the tasks' records are left to sync()
+    assert Execution.objects.filter(job__in=jobs, scheduled_for=due).count() == 3
+    assert {periodic_task_name(job) for job in jobs} <= scheduler._dirty
+    scheduler.sync()
+    tasks = PeriodicTask.objects.filter(pk__in=[job.periodic_task_id for job in jobs])
+    assert {task.last_run_at for task in tasks} == {due}
 
 
-def test_a_fire_recorded_but_not_in_beats_record_is_neither_run_again_nor_reported_missed():
+def test_a_fire_recorded_but_not_in_beats_record_is_neither_run_again_nor_reported_missed(beat):
     from scheduling.models import Execution
 
     # given an hourly job whose fire two hours ago ran, though beat's own record of it was
     # never written (beat stopped right after the sends), and beat away since
-    due = timezone.now().replace(microsecond=0) - timedelta(seconds=1)
+    due = a_second_ago()
     job, = hourly_jobs_due(1, due=due - timedelta(hours=1))  # beat's record: two hours before due
     PeriodicTask.objects.filter(pk=job.periodic_task_id).update(date_changed=due - timedelta(hours=3))
     Execution.objects.create(job=job, status="success", trigger="schedule", scheduled_for=due - timedelta(hours=1),
                              celery_task_id="t-ran")
-    scheduler = locked_scheduler()
-    try:
-        # when beat comes back, owing (it believes) the fire before last and the last one
-        scheduler.tick()
-        # then the fire that ran is not run again, and nothing is reported missed
-        assert not Execution.objects.filter(job=job, status="missed").exists()
-        assert set(Execution.objects.filter(job=job).values_list("scheduled_for", flat=True)) == {
-            due - timedelta(hours=1), due}
-    finally:
-        scheduler.close()
+    scheduler = beat()
+    # when beat comes back, owing (it believes) the fire before last and the last one
+    scheduler.tick()
+    # then the fire that ran is not run again, and nothing is reported missed
+    assert not Execution.objects.filter(job=job, status="missed").exists()
+    assert set(Execution.objects.filter(job=job).values_list("scheduled_for", flat=True)) == {
+        due - timedelta(hours=1), due}
 
 
-def test_fires_that_are_not_plain_go_one_by_one_in_the_same_tick():
+def test_fires_that_are_not_plain_go_one_by_one_in_the_same_tick(beat):
     from scheduling.models import Execution
 
-    due = timezone.now().replace(microsecond=0) - timedelta(seconds=1)
+    due = a_second_ago()
     plain, busy, duplicate, paused = hourly_jobs_due(4, due=due, overlap_policy="skip")
     owing = JobFactory(schedule_type="interval", schedule_expression="1h", catch_up_policy="skip")
     # beat was away for 3 hours: the latest fire owes two missed ones
@@ -597,59 +603,50 @@ def test_fires_that_are_not_plain_go_one_by_one_in_the_same_tick():
         last_run_at=due - timedelta(hours=3), date_changed=due - timedelta(hours=4))
     running = Execution.objects.create(job=busy, status="running", trigger="api", celery_task_id="t-busy")
     Execution.objects.create(job=duplicate, status="success", trigger="schedule", scheduled_for=due)
-    scheduler = locked_scheduler()
+    scheduler = beat()
     services.job_pause(job=paused)  # after beat read it: the fire finds it paused
-    try:
-        scheduler.tick()
-        # (queued, or already taken by the session's worker if one runs)
-        assert Execution.objects.get(job=plain, trigger="schedule").scheduled_for == due
-        skipped = Execution.objects.get(job=busy, trigger="schedule")
-        assert skipped.status == "skipped" and f"execution {running.pk} is still running" in skipped.output
-        assert Execution.objects.filter(job=duplicate).count() == 1
-        assert not Execution.objects.filter(job=paused).exists()
-        missed = Execution.objects.get(job=owing, status="missed")
-        assert missed.result["missed"] == 2
-    finally:
-        scheduler.close()
+    scheduler.tick()
+    # (queued, or already taken by the session's worker if one runs)
+    assert Execution.objects.get(job=plain, trigger="schedule").scheduled_for == due
+    skipped = Execution.objects.get(job=busy, trigger="schedule")
+    assert skipped.status == "skipped" and f"execution {running.pk} is still running" in skipped.output
+    assert Execution.objects.filter(job=duplicate).count() == 1
+    assert not Execution.objects.filter(job=paused).exists()
+    missed = Execution.objects.get(job=owing, status="missed")
+    assert missed.result["missed"] == 2
 
 
-def test_when_the_database_fails_the_fires_go_out_as_run_job_messages():
+def test_when_the_database_fails_the_fires_go_out_as_run_job_messages(beat):
     from django.db import OperationalError
 
-    due = timezone.now().replace(microsecond=0) - timedelta(seconds=1)
+    due = a_second_ago()
     jobs = hourly_jobs_due(3, due=due)
-    scheduler = locked_scheduler()
+    scheduler = beat()
     sent = []
     scheduler.apply_entry = lambda entry, producer=None: sent.append((entry.task, entry.args, entry.kwargs))
-    try:
-        with mock.patch("scheduling.services.jobs_dispatch_scheduled", side_effect=OperationalError("database is away")):
-            scheduler.tick()
-        assert sorted(args[0] for _, args, _ in sent) == sorted(job.pk for job in jobs)
-        assert {task for task, _, _ in sent} == {"scheduling.run_job"}
-        assert {kwargs["scheduled_for"] for _, _, kwargs in sent} == {due.isoformat()}
-        # not recorded as fired: the regular sync writes them back
-        assert {periodic_task_name(job) for job in jobs} <= scheduler._dirty
-    finally:
-        scheduler.close()
+    with mock.patch("scheduling.services.jobs_dispatch_scheduled", side_effect=OperationalError("database is away")):
+        scheduler.tick()
+    assert sorted(args[0] for _, args, _ in sent) == sorted(job.pk for job in jobs)
+    assert {task for task, _, _ in sent} == {"scheduling.run_job"}
+    assert {kwargs["scheduled_for"] for _, _, kwargs in sent} == {due.isoformat()}
+    # not recorded as fired: the regular sync writes them back
+    assert {periodic_task_name(job) for job in jobs} <= scheduler._dirty
 
 
-def test_a_burst_larger_than_a_transaction_renews_the_lock_between_them(monkeypatch):
+def test_a_burst_larger_than_a_transaction_renews_the_lock_between_them(monkeypatch, beat):
     from scheduling.beat import lock as beat_lock
     from scheduling.models import Execution
 
     monkeypatch.setattr(beat_lock, "PLAIN_FIRES_PER_TRANSACTION", 5)
-    due = timezone.now().replace(microsecond=0) - timedelta(seconds=1)
+    due = a_second_ago()
     jobs = hourly_jobs_due(12, due=due)
-    scheduler = locked_scheduler()
+    scheduler = beat()
     renewals = []
     real_acquire = scheduler.beat_lock.acquire
     scheduler.beat_lock.acquire = lambda: renewals.append(1) or real_acquire()
-    try:
-        scheduler.tick()
-        assert Execution.objects.filter(job__in=jobs, scheduled_for=due).count() == 12
-        assert len(renewals) >= 3  # the tick's own, then one before each later transaction
-    finally:
-        scheduler.close()
+    scheduler.tick()
+    assert Execution.objects.filter(job__in=jobs, scheduled_for=due).count() == 12
+    assert len(renewals) >= 3  # the tick's own, then one before each later transaction
 
 
 def test_a_beat_that_loses_its_lock_mid_burst_leaves_the_rest_to_the_new_one(monkeypatch):
@@ -657,7 +654,7 @@ def test_a_beat_that_loses_its_lock_mid_burst_leaves_the_rest_to_the_new_one(mon
     from scheduling.models import Execution
 
     monkeypatch.setattr(beat_lock, "PLAIN_FIRES_PER_TRANSACTION", 5)
-    due = timezone.now().replace(microsecond=0) - timedelta(seconds=1)
+    due = a_second_ago()
     jobs = hourly_jobs_due(12, due=due)
     scheduler = locked_scheduler()
     answers = iter([True, False])  # the tick takes the lock; before the 2nd transaction it is gone
@@ -760,6 +757,8 @@ def test_beat_wakes_a_little_before_a_due_time_to_read_the_changes_before_the_bu
 def test_events_due_at_the_same_moment_are_ordered_without_comparing_their_entries():
     from celery.beat import ScheduleEntry
 
+    from scheduling.beat.crontab import JobCrontab
+
     class Uncomparable(ScheduleEntry):
         def __eq__(self, other):
             raise AssertionError("the heap compared two entries")
@@ -767,17 +766,18 @@ def test_events_due_at_the_same_moment_are_ordered_without_comparing_their_entri
         __lt__ = __eq__
         __hash__ = object.__hash__
 
-    scheduler = Scheduler(app=app, lazy=True)
-    entries = {f"e{i}": Uncomparable(name=f"e{i}", task="t", schedule=timedelta(minutes=1), app=app)
+    now = timezone.now()  # the entries' own clock, standing still: all 50 due at the very same moment
+    entries = {f"e{i}": Uncomparable(name=f"e{i}", task="t", app=app, last_run_at=now - timedelta(minutes=5),
+                                     schedule=JobCrontab("* * * * *", "UTC", nowfun=lambda: now, app=app))
                for i in range(50)}
-    scheduler._schedule = entries
-    frozen = timezone.now().timestamp()
-    with mock.patch.object(Scheduler, "_when", lambda self, entry, next_time_to_run, mktime=None: frozen), \
-            mock.patch.object(Scheduler, "schedule", new_callable=mock.PropertyMock, return_value=entries):
-        scheduler.populate_heap()  # all 50 due at the very same moment
-        assert len({event.priority for event in scheduler._heap}) == 50  # a number of its own each
-        popped = [heapq.heappop(scheduler._heap) for _ in range(50)]
-        for event in popped:  # pushed back as their successors are: the numbers kept
-            heapq.heappush(scheduler._heap, event._replace(time=frozen + 60))
-        scheduler._reheap({"e3", "e7"})
+    scheduler = Scheduler(app=app, lazy=True)
+    scheduler._schedule, scheduler._initial_read = entries, False  # as read, and nothing changed since
+    scheduler._last_full_read, scheduler._last_timestamp = time.monotonic(), scheduler.Changes.last_change()
+    scheduler.populate_heap()
+    assert len({event.time for event in scheduler._heap}) == 1
+    assert len({event.priority for event in scheduler._heap}) == 50  # a number of its own each
+    popped = [heapq.heappop(scheduler._heap) for _ in range(50)]
+    for event in popped:  # pushed back as their successors are: the numbers kept
+        heapq.heappush(scheduler._heap, event._replace(time=event.time + 60))
+    scheduler._reheap({"e3", "e7"})
     assert sorted(event.entry.name for event in scheduler._heap) == sorted(entries)
