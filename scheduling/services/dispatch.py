@@ -237,10 +237,6 @@ def _pauses_in_force() -> list:
     return [pause for pause in pauses if is_in_force(pause, now)]
 
 
-# What a fire's message needs of its run, in the model's field order (as from_db takes values).
-_RECORDED = ("id", "job_id", "celery_task_id", "scheduled_for")
-
-
 class RecordedRun(NamedTuple):
     """A run just inserted by a burst, as its message is made from it
     (``sending.execution_task_options`` reads these names of an Execution): a
@@ -253,8 +249,11 @@ class RecordedRun(NamedTuple):
     scheduled_for: datetime
 
 
+_RECORDED = ("id", "job_id", "celery_task_id", "scheduled_for")  # RecordedRun's columns
+
+
 def _fires_recorded(bulk: list[tuple[Job, ScheduledFire]], rows: list[dict],
-                    inserted: list[tuple[int, int]] | None) -> list[tuple[RecordedRun | Execution, Job]]:
+                    inserted: list[tuple[int, int]] | None) -> list[tuple[RecordedRun, Job]]:
     """(run, job) of the executions just inserted for ``bulk``, in the order
     of ``rows``: from the (id, job id) the insert gave back (a job has one
     fire in ``bulk``), else looked up by their unique (job, due time)."""
@@ -268,9 +267,9 @@ def _fires_recorded(bulk: list[tuple[Job, ScheduledFire]], rows: list[dict],
         by_due.setdefault(row["scheduled_for"], []).append(row["job_id"])
     found = {}
     for due, job_ids in by_due.items():
-        for execution in _in_chunks(Execution.objects.filter(scheduled_for=due).only(
-                *_RECORDED), "job_id", job_ids):
-            found[(execution.job_id, due)] = execution
+        for values in _in_chunks(Execution.objects.filter(scheduled_for=due), "job_id", job_ids, *_RECORDED):
+            run = RecordedRun(*values)
+            found[(run.job_id, due)] = run
     return [(found[(row["job_id"], row["scheduled_for"])], jobs[row["job_id"]]) for row in rows]
 
 

@@ -66,7 +66,8 @@ def send_execution(execution: Execution, job: Job, *, countdown: float | None = 
 
 def executions_send(pairs: list[tuple[Execution, Job]]) -> None:
     """Send the messages of executions already recorded (committed): what
-    ``jobs_dispatch_scheduled(sends=...)`` collected."""
+    ``jobs_dispatch_scheduled(sends=...)`` collected (each run there a
+    ``dispatch.RecordedRun``: what a message reads of an Execution)."""
     _send_executions(pairs)
 
 
