@@ -374,7 +374,8 @@ class Scheduler(Listings, DatabaseScheduler):
         if not self._heap:
             return interval
         due_in = self._heap[0][0] - self._when(self._heap[0][2], 0)
-        if LOOK_AHEAD_SECONDS + 0.05 < due_in <= interval + LOOK_AHEAD_SECONDS + 0.05:
+        window = LOOK_AHEAD_SECONDS + 0.05  # a tick this close to a due time sleeps until it
+        if window < due_in <= interval + window:
             return min(due_in - LOOK_AHEAD_SECONDS, interval)
         return interval
 
