@@ -4,6 +4,7 @@ Runs on its own SQLite file whatever database the suite uses."""
 import sqlite3
 import threading
 import time
+from unittest import mock
 
 import pytest
 from django.db import OperationalError, connections, transaction
@@ -76,13 +77,16 @@ def test_a_transaction_takes_the_write_lock_once_the_other_writer_frees_it(open_
     started = time.monotonic()
     release.start()
     try:
-        with transaction.atomic(using=ALIAS), connection.cursor() as cursor:
+        with mock.patch("jobsite.backends.sqlite3.base.sleep", wraps=time.sleep) as slept, \
+                transaction.atomic(using=ALIAS), connection.cursor() as cursor:
             cursor.execute("INSERT INTO t VALUES (1)")
     finally:
         release.join()
         holder.close()
 
-    assert time.monotonic() - started >= 0.1  # it waited for the lock rather than failing
+    assert time.monotonic() - started >= 0.1  # it waited for the lock rather than failing...
+    steps = [call.args[0] for call in slept.call_args_list]
+    assert len(steps) > 1 and max(steps) <= LONG_STEP_SECONDS  # ...trying again in its own short steps
     with connection.cursor() as cursor:
         cursor.execute("SELECT x FROM t")
         assert cursor.fetchall() == [(1,)]

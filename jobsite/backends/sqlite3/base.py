@@ -14,8 +14,8 @@ transaction keep SQLite's handler.
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Iterator
+from time import sleep
 
 from django.db.backends.sqlite3 import base
 
@@ -62,6 +62,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
                     if wait is None:
                         with self.wrap_database_errors:
                             raise
-                time.sleep(wait)
+                sleep(wait)
         finally:
             raw.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
