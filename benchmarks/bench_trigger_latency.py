@@ -27,7 +27,9 @@ Run: .venv/bin/python benchmarks/bench_trigger_latency.py
      BENCH_RATE=200 BENCH_SECONDS=30 .venv/bin/python benchmarks/bench_trigger_latency.py
 Env: BENCH_RUNS (300), BENCH_WARMUP (10), BENCH_DATABASE_URL, REDIS_URL, BENCH_TIMEOUT;
      open loop: BENCH_RATE (0 = the sequential mode), BENCH_SECONDS (30), BENCH_PATHS (services,http),
-     BENCH_CLIENTS (16 sender threads), BENCH_WEB_WORKERS (2).
+     BENCH_CLIENTS (16 sender threads), BENCH_WEB_WORKERS (2),
+     BENCH_TRACE (a path prefix: each request's due, sent, answered, created and started times,
+     epoch seconds, written to <prefix>.<path>.csv, to see when in the run the slow ones came).
 """
 from __future__ import annotations
 
@@ -136,12 +138,21 @@ def send_on_schedule(rate: float, seconds: float, send, *, jobs: list, clients: 
     import threading
 
     total = int(rate * seconds)
-    start = time.time() + 0.5
     results: list = [None] * total
+    warmed, go = threading.Barrier(clients + 1), threading.Event()
+    schedule = {}
 
     def client(k: int) -> None:
+        # Each thread first sends one request of its own, unmeasured: it opens the thread's
+        # database (or HTTP) connection, as a web process's threads hold theirs between
+        # requests. Without it the first half second measured 16 connections being opened.
+        try:
+            send(jobs[k % len(jobs)])
+        finally:
+            warmed.wait()
+        go.wait()
         for i in range(k, total, clients):
-            due = start + i / rate
+            due = schedule["start"] + i / rate
             pause = due - time.time()
             if pause > 0:
                 time.sleep(pause)
@@ -155,6 +166,10 @@ def send_on_schedule(rate: float, seconds: float, send, *, jobs: list, clients: 
     threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(clients)]
     for thread in threads:
         thread.start()
+    warmed.wait()
+    time.sleep(1.0)  # their runs done
+    schedule["start"] = time.time() + 0.1
+    go.set()
     for thread in threads:
         thread.join()
     return results
@@ -189,6 +204,12 @@ def open_loop_report(label: str, results: list, bench) -> dict:
         before_row.append(created - sent)  # request parsing, auth, the job's read (HTTP: the web process)
         row_to_answer.append(answered - created)  # insert + commit + the message sent after commit (+ HTTP answer)
         answer_to_running.append(started - answered)  # broker → worker → its claim (a busy worker: the queue)
+    if os.environ.get("BENCH_TRACE"):  # per request: due, sent, answered, created, started (epoch s)
+        with open(f"{os.environ['BENCH_TRACE']}.{label}.csv", "w") as trace:
+            for due, sent, answered, execution_id, error in results:
+                row = rows.get(execution_id) or {}
+                if row.get("started_at") is not None:
+                    trace.write(f"{due},{sent},{answered},{row['created_at'].timestamp()},{row['started_at'].timestamp()}\n")
     header(f"{label}: summary")
     print(f"{len(results)} requests, {len(errors)} errors, {len(waiting)} runs not started; load {os.getloadavg()}")
     for error in sorted(set(errors))[:5]:

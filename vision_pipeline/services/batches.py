@@ -20,7 +20,7 @@ from vision_pipeline.errors import ErrorCode
 from vision_pipeline.images import warm_up
 from vision_pipeline.models import Batch, BatchImage
 from vision_pipeline.services.analysis import batch_analyze, batch_create, batch_discard_files, batch_fail
-from vision_pipeline.services.claims import WAIT_POLL_SECONDS, analyse_pending, arriving
+from vision_pipeline.services.claims import analyse_pending, arriving, poll_pauses
 from vision_pipeline.services.deadlines import AnalysisTimeout, BatchStopped, check_running
 from vision_pipeline.services.progress import RunProgress
 
@@ -175,14 +175,18 @@ def batch_chunk_run(*, execution: Execution, batch_id: str, parent_execution_id:
     progress = RunProgress(execution, total_images=batch.total_images)
     progress.start_batch(batch.pk)
     analysed = 0
+    pauses = poll_pauses()
     try:
         while True:
-            analysed += analyse_pending(batch, analyzer, context, claimer_id=execution.pk, paths={}, deadline=None,
-                                        timeout_seconds=0, should_stop=stopped, step=progress.tick)
+            done = analyse_pending(batch, analyzer, context, claimer_id=execution.pk, paths={}, deadline=None,
+                                   timeout_seconds=0, should_stop=stopped, step=progress.tick)
+            analysed += done
             if not arriving(batch):  # else its run is still downloading images: wait for more
                 break
+            if done:
+                pauses = poll_pauses()  # images came: the next wait starts short again
             check_running(None, 0, stopped)
-            time.sleep(WAIT_POLL_SECONDS)
+            time.sleep(next(pauses))
     except BatchStopped:
         return RunResult(output=f"Stopped: batch {batch.pk} is no longer being analysed.", batch_id=str(batch.pk),
                          result={"batch_id": str(batch.pk), "analysed": analysed})

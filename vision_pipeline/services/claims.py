@@ -13,7 +13,7 @@ import logging
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from django.db.models import F
 from django.utils import timezone
@@ -31,11 +31,22 @@ CLAIM_SIZE = 2
 # Near the end (few pending) a run claims one image at a time, so the last
 # images spread over the runs instead of one run finishing two while another idles.
 CLAIM_ONE_BELOW = 2 * CLAIM_SIZE
-# How often a waiting run looks again: the batch's own run waits here for the
-# last images of other runs before its report, so this is part of every run's tail.
+# How often a waiting run looks again, at most: the batch's own run waits for the
+# last images of other runs before its report, so the wait is part of every run's
+# tail. It looks soon at first (``poll_pauses``): most waits are for one image.
 WAIT_POLL_SECONDS = 0.05
+FIRST_POLL_SECONDS = 0.01
 # A claim this old is taken over even if its run still reads "running" (a hung worker).
 CLAIM_STALE_SECONDS = 600
+
+
+def poll_pauses() -> Iterator[float]:
+    """The pauses of a run waiting for other runs or for images: 10 ms, then each
+    twice the last, up to ``WAIT_POLL_SECONDS``."""
+    pause = FIRST_POLL_SECONDS
+    while True:
+        yield pause
+        pause = min(pause * 2, WAIT_POLL_SECONDS)
 
 
 def claim(batch_id, claimer_id: int | None, limit: int | None = None) -> list[BatchImage]:
@@ -118,6 +129,7 @@ def wait_for_others(batch: Batch, *, claimer_id: int | None, deadline: float | N
     """Wait while other runs finish the images they claimed. An image whose run
     is no longer running (cancelled, failed, lost) or whose claim is stale goes
     back to pending: True then, and the caller analyses it."""
+    pauses = poll_pauses()
     while True:
         working = list(BatchImage.objects.filter(batch_id=batch.pk, status=BatchImage.Status.WORKING)
                        .values_list("pk", "claimed_by_id", "claimed_at"))
@@ -140,4 +152,4 @@ def wait_for_others(batch: Batch, *, claimer_id: int | None, deadline: float | N
         check_running(deadline, timeout_seconds, should_stop)
         if step is not None:
             step()
-        time.sleep(WAIT_POLL_SECONDS)
+        time.sleep(next(pauses))
