@@ -17,7 +17,9 @@
   ``POST /api/v1/vision/batches`` and analysed by a real Celery worker with 1
   process, then 2 (the batch's run plus its chunk runs), with the default
   install's OCR setting (``VISION_OCR`` as in the environment, ``auto``
-  unless set): images/s from upload to the completed report;
+  unless set): images/s from upload to the completed report, on a fresh
+  worker, then the same batch again on that worker, now warm (its processes
+  imported the analysis libraries once; ``BENCH_CRON_WARM=0``: fresh only);
 * a scheduled ``/cron-jobs`` run end to end against the demo document API
   (``BENCH_PARTS=cron``): BENCH_CRON_IMAGES (50) inspection photos of 1600 x
   1200 in one analysis, downloaded, analysed, reported and uploaded by a real
@@ -192,55 +194,59 @@ def bench_ocr(bench, count: int) -> None:
 
 
 def bench_workers(bench, files, processes: int) -> None:
-    """One batch of ``files`` through the batch API's service and a real worker of ``processes`` processes."""
-    from scheduling.models import Execution
-    from vision_pipeline import services
-    from vision_pipeline.models import Batch, BatchImage
-
+    """One batch of ``files`` through the batch API's service and a real worker of
+    ``processes`` processes, then (``BENCH_CRON_WARM``, default on) the same again on
+    that worker, now warm: a long-lived worker's processes have imported the analysis
+    libraries once, which a fresh worker's first batch does in each process."""
     name = f"worker{processes}"
-    mode = os.environ.setdefault("VISION_OCR", "auto")  # the default install's setting unless given
-    from benchmarks.bench_vision_cron import timeline, uptime, wait_finished, worker_cpu_seconds
-
     bench.start_worker(concurrency=processes, name=name, queues=["vision"])
     worker = next(process for label, process in bench.processes if label == name)
     try:
-        cpu_before = worker_cpu_seconds(worker.pid)
-        started = time.perf_counter()
-        requested = time.time()
-        batch = services.batch_submit(user=None, files=files, user_query="Defects?", descriptions={},
-                                      model="inspector")
-        submitted = time.perf_counter() - started
-        wait_finished(batch, Batch.ACTIVE_STATUSES, started, what="batch", log=lambda: bench.log_tail(name))
-        elapsed = time.perf_counter() - started
-        cpu = worker_cpu_seconds(worker.pid) - cpu_before
-        by_run = {}
-        for run in BatchImage.objects.filter(batch=batch).values_list("claimed_by_id", flat=True):
-            by_run[run] = by_run.get(run, 0) + 1
-        share = ", ".join(f"{'batch run' if run == batch.execution_id else f'chunk {run}'}: {n}"
-                          for run, n in sorted(by_run.items(), key=lambda item: -item[1]))
-        analysed = (batch.completed_at - batch.started_at).total_seconds()
-        print(f"[workers] {processes} worker process(es), VISION_OCR={mode}: {len(files)} images uploaded, analysed and reported in "
-              f"{elapsed:.2f} s = {len(files) / elapsed:.1f} images/s (upload {submitted:.2f} s; analysis and "
-              f"report in the worker {analysed:.2f} s = {len(files) / analysed:.1f} images/s); status {batch.status}; "
-              f"{len(batch.chunk_execution_ids)} chunk runs queued; images per run: {share}; the worker's processes used "
-              f"{cpu:.2f} CPU-s = {len(files) / cpu:.1f} images per CPU-second", flush=True)
-        wait_for_runs = time.monotonic() + 60  # the chunk runs' own finish may come after the batch's
-        while Execution.objects.filter(pk__in=batch.chunk_execution_ids, status__in=Execution.ACTIVE_STATUSES).exists():
-            if time.monotonic() > wait_for_runs:
-                break
-            time.sleep(0.1)
-        run = Execution.objects.get(pk=batch.execution_id)
-        print(f"[workers] timeline, {timeline(requested, run, [batch])}; uptime: {uptime()}", flush=True)
-        deadline = time.monotonic() + 60
-        while Execution.objects.filter(pk__in=batch.chunk_execution_ids, status__in=Execution.ACTIVE_STATUSES).exists():
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        _one_batch(bench, name, worker, files, processes, label="first batch, cold worker")
+        if os.environ.get("BENCH_CRON_WARM", "1") != "0":
+            _one_batch(bench, name, worker, files, processes, label="warm worker")
     finally:
         for label, process in list(bench.processes):
             if label == name:
                 bench.stop_process(label, process)
                 bench.processes.remove((label, process))
+
+
+def _one_batch(bench, name: str, worker, files, processes: int, *, label: str) -> None:
+    from scheduling.models import Execution
+    from vision_pipeline import services
+    from vision_pipeline.models import Batch, BatchImage
+
+    mode = os.environ.setdefault("VISION_OCR", "auto")  # the default install's setting unless given
+    from benchmarks.bench_vision_cron import timeline, uptime, wait_finished, worker_cpu_seconds
+
+    cpu_before = worker_cpu_seconds(worker.pid)
+    started = time.perf_counter()
+    requested = time.time()
+    batch = services.batch_submit(user=None, files=files, user_query="Defects?", descriptions={},
+                                  model="inspector")
+    submitted = time.perf_counter() - started
+    wait_finished(batch, Batch.ACTIVE_STATUSES, started, what="batch", log=lambda: bench.log_tail(name))
+    elapsed = time.perf_counter() - started
+    cpu = worker_cpu_seconds(worker.pid) - cpu_before
+    by_run = {}
+    for run in BatchImage.objects.filter(batch=batch).values_list("claimed_by_id", flat=True):
+        by_run[run] = by_run.get(run, 0) + 1
+    share = ", ".join(f"{'batch run' if run == batch.execution_id else f'chunk {run}'}: {n}"
+                      for run, n in sorted(by_run.items(), key=lambda item: -item[1]))
+    analysed = (batch.completed_at - batch.started_at).total_seconds()
+    print(f"[workers] {processes} worker process(es), {label}, VISION_OCR={mode}: {len(files)} images uploaded, "
+          f"analysed and reported in {elapsed:.2f} s = {len(files) / elapsed:.1f} images/s (upload {submitted:.2f} s; "
+          f"analysis and report in the worker {analysed:.2f} s = {len(files) / analysed:.1f} images/s); status "
+          f"{batch.status}; {len(batch.chunk_execution_ids)} chunk runs queued; images per run: {share}; the worker's "
+          f"processes used {cpu:.2f} CPU-s = {len(files) / cpu:.1f} images per CPU-second", flush=True)
+    deadline = time.monotonic() + 60  # the chunk runs' own finish may come after the batch's
+    while Execution.objects.filter(pk__in=batch.chunk_execution_ids, status__in=Execution.ACTIVE_STATUSES).exists():
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    run = Execution.objects.get(pk=batch.execution_id)
+    print(f"[workers] timeline, {timeline(requested, run, [batch])}; uptime: {uptime()}", flush=True)
 
 
 if __name__ == "__main__":

@@ -12,15 +12,22 @@ rows of small, high-contrast strokes.
    letters of a word or line merge into one blob, on the image and on its
    transpose (vertical text).
 3. A blob counts as a text line when it is a few pixels to a fifth of the
-   image high, at least ``MIN_ASPECT`` times as wide as high, mostly filled,
-   and its middle row crosses strokes often (letters, not a seam or a crack:
-   a crack is one long dark line whose middle row crosses twice).
+   image high, at least ``MIN_ASPECT`` times as wide as high and
+   ``MIN_WIDTH_PX`` wide, mostly filled, and its middle row crosses strokes
+   often (letters, not a seam or a crack: a crack is one long dark line whose
+   middle row crosses twice).
 
 Calibrated on the generated photos of vision_pipeline.samples (every
 inspection variant: 0 lines; every printed page, tilted up to 4°: ≥ 2) and
 kept honest by tests/vision/test_text_detector.py. It errs toward yes: a
-false yes only costs OCR's time, a false no loses text; ``VISION_OCR=on`` or
-the ``ocr`` analyzer read every image when that is not acceptable.
+false yes only costs OCR's time (and, the first time in a worker process,
+OCR's ~150 MB engine), a false no loses text; ``VISION_OCR=on`` or the
+``ocr`` analyzer read every image when that is not acceptable. The one
+thing it does not look for: a photo whose only text is a word narrower than
+``MIN_WIDTH_PX`` (about a twentieth of the photo's long side). Specks of
+texture that narrow made 7 of 100 inspection photos of 1633 x 1225 pass,
+each then read by OCR for nothing (docs/benchmarks.md, "the text check's
+false yeses"); the narrowest line of any page of text measured 77 px.
 """
 from __future__ import annotations
 
@@ -28,6 +35,7 @@ from vision_pipeline.images import opencv
 
 MIN_LINES = 1
 MIN_ASPECT = 2.5
+MIN_WIDTH_PX = 24  # on the check's copy: ~4 characters at the smallest height (the specks of texture: 10-21 px)
 MIN_FILL = 0.45
 CHECK_SIDE = 512  # the check's copy, long side: half the working copy, a quarter of its pixels
 MIN_HEIGHT_PX = 4  # on that copy; text smaller than this is near OCR's own limit on the working copy
@@ -64,6 +72,8 @@ def _lines(strokes, bar: int) -> int:
     found = 0
     for x, y, width, box_height, area in stats[1:]:
         if box_height < MIN_HEIGHT_PX or box_height > height * MAX_HEIGHT_SHARE or width < MIN_ASPECT * box_height:
+            continue
+        if width < MIN_WIDTH_PX:
             continue
         if area < MIN_FILL * width * box_height:
             continue
