@@ -15,7 +15,8 @@ Targets: started_at − created_at p50 < 100 ms and p99 < 500 ms.
 Open loop (``BENCH_RATE`` > 0, issue 30 target 4): run requests sent on a
 fixed schedule whatever the answers, ``BENCH_RATE`` per second for
 ``BENCH_SECONDS``, spread over 10 jobs (overlap "allow"), one worker with 2
-processes. Through the services (``job_execute`` from client threads, one
+processes; each client thread first sends one unmeasured request (its
+connection opened, as a web process's threads hold theirs). Through the services (``job_execute`` from client threads, one
 database connection each) and through the HTTP API
 (``POST /api/v1/jobs/{id}/execute`` with a JWT, against
 ``gunicorn jobsite.wsgi`` with ``BENCH_WEB_WORKERS`` processes). Per request:
