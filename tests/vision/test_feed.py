@@ -54,7 +54,7 @@ def test_images_are_added_as_they_land_while_the_runs_thread_is_busy(external, t
     feed.start()
     try:
         # then, with no pump from the run's thread, the five others are added as they land
-        wait_for(lambda: rows(batch) == 5, timeout=20, message="the landed images' rows")
+        wait_for(lambda: rows(batch) == 5 and feed.added == 5, timeout=20, message="the landed images' rows")
         assert not feed.arrived
         # and the run's thread is told of them once
         assert feed.pump() == 5 and feed.pump() == 0

@@ -148,9 +148,10 @@ class ImageFeed:
                                    description=descriptions.get(document.name, ""),
                                    size_bytes=target.stat().st_size))
         BatchImage.objects.bulk_create(rows)
-        self.added += len(rows)
-        # only now: a feed "arrived" has every row in the batch
+        # only now: a feed that has "arrived" has every row in the batch (and before
+        # ``added``: a pump that reports the last rows finds the feed arrived)
         self._waiting = [future for future in self._waiting if future not in done]
+        self.added += len(rows)
         return len(rows)
 
     def _fetch(self, index: int, document: external.Document) -> tuple[int, external.Document, Path]:
