@@ -26,8 +26,8 @@ OCR's ~150 MB engine), a false no loses text; ``VISION_OCR=on`` or the
 thing it does not look for: a photo whose only text is a word narrower than
 ``MIN_WIDTH_PX`` (about a twentieth of the photo's long side). Specks of
 texture that narrow made 7 of 100 inspection photos of 1633 x 1225 pass,
-each then read by OCR for nothing (docs/benchmarks.md, "the text check's
-false yeses"); the narrowest line of any page of text measured 77 px.
+each then read by OCR for nothing (docs/benchmarks.md, 2026-12-08); the
+narrowest line of any page of text measured 77 px.
 """
 from __future__ import annotations
 
