@@ -146,10 +146,13 @@ def process_one(analysis: external.Analysis, *, config: ProcessorConfig, workdir
             )
             result["batch_id"] = str(batch.pk)
             try:
+                if spread:
+                    # Queued before the downloads start: queueing a run from this thread while
+                    # 8 download threads share its GIL took ~40 ms a run, against ~3 ms
+                    # without them (docs/benchmarks.md, 2026-12-08).
+                    batch_fan_out(batch=batch, execution=execution)  # their ids are on the batch
                 feed = ImageFeed(batch, analysis.images, store=spread, workdir=workdir, key=key,
                                  api_url=config.external_api_get_url).start()
-                if spread:
-                    batch_fan_out(batch=batch, execution=execution)  # their ids are on the batch
                 batch = batch_analyze(batch=batch, feed=feed, deadline=deadline,
                                       timeout_seconds=config.analysis_timeout_seconds, execution=execution,
                                       progress=progress)
