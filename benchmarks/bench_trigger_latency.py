@@ -16,9 +16,9 @@ Open loop (``BENCH_RATE`` > 0, issue 30 target 4): run requests sent on a
 fixed schedule whatever the answers, ``BENCH_RATE`` per second for
 ``BENCH_SECONDS``, spread over 10 jobs (overlap "allow"), one worker with 2
 processes; each client thread first sends one unmeasured request (its
-connection opened, as a web process's threads hold theirs). Through the services (``job_execute`` from client threads, one
-database connection each) and through the HTTP API
-(``POST /api/v1/jobs/{id}/execute`` with a JWT, against
+connection opened, as a web process's threads hold theirs). Through the
+services (``job_execute`` from client threads, one database connection each)
+and through the HTTP API (``POST /api/v1/jobs/{id}/execute`` with a JWT, against
 ``gunicorn jobsite.wsgi`` with ``BENCH_WEB_WORKERS`` processes). Per request:
 request → running (``started_at`` − the moment the request was due to be
 sent: a request sent late counts its wait) and queued → running
@@ -210,7 +210,8 @@ def open_loop_report(label: str, results: list, bench) -> dict:
             for due, sent, answered, execution_id, error in results:
                 row = rows.get(execution_id) or {}
                 if row.get("started_at") is not None:
-                    trace.write(f"{due},{sent},{answered},{row['created_at'].timestamp()},{row['started_at'].timestamp()}\n")
+                    created, started = row["created_at"].timestamp(), row["started_at"].timestamp()
+                    trace.write(f"{due},{sent},{answered},{created},{started}\n")
     header(f"{label}: summary")
     print(f"{len(results)} requests, {len(errors)} errors, {len(waiting)} runs not started; load {os.getloadavg()}")
     for error in sorted(set(errors))[:5]:

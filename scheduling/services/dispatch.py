@@ -249,9 +249,6 @@ class RecordedRun(NamedTuple):
     scheduled_for: datetime
 
 
-_RECORDED = ("id", "job_id", "celery_task_id", "scheduled_for")  # RecordedRun's columns
-
-
 def _fires_recorded(bulk: list[tuple[Job, ScheduledFire]], rows: list[dict],
                     inserted: list[tuple[int, int]] | None) -> list[tuple[RecordedRun, Job]]:
     """(run, job) of the executions just inserted for ``bulk``, in the order
@@ -267,7 +264,8 @@ def _fires_recorded(bulk: list[tuple[Job, ScheduledFire]], rows: list[dict],
         by_due.setdefault(row["scheduled_for"], []).append(row["job_id"])
     found = {}
     for due, job_ids in by_due.items():
-        for values in _in_chunks(Execution.objects.filter(scheduled_for=due), "job_id", job_ids, *_RECORDED):
+        for values in _in_chunks(Execution.objects.filter(scheduled_for=due), "job_id", job_ids,
+                                 *RecordedRun._fields):
             run = RecordedRun(*values)
             found[(run.job_id, due)] = run
     return [(found[(row["job_id"], row["scheduled_for"])], jobs[row["job_id"]]) for row in rows]

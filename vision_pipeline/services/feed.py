@@ -132,27 +132,24 @@ class ImageFeed:
     def _add_landed(self) -> int:
         """Add the images that landed since the last call; how many."""
         with self._lock:
-            return self._add_landed_locked()
-
-    def _add_landed_locked(self) -> int:
-        done = [future for future in self._waiting if future.done()]
-        if not done:
-            return 0
-        landed = sorted((future.result() for future in done), key=lambda item: item[0])
-        descriptions = self.batch.descriptions or {}
-        rows = []
-        for index, document, target in landed:
-            self.paths[index] = target
-            rows.append(BatchImage(batch=self.batch, position=index, filename=document.name[:255],
-                                   stored_name=target.name if self.store else "",
-                                   description=descriptions.get(document.name, ""),
-                                   size_bytes=target.stat().st_size))
-        BatchImage.objects.bulk_create(rows)
-        # only now: a feed that has "arrived" has every row in the batch (and before
-        # ``added``: a pump that reports the last rows finds the feed arrived)
-        self._waiting = [future for future in self._waiting if future not in done]
-        self.added += len(rows)
-        return len(rows)
+            done = [future for future in self._waiting if future.done()]
+            if not done:
+                return 0
+            landed = sorted((future.result() for future in done), key=lambda item: item[0])
+            descriptions = self.batch.descriptions or {}
+            rows = []
+            for index, document, target in landed:
+                self.paths[index] = target
+                rows.append(BatchImage(batch=self.batch, position=index, filename=document.name[:255],
+                                       stored_name=target.name if self.store else "",
+                                       description=descriptions.get(document.name, ""),
+                                       size_bytes=target.stat().st_size))
+            BatchImage.objects.bulk_create(rows)
+            # only now: a feed that has "arrived" has every row in the batch (and before
+            # ``added``: a pump that reports the last rows finds the feed arrived)
+            self._waiting = [future for future in self._waiting if future not in done]
+            self.added += len(rows)
+            return len(rows)
 
     def _fetch(self, index: int, document: external.Document) -> tuple[int, external.Document, Path]:
         target = self.directory / external.safe_filename(document.name, index)
